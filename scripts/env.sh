@@ -1,0 +1,38 @@
+# Sourced by scripts/demo, scripts/test and .ci/run: makes this machine ready, idempotently.
+#  - Debian packages the project needs on the host (the Asterisk sandbox root builder, Chromium
+#    and CJK fonts for the browser tests), installed with apt-get when missing;
+#  - a virtualenv in .venv with the pinned Python dependencies, reinstalled when pyproject changes.
+# The Asterisk root itself is built by `cti sandbox up` (cached in ~/.cache/cti).
+set -euo pipefail
+CTI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$CTI_ROOT"
+
+_need_debs=()
+for spec in debootstrap:debootstrap mmdebstrap:mmdebstrap chromium:chromium \
+            fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc; do
+    pkg="${spec%%:*}"; probe="${spec#*:}"
+    if [[ "$probe" == /* ]]; then [[ -e "$probe" ]] || _need_debs+=("$pkg")
+    else command -v "$probe" >/dev/null 2>&1 || _need_debs+=("$pkg"); fi
+done
+if (( ${#_need_debs[@]} )); then
+    echo "env: installing Debian packages: ${_need_debs[*]}" >&2
+    if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+        "${_need_debs[@]}" >/dev/null
+fi
+
+PY="${CTI_PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+    echo "env: creating .venv" >&2
+    "$PY" -m venv .venv
+fi
+_stamp=".venv/.cti-deps-$(sha256sum pyproject.toml | cut -c1-16)"
+if [[ ! -e "$_stamp" ]]; then
+    echo "env: installing Python dependencies into .venv" >&2
+    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    .venv/bin/python -m pip install -q -e '.[dev]'
+    rm -f .venv/.cti-deps-*
+    touch "$_stamp"
+fi
+export PATH="$CTI_ROOT/.venv/bin:$PATH"
