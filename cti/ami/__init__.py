@@ -1,0 +1,1 @@
+"""The AMI link to Asterisk: the only package that imports panoramisk."""

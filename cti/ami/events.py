@@ -1,0 +1,358 @@
+"""AMI events as typed, frozen objects, parsed where they arrive.
+
+Each class is named like the Asterisk event it parses, so it greps against Asterisk's docs. Events
+the server does not use parse to None and go no further. A required header that is missing raises
+ProtocolError (the AMI client counts and logs it); it is never silently ''.
+"""
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cti.errors import ProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class AmiEvent:
+    """Base of every item on the event stream; `timestamp` is Unix time in seconds (UTC)."""
+
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEvent(AmiEvent):
+    """An event about one channel, keyed by Asterisk's own ids."""
+
+    channel: str
+    uniqueid: str
+    linkedid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Newchannel(ChannelEvent):
+    """A channel was created."""
+
+    caller_num: str
+    caller_name: str
+    context: str
+    exten: str
+
+
+@dataclass(frozen=True, slots=True)
+class Newexten(ChannelEvent):
+    """A channel executes a dialplan priority."""
+
+    context: str
+    exten: str
+    priority: int
+    application: str
+    app_data: str
+    caller_num: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup(ChannelEvent):
+    """A channel was hung up."""
+
+    cause: int
+    cause_txt: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerJoin(ChannelEvent):
+    """A caller joined a queue."""
+
+    queue: str
+    position: int
+    count: int
+    caller_num: str
+    caller_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerLeave(ChannelEvent):
+    """A caller left a queue (answered or not)."""
+
+    queue: str
+    position: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerAbandon(ChannelEvent):
+    """A caller left a queue without an agent (hang-up, timeout or empty queue)."""
+
+    queue: str
+    position: int
+    original_position: int
+    hold_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent(ChannelEvent):
+    """A queue event about the caller's channel and one member (agent)."""
+
+    queue: str
+    member_name: str
+    interface: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCalled(AgentEvent):
+    """The queue rings a member for this caller."""
+
+    dest_uniqueid: str
+    dest_channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRingNoAnswer(AgentEvent):
+    """A member did not answer in time; `ring_time_ms` is in milliseconds."""
+
+    ring_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConnect(AgentEvent):
+    """A member answered; `hold_time` and `ring_time` are whole seconds."""
+
+    hold_time: int
+    ring_time: int
+    dest_uniqueid: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentComplete(AgentEvent):
+    """A queue call ended; `reason` is caller, agent or transfer."""
+
+    hold_time: int
+    talk_time: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentDump(AgentEvent):
+    """A member hung up while being rung."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberEvent(AmiEvent):
+    """A change to a queue member (agent) and its state."""
+
+    queue: str
+    member_name: str
+    interface: str
+    status: int
+    paused: bool
+    paused_reason: str
+    in_call: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberStatus(QueueMemberEvent):
+    """A member's device or pause state changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberAdded(QueueMemberEvent):
+    """A member logged in to a queue."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberRemoved(AmiEvent):
+    """A member logged out of a queue."""
+
+    queue: str
+    member_name: str
+    interface: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMemberPause(QueueMemberEvent):
+    """A member was paused or unpaused."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent(AmiEvent):
+    """A UserEvent() raised by our dialplan (e.g. CtiQueueResult)."""
+
+    name: str
+    uniqueid: str
+    linkedid: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FullyBooted(AmiEvent):
+    """Asterisk is fully booted (sent after every login too)."""
+
+    uptime: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown(AmiEvent):
+    """Asterisk is shutting down."""
+
+    restart: bool
+
+
+# -- markers the AMI client adds to the stream (not Asterisk events) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp(AmiEvent):
+    """Logged in and Asterisk is fully booted; live state must be rebuilt now."""
+
+    reconnect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown(AmiEvent):
+    """The AMI connection is gone; events are lost until the next LinkUp."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamGap(AmiEvent):
+    """The bounded event queue overflowed and `dropped` events were discarded."""
+
+    dropped: int
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+Msg = Mapping[str, Any]
+
+
+def _ts(m: Msg) -> float:
+    # timestampevents=yes in manager.conf gives every event a Timestamp; without it, arrival time.
+    ts = m.get("Timestamp")
+    return float(ts) if ts else time.time()
+
+
+def _int(m: Msg, key: str, default: int | None = None) -> int:
+    raw = m.get(key)
+    if raw is None or raw == "":
+        if default is None:
+            raise KeyError(key)
+        return default
+    return int(raw)
+
+
+def _ch(m: Msg) -> tuple[float, str, str, str]:
+    return _ts(m), m["Channel"], m["Uniqueid"], m["Linkedid"]
+
+
+def _member(m: Msg) -> tuple[str, str, str]:
+    return m["Queue"], m.get("MemberName") or m["Interface"], m["Interface"]
+
+
+def _qm(m: Msg) -> tuple[float, str, str, str, int, bool, str, bool]:
+    return (
+        _ts(m),
+        m["Queue"],
+        m.get("MemberName") or m["Interface"],
+        m["Interface"],
+        _int(m, "Status", 0),
+        m.get("Paused") == "1",
+        m.get("PausedReason", ""),
+        m.get("InCall") == "1",
+    )
+
+
+_STANDARD = {
+    "Event", "Privilege", "Timestamp", "SystemName", "Channel", "ChannelState", "ChannelStateDesc",
+    "CallerIDNum", "CallerIDName", "ConnectedLineNum", "ConnectedLineName", "Language",
+    "AccountCode", "Context", "Exten", "Priority", "Uniqueid", "Linkedid", "UserEvent",
+}  # fmt: skip
+
+
+def _user_event(m: Msg) -> UserEvent:
+    fields = {k: v for k, v in m.items() if k not in _STANDARD and isinstance(v, str)}
+    return UserEvent(_ts(m), m["UserEvent"], m.get("Uniqueid", ""), m.get("Linkedid", ""), fields)
+
+
+_PARSERS: dict[str, Callable[[Msg], AmiEvent]] = {
+    "Newchannel": lambda m: Newchannel(
+        *_ch(m), m.get("CallerIDNum", ""), m.get("CallerIDName", ""), m["Context"], m["Exten"]
+    ),
+    "Newexten": lambda m: Newexten(
+        *_ch(m),
+        m["Context"],
+        m["Exten"],
+        _int(m, "Priority"),
+        m.get("Application", ""),
+        m.get("AppData", ""),
+        m.get("CallerIDNum", ""),
+        m.get("CallerIDName", ""),
+    ),
+    "Hangup": lambda m: Hangup(*_ch(m), _int(m, "Cause", 0), m.get("Cause-txt", "")),
+    "QueueCallerJoin": lambda m: QueueCallerJoin(
+        *_ch(m),
+        m["Queue"],
+        _int(m, "Position"),
+        _int(m, "Count"),
+        m.get("CallerIDNum", ""),
+        m.get("CallerIDName", ""),
+    ),
+    "QueueCallerLeave": lambda m: QueueCallerLeave(
+        *_ch(m), m["Queue"], _int(m, "Position"), _int(m, "Count")
+    ),
+    "QueueCallerAbandon": lambda m: QueueCallerAbandon(
+        *_ch(m),
+        m["Queue"],
+        _int(m, "Position"),
+        _int(m, "OriginalPosition"),
+        _int(m, "HoldTime"),
+    ),
+    "AgentCalled": lambda m: AgentCalled(
+        *_ch(m), *_member(m), m.get("DestUniqueid", ""), m.get("DestChannel", "")
+    ),
+    "AgentRingNoAnswer": lambda m: AgentRingNoAnswer(*_ch(m), *_member(m), _int(m, "RingTime")),
+    "AgentConnect": lambda m: AgentConnect(
+        *_ch(m),
+        *_member(m),
+        _int(m, "HoldTime"),
+        _int(m, "RingTime", 0),
+        m.get("DestUniqueid", ""),
+    ),
+    "AgentComplete": lambda m: AgentComplete(
+        *_ch(m),
+        *_member(m),
+        _int(m, "HoldTime"),
+        _int(m, "TalkTime"),
+        m.get("Reason", ""),
+    ),
+    "AgentDump": lambda m: AgentDump(*_ch(m), *_member(m)),
+    "QueueMemberStatus": lambda m: QueueMemberStatus(*_qm(m)),
+    "QueueMemberAdded": lambda m: QueueMemberAdded(*_qm(m)),
+    "QueueMemberPause": lambda m: QueueMemberPause(*_qm(m)),
+    "QueueMemberRemoved": lambda m: QueueMemberRemoved(
+        _ts(m), m["Queue"], m.get("MemberName") or m["Interface"], m["Interface"]
+    ),
+    "UserEvent": _user_event,
+    "FullyBooted": lambda m: FullyBooted(_ts(m), _int(m, "Uptime", 0)),
+    "Shutdown": lambda m: Shutdown(_ts(m), m.get("Restart", "") == "True"),
+}
+
+
+def parse_event(message: Msg) -> AmiEvent | None:
+    """The typed event for an AMI event frame, or None for events the server does not use."""
+    name = message.get("Event")
+    parser = _PARSERS.get(name) if isinstance(name, str) else None
+    if parser is None:
+        return None
+    try:
+        return parser(message)
+    except KeyError as exc:
+        raise ProtocolError(f"{name} event without header {exc.args[0]}") from exc
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"{name} event with a malformed header: {exc}") from exc
+
+
+def known_events() -> frozenset[str]:
+    """Names of the AMI events the server parses."""
+    return frozenset(_PARSERS)

@@ -1,0 +1,131 @@
+"""The `cti` command.
+
+This module is the composition root: it is the one place in `cti/` that reaches into `desk/` (the
+web application), and only inside the commands that start it.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cti.errors import CtiError
+
+logger = logging.getLogger("cti")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """`cti sandbox up|down|status|restart|purge`."""
+    from cti.sandbox import Instance
+
+    inst = Instance(args.name)
+    if args.action == "up":
+        inst.up(ami_port=args.ami_port, sip_port=args.sip_port, agi_port=args.agi_port)
+    elif args.action == "down":
+        inst.down()
+    elif args.action == "restart":
+        inst.restart()
+    elif args.action == "purge":
+        inst.purge()
+    status = inst.status()
+    if args.json or args.action == "status":
+        if args.json:
+            print(json.dumps(status, indent=2))
+        else:
+            for key, value in status.items():
+                if key not in ("ami_secret", "sim_secret"):
+                    print(f"{key:12} {value}")
+    else:
+        print(f"sandbox {args.name}: {'running' if status['running'] else 'stopped'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`cti serve`: the CTI server (AMI link, call tracker, FastAGI, web)."""
+    from desk.app import run_server
+
+    from cti.settings import load_settings
+
+    settings = load_settings(args.config)
+    asyncio.run(run_server(settings))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """`cti demo`: sandbox + server + simulated traffic, until Ctrl-C."""
+    from desk.demo import run_demo
+
+    return asyncio.run(run_demo(args))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """`cti simulate`: drive the sandbox with callers and agents and print a summary."""
+    from cti.simulate import SimulationPlan, run_simulation_cli
+
+    plan = SimulationPlan.from_args(args)
+    return asyncio.run(run_simulation_cli(plan, args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every `cti` subcommand."""
+    p = argparse.ArgumentParser(prog="cti", description="CTI server for IT service desks")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--config", type=Path, help="TOML settings file")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("sandbox", help="the Asterisk 22 sandbox")
+    sb.add_argument("action", choices=["up", "down", "status", "restart", "purge"])
+    sb.add_argument(
+        "--name", default=None, help="instance name (default: CTI_SANDBOX or 'default')"
+    )
+    sb.add_argument("--json", action="store_true")
+    sb.add_argument("--ami-port", type=int)
+    sb.add_argument("--sip-port", type=int)
+    sb.add_argument("--agi-port", type=int)
+    sb.set_defaults(func=cmd_sandbox)
+
+    sv = sub.add_parser("serve", help="run the CTI server")
+    sv.set_defaults(func=cmd_serve)
+
+    dm = sub.add_parser("demo", help="sandbox + server + simulated callers and agents")
+    dm.add_argument("--calls", type=int, default=0, help="stop after N calls (0: run until Ctrl-C)")
+    dm.add_argument("--rate", type=float, default=0.2, help="new calls per second")
+    dm.set_defaults(func=cmd_demo)
+
+    sm = sub.add_parser("simulate", help="simulated callers and agents against the sandbox")
+    from cti.simulate import add_arguments
+
+    add_arguments(sm)
+    sm.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `cti` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    if getattr(args, "name", "") is None:
+        from cti.sandbox import default_instance_name
+
+        args.name = default_instance_name()
+    func: Handler = args.func
+    try:
+        return func(args)
+    except CtiError as exc:
+        print(f"cti: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

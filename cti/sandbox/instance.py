@@ -1,0 +1,325 @@
+"""One running Asterisk in the sandbox root: its ports, rendered configuration and process."""
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cti.errors import SandboxError
+from cti.sandbox.confedit import set_option
+from cti.sandbox.root import cache_dir, chroot_prefix, ensure_root
+
+logger = logging.getLogger(__name__)
+
+REPO_CONF = Path(__file__).resolve().parents[2] / "asterisk-conf"
+INSTANCES = "var/cti"
+# Ports the default instance prefers; any instance falls back to free ports.
+DEFAULT_PORTS = {"ami_port": 5038, "sip_port": 5060, "agi_port": 4573}
+
+
+def default_instance_name() -> str:
+    """The instance the demo and `cti serve` use when nothing else is configured."""
+    return os.environ.get("CTI_SANDBOX", "default")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass
+class InstanceState:
+    """What `cti sandbox status --json` prints and what clients need to reach the instance."""
+
+    name: str
+    ami_host: str
+    ami_port: int
+    ami_user: str
+    ami_secret: str
+    sim_user: str
+    sim_secret: str
+    sip_port: int
+    agi_host: str
+    agi_port: int
+    config_dir: str
+    queue_log: str
+    log_dir: str
+    root: str
+    pid: int | None = None
+
+
+class Instance:
+    """An Asterisk instance named `name` inside the sandbox root."""
+
+    def __init__(self, name: str, cache: Path | None = None) -> None:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise SandboxError(f"bad sandbox name {name!r}: letters, digits, - and _ only")
+        self.name = name
+        self.cache = cache or cache_dir()
+        self.root = self.cache / "asterisk-root"
+        self.inner = Path("/") / INSTANCES / name
+        self.dir = self.root / INSTANCES / name
+        self.state_file = self.dir / "state.json"
+
+    # -- state -------------------------------------------------------------------------------
+
+    def load(self) -> InstanceState | None:
+        """The saved state of this instance, or None if it was never set up."""
+        try:
+            return InstanceState(**json.loads(self.state_file.read_text()))
+        except FileNotFoundError:
+            return None
+
+    def _save(self, st: InstanceState) -> None:
+        self.state_file.write_text(json.dumps(asdict(st), indent=2))
+
+    def is_running(self) -> bool:
+        """True when the instance's Asterisk process is alive."""
+        st = self.load()
+        if st is None or st.pid is None:
+            return False
+        try:
+            os.kill(st.pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie or a recycled pid is not our Asterisk.
+        try:
+            cmdline = Path(f"/proc/{st.pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return b"asterisk" in cmdline and str(self.inner).encode() in cmdline
+
+    def status(self) -> dict[str, object]:
+        """State plus liveness, as a JSON-able dict."""
+        st = self.load()
+        out: dict[str, object] = {"name": self.name, "running": self.is_running()}
+        if st is not None:
+            out.update(asdict(st))
+        return out
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def up(
+        self,
+        *,
+        ami_port: int | None = None,
+        sip_port: int | None = None,
+        agi_port: int | None = None,
+        globals_: dict[str, str] | None = None,
+        timeout: float = 90.0,
+    ) -> InstanceState:
+        """Start the instance (building the root first if needed); a running one is left alone."""
+        if self.is_running():
+            st = self.load()
+            assert st is not None
+            return st
+        ensure_root(self.cache)
+        old = self.load()
+        st = self._plan(old, ami_port, sip_port, agi_port)
+        self._render(st, globals_ or {})
+        st.pid = self._spawn()
+        self._save(st)
+        self._wait_booted(st, timeout)
+        logger.info("sandbox %s up: AMI 127.0.0.1:%s pid %s", self.name, st.ami_port, st.pid)
+        return st
+
+    def _plan(
+        self, old: InstanceState | None, ami: int | None, sip: int | None, agi: int | None
+    ) -> InstanceState:
+        def pick(key: str, asked: int | None) -> int:
+            if asked:
+                return asked
+            if old is not None:
+                prev = int(getattr(old, key))
+                if _port_free(prev):
+                    return prev
+            if self.name == "default" and _port_free(DEFAULT_PORTS[key]):
+                return DEFAULT_PORTS[key]
+            return free_port()
+
+        d = self.dir
+        return InstanceState(
+            name=self.name,
+            ami_host="127.0.0.1",
+            ami_port=pick("ami_port", ami),
+            ami_user="cti",
+            ami_secret=old.ami_secret if old else secrets.token_urlsafe(18),
+            sim_user="sim",
+            sim_secret=old.sim_secret if old else secrets.token_urlsafe(18),
+            sip_port=pick("sip_port", sip),
+            agi_host="127.0.0.1",
+            agi_port=pick("agi_port", agi),
+            config_dir=str(d / "etc"),
+            queue_log=str(d / "log" / "queue_log"),
+            log_dir=str(d / "log"),
+            root=str(self.root),
+        )
+
+    def _render(self, st: InstanceState, globals_: dict[str, str]) -> None:
+        """Copy asterisk-conf/ into the instance and set only its site-specific options."""
+        etc = self.dir / "etc"
+        if etc.exists():
+            shutil.rmtree(etc)
+        shutil.copytree(REPO_CONF, etc)
+        for sub in ("run", "log", "spool", "lib", "cache"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        inner = self.inner
+        edits: dict[str, list[tuple[str, str, str]]] = {
+            "asterisk.conf": [
+                ("directories", "astetcdir", f"{inner}/etc"),
+                ("directories", "astrundir", f"{inner}/run"),
+                ("directories", "astlogdir", f"{inner}/log"),
+                ("directories", "astspooldir", f"{inner}/spool"),
+                ("directories", "astdbdir", f"{inner}/lib"),
+                ("directories", "astcachedir", f"{inner}/cache"),
+            ],
+            "manager.conf": [
+                ("general", "port", str(st.ami_port)),
+                ("general", "bindaddr", "127.0.0.1"),
+                ("cti", "secret", st.ami_secret),
+            ],
+            "pjsip.conf": [("transport-udp", "bind", f"127.0.0.1:{st.sip_port}")],
+            "extensions.conf": [
+                ("globals", "CTI_AGI_HOST", st.agi_host),
+                ("globals", "CTI_AGI_PORT", str(st.agi_port)),
+                *(("globals", k, v) for k, v in globals_.items()),
+            ],
+            "sim/manager_sim.conf": [("sim", "secret", st.sim_secret)],
+        }
+        for fname, changes in edits.items():
+            path = etc / fname
+            text = path.read_text()
+            for section, key, value in changes:
+                text = set_option(text, section, key, value)
+            path.write_text(text)
+        # The sandbox adds the simulation on top of exactly what a site deploys.
+        for fname, include in (
+            ("extensions.conf", "sim/extensions_sim.conf"),
+            ("manager.conf", "sim/manager_sim.conf"),
+        ):
+            with (etc / fname).open("a") as fh:
+                fh.write(f'\n; --- sandbox only ---\n#include "{include}"\n')
+
+    def _asterisk(self, *args: str) -> list[str]:
+        return [
+            *chroot_prefix(self.root),
+            "/usr/sbin/asterisk",
+            "-C",
+            f"{self.inner}/etc/asterisk.conf",
+            *args,
+        ]
+
+    def _spawn(self) -> int:
+        console = (self.dir / "log" / "console.log").open("ab")
+        args = ["-f", "-n"]
+        if os.geteuid() == 0:
+            args += ["-U", "root"]
+        proc = subprocess.Popen(
+            self._asterisk(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        console.close()
+        return proc.pid
+
+    def cli(self, command: str, timeout: float = 30.0) -> str:
+        """Run an Asterisk CLI command on the instance and return its output."""
+        proc = subprocess.run(
+            self._asterisk("-rx", command),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise SandboxError(f"asterisk -rx {command!r}: {proc.stderr or proc.stdout}")
+        return proc.stdout
+
+    def _wait_booted(self, st: InstanceState, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                raise SandboxError(f"Asterisk exited during start-up; see {st.log_dir}/console.log")
+            try:
+                out = self.cli(
+                    "core waitfullybooted", timeout=max(1.0, deadline - time.monotonic())
+                )
+                if "fully booted" in out.lower():
+                    return
+                last = out
+            except (SandboxError, subprocess.TimeoutExpired) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise SandboxError(f"Asterisk did not boot within {timeout:.0f}s: {last}")
+
+    def down(self, timeout: float = 20.0) -> None:
+        """Stop the instance's Asterisk (hanging up its calls); a stopped one is left alone."""
+        st = self.load()
+        if st is None or st.pid is None or not self.is_running():
+            return
+        try:
+            self.cli("core stop now", timeout=timeout)
+        except (SandboxError, subprocess.TimeoutExpired):
+            logger.warning("sandbox %s: CLI stop failed, killing pid %s", self.name, st.pid)
+        deadline = time.monotonic() + timeout
+        while self.is_running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.is_running():
+            os.killpg(st.pid, signal.SIGKILL)
+        _reap(st.pid)
+        st.pid = None
+        self._save(st)
+
+    def kill(self) -> None:
+        """SIGKILL Asterisk (a crash, for tests)."""
+        st = self.load()
+        if st is not None and st.pid is not None and self.is_running():
+            os.killpg(st.pid, signal.SIGKILL)
+            _reap(st.pid)
+
+    def restart(self, timeout: float = 90.0) -> InstanceState:
+        """Stop and start again on the same ports and files (queue_log keeps growing)."""
+        st = self.load()
+        if st is None:
+            raise SandboxError(f"sandbox {self.name} was never started")
+        self.down()
+        self._render(st, {})
+        st.pid = self._spawn()
+        self._save(st)
+        self._wait_booted(st, timeout)
+        return st
+
+    def purge(self) -> None:
+        """Stop the instance and delete its folder."""
+        self.down()
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

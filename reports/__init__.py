@@ -1,0 +1,1 @@
+"""Metrics and reports, computed from the call journal and the desk records only."""
