@@ -1,0 +1,1 @@
+"""The call journal: one record per call, as Asterisk handled it."""

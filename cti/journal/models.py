@@ -1,0 +1,100 @@
+"""SQLAlchemy models of the call journal."""
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, Dialect, Float, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite keeps naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Refuse naive datetimes; store UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Always return an aware UTC datetime."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Call(Base):
+    """One call, from arrival to hang-up, keyed by the caller channel's Uniqueid."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(150), unique=True)
+    linkedid: Mapped[str] = mapped_column(String(150), index=True)
+    channel: Mapped[str] = mapped_column(String(200), default="")
+    caller_number: Mapped[str] = mapped_column(String(80), default="")
+    caller_name: Mapped[str] = mapped_column(String(200), default="")
+    dialled_number: Mapped[str] = mapped_column(String(80), default="")
+    arrived_at: Mapped[datetime] = mapped_column(index=True)
+    ivr_entered_at: Mapped[datetime | None]
+    ivr_left_at: Mapped[datetime | None]
+    queued_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    talk_ended_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
+    queue: Mapped[str | None] = mapped_column(String(80), index=True)
+    agent: Mapped[str | None] = mapped_column(String(80), index=True)
+    # Each offer to an agent: {"agent", "interface", "at", "ended_at", "result"} (times as ISO).
+    offers: Mapped[list[Any]] = mapped_column(default=list)
+    ring_no_answer: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str | None] = mapped_column(String(20), index=True)
+    queue_status: Mapped[str | None] = mapped_column(String(20))
+    complete_reason: Mapped[str | None] = mapped_column(String(20))
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    incident_number: Mapped[str | None] = mapped_column(String(20), index=True)
+    source: Mapped[str] = mapped_column(String(12), default="ami")
+    # Names of the fields that were inferred (snapshot, queue_log) rather than observed live.
+    inferred: Mapped[list[Any]] = mapped_column(default=list)
+    # The tracker's working state while the call is live (so a restarted server can resume it).
+    live_state: Mapped[dict[str, Any] | None]
+    updated_at: Mapped[datetime]
+
+
+class LinkOutage(Base):
+    """A period when the server did not see Asterisk's events (AMI down, server not running)."""
+
+    __tablename__ = "link_outages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    reconciled_calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JournalMeta(Base):
+    """Small key/value state of the journal (queue_log read position, last event time)."""
+
+    __tablename__ = "journal_meta"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,119 @@
+"""Journal queries. Functions take a session and never commit on their own."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cti.journal.models import Call, JournalMeta, LinkOutage
+
+_UPDATABLE = [c.name for c in Call.__table__.columns if c.name not in ("id", "uniqueid")]
+
+
+async def upsert_calls(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or update call rows by Uniqueid (one statement, executemany)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        pg = postgresql.insert(Call)
+        stmt: Any = pg.on_conflict_do_update(
+            index_elements=["uniqueid"], set_={c: pg.excluded[c] for c in _UPDATABLE}
+        )
+    else:
+        lite = sqlite.insert(Call)
+        stmt = lite.on_conflict_do_update(
+            index_elements=["uniqueid"], set_={c: lite.excluded[c] for c in _UPDATABLE}
+        )
+    await session.execute(stmt, list(rows))
+
+
+async def open_calls(session: AsyncSession) -> Sequence[Call]:
+    """Calls the journal still holds as live (no end time)."""
+    result = await session.scalars(select(Call).where(Call.ended_at.is_(None)))
+    return result.all()
+
+
+async def finished_uniqueids(session: AsyncSession, uniqueids: Iterable[str]) -> set[str]:
+    """Which of these Uniqueids already have a finished record."""
+    ids = list(set(uniqueids))
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        result = await session.scalars(
+            select(Call.uniqueid).where(Call.uniqueid.in_(chunk), Call.ended_at.is_not(None))
+        )
+        found.update(result.all())
+    return found
+
+
+async def get_meta(session: AsyncSession, key: str) -> str | None:
+    """A journal_meta value."""
+    row = await session.get(JournalMeta, key)
+    return row.value if row else None
+
+
+async def set_meta(session: AsyncSession, values: dict[str, str]) -> None:
+    """Set journal_meta values."""
+    for key, value in values.items():
+        await session.merge(JournalMeta(key=key, value=value))
+
+
+async def start_outage(session: AsyncSession, started_at: datetime, reason: str) -> None:
+    """Record the start of a period without events (unless one is already open)."""
+    open_ = await session.scalar(select(LinkOutage.id).where(LinkOutage.ended_at.is_(None)))
+    if open_ is None:
+        session.add(LinkOutage(started_at=started_at, reason=reason))
+
+
+async def end_outage(session: AsyncSession, ended_at: datetime, reconciled: int) -> None:
+    """Close the open outage, with the number of calls reconciled for it."""
+    await session.execute(
+        update(LinkOutage)
+        .where(LinkOutage.ended_at.is_(None))
+        .values(ended_at=ended_at, reconciled_calls=reconciled)
+    )
+
+
+async def list_calls(
+    session: AsyncSession,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    outcome: str | None = None,
+    queue: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[Call], int]:
+    """Calls newest first, filtered by arrival time range, outcome and queue; and the total."""
+    conds: list[Any] = []
+    if since is not None:
+        conds.append(Call.arrived_at >= since)
+    if until is not None:
+        conds.append(Call.arrived_at < until)
+    if outcome == "live":
+        conds.append(Call.ended_at.is_(None))
+    elif outcome:
+        conds.append(Call.outcome == outcome)
+    if queue:
+        conds.append(Call.queue == queue)
+    total = await session.scalar(select(func.count()).select_from(Call).where(*conds)) or 0
+    rows = await session.scalars(
+        select(Call)
+        .where(*conds)
+        .order_by(Call.arrived_at.desc(), Call.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return rows.all(), int(total)
+
+
+async def outages(session: AsyncSession, since: datetime | None = None) -> Sequence[LinkOutage]:
+    """Recorded outages, newest first."""
+    stmt = select(LinkOutage).order_by(LinkOutage.started_at.desc())
+    if since is not None:
+        stmt = stmt.where((LinkOutage.ended_at.is_(None)) | (LinkOutage.ended_at >= since))
+    return (await session.scalars(stmt)).all()

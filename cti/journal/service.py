@@ -1,0 +1,274 @@
+"""The journal service: writes the tracker's changes, and rebuilds state after every gap.
+
+After a login (or an overflowed event queue) it asks Asterisk what is live now (CoreShowChannels,
+QueueStatus), reads what queue_log recorded since we last looked, and settles every call: still
+live calls continue, calls that ended unseen are completed from queue_log, and calls we never saw
+are created from it. Each such call says so (source "reconciled", and which fields were inferred).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cti.ami.client import AmiClient
+from cti.ami.events import AmiEvent, LinkDown
+from cti.calls import LiveCall, to_dt
+from cti.db import SessionMaker
+from cti.journal import repo
+from cti.queuelog import Position, QueueLogEntry, QueueLogReader
+from cti.reconcile import apply_queue_log, call_from_queue_log, finish_gone, group_by_call
+from cti.tracker import CallTracker, mark_unseen
+
+logger = logging.getLogger(__name__)
+
+META_LAST_EVENT = "last_event_at"
+META_QUEUE_LOG = "queue_log_position"
+# How long a queue_log line stays re-readable after we pass it (see advance_position).
+POSITION_LAG = 30.0
+
+
+def _duration(raw: str) -> int:
+    try:
+        h, m, s = (int(x) for x in raw.split(":"))
+    except ValueError:
+        return 0
+    return h * 3600 + m * 60 + s
+
+
+class JournalService:
+    """Owns the journal writer loop and the reconciliation after gaps."""
+
+    def __init__(
+        self,
+        sessions: SessionMaker,
+        tracker: CallTracker,
+        reader: QueueLogReader | None,
+        *,
+        flush_interval: float = 0.2,
+        call_contexts: frozenset[str] = frozenset(),
+    ) -> None:
+        self.sessions = sessions
+        self.tracker = tracker
+        self.reader = reader
+        self.flush_interval = flush_interval
+        self.call_contexts = call_contexts
+        self.outage_started_at: float | None = None
+        self.position: Position | None = None
+        self._lagging_position: tuple[float, Position] | None = None
+        self.last_flush_at: float | None = None
+        self.flush_errors = 0
+        self.reconciled_total = 0
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def flush(self) -> int:
+        """Write every changed call; on failure they stay marked for the next attempt."""
+        calls = self.tracker.take_dirty()
+        if not calls:
+            return 0
+        now = time.time()
+        rows = [c.to_row(now) for c in calls]
+        meta = {}
+        if self.tracker.last_event_at is not None:
+            meta[META_LAST_EVENT] = repr(self.tracker.last_event_at)
+        try:
+            async with self.sessions.begin() as session:
+                await repo.upsert_calls(session, rows)
+                await repo.set_meta(session, meta)
+        except Exception:
+            self.flush_errors += 1
+            self.tracker.mark_dirty(calls)
+            raise
+        self.last_flush_at = now
+        return len(rows)
+
+    async def run_writer(self, connected: Callable[[], bool]) -> None:
+        """Flush every interval until cancelled (then flush once more)."""
+        try:
+            while True:
+                await asyncio.sleep(self.flush_interval)
+                try:
+                    await self.flush()
+                    if connected() and self.outage_started_at is None:
+                        await self.advance_position()
+                except Exception:
+                    logger.exception("journal flush failed; will retry")
+        finally:
+            try:
+                await asyncio.shield(self.flush())
+            except Exception:
+                logger.exception("final journal flush failed")
+
+    async def advance_position(self) -> None:
+        """Move the saved queue_log position forward, lagging by POSITION_LAG seconds, so that a
+        line whose AMI event was still in flight when the link dropped is read again."""
+        if self.reader is None:
+            return
+        now = time.monotonic()
+        if self._lagging_position is None:
+            end = self.reader.end()
+            if end is not None:
+                self._lagging_position = (now, end)
+            return
+        since, pos = self._lagging_position
+        if now - since < POSITION_LAG:
+            return
+        self._lagging_position = None
+        if (
+            self.position is None
+            or pos.inode != self.position.inode
+            or pos.offset > self.position.offset
+        ):
+            self.position = pos
+            async with self.sessions.begin() as session:
+                await repo.set_meta(session, {META_QUEUE_LOG: pos.encode()})
+
+    # -- start-up and gaps -----------------------------------------------------------------------
+
+    async def resume(self) -> None:
+        """At start-up: take back the calls a previous process left open, note the gap."""
+        async with self.sessions.begin() as session:
+            open_rows = await repo.open_calls(session)
+            last = await repo.get_meta(session, META_LAST_EVENT)
+            self.position = Position.decode(await repo.get_meta(session, META_QUEUE_LOG))
+            if self.position is None and self.reader is not None:
+                # First start on this database: history before now is not ours to import.
+                self.position = self.reader.end()
+                if self.position is not None:
+                    await repo.set_meta(session, {META_QUEUE_LOG: self.position.encode()})
+            for row in open_rows:
+                self.tracker.adopt(LiveCall.from_row(row))
+            if last is not None:
+                started = float(last)
+                self.outage_started_at = started
+                await repo.start_outage(session, to_dt(started), "CTI server was not running")
+        if open_rows:
+            logger.info("resumed %d calls left open by the previous run", len(open_rows))
+
+    async def link_down(self, event: LinkDown) -> None:
+        """The AMI link dropped: remember since when we are blind."""
+        mark_unseen(self.tracker)
+        started = self.tracker.last_event_at or event.timestamp
+        if self.outage_started_at is None:
+            self.outage_started_at = started
+            async with self.sessions.begin() as session:
+                await repo.start_outage(session, to_dt(started), event.reason)
+
+    async def resync(self, client: AmiClient, drain: Callable[[], list[AmiEvent]]) -> int:
+        """Rebuild live state from Asterisk and settle every call; returns calls reconciled.
+
+        `drain` applies the events that arrived before the snapshot completed and returns any
+        link markers among them (a LinkDown aborts the resync).
+        """
+        started = time.monotonic()
+        outage_start = self.outage_started_at or self.tracker.last_event_at or time.time()
+        mark_unseen(self.tracker)
+        chans = await client.action("CoreShowChannels", as_list=True, timeout=30)
+        qstat = await client.action("QueueStatus", as_list=True, timeout=30)
+        snap_time = time.time()
+        if any(isinstance(m, LinkDown) for m in drain()):
+            return 0
+        channels = {m["Uniqueid"]: m for m in chans if m.get("Event") == "CoreShowChannel"}
+        waiting = {m["Uniqueid"]: m for m in qstat if m.get("Event") == "QueueEntry"}
+        entries: list[QueueLogEntry] = []
+        new_pos = self.position
+        if self.reader is not None:
+            entries, new_pos = await asyncio.to_thread(self.reader.read_since, self.position)
+        by_call = group_by_call(entries)
+
+        reconciled = 0
+        for call in list(self.tracker.calls.values()):
+            if call.uniqueid in channels:
+                if not call.seen_since_link:
+                    apply_queue_log(call, by_call.get(call.uniqueid, []))
+                    self._from_snapshot(call, waiting.get(call.uniqueid), snap_time)
+                    self.tracker.mark_dirty([call])
+            elif not call.seen_since_link:
+                finish_gone(call, by_call.get(call.uniqueid, []), outage_start)
+                self.tracker.end_reconciled(call)
+                reconciled += 1
+
+        unknown = [cid for cid in by_call if cid not in self.tracker.calls]
+        async with self.sessions() as session:
+            done = await repo.finished_uniqueids(session, unknown)
+        for cid in unknown:
+            if cid in done:
+                continue
+            lines = by_call[cid]
+            call = call_from_queue_log(lines)
+            if cid in channels:
+                self._adopt_live(call, channels[cid], waiting.get(cid), snap_time)
+            else:
+                finish_gone(call, lines, float(lines[0].time))
+                self.tracker.end_reconciled(call)
+            reconciled += 1
+
+        for uid, chan in channels.items():
+            if uid not in self.tracker.calls and self._looks_like_call(uid, chan, waiting):
+                call = LiveCall(
+                    uniqueid=uid,
+                    linkedid=chan.get("Linkedid", uid),
+                    channel=chan.get("Channel", ""),
+                    arrived_at=snap_time - _duration(chan.get("Duration", "")),
+                    caller_number=_cid(chan.get("CallerIDNum", "")),
+                    caller_name=_cid(chan.get("CallerIDName", "")),
+                    dialled_number="",
+                    seen_since_link=False,
+                )
+                call.infer("arrived_at")
+                self._adopt_live(call, chan, waiting.get(uid), snap_time)
+                reconciled += 1
+
+        self.position = new_pos
+        self.outage_started_at = None
+        await self.flush()
+        async with self.sessions.begin() as session:
+            if new_pos is not None:
+                await repo.set_meta(session, {META_QUEUE_LOG: new_pos.encode()})
+            await repo.end_outage(session, to_dt(snap_time), reconciled)
+        self.reconciled_total += reconciled
+        logger.info(
+            "resync: %d live channels, %d waiting, %d queue_log lines, %d reconciled in %.2fs",
+            len(channels),
+            len(waiting),
+            len(entries),
+            reconciled,
+            time.monotonic() - started,
+        )
+        return reconciled
+
+    def _looks_like_call(self, uid: str, chan: Any, waiting: dict[str, Any]) -> bool:
+        # The first channel of its call (Uniqueid == Linkedid) somewhere in the inbound flow.
+        if chan.get("Linkedid") != uid:
+            return False
+        return (
+            uid in waiting
+            or chan.get("Context") in self.call_contexts
+            or chan.get("Application") in ("Queue", "AGI")
+        )
+
+    def _adopt_live(self, call: LiveCall, chan: Any, entry: Any, snap_time: float) -> None:
+        call.channel = call.channel or chan.get("Channel", "")
+        call.linkedid = chan.get("Linkedid", call.linkedid)
+        self._from_snapshot(call, entry, snap_time)
+        self.tracker.adopt(call)
+        self.tracker.mark_dirty([call])
+
+    @staticmethod
+    def _from_snapshot(call: LiveCall, entry: Any, snap_time: float) -> None:
+        if entry is None or call.answered_at is not None:
+            return
+        wait = float(entry.get("Wait", 0) or 0)
+        call.queue = entry.get("Queue", call.queue)
+        if call.in_queue_since is None:
+            call.in_queue_since = snap_time - wait
+            call.infer("queue_join")
+        if call.queued_at is None:
+            call.queued_at = snap_time - wait
+            call.infer("queued_at")
+
+
+def _cid(value: str) -> str:
+    return "" if value in ("<unknown>", "") else value

@@ -1,0 +1,109 @@
+"""Asterisk's queue_log: an independent record of every queue call, read incrementally.
+
+Line format: `epoch|callid|queue|agent|event|data1|data2|...` where callid is the caller channel's
+Uniqueid. Times are whole seconds.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLogEntry:
+    """One queue_log line."""
+
+    time: int
+    callid: str
+    queue: str
+    agent: str
+    event: str
+    data: tuple[str, ...]
+
+    def field(self, index: int, default: str = "") -> str:
+        """data[index] or `default`."""
+        return self.data[index] if index < len(self.data) else default
+
+    def int_field(self, index: int) -> int | None:
+        """data[index] as an int, or None if absent or not a number."""
+        try:
+            return int(self.field(index))
+        except ValueError:
+            return None
+
+
+def parse_line(line: str) -> QueueLogEntry | None:
+    """Parse one line; None for a malformed one."""
+    parts = line.rstrip("\r\n").split("|")
+    if len(parts) < 5:
+        return None
+    try:
+        when = int(float(parts[0]))
+    except ValueError:
+        return None
+    return QueueLogEntry(when, parts[1], parts[2], parts[3], parts[4], tuple(parts[5:]))
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where we stopped reading: the file's inode and a byte offset (just after a newline)."""
+
+    inode: int
+    offset: int
+
+    def encode(self) -> str:
+        """For journal_meta."""
+        return f"{self.inode}:{self.offset}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> "Position | None":
+        """From journal_meta."""
+        if not raw or ":" not in raw:
+            return None
+        inode, _, offset = raw.partition(":")
+        return cls(int(inode), int(offset))
+
+
+class QueueLogReader:
+    """Reads queue_log lines appended since a Position (handles rotation)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def end(self) -> Position | None:
+        """The current end of the file, or None if it does not exist."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return Position(st.st_ino, st.st_size)
+
+    def read_since(self, pos: Position | None) -> tuple[list[QueueLogEntry], Position | None]:
+        """Entries after `pos` (from the start if the file was rotated), and the new position."""
+        try:
+            with self.path.open("rb") as fh:
+                st = os.fstat(fh.fileno())
+                offset = 0
+                if pos is not None and pos.inode == st.st_ino and pos.offset <= st.st_size:
+                    offset = pos.offset
+                fh.seek(offset)
+                data = fh.read()
+        except FileNotFoundError:
+            logger.warning("queue_log %s not found: cannot reconcile", self.path)
+            return [], pos
+        # Asterisk may be writing a line right now: stop after the last complete one.
+        cut = data.rfind(b"\n") + 1
+        entries = []
+        bad = 0
+        for raw in data[:cut].decode("utf-8", errors="replace").splitlines():
+            entry = parse_line(raw)
+            if entry is None:
+                bad += 1 if raw.strip() else 0
+            else:
+                entries.append(entry)
+        if bad:
+            logger.warning("queue_log: %d malformed lines skipped", bad)
+        return entries, Position(st.st_ino, offset + cut)

@@ -1,0 +1,117 @@
+"""Filling in calls from what Asterisk recorded while we were not listening (pure functions).
+
+Sources, in order of trust: AMI events we saw; Asterisk's queue_log (whole seconds); a live
+snapshot (CoreShowChannels / QueueStatus, whole seconds). Every field filled from the last two is
+named in `call.inferred`, and such a call's `source` becomes "reconciled".
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from cti.calls import LiveCall, Offer
+from cti.queuelog import QueueLogEntry
+from cti.types import CallOutcome, OfferResult
+
+# queue_log events that end the caller's time in the queue, and where their wait time is.
+_EXIT_WAIT_INDEX = {"ABANDON": 2, "EXITWITHTIMEOUT": 2, "EXITEMPTY": 2, "EXITWITHKEY": 3}
+_EXIT_STATUS = {"EXITWITHTIMEOUT": "TIMEOUT", "EXITEMPTY": "LEAVEEMPTY"}
+
+
+def group_by_call(entries: Iterable[QueueLogEntry]) -> dict[str, list[QueueLogEntry]]:
+    """queue_log entries per callid, in file order, without queue-wide lines."""
+    grouped: dict[str, list[QueueLogEntry]] = defaultdict(list)
+    for e in entries:
+        if e.callid not in ("NONE", "MANAGER", "REALTIME", ""):
+            grouped[e.callid].append(e)
+    return dict(grouped)
+
+
+def call_from_queue_log(entries: list[QueueLogEntry]) -> LiveCall:
+    """A record for a call we never saw: everything comes from queue_log."""
+    first = entries[0]
+    enter = next((e for e in entries if e.event == "ENTERQUEUE"), first)
+    call = LiveCall(
+        uniqueid=first.callid,
+        linkedid=first.callid,
+        channel="",
+        arrived_at=float(enter.time),
+        caller_number=enter.field(1) if enter.event == "ENTERQUEUE" else "",
+        seen_since_link=False,
+    )
+    call.infer("arrived_at")
+    apply_queue_log(call, entries)
+    return call
+
+
+def apply_queue_log(call: LiveCall, entries: list[QueueLogEntry]) -> None:
+    """Fill what the call's record lacks from its queue_log lines; keep what was observed."""
+    for e in entries:
+        t = float(e.time)
+        if e.event == "ENTERQUEUE":
+            call.queue = call.queue or e.queue
+            if call.queued_at is None:
+                call.queued_at = t
+                call.infer("queued_at")
+        elif e.event == "DID":
+            if not call.dialled_number:
+                call.dialled_number = e.field(0)
+                call.infer("dialled_number")
+        elif e.event == "RINGNOANSWER":
+            if not any(o.agent == e.agent and o.result == OfferResult.NO_ANSWER and
+                       abs(o.ended_at - t) < 2 for o in call.offers if o.ended_at):  # fmt: skip
+                ring = (e.int_field(0) or 0) / 1000.0
+                call.offers.append(Offer(e.agent, "", t - ring, t, OfferResult.NO_ANSWER))
+                call.ring_no_answer += 1
+                call.infer("offers")
+        elif e.event == "CONNECT":
+            if call.answered_at is None:
+                call.answered_at = t
+                call.agent = e.agent
+                call.queue = e.queue
+                call.in_queue_since = None
+                hold = e.int_field(0)
+                if hold is not None:
+                    call.wait_override = float(hold)
+                call.infer("answered_at")
+        elif e.event in ("COMPLETECALLER", "COMPLETEAGENT"):
+            if call.talk_ended_at is None:
+                call.talk_ended_at = t
+                call.complete_reason = "caller" if e.event == "COMPLETECALLER" else "agent"
+                talk = e.int_field(1)
+                if talk is not None and "answered_at" in call.inferred:
+                    call.talk_override = float(talk)
+                call.infer("talk_ended_at")
+        elif e.event in ("TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"):
+            if call.talk_ended_at is None:
+                call.talk_ended_at = t
+                call.complete_reason = "transfer"
+                call.infer("talk_ended_at")
+        elif e.event in _EXIT_WAIT_INDEX and call.answered_at is None:
+            # Asterisk's own wait figure, unless we watched the whole wait ourselves.
+            if call.in_queue_since is not None or "queued_at" in call.inferred:
+                wait = e.int_field(_EXIT_WAIT_INDEX[e.event])
+                if wait is not None:
+                    call.wait_override = float(wait)
+            call.in_queue_since = None
+            if e.event in _EXIT_STATUS and call.queue_status is None:
+                call.queue_status = _EXIT_STATUS[e.event]
+            call.infer("queue_exit")
+
+
+def finish_gone(call: LiveCall, entries: list[QueueLogEntry], outage_start: float) -> None:
+    """Close a call whose channel vanished while we were not listening.
+
+    The end time is the last thing queue_log says about it (the queue exit or the end of the
+    conversation); without queue_log evidence it is the start of the outage, and a call that
+    was waiting in a queue with no recorded exit is DROPPED (Asterisk stopped or crashed).
+    """
+    apply_queue_log(call, entries)
+    end = max([outage_start, call.arrived_at, *(float(e.time) for e in entries)])
+    had_exit = any(e.event in _EXIT_WAIT_INDEX for e in entries) or any(
+        e.event.startswith("COMPLETE") for e in entries
+    )
+    waiting = call.in_queue_since is not None and call.answered_at is None
+    call.finish(end)
+    call.infer("ended_at")
+    if waiting and not had_exit:
+        call.outcome = CallOutcome.DROPPED

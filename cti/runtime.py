@@ -1,0 +1,169 @@
+"""The CTI core of one server process: AMI link -> event pump -> tracker -> journal.
+
+Start order: journal resume (take back open calls), AMI login, then the pump and the writer.
+Stop order is the reverse, with a last flush, so a clean stop loses nothing.
+"""
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from cti.ami import events as ev
+from cti.ami.client import AmiClient, AmiOptions
+from cti.db import SessionMaker
+from cti.errors import AmiError
+from cti.journal.service import JournalService
+from cti.queuelog import QueueLogReader
+from cti.settings import Settings
+from cti.tracker import CallTracker
+
+logger = logging.getLogger(__name__)
+
+# The dialplan contexts a call passes through after the inbound one (asterisk-conf/extensions.conf).
+FLOW_CONTEXTS = ("cti-next",)
+
+
+class CtiCore:
+    """Owns the AMI client, the call tracker, the journal service and their tasks."""
+
+    def __init__(self, settings: Settings, sessions: SessionMaker) -> None:
+        self.settings = settings
+        self.client = AmiClient(
+            AmiOptions(
+                host=settings.ami_host,
+                port=settings.ami_port,
+                username=settings.ami_user,
+                secret=settings.ami_secret,
+                action_timeout=settings.ami_action_timeout,
+                ping_interval=settings.ami_ping_interval,
+                ping_timeout=settings.ami_ping_timeout,
+                queue_size=settings.ami_event_queue,
+            )
+        )
+        self.tracker = CallTracker(settings.inbound_contexts)
+        reader = QueueLogReader(Path(settings.queue_log_path)) if settings.queue_log_path else None
+        if reader is None:
+            logger.warning(
+                "no queue_log configured: calls missed during an outage cannot be recovered"
+            )
+        self.journal = JournalService(
+            sessions,
+            self.tracker,
+            reader,
+            flush_interval=settings.journal_flush_interval,
+            call_contexts=frozenset(settings.inbound_contexts) | frozenset(FLOW_CONTEXTS),
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self.events_handled = 0
+        self.event_errors = 0
+        self.resyncs = 0
+
+    async def start(self) -> None:
+        """Resume the journal and connect to Asterisk (a wrong AMI secret raises here)."""
+        await self.journal.resume()
+        await self.client.start()
+        self._tasks = [
+            asyncio.create_task(self._pump(), name="cti-pump"),
+            asyncio.create_task(
+                self.journal.run_writer(lambda: self.client.connected), name="journal-writer"
+            ),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the pump, flush the journal, log off."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.client.close()
+
+    def _drain(self) -> list[ev.AmiEvent]:
+        """Apply the events already queued; return the link markers among them."""
+        markers: list[ev.AmiEvent] = []
+        for _ in range(self.client.events.qsize()):
+            event = self.client.events.get_nowait()
+            if isinstance(event, ev.LinkUp | ev.LinkDown | ev.StreamGap):
+                # The pump handles it next (a new gap means another resync).
+                markers.append(event)
+                self._pending_marker = event
+                break
+            else:
+                self._apply(event)
+        return markers
+
+    _pending_marker: ev.AmiEvent | None = None
+
+    async def _pump(self) -> None:
+        """The one consumer of AMI events. A failure on one event never stops the others."""
+        while True:
+            event = self._pending_marker or await self.client.events.get()
+            self._pending_marker = None
+            try:
+                if isinstance(event, ev.LinkUp | ev.StreamGap):
+                    await self._resync(event)
+                elif isinstance(event, ev.LinkDown):
+                    await self.journal.link_down(event)
+                else:
+                    self._apply(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.event_errors += 1
+                logger.exception("failed to handle %s", type(event).__name__)
+
+    def _apply(self, event: ev.AmiEvent) -> None:
+        try:
+            self.tracker.handle(event)
+            self.events_handled += 1
+        except Exception:
+            self.event_errors += 1
+            logger.exception(
+                "failed to handle %s linkedid=%s",
+                type(event).__name__,
+                getattr(event, "linkedid", "-"),
+            )
+
+    async def _resync(self, event: ev.AmiEvent) -> None:
+        if isinstance(event, ev.StreamGap):
+            logger.error("%d AMI events were dropped: rebuilding state", event.dropped)
+        try:
+            await self.journal.resync(self.client, self._drain)
+            self.resyncs += 1
+        except AmiError as exc:
+            # The link dropped again mid-resync; the next LinkUp resyncs.
+            logger.warning("resync interrupted: %s", exc)
+
+    def health(self) -> dict[str, Any]:
+        """AMI and journal state for /healthz."""
+        s = self.client.stats
+        return {
+            "ami": {
+                "connected": s.connected,
+                "host": f"{self.client.options.host}:{self.client.options.port}",
+                "connected_since": s.connected_since,
+                "logins": s.logins,
+                "events": s.events,
+                "dropped": s.dropped,
+                "garbled": s.garbled,
+                "queue_depth": self.client.events.qsize(),
+                "last_error": s.last_error,
+            },
+            "tracker": {
+                "live_calls": len(self.tracker.calls),
+                "events_handled": self.events_handled,
+                "event_errors": self.event_errors,
+                "last_event_at": self.tracker.last_event_at,
+            },
+            "journal": {
+                "last_flush_at": self.journal.last_flush_at,
+                "flush_errors": self.journal.flush_errors,
+                "resyncs": self.resyncs,
+                "reconciled_calls": self.journal.reconciled_total,
+                "outage_open_since": self.journal.outage_started_at,
+                "queue_log": str(self.journal.reader.path) if self.journal.reader else None,
+            },
+        }

@@ -1,0 +1,166 @@
+"""One typed settings object, from defaults, a TOML file and CTI_* environment variables.
+
+Precedence: defaults < TOML file (`--config` or CTI_CONFIG) < environment. With no AMI setting at
+all, the server uses the local sandbox instance (`cti sandbox up`) and its queue_log.
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cti.errors import ConfigError
+
+ENV_PREFIX = "CTI_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting the server reads. The README documents each one as CTI_<NAME>."""
+
+    # Storage: any SQLAlchemy async URL; empty means a SQLite file at data_dir/cti.sqlite3.
+    database_url: str = ""
+    data_dir: Path = Path("var")
+    # HTTP (pages, REST API, WebSocket).
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # AMI. Empty host/user/secret: use the sandbox instance named `sandbox`.
+    ami_host: str = ""
+    ami_port: int = 5038
+    ami_user: str = ""
+    ami_secret: str = field(default="", repr=False)
+    ami_action_timeout: float = 10.0
+    ami_ping_interval: float = 5.0
+    ami_ping_timeout: float = 5.0
+    ami_event_queue: int = 20000
+    # FastAGI server for the IVR (the dialplan's CTI_AGI_HOST/CTI_AGI_PORT point here).
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    # Asterisk's queue_log as this host sees it (shared volume); empty disables reconciliation.
+    queue_log_path: str = ""
+    # Dialplan contexts where an inbound call starts (its first priority opens a call record).
+    inbound_contexts: tuple[str, ...] = ("cti-inbound",)
+    # The desk's local time zone: display, opening hours and report periods only.
+    timezone: str = "Asia/Shanghai"
+    # How often the call journal flushes to the database, in seconds.
+    journal_flush_interval: float = 0.2
+    # The sandbox instance used when no AMI setting is given.
+    sandbox: str = "default"
+    # Where the settings came from, for /healthz and the logs.
+    source: str = "defaults"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'cti.sqlite3').resolve()}"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The desk's time zone."""
+        return ZoneInfo(self.timezone)
+
+    def masked(self) -> dict[str, Any]:
+        """Settings as a dict with secrets masked, for logs and /healthz."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "secret" in f.name and value:
+                value = "***"
+            elif f.name == "database_url" and "@" in value:
+                scheme, _, rest = value.partition("://")
+                value = f"{scheme}://***@{rest.rpartition('@')[2]}"
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            return str(raw).strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(str(raw))
+        if isinstance(default, tuple):
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"setting {name}: {raw!r} is not a valid {type(default).__name__}"
+        ) from exc
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}".replace("-", "_").lower()
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_settings(config: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build the settings; unknown keys and malformed values raise ConfigError naming them."""
+    env = dict(os.environ if env is None else env)
+    defaults = Settings()
+    known = {f.name: f for f in fields(Settings) if f.name != "source"}
+    values: dict[str, Any] = {}
+    sources = []
+    config = config or (Path(env["CTI_CONFIG"]) if env.get("CTI_CONFIG") else None)
+    if config is not None:
+        try:
+            table = tomllib.loads(Path(config).read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {config} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config}: {exc}") from exc
+        for name, raw in _flatten(table).items():
+            if name not in known:
+                raise ConfigError(f"config file {config}: unknown setting {name!r}")
+            values[name] = _coerce(name, raw, getattr(defaults, name))
+        sources.append(str(config))
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX) or key == "CTI_CONFIG":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name in known:
+            values[name] = _coerce(key, raw, getattr(defaults, name))
+            sources.append(key)
+    settings = replace(defaults, **values, source=", ".join(sources) or "defaults")
+    try:
+        settings.tz  # noqa: B018 - validate early
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"setting timezone: unknown time zone {settings.timezone!r}") from exc
+    if not (settings.ami_host or settings.ami_user or settings.ami_secret):
+        settings = _from_sandbox(settings)
+    return settings
+
+
+def _from_sandbox(settings: Settings) -> Settings:
+    """Fill the AMI and queue_log settings from the local sandbox instance, if there is one."""
+    from cti.sandbox import Instance
+
+    st = Instance(settings.sandbox).load()
+    if st is None:
+        return replace(settings, ami_host="127.0.0.1", ami_user="cti")
+    return replace(
+        settings,
+        ami_host=st.ami_host,
+        ami_port=st.ami_port,
+        ami_user=st.ami_user,
+        ami_secret=st.ami_secret,
+        agi_port=st.agi_port,
+        queue_log_path=settings.queue_log_path or st.queue_log,
+        source=f"{settings.source}, sandbox {settings.sandbox}",
+    )

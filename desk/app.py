@@ -1,0 +1,123 @@
+"""The web application factory and `cti serve`."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy import text
+
+from cti.db import create_engine, migrate, session_maker
+from cti.errors import AmiAuthError, Conflict, CtiError, InvalidInput, NotFound
+from cti.runtime import CtiCore
+from cti.settings import Settings
+from desk import calls_api
+from desk.keys import CORE, ENGINE, SESSIONS, SETTINGS
+from desk.migrations import MIGRATIONS
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Our errors become JSON with a clear message; nothing else leaks a traceback."""
+    try:
+        return await handler(request)
+    except CtiError as exc:
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 500)
+        if status == 500:
+            logger.exception("request %s %s failed", request.method, request.path)
+        return web.json_response({"error": type(exc).__name__, "message": str(exc)}, status=status)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The engine and session factory; the schema is migrated before anything else runs."""
+    engine = create_engine(app[SETTINGS].effective_database_url)
+    await migrate(engine, MIGRATIONS)
+    app[ENGINE] = engine
+    app[SESSIONS] = session_maker(engine)
+    yield
+    await engine.dispose()
+
+
+async def core_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The AMI link, tracker and journal."""
+    core = CtiCore(app[SETTINGS], app[SESSIONS])
+    await core.start()
+    app[CORE] = core
+    yield
+    await core.stop()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: AMI and database state; 200 when both are up, 503 otherwise."""
+    db_ok, db_error = True, ""
+    started = time.perf_counter()
+    try:
+        async with request.app[SESSIONS]() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as exc:
+        db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
+    body: dict[str, object] = {
+        "database": {
+            "ok": db_ok,
+            "url": request.app[SETTINGS].masked()["database_url"] or "sqlite (embedded)",
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "error": db_error,
+        }
+    }
+    ami_ok = False
+    if CORE in request.app:
+        body.update(request.app[CORE].health())
+        ami_ok = request.app[CORE].client.connected
+    body["ok"] = db_ok and ami_ok
+    return web.json_response(body, status=200 if body["ok"] else 503)
+
+
+async def index(request: web.Request) -> web.Response:
+    """GET /: the call log for now."""
+    raise web.HTTPFound("/calls")
+
+
+def create_app(settings: Settings, *, with_core: bool = True) -> web.Application:
+    """Build the application; long-lived resources start in order and stop in reverse."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(database_ctx)
+    if with_core:
+        app.cleanup_ctx.append(core_ctx)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    calls_api.setup(app)
+    return app
+
+
+async def run_server(settings: Settings, ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None)
+    try:
+        await runner.setup()
+    except AmiAuthError:
+        raise
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    await site.start()
+    url = f"http://{settings.http_host}:{settings.http_port}/"
+    logger.warning("CTI server listening on %s (settings: %s)", url, settings.source)
+    if ready:
+        ready(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,190 @@
+"""The call journal over HTTP: GET /api/calls, GET /api/calls/{uniqueid}, and the call-log page."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy import select
+
+from cti.errors import InvalidInput, NotFound
+from cti.journal import repo
+from cti.journal.models import Call
+from cti.types import CallOutcome
+from desk.i18n import TEXTS, language
+from desk.keys import CORE, SESSIONS, SETTINGS
+from desk.templating import render
+
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class CallsQuery:
+    """Validated filters of GET /api/calls."""
+
+    since: datetime | None
+    until: datetime | None
+    outcome: str | None
+    queue: str | None
+    limit: int
+    offset: int
+
+
+def _when(name: str, raw: str, tz: ZoneInfo) -> datetime:
+    raw = raw.strip()
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), time(), tz)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name}: {raw!r} is not an ISO 8601 date or date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def _int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}: {raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"{name}: must be between {low} and {high}")
+    return value
+
+
+def parse_calls_query(q: Mapping[str, str], tz: ZoneInfo) -> CallsQuery:
+    """Validate the query string; dates without an offset are in the desk's time zone."""
+    since = _when("since", q["since"], tz) if q.get("since") else None
+    until = _when("until", q["until"], tz) if q.get("until") else None
+    if since and until and until <= since:
+        raise InvalidInput("until must be after since")
+    outcome = q.get("outcome") or None
+    if outcome and outcome != "live" and outcome not in CallOutcome.__members__.values():
+        allowed = ", ".join(["live", *(o.value for o in CallOutcome)])
+        raise InvalidInput(f"outcome: {outcome!r} is not one of {allowed}")
+    return CallsQuery(
+        since=since,
+        until=until,
+        outcome=outcome,
+        queue=(q.get("queue") or None),
+        limit=_int("limit", q.get("limit"), 50, 1, MAX_LIMIT),
+        offset=_int("offset", q.get("offset"), 0, 0, 10**9),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def call_json(c: Call) -> dict[str, Any]:
+    """The public JSON form of a call record."""
+    return {
+        "uniqueid": c.uniqueid,
+        "linkedid": c.linkedid,
+        "channel": c.channel,
+        "caller_number": c.caller_number,
+        "caller_name": c.caller_name,
+        "dialled_number": c.dialled_number,
+        "arrived_at": _iso(c.arrived_at),
+        "ivr_entered_at": _iso(c.ivr_entered_at),
+        "ivr_left_at": _iso(c.ivr_left_at),
+        "queued_at": _iso(c.queued_at),
+        "answered_at": _iso(c.answered_at),
+        "talk_ended_at": _iso(c.talk_ended_at),
+        "ended_at": _iso(c.ended_at),
+        "queue": c.queue,
+        "agent": c.agent,
+        "offers": c.offers,
+        "ring_no_answer": c.ring_no_answer,
+        "outcome": c.outcome,
+        "queue_status": c.queue_status,
+        "complete_reason": c.complete_reason,
+        "hangup_cause": c.hangup_cause,
+        "wait_seconds": c.wait_seconds,
+        "talk_seconds": c.talk_seconds,
+        "incident_number": c.incident_number,
+        "source": c.source,
+        "inferred": c.inferred,
+    }
+
+
+async def _query(request: web.Request) -> tuple[CallsQuery, list[Call], int]:
+    q = parse_calls_query(request.query, request.app[SETTINGS].tz)
+    async with request.app[SESSIONS]() as session:
+        rows, total = await repo.list_calls(
+            session,
+            since=q.since,
+            until=q.until,
+            outcome=q.outcome,
+            queue=q.queue,
+            limit=q.limit,
+            offset=q.offset,
+        )
+    return q, list(rows), total
+
+
+async def get_calls(request: web.Request) -> web.Response:
+    """GET /api/calls: newest first; filters since, until, outcome, queue; limit and offset."""
+    q, rows, total = await _query(request)
+    return web.json_response(
+        {
+            "total": total,
+            "limit": q.limit,
+            "offset": q.offset,
+            "calls": [call_json(c) for c in rows],
+        }
+    )
+
+
+async def get_call(request: web.Request) -> web.Response:
+    """GET /api/calls/{uniqueid}."""
+    uniqueid = request.match_info["uniqueid"]
+    async with request.app[SESSIONS]() as session:
+        row = await session.scalar(select(Call).where(Call.uniqueid == uniqueid))
+    if row is None:
+        raise NotFound(f"no call with uniqueid {uniqueid!r}")
+    return web.json_response(call_json(row))
+
+
+async def calls_page(request: web.Request) -> web.Response:
+    """GET /calls: the call-log page."""
+    lang = language(request)
+    q, rows, total = await _query(request)
+    tz = request.app[SETTINGS].tz
+
+    def query(offset: int) -> str:
+        params = {k: v for k, v in request.query.items() if k != "offset"}
+        return urlencode({**params, "offset": offset, "lang": lang})
+
+    calls = []
+    for c in rows:
+        item = call_json(c)
+        item["arrived_local"] = c.arrived_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        calls.append(item)
+    response = render(
+        "calls.html",
+        lang=lang,
+        t=TEXTS[lang],
+        calls=calls,
+        total=total,
+        outcome=q.outcome,
+        queue=q.queue,
+        outcomes=[o.value for o in CallOutcome],
+        ami_up=request.app[CORE].client.connected if CORE in request.app else False,
+        prev_offset=max(0, q.offset - q.limit) if q.offset else None,
+        next_offset=q.offset + q.limit if q.offset + q.limit < total else None,
+        query=query,
+    )
+    response.set_cookie("cti_lang", lang, httponly=True, samesite="Lax")
+    return response
+
+
+def setup(app: web.Application) -> None:
+    """Register the routes."""
+    app.router.add_get("/api/calls", get_calls)
+    app.router.add_get("/api/calls/{uniqueid}", get_call)
+    app.router.add_get("/calls", calls_page)
