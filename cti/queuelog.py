@@ -107,3 +107,49 @@ class QueueLogReader:
         if bad:
             logger.warning("queue_log: %d malformed lines skipped", bad)
         return entries, Position(st.st_ino, offset + cut)
+
+
+@dataclass
+class QueueLogCall:
+    """What queue_log alone says about one queue call."""
+
+    callid: str
+    queue: str
+    entered_at: int
+    outcome: str = "unknown"  # answered, abandoned, queue_timeout, left_empty, ...
+    agent: str = ""
+    wait: int | None = None
+    talk: int | None = None
+    ring_no_answer: int = 0
+
+
+_QL_OUTCOME = {
+    "ABANDON": "abandoned",
+    "EXITWITHTIMEOUT": "queue_timeout",
+    "EXITEMPTY": "left_empty",
+    "EXITWITHKEY": "exit_with_key",
+}
+
+
+def queue_calls(entries: list[QueueLogEntry]) -> dict[str, QueueLogCall]:
+    """Fold queue_log lines into one summary per callid (first queue visit)."""
+    calls: dict[str, QueueLogCall] = {}
+    for e in entries:
+        if e.event == "ENTERQUEUE" and e.callid not in calls:
+            calls[e.callid] = QueueLogCall(e.callid, e.queue, e.time)
+            continue
+        c = calls.get(e.callid)
+        if c is None:
+            continue
+        if e.event == "CONNECT":
+            c.outcome, c.agent, c.wait = "answered", e.agent, e.int_field(0)
+        elif e.event in ("COMPLETECALLER", "COMPLETEAGENT"):
+            c.talk = e.int_field(1)
+        elif e.event in ("BLINDTRANSFER", "ATTENDEDTRANSFER"):
+            c.talk = e.int_field(3)
+        elif e.event in _QL_OUTCOME and c.outcome == "unknown":
+            c.outcome = _QL_OUTCOME[e.event]
+            c.wait = e.int_field(3 if e.event == "EXITWITHKEY" else 2)
+        elif e.event == "RINGNOANSWER":
+            c.ring_no_answer += 1
+    return calls

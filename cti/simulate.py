@@ -1,7 +1,373 @@
-"""placeholder"""
+"""Simulated callers and agents for the sandbox: `cti simulate --calls N --rate R`.
+
+Agents are queue members `Local/<ext>@sim-agent/n` whose answer delay and talk time ranges live
+in AstDB; callers are `Local/<patience>*<key delay>*<keys>@sim-caller` channels originated into
+[from-pstn]. The simulator speaks to Asterisk as the sandbox-only AMI user `sim`, watches its
+own calls' events and returns when every call has hung up. Its summary is what it saw happen;
+the CTI server's journal is checked against Asterisk's queue_log, not against this.
+"""
 
 import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import secrets
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cti.ami import events as ev
+from cti.ami.client import AmiClient, AmiOptions
+from cti.errors import AmiActionFailed, SandboxError
+
+logger = logging.getLogger(__name__)
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
+GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明"]
+ENGLISH = ["Alice Chen", "Bob Li", "Carol Wang", "David Zhang", "Emma Liu"]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A simulated agent: extension, answer delay and talk time ranges in seconds."""
+
+    ext: str
+    delay: tuple[int, int] = (1, 3)
+    talk: tuple[int, int] = (5, 15)
+
+
+@dataclass(frozen=True)
+class CallerSpec:
+    """A simulated caller: waits `patience` seconds after connecting, unless the desk ends first."""
+
+    patience: int
+    key_delay: int = 0
+    keys: str = ""
+    number: str = ""
+    name: str = ""
+
+    def exten(self) -> str:
+        """The sim-caller extension that plays this caller."""
+        keys = "".join(ch for ch in self.keys if ch in "0123456789*#w") or "n"
+        return f"{self.patience}*{self.key_delay}*{keys}"
+
+    def callerid(self) -> str:
+        """The CallerID header of the Originate."""
+        if not self.number:
+            return ""
+        name = self.name.replace('"', "")
+        return f'"{name}" <{self.number}>' if name else f"<{self.number}>"
+
+
+def random_caller_id(rng: random.Random) -> tuple[str, str]:
+    """A realistic mix: Chinese mobiles, landlines with area codes, +86, extensions, anonymous."""
+    pick = rng.random()
+    if pick < 0.05:
+        return "", ""  # anonymous
+    name = (
+        rng.choice(SURNAMES) + rng.choice(GIVEN) + (rng.choice(GIVEN) if rng.random() < 0.5 else "")
+    )
+    if pick < 0.1:
+        name = rng.choice(ENGLISH)
+    if pick < 0.55:
+        number = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
+    elif pick < 0.7:
+        number = f"0{rng.choice(['10', '21', '755', '28'])}{rng.randrange(10**7, 10**8)}"
+    elif pick < 0.8:
+        number = f"+8613{rng.randrange(10**9):09d}"
+    else:
+        number = f"{rng.randrange(2000, 8000)}"
+    return number, name
+
+
+@dataclass
+class SimulationPlan:
+    """What to simulate."""
+
+    calls: int = 10
+    rate: float = 1.0
+    agents: list[AgentSpec] = field(default_factory=lambda: [AgentSpec("1001"), AgentSpec("1002")])
+    patience: tuple[int, int] = (20, 90)
+    keys: str = ""
+    key_delay: int = 0
+    did: str = "8000"
+    queue: str = "helpdesk"
+    queue_timeout: int | None = None
+    seed: int | None = None
+    callers: list[CallerSpec] | None = None
+
+    def caller_list(self) -> list[CallerSpec]:
+        """The callers, explicit or drawn from the seed."""
+        if self.callers is not None:
+            return self.callers
+        rng = random.Random(self.seed)
+        out = []
+        for _ in range(self.calls):
+            number, name = random_caller_id(rng)
+            out.append(
+                CallerSpec(rng.randint(*self.patience), self.key_delay, self.keys, number, name)
+            )
+        return out
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "SimulationPlan":
+        """From `cti simulate` arguments."""
+        exts = [str(1001 + i) for i in range(args.agents)]
+        return cls(
+            calls=args.calls,
+            rate=args.rate,
+            agents=[AgentSpec(e, _range(args.answer_delay), _range(args.talk)) for e in exts],
+            patience=_range(args.patience),
+            keys=args.keys,
+            key_delay=args.key_delay,
+            did=args.did,
+            queue=args.queue,
+            queue_timeout=args.queue_timeout,
+            seed=args.seed,
+        )
+
+
+def _range(raw: str) -> tuple[int, int]:
+    low, _, high = raw.partition("-")
+    try:
+        lo, hi = int(low), int(high or low)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r}: expected N or N-M seconds") from None
+    return (min(lo, hi), max(lo, hi))
+
+
+@dataclass
+class SimCall:
+    """One simulated call, as the simulator saw it."""
+
+    uniqueid: str
+    caller: CallerSpec
+    placed_at: float
+    queued_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    agent: str | None = None
+    queue_result: str | None = None
+    abandoned: bool = False
+    failed: bool = False
+
+    @property
+    def result(self) -> str:
+        """answered, abandoned, queue timeout ... as Asterisk's events said."""
+        if self.failed:
+            return "failed"
+        if self.answered_at is not None:
+            return "answered"
+        if self.queue_result:
+            return self.queue_result.lower()
+        if self.queued_at is not None:
+            return "abandoned"
+        return "ended_before_queue"
+
+
+@dataclass
+class SimulationResult:
+    """Summary of a run."""
+
+    run_id: str
+    calls: list[SimCall]
+    seconds: float
+
+    def counts(self) -> dict[str, int]:
+        """Calls per result."""
+        return dict(Counter(c.result for c in self.calls))
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able summary."""
+        answered = [c for c in self.calls if c.answered_at and c.queued_at]
+        waits = [c.answered_at - c.queued_at for c in answered]  # type: ignore[operator]
+        return {
+            "run_id": self.run_id,
+            "calls": len(self.calls),
+            "finished": sum(1 for c in self.calls if c.ended_at is not None),
+            "seconds": round(self.seconds, 1),
+            "results": self.counts(),
+            "average_wait_answered": round(sum(waits) / len(waits), 2) if waits else None,
+            "uniqueids": [c.uniqueid for c in self.calls],
+        }
+
+
+class Simulator:
+    """Drives the sandbox over AMI (as the `sim` user)."""
+
+    def __init__(self, client: AmiClient, plan: SimulationPlan) -> None:
+        self.client = client
+        self.plan = plan
+        self.run_id = secrets.token_hex(3)
+        self.calls: dict[str, SimCall] = {}
+
+    async def setup_agents(self) -> None:
+        """Put the plan's agents in the queue with their delays and talk times."""
+        for agent in self.plan.agents:
+            for key, value in (
+                ("delay_min", agent.delay[0]),
+                ("delay_max", agent.delay[1]),
+                ("talk_min", agent.talk[0]),
+                ("talk_max", agent.talk[1]),
+            ):
+                await self.client.action(
+                    "DBPut", Family=f"simagent/{agent.ext}", Key=key, Val=str(value)
+                )
+            try:
+                await self.client.action(
+                    "QueueAdd",
+                    Queue=self.plan.queue,
+                    Interface=f"Local/{agent.ext}@sim-agent/n",
+                    MemberName=agent.ext,
+                )
+            except AmiActionFailed as exc:
+                if "already" not in str(exc).lower():
+                    raise
+        if self.plan.queue_timeout is not None:
+            await self.client.action(
+                "Setvar", Variable="CTI_QUEUE_TIMEOUT", Value=str(self.plan.queue_timeout)
+            )
+
+    async def remove_agents(self, exts: list[str]) -> None:
+        """Log agents out of the queue (e.g. to empty it)."""
+        for ext in exts:
+            try:
+                await self.client.action(
+                    "QueueRemove", Queue=self.plan.queue, Interface=f"Local/{ext}@sim-agent/n"
+                )
+            except AmiActionFailed as exc:
+                logger.info("QueueRemove %s: %s", ext, exc)
+
+    async def place(self, n: int, caller: CallerSpec) -> SimCall:
+        """Originate one caller into the desk number."""
+        uid = f"sim-{self.run_id}-{n:04d}"
+        call = SimCall(uid, caller, time.time())
+        self.calls[uid] = call
+        headers = {
+            "Channel": f"Local/{caller.exten()}@sim-caller",
+            "Context": "from-pstn",
+            "Exten": self.plan.did,
+            "Priority": "1",
+            "Async": "true",
+            "ChannelId": uid,
+            "OtherChannelId": f"{uid}-c",
+        }
+        if caller.callerid():
+            headers["CallerID"] = caller.callerid()
+        try:
+            await self.client.request("Originate", headers)
+        except Exception as exc:
+            logger.error("originate %s failed: %s", uid, exc)
+            call.failed, call.ended_at = True, time.time()
+        return call
+
+    def _observe(self, e: ev.AmiEvent) -> None:
+        call = self.calls.get(getattr(e, "uniqueid", ""))
+        if call is None:
+            return
+        if isinstance(e, ev.QueueCallerJoin) and call.queued_at is None:
+            call.queued_at = e.timestamp
+        elif isinstance(e, ev.AgentConnect):
+            call.answered_at, call.agent = e.timestamp, e.member_name
+        elif isinstance(e, ev.QueueCallerAbandon):
+            call.abandoned = True
+        elif isinstance(e, ev.UserEvent) and e.name == "CtiQueueResult":
+            call.queue_result = e.fields.get("Status") or None
+        elif isinstance(e, ev.OriginateResponse) and e.response != "Success":
+            call.failed, call.ended_at = True, e.timestamp
+        elif isinstance(e, ev.Hangup):
+            call.ended_at = e.timestamp
+
+    async def _watch(self) -> None:
+        while True:
+            self._observe(await self.client.events.get())
+
+    async def run(self, *, timeout: float | None = None) -> SimulationResult:
+        """Place every call at the planned rate and wait until all have hung up."""
+        callers = self.plan.caller_list()
+        started = time.monotonic()
+        watcher = asyncio.create_task(self._watch(), name="sim-watch")
+        try:
+            interval = 1.0 / self.plan.rate if self.plan.rate > 0 else 0.0
+            for n, caller in enumerate(callers):
+                due = started + n * interval
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                await self.place(n, caller)
+            longest = max((c.patience for c in callers), default=0) + 10
+            budget = timeout or (longest + max(a.talk[1] for a in self.plan.agents) + 120)
+            deadline = time.monotonic() + budget
+            while any(c.ended_at is None for c in self.calls.values()):
+                if time.monotonic() > deadline:
+                    logger.error("simulation: calls still up after %.0fs", budget)
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        return SimulationResult(self.run_id, list(self.calls.values()), time.monotonic() - started)
+
+
+def sim_client_options(sandbox: str) -> AmiOptions:
+    """AMI options of the sandbox's simulator user."""
+    from cti.sandbox import Instance
+
+    st = Instance(sandbox).load()
+    if st is None:
+        raise SandboxError(f"sandbox {sandbox!r} is not set up: run `cti sandbox up` first")
+    return AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret)
+
+
+async def simulate(sandbox: str, plan: SimulationPlan) -> SimulationResult:
+    """Connect as the simulator, set up agents, run the plan."""
+    client = AmiClient(sim_client_options(sandbox))
+    await client.start()
+    try:
+        await client.wait_connected(30)
+        sim = Simulator(client, plan)
+        await sim.setup_agents()
+        return await sim.run()
+    finally:
+        await client.close()
+
+
+async def run_simulation_cli(plan: SimulationPlan, args: argparse.Namespace) -> int:
+    """`cti simulate`: run and print the summary."""
+    result = await simulate(args.name, plan)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        print(f"simulation {summary['run_id']}: {summary['finished']}/{summary['calls']} calls "
+              f"finished in {summary['seconds']}s")  # fmt: skip
+        for result_name, n in sorted(summary["results"].items()):
+            print(f"  {result_name:20} {n}")
+        if summary["average_wait_answered"] is not None:
+            print(f"  average wait (answered) {summary['average_wait_answered']}s")
+    return 0 if summary["finished"] == summary["calls"] else 1
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    """The `cti simulate` options."""
+    p.add_argument(
+        "--name", default=None, help="sandbox instance (default: CTI_SANDBOX or 'default')"
+    )
+    p.add_argument("--calls", type=int, default=10)
+    p.add_argument("--rate", type=float, default=1.0, help="new calls per second")
+    p.add_argument("--agents", type=int, default=2, help="agents 1001.. to log in")
+    p.add_argument("--answer-delay", default="1-3", help="agent ring time before answering, s")
+    p.add_argument("--talk", default="5-15", help="talk time, s")
+    p.add_argument("--patience", default="20-90", help="seconds a caller stays before hanging up")
+    p.add_argument("--keys", default="", help="DTMF the callers key into the IVR")
+    p.add_argument("--key-delay", type=int, default=3, help="seconds before keying")
+    p.add_argument("--did", default="8000", help="the desk number dialled")
+    p.add_argument("--queue", default="helpdesk")
+    p.add_argument("--queue-timeout", type=int, help="set the dialplan's CTI_QUEUE_TIMEOUT")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--json", action="store_true")
+
+
+__all__ = ["AgentSpec", "CallerSpec", "SimulationPlan", "Simulator", "asdict", "simulate"]

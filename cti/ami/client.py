@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -235,7 +236,7 @@ class AmiClient:
                 logger.warning("Asterisk is shutting down")
         except ProtocolError as exc:
             self.stats.garbled += 1
-            logger.warning("AMI event skipped: %s", exc)
+            logger.warning("AMI event skipped: %s: %.600r", exc, dict(message.items()))
             return
         except Exception:
             self.stats.garbled += 1
@@ -292,6 +293,19 @@ class AmiClient:
         Raises AmiDisconnected when not connected or when the link drops meanwhile (the action is
         not replayed later), AmiTimeout, or AmiActionFailed when Asterisk answers with an error.
         """
+        return await self._request(name, headers, as_list=as_list, timeout=timeout)
+
+    async def request(
+        self, name: str, headers: Mapping[str, str], *, timeout: float | None = None
+    ) -> Message:
+        """`action` for headers built at run time (a single response)."""
+        resp = await self._request(name, headers, as_list=False, timeout=timeout)
+        assert isinstance(resp, Message)
+        return resp
+
+    async def _request(
+        self, name: str, headers: Mapping[str, str], *, as_list: bool, timeout: float | None
+    ) -> Message | list[Message]:
         protocol = self._protocol
         if protocol is None or not self.stats.connected:
             raise AmiDisconnected(f"{name}: not connected to Asterisk")

@@ -198,6 +198,16 @@ class Shutdown(AmiEvent):
     restart: bool
 
 
+@dataclass(frozen=True, slots=True)
+class OriginateResponse(AmiEvent):
+    """The outcome of an asynchronous Originate (Response: Success or Failure)."""
+
+    action_id: str
+    response: str
+    uniqueid: str
+    reason: int
+
+
 # -- markers the AMI client adds to the stream (not Asterisk events) ------------------------------
 
 
@@ -319,8 +329,13 @@ _PARSERS: dict[str, Callable[[Msg], AmiEvent]] = {
         _int(m, "RingTime", 0),
         m.get("DestUniqueid", ""),
     ),
+    # When the caller's channel is already gone, Asterisk sends AgentComplete without the
+    # caller's channel headers; the agent leg's Dest* headers still tie it to the call.
     "AgentComplete": lambda m: AgentComplete(
-        *_ch(m),
+        _ts(m),
+        m.get("Channel", ""),
+        m.get("Uniqueid", ""),
+        m.get("Linkedid") or m["DestLinkedid"],
         *_member(m),
         _int(m, "HoldTime"),
         _int(m, "TalkTime"),
@@ -334,6 +349,9 @@ _PARSERS: dict[str, Callable[[Msg], AmiEvent]] = {
         _ts(m), m["Queue"], m.get("MemberName") or m["Interface"], m["Interface"]
     ),
     "UserEvent": _user_event,
+    "OriginateResponse": lambda m: OriginateResponse(
+        _ts(m), m.get("ActionID", ""), m["Response"], m.get("Uniqueid", ""), _int(m, "Reason", 0)
+    ),
     "FullyBooted": lambda m: FullyBooted(_ts(m), _int(m, "Uptime", 0)),
     "Shutdown": lambda m: Shutdown(_ts(m), m.get("Restart", "") == "True"),
 }
