@@ -283,7 +283,24 @@ class Simulator:
 
     async def _watch(self) -> None:
         while True:
-            self._observe(await self.client.events.get())
+            e = await self.client.events.get()
+            if isinstance(e, ev.LinkUp) and e.reconnect:
+                await self._settle_after_gap()
+            else:
+                self._observe(e)
+
+    async def _settle_after_gap(self) -> None:
+        """After a reconnect (Asterisk restarted), calls no longer up have ended."""
+        try:
+            chans = await self.client.action("CoreShowChannels", as_list=True, timeout=30)
+        except Exception as exc:
+            logger.warning("simulation: cannot list channels after reconnect: %s", exc)
+            return
+        up = {m.get("Uniqueid") for m in chans}
+        now = time.time()
+        for call in self.calls.values():
+            if call.ended_at is None and call.uniqueid not in up:
+                call.ended_at = now
 
     async def run(self, *, timeout: float | None = None) -> SimulationResult:
         """Place every call at the planned rate and wait until all have hung up."""

@@ -247,8 +247,12 @@ class AmiClient:
 
     def connection_lost(self, exc: object) -> None:
         """Called by the protocol when the transport closes or Asterisk shuts down."""
+        if isinstance(exc, Message):  # panoramisk passes the Shutdown event itself
+            reason = f"Asterisk shut down ({exc.get('Shutdown', '')})"
+        else:
+            reason = str(exc) if exc else "closed by peer"
         if self._lost is not None and not self._lost.done():
-            self._lost.set_result(str(exc) if exc else "closed by peer")
+            self._lost.set_result(reason)
 
     def _put(self, event: AmiEvent) -> None:
         if self._gap:

@@ -329,13 +329,13 @@ _PARSERS: dict[str, Callable[[Msg], AmiEvent]] = {
         _int(m, "RingTime", 0),
         m.get("DestUniqueid", ""),
     ),
-    # When the caller's channel is already gone, Asterisk sends AgentComplete without the
-    # caller's channel headers; the agent leg's Dest* headers still tie it to the call.
+    # When the caller's channel is already gone (seen: the caller hung up mid-conversation),
+    # Asterisk sends AgentComplete with no channel headers at all; the Hangup already ended it.
     "AgentComplete": lambda m: AgentComplete(
         _ts(m),
         m.get("Channel", ""),
         m.get("Uniqueid", ""),
-        m.get("Linkedid") or m["DestLinkedid"],
+        m.get("Linkedid", ""),
         *_member(m),
         _int(m, "HoldTime"),
         _int(m, "TalkTime"),

@@ -80,7 +80,7 @@ class CtiAmiProtocol(ami_protocol.AMIProtocol):  # type: ignore[misc]
     def close(self) -> None:
         """Close the transport and fail, rather than replay, every pending action."""
         pending, self.responses = self.responses, {}
-        for action in set(pending.values()):
+        for action in {id(a): a for a in pending.values()}.values():
             if not action.future.done():
                 action.future.set_exception(
                     AmiDisconnected(f"connection closed before {action['action']} completed")

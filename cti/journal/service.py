@@ -179,7 +179,9 @@ class JournalService:
         by_call = group_by_call(entries)
 
         reconciled = 0
+        settled: set[str] = set()
         for call in list(self.tracker.calls.values()):
+            settled.add(call.uniqueid)
             if call.uniqueid in channels:
                 if not call.seen_since_link:
                     apply_queue_log(call, by_call.get(call.uniqueid, []))
@@ -190,7 +192,7 @@ class JournalService:
                 self.tracker.end_reconciled(call)
                 reconciled += 1
 
-        unknown = [cid for cid in by_call if cid not in self.tracker.calls]
+        unknown = [cid for cid in by_call if cid not in settled]
         async with self.sessions() as session:
             done = await repo.finished_uniqueids(session, unknown)
         for cid in unknown:

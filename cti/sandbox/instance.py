@@ -66,6 +66,7 @@ class InstanceState:
     log_dir: str
     root: str
     pid: int | None = None
+    globals: dict[str, str] | None = None
 
 
 class Instance:
@@ -136,7 +137,8 @@ class Instance:
         ensure_root(self.cache)
         old = self.load()
         st = self._plan(old, ami_port, sip_port, agi_port)
-        self._render(st, globals_ or {})
+        st.globals = globals_ if globals_ is not None else (old.globals if old else None)
+        self._render(st, st.globals or {})
         st.pid = self._spawn()
         self._save(st)
         self._wait_booted(st, timeout)
@@ -306,7 +308,7 @@ class Instance:
         if st is None:
             raise SandboxError(f"sandbox {self.name} was never started")
         self.down()
-        self._render(st, {})
+        self._render(st, st.globals or {})
         st.pid = self._spawn()
         self._save(st)
         self._wait_booted(st, timeout)
