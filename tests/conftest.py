@@ -1,6 +1,7 @@
 """Shared fixtures: a real Asterisk sandbox for the session, the simulator, the CTI server."""
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -52,10 +53,8 @@ async def _idle_queue(client: AmiClient, queue: str = "helpdesk") -> None:
     status = await client.action("QueueStatus", as_list=True, Queue=queue)
     for m in status:
         if m.get("Event") == "QueueMember":
-            try:
+            with contextlib.suppress(AmiActionFailed):
                 await client.action("QueueRemove", Queue=queue, Interface=m["Location"])
-            except AmiActionFailed:
-                pass
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ class TcpProxy:
         self.split_utf8 = split_utf8
         self.splits = 0
         self.port = 0
-        self.stalled = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self.accepting = True
         self._server: asyncio.Server | None = None
         self._conns: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
@@ -46,6 +47,13 @@ class TcpProxy:
                 with contextlib.suppress(Exception):
                     w.transport.abort()
         self._conns.clear()
+
+    def stall(self, stalled: bool = True) -> None:
+        """Stop (or resume) forwarding while keeping the sockets open: a half-open link."""
+        if stalled:
+            self._flowing.clear()
+        else:
+            self._flowing.set()
 
     def inject(self, data: bytes) -> None:
         """Send raw bytes to every connected client, as if Asterisk had sent them."""
@@ -75,8 +83,7 @@ class TcpProxy:
                 data = await src.read(65536)
                 if not data:
                     break
-                while self.stalled:
-                    await asyncio.sleep(0.05)
+                await self._flowing.wait()
                 cut = _first_multibyte(data) if to_client and self.split_utf8 else -1
                 if cut > 0:
                     dst.write(data[:cut])
