@@ -276,7 +276,7 @@ def _qm(m: Msg) -> tuple[float, str, str, str, int, bool, str, bool]:
 _STANDARD = {
     "Event", "Privilege", "Timestamp", "SystemName", "Channel", "ChannelState", "ChannelStateDesc",
     "CallerIDNum", "CallerIDName", "ConnectedLineNum", "ConnectedLineName", "Language",
-    "AccountCode", "Context", "Exten", "Priority", "Uniqueid", "Linkedid", "UserEvent",
+    "AccountCode", "Context", "Exten", "Priority", "Uniqueid", "Linkedid", "UserEvent", "content",
 }  # fmt: skip
 
 

@@ -1,0 +1,36 @@
+"""Setting options in Asterisk configuration text."""
+
+from cti.sandbox.confedit import set_option
+
+TEXT = """[general]
+port = 5038 ; AMI port
+bindaddr = 0.0.0.0
+
+[cti]
+secret = change-me
+"""
+
+
+def test_replaces_the_value_and_keeps_the_comment() -> None:
+    out = set_option(TEXT, "general", "port", "15038")
+    assert "port = 15038 ; AMI port" in out
+    assert "secret = change-me" in out
+
+
+def test_only_the_named_section_changes() -> None:
+    out = set_option(TEXT, "cti", "secret", "abc")
+    assert "secret = abc" in out and "port = 5038" in out
+
+
+def test_missing_key_and_section_are_added() -> None:
+    out = set_option(TEXT, "cti", "read", "system")
+    assert "[cti]\nread = system" in out
+    out = set_option(TEXT, "new", "x", "1")
+    assert out.rstrip().endswith("[new]\nx = 1")
+
+
+def test_arrow_syntax() -> None:
+    out = set_option(
+        "[directories]\nastetcdir => /etc/asterisk\n", "directories", "astetcdir", "/x"
+    )
+    assert "astetcdir => /x" in out

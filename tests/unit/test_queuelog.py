@@ -1,0 +1,77 @@
+"""Reading queue_log incrementally and reconciling calls from it."""
+
+import os
+from pathlib import Path
+
+from cti.calls import LiveCall
+from cti.queuelog import Position, QueueLogReader, parse_line, queue_calls
+from cti.reconcile import call_from_queue_log, finish_gone, group_by_call
+from cti.types import CallOutcome, RecordSource
+
+LINES = """1795637294|sim-c1|helpdesk|NONE|ENTERQUEUE||13800138000|1
+1795637297|sim-c1|helpdesk|1001|CONNECT|3|cti-1795637294.2|3
+1795637303|sim-c1|helpdesk|1001|COMPLETEAGENT|3|6|1
+1795637362|sim-t4|helpdesk|NONE|ENTERQUEUE||8001|4
+1795637367|sim-t4|helpdesk|NONE|EXITWITHTIMEOUT|1|4|4
+"""
+
+
+def test_parse_line_rejects_garbage() -> None:
+    assert parse_line("nonsense") is None
+    assert parse_line("abc|x|q|a|EVENT") is None
+    e = parse_line("1795637297|sim-c1|helpdesk|1001|CONNECT|3|cti-1.2|3")
+    assert e is not None and e.int_field(0) == 3 and e.field(9) == ""
+
+
+def test_reader_resumes_and_skips_a_partial_line(tmp_path: Path) -> None:
+    path = tmp_path / "queue_log"
+    path.write_text(LINES + "1795637368|sim-x|helpdesk|NONE|ENTERQ")  # Asterisk mid-write
+    reader = QueueLogReader(path)
+    entries, pos = reader.read_since(None)
+    assert len(entries) == 5
+    with path.open("a") as fh:
+        fh.write("UEUE||1|1\n")
+    more, pos2 = reader.read_since(pos)
+    assert [e.callid for e in more] == ["sim-x"]
+    assert pos2 is not None and pos2.offset == path.stat().st_size
+    assert Position.decode(pos2.encode()) == pos2
+
+
+def test_rotated_file_is_read_from_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "queue_log"
+    path.write_text(LINES)
+    reader = QueueLogReader(path)
+    _, pos = reader.read_since(None)
+    os.rename(path, tmp_path / "queue_log.1")
+    path.write_text(LINES.splitlines()[0] + "\n")
+    entries, _ = reader.read_since(pos)
+    assert len(entries) == 1
+
+
+def test_queue_calls_summary() -> None:
+    entries = [e for e in map(parse_line, LINES.splitlines()) if e]
+    calls = queue_calls(entries)
+    assert (calls["sim-c1"].outcome, calls["sim-c1"].wait, calls["sim-c1"].talk) == (
+        "answered",
+        3,
+        6,
+    )
+    assert (calls["sim-t4"].outcome, calls["sim-t4"].wait) == ("queue_timeout", 4)
+
+
+def test_unknown_call_is_created_from_queue_log() -> None:
+    entries = [e for e in map(parse_line, LINES.splitlines()) if e]
+    lines = group_by_call(entries)["sim-c1"]
+    call = call_from_queue_log(lines)
+    finish_gone(call, lines, float(lines[0].time))
+    assert call.source == RecordSource.RECONCILED and call.outcome == CallOutcome.ANSWERED
+    assert call.wait_seconds == 3 and call.talk_seconds == 6 and call.agent == "1001"
+    assert "arrived_at" in call.inferred
+
+
+def test_waiting_call_without_an_exit_is_dropped() -> None:
+    # Asterisk crashed: the call was waiting and queue_log recorded no exit for it.
+    call = LiveCall("u1", "u1", "PJSIP/x", 100.0, queued_at=101.0, in_queue_since=101.0)
+    finish_gone(call, [], outage_start=150.0)
+    assert call.outcome == CallOutcome.DROPPED and call.ended_at == 150.0
+    assert "ended_at" in call.inferred

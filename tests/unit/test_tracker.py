@@ -1,0 +1,130 @@
+"""The call tracker's state machine on hand-built event sequences (the shapes come from the
+captured sessions; the captured sessions themselves are replayed in test_replay)."""
+
+from cti.ami import events as ev
+from cti.tracker import CallEventKind, CallTracker
+from cti.types import CallOutcome, OfferResult
+
+T0 = 1_800_000_000.0
+
+
+def inbound(uid: str, t: float, num: str = "13800138000", name: str = "张三") -> list[ev.AmiEvent]:
+    ch = f"PJSIP/carrier-{uid}"
+    return [
+        ev.Newchannel(t, ch, uid, uid, num, name, "from-pstn", "8000"),
+        ev.Newexten(t + 0.01, ch, uid, uid, "cti-inbound", "8000", 1, "NoOp", "", num, name),
+        ev.Newexten(t + 0.02, ch, uid, uid, "cti-inbound", "8000", 6, "AGI", "agi://", num, name),
+        ev.Newexten(t + 3.0, ch, uid, uid, "cti-inbound", "8000", 7, "GotoIf", "", num, name),
+    ]
+
+
+def join(uid: str, t: float) -> ev.QueueCallerJoin:
+    return ev.QueueCallerJoin(t, f"PJSIP/carrier-{uid}", uid, uid, "helpdesk", 1, 1, "", "")
+
+
+def feed(tracker: CallTracker, events: list[ev.AmiEvent]) -> None:
+    for e in events:
+        tracker.handle(e)
+
+
+def test_answered_call_has_all_times() -> None:
+    tr = CallTracker(["cti-inbound"])
+    uid, ch = "1800000000.1", "PJSIP/carrier-1800000000.1"
+    feed(tr, inbound(uid, T0))
+    feed(tr, [
+        join(uid, T0 + 3.1),
+        ev.AgentCalled(T0 + 3.2, ch, uid, uid, "helpdesk", "1001", "PJSIP/1001", "a1", "PJSIP/1001-1"),
+        ev.AgentRingNoAnswer(T0 + 18.2, ch, uid, uid, "helpdesk", "1001", "PJSIP/1001", 15000),
+        ev.AgentCalled(T0 + 20.2, ch, uid, uid, "helpdesk", "1002", "PJSIP/1002", "a2", "PJSIP/1002-1"),
+        ev.AgentConnect(T0 + 22.6, ch, uid, uid, "helpdesk", "1002", "PJSIP/1002", 19, 2, "a2"),
+        ev.AgentComplete(T0 + 82.6, ch, uid, uid, "helpdesk", "1002", "PJSIP/1002", 19, 60, "agent"),
+        ev.Hangup(T0 + 83.0, ch, uid, uid, 16, "Normal Clearing"),
+    ])  # fmt: skip
+    (call,) = tr.take_dirty()
+    assert call.outcome == CallOutcome.ANSWERED
+    assert call.ivr_entered_at == T0 + 0.02 and call.ivr_left_at == T0 + 3.0
+    assert abs(call.wait_seconds - 19.5) < 1e-6  # type: ignore[operator]
+    assert abs(call.talk_seconds - 60.0) < 1e-6  # type: ignore[operator]
+    assert call.agent == "1002" and call.ring_no_answer == 1
+    assert [o.result for o in call.offers] == [OfferResult.NO_ANSWER, OfferResult.ANSWERED]
+    assert call.caller_name == "张三" and call.dialled_number == "8000"
+    assert not tr.calls
+
+
+def test_queue_results_from_the_dialplan_user_event() -> None:
+    tr = CallTracker(["cti-inbound"])
+    for i, status in enumerate(["TIMEOUT", "LEAVEEMPTY", None]):
+        uid = f"1800000000.{10 + i}"
+        ch = f"PJSIP/carrier-{uid}"
+        feed(tr, [*inbound(uid, T0), join(uid, T0 + 3)])
+        feed(tr, [
+            ev.QueueCallerAbandon(T0 + 18, ch, uid, uid, "helpdesk", 1, 1, 15),
+            ev.QueueCallerLeave(T0 + 18, ch, uid, uid, "helpdesk", 1, 0),
+        ])  # fmt: skip
+        if status:
+            tr.handle(ev.UserEvent(T0 + 18.01, "CtiQueueResult", uid, uid, {"Status": status}))
+        tr.handle(ev.Hangup(T0 + 21, ch, uid, uid, 16, ""))
+    outcomes = [c.outcome for c in sorted(tr.take_dirty(), key=lambda c: c.uniqueid)]
+    assert outcomes == [CallOutcome.QUEUE_TIMEOUT, CallOutcome.LEFT_EMPTY, CallOutcome.ABANDONED]
+
+
+def test_call_that_never_queues_ended_in_ivr_and_voicemail() -> None:
+    tr = CallTracker(["cti-inbound"])
+    feed(tr, inbound("1800000000.20", T0))
+    tr.handle(
+        ev.Hangup(T0 + 5, "PJSIP/carrier-1800000000.20", "1800000000.20", "1800000000.20", 16, "")
+    )
+    feed(tr, inbound("1800000000.21", T0))
+    ch = "PJSIP/carrier-1800000000.21"
+    tr.handle(
+        ev.Newexten(
+            T0 + 4,
+            ch,
+            "1800000000.21",
+            "1800000000.21",
+            "cti-next",
+            "vm",
+            1,
+            "VoiceMail",
+            "",
+            "",
+            "",
+        )
+    )
+    tr.handle(ev.Hangup(T0 + 30, ch, "1800000000.21", "1800000000.21", 16, ""))
+    by_id = {c.uniqueid: c for c in tr.take_dirty()}
+    assert by_id["1800000000.20"].outcome == CallOutcome.ENDED_IN_IVR
+    assert by_id["1800000000.20"].wait_seconds is None
+    assert by_id["1800000000.21"].outcome == CallOutcome.VOICEMAIL
+
+
+def test_uniqueids_with_the_same_seconds_are_separate_calls() -> None:
+    # panoramisk's CallManager would group these two: same seconds part "1800000000".
+    tr = CallTracker(["cti-inbound"])
+    feed(
+        tr, inbound("1800000000.31", T0) + inbound("1800000000.32", T0 + 0.5, "13900139000", "李四")
+    )
+    assert len(tr.calls) == 2
+    assert {c.caller_name for c in tr.calls.values()} == {"张三", "李四"}
+
+
+def test_listeners_hear_domain_events_and_a_failing_one_is_contained() -> None:
+    tr = CallTracker(["cti-inbound"])
+    heard: list[CallEventKind] = []
+    tr.listeners.append(lambda e: (_ for _ in ()).throw(RuntimeError("boom")))
+    tr.listeners.append(lambda e: heard.append(e.kind))
+    uid = "1800000000.40"
+    feed(tr, [*inbound(uid, T0), join(uid, T0 + 3)])
+    tr.handle(ev.Hangup(T0 + 9, f"PJSIP/carrier-{uid}", uid, uid, 16, ""))
+    assert heard == [
+        CallEventKind.CALL_ARRIVED,
+        CallEventKind.CALL_QUEUED,
+        CallEventKind.CALL_ENDED,
+    ]
+
+
+def test_anonymous_caller_id_is_empty_not_unknown() -> None:
+    tr = CallTracker(["cti-inbound"])
+    feed(tr, inbound("1800000000.50", T0, "<unknown>", "<unknown>"))
+    (call,) = tr.calls.values()
+    assert call.caller_number == "" and call.caller_name == ""
