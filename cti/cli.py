@@ -54,9 +54,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`cti serve`: the CTI server (AMI link, call tracker, FastAGI, web)."""
-    from desk.app import run_server
-
     from cti.settings import load_settings
+    from desk.app import run_server
 
     settings = load_settings(args.config)
     asyncio.run(run_server(settings))
