@@ -66,7 +66,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """`cti demo`: sandbox + server + simulated traffic, until Ctrl-C."""
     from desk.demo import run_demo
 
-    return asyncio.run(run_demo(args))
+    return int(asyncio.run(run_demo(args)))
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -100,7 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     dm = sub.add_parser("demo", help="sandbox + server + simulated callers and agents")
     dm.add_argument("--calls", type=int, default=0, help="stop after N calls (0: run until Ctrl-C)")
-    dm.add_argument("--rate", type=float, default=0.2, help="new calls per second")
+    dm.add_argument("--rate", type=float, default=0.1, help="new calls per second")
+    dm.add_argument("--name", default=None, help="sandbox instance (default: 'default')")
+    dm.add_argument("--keep-sandbox", action="store_true", help="leave Asterisk running at exit")
     dm.set_defaults(func=cmd_demo)
 
     sm = sub.add_parser("simulate", help="simulated callers and agents against the sandbox")

@@ -203,6 +203,7 @@ class Simulator:
         self.plan = plan
         self.run_id = secrets.token_hex(3)
         self.calls: dict[str, SimCall] = {}
+        self._ended = asyncio.Event()  # set whenever a call ends
 
     async def setup_agents(self) -> None:
         """Put the plan's agents in the queue with their delays and talk times."""
@@ -280,6 +281,8 @@ class Simulator:
             call.failed, call.ended_at = True, e.timestamp
         elif isinstance(e, ev.Hangup):
             call.ended_at = e.timestamp
+        if call.ended_at is not None:
+            self._ended.set()
 
     async def _watch(self) -> None:
         while True:
@@ -301,6 +304,43 @@ class Simulator:
         for call in self.calls.values():
             if call.ended_at is None and call.uniqueid not in up:
                 call.ended_at = now
+                self._ended.set()
+
+    async def wait_all_ended(self, timeout: float | None) -> None:
+        """Wait until every placed call has ended (TimeoutError after `timeout` seconds)."""
+        async with asyncio.timeout(timeout):
+            while any(c.ended_at is None for c in self.calls.values()):
+                self._ended.clear()
+                await self._ended.wait()
+
+    async def trickle(self, stop: asyncio.Event, limit: int = 0) -> SimulationResult:
+        """Place calls at the planned rate until `stop` is set (or `limit` calls), then wait for
+        the calls still up to end."""
+        rng = random.Random(self.plan.seed)
+        started = time.monotonic()
+        watcher = asyncio.create_task(self._watch(), name="sim-watch")
+        n = 0
+        try:
+            while not stop.is_set() and (not limit or n < limit):
+                number, name = random_caller_id(rng)
+                caller = CallerSpec(
+                    rng.randint(*self.plan.patience),
+                    self.plan.key_delay,
+                    self.plan.keys,
+                    number,
+                    name,
+                )
+                await self.place(n, caller)
+                n += 1
+                # Poisson arrivals: exponential gaps with the planned mean rate.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), rng.expovariate(self.plan.rate))
+            await self.wait_all_ended(None)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        return SimulationResult(self.run_id, list(self.calls.values()), time.monotonic() - started)
 
     async def run(self, *, timeout: float | None = None) -> SimulationResult:
         """Place every call at the planned rate and wait until all have hung up."""
@@ -315,12 +355,10 @@ class Simulator:
                 await self.place(n, caller)
             longest = max((c.patience for c in callers), default=0) + 10
             budget = timeout or (longest + max(a.talk[1] for a in self.plan.agents) + 120)
-            deadline = time.monotonic() + budget
-            while any(c.ended_at is None for c in self.calls.values()):
-                if time.monotonic() > deadline:
-                    logger.error("simulation: calls still up after %.0fs", budget)
-                    break
-                await asyncio.sleep(0.2)
+            try:
+                await self.wait_all_ended(budget)
+            except TimeoutError:
+                logger.error("simulation: calls still up after %.0fs", budget)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,7 +11,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from cti.db import create_engine, migrate, session_maker
-from cti.errors import AmiAuthError, Conflict, CtiError, InvalidInput, NotFound
+from cti.errors import Conflict, CtiError, InvalidInput, NotFound
 from cti.runtime import CtiCore
 from cti.settings import Settings
 from desk import calls_api
@@ -98,26 +98,33 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     return app
 
 
-async def run_server(settings: Settings, ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM."""
-    app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    try:
-        await runner.setup()
-    except AmiAuthError:
-        raise
-    site = web.TCPSite(runner, settings.http_host, settings.http_port)
-    await site.start()
-    url = f"http://{settings.http_host}:{settings.http_port}/"
-    logger.warning("CTI server listening on %s (settings: %s)", url, settings.source)
-    if ready:
-        ready(url)
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[str]:
+    """Run the server while the context is open; yields its URL."""
+    runner = web.AppRunner(create_app(settings), access_log=None)
+    await runner.setup()
     try:
-        await stop.wait()
+        site = web.TCPSite(runner, settings.http_host, settings.http_port)
+        await site.start()
+        url = f"http://{settings.http_host}:{settings.http_port}/"
+        logger.warning("CTI server listening on %s (settings: %s)", url, settings.source)
+        yield url
     finally:
         await runner.cleanup()
+
+
+async def run_server(settings: Settings) -> None:
+    """`cti serve`: serve until SIGINT/SIGTERM."""
+    stop = stop_on_signals()
+    async with serving(settings):
+        await stop.wait()
