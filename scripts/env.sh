@@ -8,7 +8,9 @@ CTI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$CTI_ROOT"
 
 _need_debs=()
-for spec in debootstrap:debootstrap mmdebstrap:mmdebstrap chromium:chromium \
+# The sandbox root is built with debootstrap as root, with mmdebstrap (user namespaces) otherwise.
+if [[ $(id -u) -eq 0 ]]; then _builder=debootstrap:debootstrap; else _builder=mmdebstrap:mmdebstrap; fi
+for spec in "$_builder" chromium:chromium \
             fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc; do
     pkg="${spec%%:*}"; probe="${spec#*:}"
     if [[ "$probe" == /* ]]; then [[ -e "$probe" ]] || _need_debs+=("$pkg")

@@ -1,0 +1,12 @@
+# Asterisk 22 from Debian's package, configured with this repository's asterisk-conf/.
+FROM debian:sid-slim
+RUN apt-get -o Acquire::Check-Valid-Until=false update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      asterisk asterisk-modules asterisk-core-sounds-en-gsm asterisk-moh-opsound-gsm \
+ && rm -rf /var/lib/apt/lists/*
+COPY asterisk-conf/ /etc/asterisk/
+COPY docker/asterisk-entrypoint.sh /usr/local/bin/asterisk-entrypoint
+# The sandbox-only simulation files are not part of a deployment.
+RUN rm -rf /etc/asterisk/sim && chmod +x /usr/local/bin/asterisk-entrypoint
+EXPOSE 5038/tcp 5060/udp 10000-20000/udp
+ENTRYPOINT ["/usr/local/bin/asterisk-entrypoint"]
