@@ -1,0 +1,51 @@
+"""The journal on PostgreSQL (the machine's local server): migrations, upserts, queries."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from cti.calls import LiveCall
+from cti.db import create_engine, migrate, session_maker
+from cti.journal import repo
+from desk.migrations import MIGRATIONS
+
+PG = os.environ.get("CTI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    name = f"cti_test_{uuid.uuid4().hex[:8]}"
+    try:
+        conn = await asyncpg.connect(PG)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"the local PostgreSQL at {PG} is needed for this test: {exc}")
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    yield PG.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
+    conn = await asyncpg.connect(PG)
+    await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await conn.close()
+
+
+async def test_journal_on_postgresql(pg_url: str) -> None:
+    engine = create_engine(pg_url)
+    await migrate(engine, MIGRATIONS)
+    await migrate(engine, MIGRATIONS)  # idempotent
+    sessions = session_maker(engine)
+    call = LiveCall("pg-1", "pg-1", "PJSIP/x", 1_800_000_000.25, caller_name="张三")
+    async with sessions.begin() as s:
+        await repo.upsert_calls(s, [call.to_row(1_800_000_000.5)])
+    call.queued_at = 1_800_000_001.5
+    call.finish(1_800_000_031.75)
+    async with sessions.begin() as s:
+        await repo.upsert_calls(s, [call.to_row(1_800_000_032.0)])
+    async with sessions() as s:
+        rows, total = await repo.list_calls(s)
+        assert total == 1
+        assert rows[0].caller_name == "张三" and rows[0].outcome == "abandoned"
+        assert rows[0].arrived_at.timestamp() == 1_800_000_000.25
+        assert await repo.open_calls(s) == []
+    await engine.dispose()

@@ -1,0 +1,77 @@
+"""docker-compose.yml is well-formed and consistent with the settings the server reads."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from cti.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def substituted(env: dict[str, str]) -> dict[str, str]:
+    """Compose's ${VAR:?msg} with values a site would pass."""
+    values = {"CTI_AMI_SECRET": "s3cret", "POSTGRES_PASSWORD": "pw"}
+    return {
+        k: re.sub(r"\$\{(\w+)(:\?[^}]*)?\}", lambda m: values[m.group(1)], str(v))
+        for k, v in env.items()
+    }
+
+
+def test_services_and_volumes() -> None:
+    c = compose()
+    assert set(c["services"]) == {"asterisk", "cti", "postgres"}
+    for svc in c["services"].values():
+        for vol in svc.get("volumes", []):
+            assert vol.split(":")[0] in c["volumes"]
+
+
+def test_cti_environment_is_what_the_server_reads() -> None:
+    c = compose()
+    env = substituted(c["services"]["cti"]["environment"])
+    known = {f"CTI_{name.upper()}" for name in Settings.__dataclass_fields__}
+    assert set(env) <= known, set(env) - known
+    s = load_settings(None, env)
+    assert s.database_url.startswith("postgresql+asyncpg://cti:pw@postgres:5432/")
+    assert s.ami_host == "asterisk" and s.ami_user == "cti" and s.ami_secret == "s3cret"
+    assert str(s.http_port) in c["services"]["cti"]["ports"][0]
+    pg = c["services"]["postgres"]["environment"]
+    assert s.database_url.rsplit("/", 1)[1] == pg["POSTGRES_DB"]
+    assert s.ami_user in (ROOT / "asterisk-conf" / "manager.conf").read_text()
+
+
+def test_queue_log_is_shared_between_asterisk_and_cti() -> None:
+    c = compose()
+    s = load_settings(None, substituted(c["services"]["cti"]["environment"]))
+    log_dir = str(Path(s.queue_log_path).parent)
+    ast = {v.split(":")[1]: v.split(":")[0] for v in c["services"]["asterisk"]["volumes"]}
+    cti = {v.split(":")[1]: v.split(":")[0] for v in c["services"]["cti"]["volumes"]}
+    assert ast[log_dir] == cti[log_dir]
+
+
+def test_agi_address_matches_between_asterisk_and_cti() -> None:
+    c = compose()
+    a = substituted(c["services"]["asterisk"]["environment"])
+    s = load_settings(None, substituted(c["services"]["cti"]["environment"]))
+    assert a["CTI_AGI_HOST"] == "cti" and int(a["CTI_AGI_PORT"]) == s.agi_port
+    entry = (ROOT / "docker" / "asterisk-entrypoint.sh").read_text()
+    conf = (ROOT / "asterisk-conf" / "extensions.conf").read_text()
+    # The entrypoint's edits hit lines that really exist in the shipped configuration.
+    assert "CTI_AGI_HOST = " in conf and "s/^CTI_AGI_HOST = " in entry
+    assert (
+        "secret = change-me-on-every-site" in (ROOT / "asterisk-conf" / "manager.conf").read_text()
+    )
+    assert "bindaddr = 127.0.0.1" in (ROOT / "asterisk-conf" / "manager.conf").read_text()
+
+
+def test_images_are_built_from_this_repository() -> None:
+    c = compose()
+    for name in ("asterisk", "cti"):
+        dockerfile = ROOT / c["services"][name]["build"]["dockerfile"]
+        assert dockerfile.exists()
+    assert "COPY asterisk-conf/ /etc/asterisk/" in (ROOT / "docker/asterisk.Dockerfile").read_text()
