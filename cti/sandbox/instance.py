@@ -1,6 +1,5 @@
 """One running Asterisk in the sandbox root: its ports, rendered configuration and process."""
 
-import contextlib
 import json
 import logging
 import os
@@ -264,7 +263,9 @@ class Instance:
         last = ""
         while time.monotonic() < deadline:
             if not self.is_running():
-                raise SandboxError(f"Asterisk exited during start-up; see {st.log_dir}/console.log")
+                console = Path(st.log_dir) / "console.log"
+                tail = console.read_text(errors="replace")[-1500:] if console.exists() else ""
+                raise SandboxError(f"Asterisk exited during start-up ({console}):\n{tail}")
             try:
                 out = self.cli(
                     "core waitfullybooted", timeout=max(1.0, deadline - time.monotonic())
@@ -286,12 +287,9 @@ class Instance:
             self.cli("core stop now", timeout=timeout)
         except (SandboxError, subprocess.TimeoutExpired):
             logger.warning("sandbox %s: CLI stop failed, killing pid %s", self.name, st.pid)
-        deadline = time.monotonic() + timeout
-        while self.is_running() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if self.is_running():
+        if not _wait_gone(st.pid, timeout):
             os.killpg(st.pid, signal.SIGKILL)
-        _reap(st.pid)
+            _wait_gone(st.pid, 10)
         st.pid = None
         self._save(st)
 
@@ -300,7 +298,7 @@ class Instance:
         st = self.load()
         if st is not None and st.pid is not None and self.is_running():
             os.killpg(st.pid, signal.SIGKILL)
-            _reap(st.pid)
+            _wait_gone(st.pid, 10)
 
     def restart(self, timeout: float = 90.0) -> InstanceState:
         """Stop and start again on the same ports and files (queue_log keeps growing)."""
@@ -321,7 +319,23 @@ class Instance:
             shutil.rmtree(self.dir)
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status when the process is our child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until `pid` has fully exited (reaping it if it is our child); False on timeout.
+
+    Its command line empties before an exiting process has closed its sockets, so "not running"
+    is not yet "gone": a new Asterisk started too early finds the old control socket and exits.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, IndexError):
+                return True
+            if state in ("Z", "X"):
+                return True
+        time.sleep(0.05)
+    return False
