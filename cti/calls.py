@@ -62,6 +62,9 @@ class LiveCall:
     complete_reason: str | None = None
     hangup_cause: int | None = None
     incident_number: str | None = None
+    ivr_path: str | None = None
+    language: str | None = None
+    survey_score: int | None = None
     voicemail: bool = False
     overflowed: bool = False
     outcome: CallOutcome | None = None
@@ -172,6 +175,9 @@ class LiveCall:
             "wait_seconds": self.wait_seconds if self.ended_at is not None else None,
             "talk_seconds": self.talk_seconds if self.ended_at is not None else None,
             "incident_number": self.incident_number,
+            "ivr_path": self.ivr_path,
+            "language": self.language,
+            "survey_score": self.survey_score,
             "source": self.source.value,
             "inferred": sorted(self.inferred),
             "live_state": None if self.ended_at is not None else self._live_state(),
@@ -211,6 +217,9 @@ class LiveCall:
             queue_status=row.queue_status,
             complete_reason=row.complete_reason,
             incident_number=row.incident_number,
+            ivr_path=row.ivr_path,
+            language=row.language,
+            survey_score=row.survey_score,
             source=RecordSource(row.source),
             inferred=set(row.inferred or []),
             in_queue_since=state.get("in_queue_since"),

@@ -188,15 +188,26 @@ class CallTracker:
         self._publish(CallEventKind.CALL_ENDED, call)
 
     def _user_event(self, e: ev.UserEvent) -> None:
+        # UserEvents our dialplan and IVR raise on the caller's channel (see asterisk-conf).
         call = self.calls.get(e.uniqueid)
         if call is None:
             return
+        f = e.fields
         if e.name == "CtiQueueResult":
-            call.queue_status = e.fields.get("Status") or None
-            self._touch(call)
+            call.queue_status = f.get("Status") or None
         elif e.name == "CtiIncident":
-            call.incident_number = e.fields.get("Number") or None
-            self._touch(call)
+            call.incident_number = f.get("Number") or call.incident_number
+        elif e.name == "CtiIvr":
+            call.ivr_path = f.get("Path") or call.ivr_path
+            call.language = f.get("Language") or call.language
+            if f.get("Voicemail") == "1":
+                call.voicemail = True
+        elif e.name == "CtiSurvey":
+            score = f.get("Score", "")
+            call.survey_score = int(score) if score.isdigit() else call.survey_score
+        else:
+            return
+        self._touch(call)
 
     # -- queue events ---------------------------------------------------------------------------
 

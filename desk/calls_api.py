@@ -107,6 +107,9 @@ def call_json(c: Call) -> dict[str, Any]:
         "wait_seconds": c.wait_seconds,
         "talk_seconds": c.talk_seconds,
         "incident_number": c.incident_number,
+        "ivr_path": c.ivr_path,
+        "language": c.language,
+        "survey_score": c.survey_score,
         "source": c.source,
         "inferred": c.inferred,
     }

@@ -71,6 +71,9 @@ class Call(Base):
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
     incident_number: Mapped[str | None] = mapped_column(String(20), index=True)
+    ivr_path: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))
+    survey_score: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(12), default="ami")
     # Names of the fields that were inferred (snapshot, queue_log) rather than observed live.
     inferred: Mapped[list[Any]] = mapped_column(default=list)
@@ -98,3 +101,20 @@ class JournalMeta(Base):
 
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class IvrStep(Base):
+    """One step of a call in the IVR: what was played, what was keyed, how long it took."""
+
+    __tablename__ = "ivr_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_uniqueid: Mapped[str] = mapped_column(String(150), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    route: Mapped[str] = mapped_column(String(20))  # ivr, survey
+    menu: Mapped[str] = mapped_column(String(60), default="")
+    step: Mapped[str] = mapped_column(String(60))
+    digits: Mapped[str] = mapped_column(String(40), default="")
+    result: Mapped[str] = mapped_column(String(120), default="")
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)

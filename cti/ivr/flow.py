@@ -1,0 +1,343 @@
+"""One inbound call in the IVR: welcome, hours, announcements, menus, caller lookup, the incident
+opened before the queue and its number read back, incident status by phone.
+
+The call goes back to the dialplan with channel variables: CTI_NEXT (queue, oncall, hangup),
+CTI_QUEUE, __CTI_INCIDENT (inherited by the agent's leg), CTI_LANGUAGE, CTI_ONCALL_NUMBER.
+"""
+
+import logging
+import time
+
+from cti.ivr.agi import AgiChannel
+from cti.ivr.context import IvrContext, StepLog
+from cti.ivr.menu import Action, Menu, Option
+from cti.ivr.ports import NewIncident, Requester
+from cti.phone import CallerNumber, normalize
+
+logger = logging.getLogger(__name__)
+
+ALL_KEYS = "0123456789*#"
+MAX_REPEATS = 3
+
+
+class CallFlow:
+    """The IVR for one call."""
+
+    def __init__(self, agi: AgiChannel, ctx: IvrContext, steps: StepLog) -> None:
+        self.agi = agi
+        self.ctx = ctx
+        self.steps = steps
+        self.lang = ctx.menu.default_language
+        self.caller: CallerNumber = normalize(agi.env.get("agi_callerid"), ctx.plan)
+        self.requester: Requester | None = None
+        self.path: list[str] = []
+        self.incident: str | None = None
+        self.voicemail = False
+
+    # -- building blocks ---------------------------------------------------------------------
+
+    async def play(self, prompt: str, escape: str = "") -> str | None:
+        """Play a catalogue prompt in the caller's language; the key that interrupted it."""
+        return await self.agi.stream_file(self.ctx.prompts.file(prompt, self.lang), escape)
+
+    async def ask(
+        self, prompt: str, *, max_digits: int, timeout_s: float, also: str | None = None
+    ) -> str:
+        """Play a prompt (and `also`) and collect digits; '' on silence. '#' ends longer input."""
+        started = time.time()
+        first = await self.play(prompt, ALL_KEYS)
+        if first is None and also:
+            first = await self.play(also, ALL_KEYS)
+        if first is None:
+            first = await self.agi.wait_for_digit(int(timeout_s * 1000))
+        digits = first or ""
+        while digits and max_digits > 1 and len(digits) < max_digits and not digits.endswith("#"):
+            nxt = await self.agi.wait_for_digit(int(timeout_s * 1000))
+            if nxt is None:
+                break
+            digits += nxt
+        digits = digits.rstrip("#") if max_digits > 1 else digits
+        self.steps.add(self.menu_name, prompt, digits, "", started)
+        return digits
+
+    menu_name = ""
+
+    async def set_vars(self, **values: str) -> None:
+        """Set channel variables for the dialplan."""
+        for name, value in values.items():
+            await self.agi.set_variable(name, value)
+
+    async def user_event(self, name: str, **fields: str) -> None:
+        """Raise a UserEvent on the channel (the call journal reads it over AMI)."""
+        body = ",".join(f"{k}: {v.replace(',', ' ')}" for k, v in fields.items())
+        await self.agi.exec("UserEvent", f"{name},{body}")
+
+    # -- the call ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The whole IVR; returns with CTI_NEXT set."""
+        started = time.time()
+        if self.caller.usable and self.caller.key:
+            self.requester = await self.ctx.desk.identify_caller(self.caller.key)
+        self.steps.add(
+            "", "lookup", "", self.requester.employee_no if self.requester else "unknown", started
+        )
+        await self.play("welcome", ALL_KEYS)
+        now = self.ctx.now()
+        if not self.ctx.hours.is_open(now):
+            started = time.time()
+            await self.play("after_hours")
+            self.steps.add(
+                "",
+                "after_hours",
+                "",
+                "holiday" if self.ctx.hours.holiday(now) else "closed",
+                started,
+            )
+            await self.menu_loop("after_hours")
+        elif not await self.announcements():
+            await self.menu_loop(self.ctx.menu.start)
+        await self.finish()
+
+    async def finish(self) -> None:
+        """Tell the journal which way the caller went through the menus."""
+        fields = {"Path": ">".join(self.path) or "-", "Language": self.lang}
+        if self.voicemail:
+            fields["Voicemail"] = "1"
+        await self.user_event("CtiIvr", **fields)
+
+    async def menu_loop(self, name: str) -> None:
+        """Run menus until an action hands the call on."""
+        tries = 0
+        next_menu: str | None = name
+        while next_menu is not None:
+            menu = self.ctx.menu.menus[next_menu]
+            self.menu_name = menu.name
+            key = await self.ask(
+                menu.prompt,
+                max_digits=1,
+                timeout_s=self.ctx.menu.digit_timeout,
+                also=menu.also.get(self.lang),
+            )
+            option = menu.options.get(key) if key else None
+            if option is None:
+                tries += 1
+                await self.play("no_input" if not key else "invalid_choice")
+                if tries >= self.ctx.menu.retries:
+                    self.path.append(f"{menu.name}:retries")
+                    await self.act(menu.after_retries, menu)
+                    return
+                continue
+            self.path.append(f"{menu.name}:{key}")
+            if option.action == Action.REPEAT:
+                continue
+            tries = 0
+            next_menu = await self.act(option, menu)
+
+    async def act(self, option: Option, menu: Menu) -> str | None:
+        """Carry out an option; the next menu's name, or None when the call is handed on."""
+        a = option.action
+        if a == Action.MENU:
+            return option.menu
+        if a == Action.LANGUAGE:
+            self.lang = next((lg for lg in self.ctx.menu.languages if lg != self.lang), self.lang)
+            await self.agi.exec("Set", f"CHANNEL(language)={self.lang}")
+            return menu.name
+        if a == Action.STATUS:
+            return await self.status(menu)
+        if a == Action.VOICEMAIL:
+            await self.leave_voicemail(option)
+            return None
+        if a == Action.HANGUP:
+            await self.play("goodbye")
+            await self.set_vars(CTI_NEXT="hangup")
+            return None
+        # REPORT, AGENT, ONCALL: an incident before anyone answers (6.3.1.1).
+        await self.identify()
+        number = await self.open_incident(option)
+        await self.read_number(number)
+        if a == Action.ONCALL and self.ctx.hours.oncall_number:
+            await self.play("oncall_transfer")
+            await self.set_vars(CTI_NEXT="oncall", CTI_ONCALL_NUMBER=self.ctx.hours.oncall_number)
+        else:
+            await self.play("transfer_agent")
+            await self.to_queue()
+        return None
+
+    async def to_queue(self) -> None:
+        """Hand the call to the language's queue."""
+        await self.set_vars(
+            CTI_NEXT="queue", CTI_QUEUE=self.ctx.menu.queues[self.lang], CTI_LANGUAGE=self.lang
+        )
+
+    # -- who is calling (6.3.1.3) --------------------------------------------------------------
+
+    async def identify(self) -> None:
+        """Ask an unrecognised caller for their employee number (twice at most)."""
+        if self.requester is not None:
+            return
+        prompt = "identify_unknown"
+        for _ in range(2):
+            digits = await self.ask(prompt, max_digits=12, timeout_s=6)
+            if not digits:
+                break
+            found = await self.ctx.desk.identify_employee(digits)
+            if found is not None:
+                self.requester = found
+                return
+            prompt = "identify_again"
+        await self.play("identify_skipped")
+
+    # -- the incident --------------------------------------------------------------------------
+
+    async def open_incident(
+        self,
+        option: Option,
+        *,
+        announcement: int | None = None,
+        recording: str | None = None,
+        channel: str = "phone",
+    ) -> str:
+        """Record the request and tell the dialplan and the journal its number."""
+        started = time.time()
+        category = option.category_in(self.lang)
+        number = await self.ctx.desk.open_incident(
+            NewIncident(
+                type=option.type,
+                category=category,
+                symptom=f"{category}（IVR: {' > '.join(self.path) or '-'}）",
+                channel=channel,
+                caller_number=self.caller.raw,
+                caller_key=self.caller.key,
+                requester=self.requester,
+                call_uniqueid=self.agi.uniqueid,
+                language=self.lang,
+                menu_path=">".join(self.path),
+                announcement_id=announcement,
+                recording=recording,
+            )
+        )
+        self.incident = number
+        self.steps.add(self.menu_name, "incident", "", number, started)
+        if not self.agi.hung_up:  # a voicemail caller may have hung up already
+            await self.set_vars(__CTI_INCIDENT=number, CTI_INCIDENT=number)
+            await self.user_event("CtiIncident", Number=number)
+        logger.info("incident %s opened by the IVR linkedid=%s", number, self.agi.uniqueid)
+        return number
+
+    async def read_number(self, number: str) -> None:
+        """'Your incident number is 2 6 1 1 2 5 0 4 2', repeatable with *."""
+        for _ in range(MAX_REPEATS):
+            started = time.time()
+            await self.play("incident_created")
+            key = await self.agi.say_digits(number, "*")
+            if key != "*":
+                key = await self.play("incident_repeat", "*")
+            if key != "*":
+                key = await self.agi.wait_for_digit(2500)
+            self.steps.add(self.menu_name, "read_number", key or "", number, started)
+            if key != "*":
+                return
+
+    # -- status by phone -----------------------------------------------------------------------
+
+    async def status(self, menu: Menu) -> str | None:
+        """Hear an incident's state; the requester may confirm or reopen a resolved one."""
+        self.menu_name = "status"
+        for attempt in range(2):
+            number = await self.ask("status_enter", max_digits=14, timeout_s=8)
+            st = await self.ctx.desk.incident_status(number) if number.isdigit() else None
+            if st is not None:
+                break
+            await self.play("status_not_found" if number else "no_input")
+            if attempt == 1:
+                return menu.name
+        else:  # pragma: no cover - the loop returns or breaks
+            return menu.name
+        await self.play("status_is")
+        await self.play(f"state_{st.state}")
+        own = self._owns(st.caller_keys)
+        if st.state == "resolved":
+            if not own:
+                await self.play("status_other_caller")
+            else:
+                key = await self.ask("resolved_confirm", max_digits=1, timeout_s=6)
+                by = f"caller {self.caller.raw or 'unknown'} (IVR)"
+                if key == "1" and await self.ctx.desk.confirm_closure(st.number, by):
+                    await self.play("closed_thanks")
+                elif key == "2" and await self.ctx.desk.reopen(st.number, by):
+                    await self.play("reopened")
+        self.path.append(f"status:{st.number}")
+        key = await self.ask("status_more", max_digits=1, timeout_s=5)
+        if key == "3":
+            return await self.status(menu)
+        if key == "0":
+            self.incident = st.number
+            await self.set_vars(__CTI_INCIDENT=st.number, CTI_INCIDENT=st.number)
+            await self.user_event("CtiIncident", Number=st.number)
+            await self.play("transfer_agent")
+            await self.to_queue()
+            return None
+        await self.play("goodbye")
+        await self.set_vars(CTI_NEXT="hangup")
+        return None
+
+    def _owns(self, keys: frozenset[str]) -> bool:
+        if self.caller.key and self.caller.key in keys:
+            return True
+        if self.requester is not None:
+            return f"user:{self.requester.user_id}" in keys
+        return False
+
+    # -- announcements (6.4) -------------------------------------------------------------------
+
+    async def announcements(self) -> bool:
+        """Play active announcements; True if the caller, affected by an outage, is done."""
+        for ann in await self.ctx.desk.active_announcements(self.ctx.now()):
+            prompt = ann.prompts.get(self.lang) or next(iter(ann.prompts.values()), None)
+            if prompt is None:
+                continue
+            started = time.time()
+            await self.play("announcement_intro")
+            await self.agi.stream_file(prompt, "")
+            self.steps.add("", "announcement", "", str(ann.id), started)
+            if ann.kind != "outage":
+                continue
+            key = await self.play("outage_affected", "1") or await self.agi.wait_for_digit(3000)
+            if key != "1":
+                continue
+            self.path.append(f"outage:{ann.id}")
+            await self.identify()
+            option = Option(
+                Action.REPORT, type="fault", category="已知故障", category_en="Known outage"
+            )
+            number = await self.open_incident(option, announcement=ann.id)
+            await self.read_number(number)
+            key = await self.play("outage_linked", "0") or await self.agi.wait_for_digit(4000)
+            if key == "0":
+                await self.play("transfer_agent")
+                await self.to_queue()
+            else:
+                await self.play("goodbye")
+                await self.set_vars(CTI_NEXT="hangup")
+            return True
+        return False
+
+    # -- voicemail (6.4.2 f) -------------------------------------------------------------------
+
+    async def leave_voicemail(self, option: Option) -> None:
+        """Record a message: it becomes an incident with the recording; read its number back."""
+        from cti.ivr.routes import record_message
+
+        self.voicemail = True
+        recording = await record_message(self)
+        if recording is None:
+            await self.set_vars(CTI_NEXT="hangup")
+            return
+        number = await self.open_incident(option, recording=recording, channel="voicemail")
+        if self.agi.hung_up:
+            return
+        await self.play("voicemail_saved")
+        await self.read_number(number)
+        await self.play("goodbye")
+        await self.set_vars(CTI_NEXT="hangup")

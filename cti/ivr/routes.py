@@ -1,0 +1,139 @@
+"""The FastAGI routes: `ivr` (every inbound call), `survey` (after the agent hangs up),
+`voicemail` (when the on-call engineer does not answer), and the IVR service that serves them."""
+
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from cti.db import SessionMaker
+from cti.errors import CtiError
+from cti.ivr.agi import AgiChannel, AgiHangup, AgiServer
+from cti.ivr.context import IvrContext, StepLog
+from cti.ivr.menu import Action, Option
+from cti.journal.models import IvrStep
+
+if TYPE_CHECKING:
+    from cti.ivr.flow import CallFlow
+
+logger = logging.getLogger(__name__)
+
+SURVEY_SCORES = "12345"
+
+
+async def record_message(flow: "CallFlow") -> str | None:
+    """Record a voicemail; the recording's name (relative to the media folder), or None."""
+    host, asterisk = flow.ctx.media.recording(flow.agi.uniqueid.replace("/", "_"))
+    host.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    await flow.play("voicemail_intro")
+    with contextlib.suppress(AgiHangup):  # hanging up ends the message; it is still kept
+        await flow.agi.record_file(asterisk, "wav", "#", 180_000, 6)
+    saved = host.exists() and host.stat().st_size > 1000
+    flow.steps.add(
+        "voicemail", "record", "", f"{host.stat().st_size if host.exists() else 0} bytes", started
+    )
+    return f"recordings/{host.name}" if saved else None
+
+
+async def survey(agi: AgiChannel, ctx: IvrContext, steps: StepLog) -> None:
+    """'Please rate our service 1-5': stored with the call, the incident and the agent."""
+    from cti.ivr.flow import CallFlow
+
+    flow = CallFlow(agi, ctx, steps)
+    flow.menu_name = "survey"
+    flow.lang = (await agi.get_variable("CHANNEL(language)")) or ctx.menu.default_language
+    incident = await agi.get_variable("CTI_INCIDENT")
+    agent = await agi.get_variable("MEMBERNAME")
+    for _ in range(2):
+        key = await flow.ask("survey_intro", max_digits=1, timeout_s=6)
+        if key and key in SURVEY_SCORES:
+            await ctx.desk.record_survey(agi.uniqueid, incident, agent, int(key))
+            await flow.user_event("CtiSurvey", Score=key)
+            await flow.play("survey_thanks")
+            return
+        if key:
+            await flow.play("invalid_choice")
+    await flow.play("goodbye")
+
+
+async def voicemail_route(agi: AgiChannel, ctx: IvrContext, steps: StepLog) -> None:
+    """Voicemail for a caller the on-call engineer did not answer (their incident exists)."""
+    from cti.ivr.flow import CallFlow
+
+    flow = CallFlow(agi, ctx, steps)
+    flow.lang = (await agi.get_variable("CHANNEL(language)")) or ctx.menu.default_language
+    flow.voicemail = True
+    recording = await record_message(flow)
+    incident = await agi.get_variable("CTI_INCIDENT")
+    if recording and incident:
+        await ctx.desk.attach_recording(incident, recording)
+    elif recording:
+        option = Option(Action.VOICEMAIL, type="fault", category="留言", category_en="Voicemail")
+        await flow.open_incident(option, recording=recording, channel="voicemail")
+    if not agi.hung_up:
+        await flow.play("voicemail_saved")
+        await flow.play("goodbye")
+    await flow.finish()
+
+
+class IvrService:
+    """The FastAGI server with the IVR's routes; journals every call's steps."""
+
+    def __init__(self, host: str, port: int, ctx: IvrContext, sessions: SessionMaker) -> None:
+        self.ctx = ctx
+        self.sessions = sessions
+        self.server = AgiServer(host, port, self.handle)
+
+    async def start(self) -> None:
+        """Listen for Asterisk."""
+        await self.server.start()
+
+    async def stop(self) -> None:
+        """End every call's coroutine."""
+        await self.server.stop()
+
+    async def handle(self, agi: AgiChannel) -> None:
+        """Route one FastAGI connection; a failure sends the caller to a human."""
+        from cti.ivr.flow import CallFlow
+
+        route = agi.route
+        steps = StepLog(agi.uniqueid, route or "?")
+        try:
+            if route == "ivr":
+                await CallFlow(agi, self.ctx, steps).run()
+            elif route == "survey":
+                await survey(agi, self.ctx, steps)
+            elif route == "voicemail":
+                await voicemail_route(agi, self.ctx, steps)
+            else:
+                logger.warning("unknown AGI route %r linkedid=%s", route, agi.uniqueid)
+        except AgiHangup:
+            raise
+        except (CtiError, OSError, TimeoutError) as exc:
+            logger.error(
+                "IVR step failed linkedid=%s: %s; sending the caller to an agent", agi.uniqueid, exc
+            )
+            await self._rescue(agi)
+        except Exception:
+            logger.exception(
+                "IVR crashed linkedid=%s; sending the caller to an agent", agi.uniqueid
+            )
+            await self._rescue(agi)
+        finally:
+            await self._journal(steps)
+
+    async def _rescue(self, agi: AgiChannel) -> None:
+        with contextlib.suppress(Exception):
+            lang = self.ctx.menu.default_language
+            await agi.stream_file(self.ctx.prompts.file("system_error", lang))
+            await agi.set_variable("CTI_NEXT", "queue")
+
+    async def _journal(self, steps: StepLog) -> None:
+        if not steps.rows:
+            return
+        try:
+            async with self.sessions.begin() as session:
+                session.add_all([IvrStep(**row) for row in steps.rows])
+        except Exception:
+            logger.exception("could not journal IVR steps linkedid=%s", steps.call_uniqueid)

@@ -1,0 +1,91 @@
+"""Reading YAML configuration with errors that name the file and line."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cti.errors import ConfigError
+
+
+class Node:
+    """A YAML node with its source position; converts to Python values on demand."""
+
+    def __init__(self, node: yaml.Node, source: str) -> None:
+        self.node = node
+        self.source = source
+
+    @property
+    def line(self) -> int:
+        """1-based line number."""
+        return int(self.node.start_mark.line) + 1
+
+    def error(self, message: str) -> ConfigError:
+        """A ConfigError naming this node's file and line."""
+        return ConfigError(f"{self.source} line {self.line}: {message}")
+
+    def mapping(self) -> dict[str, "Node"]:
+        """A mapping's entries (keys as strings)."""
+        if not isinstance(self.node, yaml.MappingNode):
+            raise self.error("expected a mapping (key: value)")
+        out: dict[str, Node] = {}
+        for k, v in self.node.value:
+            key = str(k.value)
+            if key in out:
+                raise Node(k, self.source).error(f"duplicate key {key!r}")
+            out[key] = Node(v, self.source)
+        return out
+
+    def items(self) -> Iterator["Node"]:
+        """A sequence's items."""
+        if not isinstance(self.node, yaml.SequenceNode):
+            raise self.error("expected a list")
+        for item in self.node.value:
+            yield Node(item, self.source)
+
+    def scalar(self) -> str:
+        """A scalar's text."""
+        if not isinstance(self.node, yaml.ScalarNode):
+            raise self.error("expected a single value")
+        return str(self.node.value)
+
+    def value(self) -> Any:
+        """The plain Python value (for simple scalars and lists)."""
+        return yaml.safe_load(yaml.serialize(self.node))
+
+    def integer(self, low: int, high: int) -> int:
+        """A whole number within bounds."""
+        try:
+            n = int(self.scalar())
+        except ValueError:
+            raise self.error(f"{self.scalar()!r} is not a whole number") from None
+        if not low <= n <= high:
+            raise self.error(f"must be between {low} and {high}")
+        return n
+
+
+def load(path: Path) -> Node:
+    """Parse a YAML file into a Node (syntax errors name the line)."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: {exc.problem}") from None
+    if node is None:
+        raise ConfigError(f"{path}: empty file")
+    return Node(node, str(path))
+
+
+def allowed_keys(
+    entries: dict[str, Node], where: Node, allowed: set[str], required: set[str]
+) -> None:
+    """Unknown keys and missing required keys are errors."""
+    for key, node in entries.items():
+        if key not in allowed:
+            raise node.error(f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+    missing = required - set(entries)
+    if missing:
+        raise where.error(f"missing {', '.join(sorted(missing))}")
