@@ -40,6 +40,16 @@ class Settings:
     agi_port: int = 4573
     # Asterisk's queue_log as this host sees it (shared volume); empty disables reconciliation.
     queue_log_path: str = ""
+    # The IVR's data files (menu.yaml, prompts.yaml, hours.yaml); missing ones use the defaults.
+    config_dir: str = ""
+    # Voicemail recordings and announcement audio: this host's path, and the same folder as
+    # Asterisk sees it (a shared volume). Empty: data_dir/media, on the same host.
+    media_dir: str = ""
+    asterisk_media_dir: str = ""
+    # Text-to-speech for announcements runs inside this root (the sandbox's), else on this host.
+    tts_root: str = ""
+    # The desk's area code, for local landline caller IDs without it.
+    area_code: str = "10"
     # Dialplan contexts where an inbound call starts (its first priority opens a call record).
     inbound_contexts: tuple[str, ...] = ("cti-inbound",)
     # The desk's local time zone: display, opening hours and report periods only.
@@ -57,6 +67,16 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'cti.sqlite3').resolve()}"
+
+    @property
+    def effective_media_dir(self) -> Path:
+        """Where recordings and announcement audio live on this host."""
+        return Path(self.media_dir) if self.media_dir else (self.data_dir / "media").resolve()
+
+    @property
+    def effective_asterisk_media_dir(self) -> str:
+        """The same folder as Asterisk sees it."""
+        return self.asterisk_media_dir or str(self.effective_media_dir)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -162,5 +182,8 @@ def _from_sandbox(settings: Settings) -> Settings:
         ami_secret=st.ami_secret,
         agi_port=st.agi_port,
         queue_log_path=settings.queue_log_path or st.queue_log,
+        media_dir=settings.media_dir or st.media_dir,
+        asterisk_media_dir=settings.asterisk_media_dir or st.asterisk_media_dir,
+        tts_root=settings.tts_root or st.root,
         source=f"{settings.source}, sandbox {settings.sandbox}",
     )

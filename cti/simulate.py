@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import secrets
 import time
 from collections import Counter
@@ -41,17 +42,24 @@ class AgentSpec:
 
 @dataclass(frozen=True)
 class CallerSpec:
-    """A simulated caller: waits `patience` seconds after connecting, unless the desk ends first."""
+    """A simulated caller: waits `patience` seconds after connecting, unless the desk ends first.
+
+    `keys` are keyed `key_delay` seconds after connecting, blind. `reactions` answer prompts:
+    when the IVR starts playing prompt P (seen in AMI's AGIExecStart), the keys in reactions[P]
+    are sent from the caller's side; "1|2" sends 1 the first time P plays and 2 the second.
+    """
 
     patience: int
     key_delay: int = 0
     keys: str = ""
     number: str = ""
     name: str = ""
+    reactions: dict[str, str] = field(default_factory=dict)
 
     def exten(self) -> str:
         """The sim-caller extension that plays this caller."""
         keys = "".join(ch for ch in self.keys if ch in "0123456789*#w") or "n"
+        keys = keys.replace("*", "s").replace("#", "h")
         return f"{self.patience}*{self.key_delay}*{keys}"
 
     def callerid(self) -> str:
@@ -153,6 +161,11 @@ class SimCall:
     queue_result: str | None = None
     abandoned: bool = False
     failed: bool = False
+    caller_channel: str = ""
+    incident: str | None = None
+    prompts: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    reactions: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def result(self) -> str:
@@ -203,7 +216,9 @@ class Simulator:
         self.plan = plan
         self.run_id = secrets.token_hex(3)
         self.calls: dict[str, SimCall] = {}
+        self._by_caller_leg: dict[str, SimCall] = {}
         self._ended = asyncio.Event()  # set whenever a call ends
+        self._keying: set[asyncio.Task[None]] = set()
 
     async def setup_agents(self) -> None:
         """Put the plan's agents in the queue with their delays and talk times."""
@@ -246,7 +261,9 @@ class Simulator:
         """Originate one caller into the desk number."""
         uid = f"sim-{self.run_id}-{n:04d}"
         call = SimCall(uid, caller, time.time())
+        call.reactions = {p: keys.split("|") for p, keys in caller.reactions.items()}
         self.calls[uid] = call
+        self._by_caller_leg[f"{uid}-c"] = call
         headers = {
             "Channel": f"Local/{caller.exten()}@sim-caller",
             "Context": "from-pstn",
@@ -266,10 +283,18 @@ class Simulator:
         return call
 
     def _observe(self, e: ev.AmiEvent) -> None:
-        call = self.calls.get(getattr(e, "uniqueid", ""))
+        uid = getattr(e, "uniqueid", "")
+        call = self.calls.get(uid)
         if call is None:
+            leg = self._by_caller_leg.get(uid)
+            if leg is not None and isinstance(e, ev.Newchannel):
+                leg.caller_channel = e.channel
             return
-        if isinstance(e, ev.QueueCallerJoin) and call.queued_at is None:
+        if isinstance(e, ev.AGIExecStart):
+            self._react(call, e.command)
+        elif isinstance(e, ev.UserEvent) and e.name == "CtiIncident":
+            call.incident = e.fields.get("Number")
+        elif isinstance(e, ev.QueueCallerJoin) and call.queued_at is None:
             call.queued_at = e.timestamp
         elif isinstance(e, ev.AgentConnect):
             call.answered_at, call.agent = e.timestamp, e.member_name
@@ -283,6 +308,36 @@ class Simulator:
             call.ended_at = e.timestamp
         if call.ended_at is not None:
             self._ended.set()
+
+    def _react(self, call: SimCall, command: str) -> None:
+        call.commands.append(command)
+        m = re.search(r"cti/(\w+)", command)
+        if m is None:
+            return
+        prompt = m.group(1)
+        call.prompts.append(prompt)
+        pending = call.reactions.get(prompt)
+        if pending:
+            keys = pending.pop(0)
+            task = asyncio.create_task(self._key(call, keys))
+            self._keying.add(task)
+            task.add_done_callback(self._keying.discard)
+
+    async def _key(self, call: SimCall, keys: str) -> None:
+        """Key DTMF from the caller's phone (the caller half of the Local channel)."""
+        await asyncio.sleep(0.3)
+        for digit in keys:
+            if digit == "w":
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                await self.client.action(
+                    "PlayDTMF", Channel=call.caller_channel, Digit=digit, Duration="120"
+                )
+            except Exception as exc:
+                logger.info("simulated keying on %s failed: %s", call.uniqueid, exc)
+                return
+            await asyncio.sleep(0.25)
 
     async def _watch(self) -> None:
         while True:

@@ -199,7 +199,7 @@ class CallTracker:
             call.incident_number = f.get("Number") or call.incident_number
         elif e.name == "CtiIvr":
             call.ivr_path = f.get("Path") or call.ivr_path
-            call.language = f.get("Language") or call.language
+            call.language = f.get("Lang") or call.language
             if f.get("Voicemail") == "1":
                 call.voicemail = True
         elif e.name == "CtiSurvey":

@@ -6,16 +6,24 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import text
 
 from cti.db import create_engine, migrate, session_maker
 from cti.errors import Conflict, CtiError, InvalidInput, NotFound
+from cti.ivr.config import load_ivr_config
+from cti.ivr.context import IvrContext, MediaPaths
+from cti.ivr.prompts import Synthesizer
+from cti.ivr.routes import IvrService
+from cti.phone import NumberPlan
 from cti.runtime import CtiCore
+from cti.sandbox.root import chroot_prefix
 from cti.settings import Settings
-from desk import calls_api
-from desk.keys import CORE, ENGINE, SESSIONS, SETTINGS
+from desk import announcements, calls_api
+from desk.ivr_port import DeskService
+from desk.keys import CORE, ENGINE, IVR, MEDIA, SESSIONS, SETTINGS, SYNTH, Tts
 from desk.migrations import MIGRATIONS
 
 logger = logging.getLogger(__name__)
@@ -44,6 +52,42 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = session_maker(engine)
     yield
     await engine.dispose()
+
+
+def _synthesizer(settings: Settings) -> Synthesizer | None:
+    try:
+        if settings.tts_root:
+            root = Path(settings.tts_root)
+            return Synthesizer(root, chroot_prefix(root))
+        return Synthesizer()
+    except CtiError as exc:
+        logger.warning("announcements will have no audio: %s", exc)
+        return None
+
+
+async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Where recordings and announcement audio go, and the text-to-speech for announcements."""
+    s = app[SETTINGS]
+    media = MediaPaths(s.effective_media_dir, s.effective_asterisk_media_dir)
+    for sub in ("recordings", "announcements"):
+        (media.host / sub).mkdir(parents=True, exist_ok=True)
+    app[MEDIA] = media
+    app[SYNTH] = Tts(_synthesizer(s))
+    yield
+
+
+async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The FastAGI server running the IVR (its data files are validated here, at start)."""
+    s = app[SETTINGS]
+    cfg = load_ivr_config(Path(s.config_dir) if s.config_dir else None)
+    plan = NumberPlan(area_code=s.area_code)
+    desk = DeskService(app[SESSIONS], plan, s.tz)
+    ctx = IvrContext(cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA])
+    service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS])
+    await service.start()
+    app[IVR] = service
+    yield
+    await service.stop()
 
 
 async def core_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -90,11 +134,14 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(media_ctx)
     if with_core:
+        app.cleanup_ctx.append(ivr_ctx)
         app.cleanup_ctx.append(core_ctx)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     calls_api.setup(app)
+    announcements.setup(app)
     return app
 
 

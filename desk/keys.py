@@ -1,9 +1,14 @@
 """Typed keys for the objects the web application shares."""
 
+from dataclasses import dataclass
+
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cti.db import SessionMaker
+from cti.ivr.context import MediaPaths
+from cti.ivr.prompts import Synthesizer
+from cti.ivr.routes import IvrService
 from cti.runtime import CtiCore
 from cti.settings import Settings
 
@@ -11,3 +16,15 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", SessionMaker)
 CORE = web.AppKey("core", CtiCore)
+MEDIA = web.AppKey("media", MediaPaths)
+
+
+@dataclass(frozen=True)
+class Tts:
+    """Text-to-speech for announcements, if this host has it."""
+
+    synth: Synthesizer | None
+
+
+SYNTH = web.AppKey("synth", Tts)
+IVR = web.AppKey("ivr", IvrService)

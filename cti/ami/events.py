@@ -185,6 +185,24 @@ class UserEvent(AmiEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class AGIExecStart(ChannelEvent):
+    """Asterisk starts executing an AGI command on a channel (e.g. `SAY DIGITS 261125042 ""`)."""
+
+    command: str
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AGIExecEnd(ChannelEvent):
+    """An AGI command finished; `result` is the AGI response line."""
+
+    command: str
+    command_id: str
+    result_code: int
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
 class FullyBooted(AmiEvent):
     """Asterisk is fully booted (sent after every login too)."""
 
@@ -351,6 +369,10 @@ _PARSERS: dict[str, Callable[[Msg], AmiEvent]] = {
     "UserEvent": _user_event,
     "OriginateResponse": lambda m: OriginateResponse(
         _ts(m), m.get("ActionID", ""), m["Response"], m.get("Uniqueid", ""), _int(m, "Reason", 0)
+    ),
+    "AGIExecStart": lambda m: AGIExecStart(*_ch(m), m["Command"], m.get("CommandId", "")),
+    "AGIExecEnd": lambda m: AGIExecEnd(
+        *_ch(m), m["Command"], m.get("CommandId", ""), _int(m, "ResultCode", 0), m.get("Result", "")
     ),
     "FullyBooted": lambda m: FullyBooted(_ts(m), _int(m, "Uptime", 0)),
     "Shutdown": lambda m: Shutdown(_ts(m), m.get("Restart", "") == "True"),

@@ -101,7 +101,7 @@ class CallFlow:
 
     async def finish(self) -> None:
         """Tell the journal which way the caller went through the menus."""
-        fields = {"Path": ">".join(self.path) or "-", "Language": self.lang}
+        fields = {"Path": ">".join(self.path) or "-", "Lang": self.lang}
         if self.voicemail:
             fields["Voicemail"] = "1"
         await self.user_event("CtiIvr", **fields)

@@ -26,6 +26,7 @@ LANGUAGES = ("zh", "en")
 VOICES = {"zh": "cmn", "en": "en-us"}
 ZH_DIGITS = dict(zip("0123456789", "零一二三四五六七八九", strict=True))
 SUBDIR = "cti"
+SOX_8K = ("-r", "8000", "-c", "1", "-b", "16")  # what Asterisk plays without transcoding
 
 
 @dataclass(frozen=True)
@@ -85,25 +86,47 @@ class Synthesizer:
             raise CtiError("text-to-speech needs espeak-ng and sox on this host")
 
     def _inner(self, path: Path) -> str:
+        # Lexically: the root holds absolute symlinks (sounds/en -> /etc/alternatives/...) that
+        # only make sense inside it, so nothing here may resolve them on the host.
         if self.root is None:
             return str(path)
-        return "/" + str(path.resolve().relative_to(self.root.resolve()))
+        return "/" + str(path.relative_to(self.root))
+
+    def _run(self, cmd: list[str], what: str) -> None:
+        proc = subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CtiError(f"{cmd[0]} failed for {what}: {proc.stderr.strip()[:300]}")
+
+    def _mkdir(self, folder: Path) -> None:
+        if self.root is None:
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            self._run(["mkdir", "-p", self._inner(folder)], str(folder))
 
     def synth(self, text: str, language: str, dest: Path) -> None:
         """Write `text` spoken in `language` to `dest` (a .wav path)."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(dest.parent)
         tmp_dir = Path(tempfile.mkdtemp(dir=self.root / "tmp" if self.root else None))
         try:
             raw = tmp_dir / "raw.wav"
-            run = [*self.prefix]
-            cmds = [
-                ["espeak-ng", "-v", VOICES[language], "-s", "150", "-w", self._inner(raw), text],
-                ["sox", self._inner(raw), "-r", "8000", "-c", "1", "-b", "16", self._inner(dest)],
-            ]
-            for cmd in cmds:
-                proc = subprocess.run([*run, *cmd], capture_output=True, text=True, check=False)
-                if proc.returncode != 0:
-                    raise CtiError(f"{cmd[0]} failed for {dest.name}: {proc.stderr.strip()[:300]}")
+            voice = VOICES[language]
+            espeak = ["espeak-ng", "-v", voice, "-s", "150", "-w", self._inner(raw), text]
+            self._run(espeak, dest.name)
+            self._run(
+                ["sox", self._inner(raw), *SOX_8K, self._inner(dest)],
+                dest.name,
+            )
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    def install(self, source: Path, dest: Path) -> None:
+        """Install a recorded prompt (converted to 8 kHz mono 16-bit WAV)."""
+        self._mkdir(dest.parent)
+        tmp_dir = Path(tempfile.mkdtemp(dir=self.root / "tmp" if self.root else None))
+        try:
+            staged = tmp_dir / source.name
+            shutil.copyfile(source, staged)
+            self._run(["sox", self._inner(staged), *SOX_8K, self._inner(dest)], dest.name)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
 
@@ -127,8 +150,7 @@ def build_catalogue(
             dest = sounds_dir / lang / SUBDIR / f"{name}.wav"
             recorded = recorded_dir / lang / f"{name}.wav" if recorded_dir else None
             if recorded is not None and recorded.exists():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(recorded, dest)
+                synth.install(recorded, dest)
             else:
                 jobs.append((text, lang, dest))
     for digit, text in ZH_DIGITS.items():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cti.errors import SandboxError
 from cti.sandbox.confedit import set_option
-from cti.sandbox.root import cache_dir, chroot_prefix, ensure_root
+from cti.sandbox.root import cache_dir, chroot_prefix, ensure_prompts, ensure_root
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,8 @@ class InstanceState:
     root: str
     pid: int | None = None
     globals: dict[str, str] | None = None
+    media_dir: str = ""
+    asterisk_media_dir: str = ""
 
 
 class Instance:
@@ -129,11 +131,12 @@ class Instance:
         timeout: float = 90.0,
     ) -> InstanceState:
         """Start the instance (building the root first if needed); a running one is left alone."""
+        ensure_root(self.cache)
+        ensure_prompts(self.root)
         if self.is_running():
             st = self.load()
             assert st is not None
             return st
-        ensure_root(self.cache)
         old = self.load()
         st = self._plan(old, ami_port, sip_port, agi_port)
         st.globals = globals_ if globals_ is not None else (old.globals if old else None)
@@ -174,6 +177,8 @@ class Instance:
             queue_log=str(d / "log" / "queue_log"),
             log_dir=str(d / "log"),
             root=str(self.root),
+            media_dir=str(d / "media"),
+            asterisk_media_dir=f"{self.inner}/media",
         )
 
     def _render(self, st: InstanceState, globals_: dict[str, str]) -> None:
@@ -182,7 +187,15 @@ class Instance:
         if etc.exists():
             shutil.rmtree(etc)
         shutil.copytree(REPO_CONF, etc)
-        for sub in ("run", "log", "spool", "lib", "cache"):
+        for sub in (
+            "run",
+            "log",
+            "spool",
+            "lib",
+            "cache",
+            "media/recordings",
+            "media/announcements",
+        ):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         inner = self.inner
         edits: dict[str, list[tuple[str, str, str]]] = {
@@ -203,6 +216,9 @@ class Instance:
             "extensions.conf": [
                 ("globals", "CTI_AGI_HOST", st.agi_host),
                 ("globals", "CTI_AGI_PORT", str(st.agi_port)),
+                # The carrier of the sandbox: on-call mobiles are simulated Local channels.
+                ("globals", "CTI_OUTBOUND_TECH", "Local"),
+                ("globals", "CTI_OUTBOUND_SUFFIX", "@sim-mobile"),
                 *(("globals", k, v) for k, v in globals_.items()),
             ],
             "sim/manager_sim.conf": [("sim", "secret", st.sim_secret)],

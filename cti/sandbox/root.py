@@ -139,3 +139,16 @@ def ensure_root(cache: Path | None = None) -> Path:
             shutil.rmtree(root)
         build.rename(root)
     return root
+
+
+def ensure_prompts(root: Path) -> int:
+    """Synthesise the IVR's prompt catalogue into the root's sound folders (once per catalogue)."""
+    from cti.ivr.config import load_ivr_config
+    from cti.ivr.prompts import Synthesizer, build_catalogue
+
+    config_dir = os.environ.get("CTI_CONFIG_DIR")
+    catalogue = load_ivr_config(Path(config_dir) if config_dir else None).prompts
+    sounds = root / "usr/share/asterisk/sounds"
+    with _lock(root.parent / "asterisk-prompts.lock"):
+        recorded = Path(config_dir) / "prompts" if config_dir else None
+        return build_catalogue(catalogue, sounds, Synthesizer(root, chroot_prefix(root)), recorded)

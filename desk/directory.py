@@ -1,0 +1,189 @@
+"""The user directory: lookup by phone or employee number, updates with history, CSV import."""
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cti.errors import InvalidInput
+from cti.ivr.ports import Requester
+from cti.phone import NumberPlan, normalize
+from desk.models import User, UserChange, UserPhone
+
+FIELDS = ("employee_no", "name", "department", "location", "office_phone", "mobile", "email")
+# Column names as Chinese spreadsheets write them.
+ALIASES = {
+    "工号": "employee_no", "员工编号": "employee_no", "姓名": "name", "部门": "department",
+    "地点": "location", "位置": "location", "办公地点": "location", "办公电话": "office_phone",
+    "座机": "office_phone", "手机": "mobile", "手机号": "mobile", "邮箱": "email",
+    "电子邮件": "email",
+}  # fmt: skip
+_EMPLOYEE_NO = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def requester_of(user: User) -> Requester:
+    """The IVR's view of a user."""
+    return Requester(
+        user_id=user.id,
+        employee_no=user.employee_no,
+        name=user.name,
+        department=user.department,
+        location=user.location,
+        office_phone=user.office_phone,
+        mobile=user.mobile,
+        email=user.email,
+    )
+
+
+def split_phones(raw: str) -> list[str]:
+    """Several numbers in one field, separated by ; / , or 、."""
+    return [p.strip() for p in re.split(r"[;/,、，；]", raw or "") if p.strip()]
+
+
+def validate(data: dict[str, str], plan: NumberPlan) -> list[str]:
+    """Problems with one user's fields (empty list when valid)."""
+    problems = []
+    if not _EMPLOYEE_NO.match(data.get("employee_no", "")):
+        problems.append("employee_no must be 1-40 letters, digits, - or _")
+    if not data.get("name", "").strip():
+        problems.append("name is required")
+    if data.get("email") and not _EMAIL.match(data["email"]):
+        problems.append(f"email {data['email']!r} is not an e-mail address")
+    for fld in ("office_phone", "mobile"):
+        for number in split_phones(data.get(fld, "")):
+            if not normalize(number, plan).usable:
+                problems.append(f"{fld} {number!r} is not a phone number or extension")
+    for key, value in data.items():
+        if len(value) > 200:
+            problems.append(f"{key} is longer than 200 characters")
+    return problems
+
+
+async def _reindex(session: AsyncSession, user: User, plan: NumberPlan) -> None:
+    await session.execute(delete(UserPhone).where(UserPhone.user_id == user.id))
+    seen: set[str] = set()
+    for kind, raw in (("office", user.office_phone), ("mobile", user.mobile)):
+        for number in split_phones(raw):
+            key = normalize(number, plan).key
+            if key and key not in seen:
+                seen.add(key)
+                session.add(UserPhone(key=key, user_id=user.id, kind=kind))
+
+
+async def upsert_user(
+    session: AsyncSession, data: dict[str, str], *, by: str, now: datetime, plan: NumberPlan
+) -> tuple[User, list[str]]:
+    """Create or update a user by employee number; changed fields are kept in the history."""
+    problems = validate(data, plan)
+    if problems:
+        raise InvalidInput("; ".join(problems))
+    user = await session.scalar(select(User).where(User.employee_no == data["employee_no"]))
+    changed: list[str] = []
+    if user is None:
+        user = User(
+            employee_no=data["employee_no"], name=data["name"], created_at=now, updated_at=now
+        )
+        for fld in FIELDS[2:]:
+            setattr(user, fld, data.get(fld, ""))
+        session.add(user)
+        await session.flush()
+        changed = ["created"]
+        session.add(UserChange(user_id=user.id, at=now, by=by, field="created", new=user.name))
+    else:
+        for fld in FIELDS[1:]:
+            new = data.get(fld)
+            if new is None or new == getattr(user, fld):
+                continue
+            session.add(UserChange(user_id=user.id, at=now, by=by, field=fld,
+                                   old=getattr(user, fld), new=new))  # fmt: skip
+            setattr(user, fld, new)
+            changed.append(fld)
+        if changed:
+            user.updated_at = now
+    if changed:
+        await session.flush()
+        await _reindex(session, user, plan)
+    return user, changed
+
+
+async def find_by_key(session: AsyncSession, key: str) -> Sequence[User]:
+    """Users reachable at a normalised number."""
+    rows = await session.scalars(
+        select(User).join(UserPhone, UserPhone.user_id == User.id).where(UserPhone.key == key)
+    )
+    return rows.unique().all()
+
+
+async def find_by_employee(session: AsyncSession, employee_no: str) -> User | None:
+    """The user with this employee number."""
+    return await session.scalar(select(User).where(User.employee_no == employee_no))
+
+
+@dataclass
+class ImportResult:
+    """What a CSV import did (or, with errors, would have done: nothing is changed then)."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def decode_csv(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or GB18030, as Chinese spreadsheets save CSV."""
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(enc)
+        except UnicodeDecodeError:
+            continue
+    raise InvalidInput("the file is neither UTF-8 nor GB18030 text")
+
+
+def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[str]]:
+    """Rows as dicts keyed by our field names, and errors that name the line."""
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None:
+        return [], ["line 1: empty file"]
+    names = [ALIASES.get(h.strip(), h.strip().lower()) for h in reader.fieldnames]
+    unknown = [h for h in names if h not in FIELDS]
+    if unknown:
+        return [], [f"line 1: unknown columns {', '.join(unknown)} (expected {', '.join(FIELDS)})"]
+    for required in ("employee_no", "name"):
+        if required not in names:
+            return [], [f"line 1: a column {required} is required"]
+    rows, errors, seen = [], [], set()
+    for line_no, raw in enumerate(reader, start=2):
+        data = {n: (v or "").strip() for n, v in zip(names, raw.values(), strict=False)}
+        problems = validate(data, plan)
+        if data.get("employee_no") in seen:
+            problems.append(f"employee_no {data['employee_no']} appears twice")
+        seen.add(data.get("employee_no", ""))
+        if problems:
+            errors.append(f"line {line_no}: " + "; ".join(problems))
+        rows.append(data)
+    return rows, errors
+
+
+async def import_users(
+    session: AsyncSession, data: bytes, *, by: str, now: datetime, plan: NumberPlan
+) -> ImportResult:
+    """Import a CSV of users; with any error, nothing is imported."""
+    rows, errors = parse_csv(decode_csv(data), plan)
+    result = ImportResult(errors=errors)
+    if errors:
+        return result
+    for row in rows:
+        _, changed = await upsert_user(session, row, by=by, now=now, plan=plan)
+        if changed == ["created"]:
+            result.created += 1
+        elif changed:
+            result.updated += 1
+        else:
+            result.unchanged += 1
+    return result

@@ -1,0 +1,111 @@
+"""Incidents: digits-only numbers, creation with every 6.3.1.2 field, lifecycle with history."""
+
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cti.errors import Conflict, NotFound
+from cti.ivr.ports import NewIncident
+from desk.models import Incident, IncidentCounter, IncidentEvent, IncidentState
+
+S = IncidentState
+# Allowed state changes (6.3.3 and Fig. 1 of the standard).
+TRANSITIONS: dict[IncidentState, set[IncidentState]] = {
+    S.NEW: {S.IN_PROGRESS, S.ESCALATED_INCIDENT, S.ESCALATED_PROBLEM, S.RESOLVED},
+    S.IN_PROGRESS: {S.ESCALATED_INCIDENT, S.ESCALATED_PROBLEM, S.RESOLVED},
+    S.ESCALATED_INCIDENT: {S.IN_PROGRESS, S.RESOLVED},
+    S.ESCALATED_PROBLEM: {S.IN_PROGRESS, S.RESOLVED},
+    S.RESOLVED: {S.CLOSED, S.IN_PROGRESS},
+    S.CLOSED: set(),
+}
+
+
+async def next_number(session: AsyncSession, day: date) -> str:
+    """YYMMDD + a daily sequence of at least three digits: 261125 042 -> "261125042".
+
+    One atomic statement (INSERT ... ON CONFLICT DO UPDATE ... RETURNING), so concurrent calls
+    never get the same number.
+    """
+    dialect = session.get_bind().dialect.name
+    ins = (
+        postgresql.insert(IncidentCounter)
+        if dialect == "postgresql"
+        else sqlite.insert(IncidentCounter)
+    )
+    stmt = ins.values(day=day, last=1).on_conflict_do_update(
+        index_elements=["day"], set_={"last": IncidentCounter.last + 1}
+    )
+    seq = (await session.execute(stmt.returning(IncidentCounter.last))).scalar_one()
+    return f"{day:%y%m%d}{seq:03d}"
+
+
+async def create(
+    session: AsyncSession, new: NewIncident, *, recorded_by: str, now: datetime, local_day: date
+) -> Incident:
+    """Record a new incident (state new) and its creation in the history."""
+    r = new.requester
+    incident = Incident(
+        number=await next_number(session, local_day),
+        created_at=now,
+        recorded_by=recorded_by,
+        channel=new.channel,
+        type=new.type,
+        category=new.category,
+        symptom=new.symptom,
+        state=S.NEW.value,
+        requester_id=r.user_id if r else None,
+        requester_name=r.name if r else "",
+        requester_department=r.department if r else "",
+        requester_location=r.location if r else "",
+        requester_office_phone=r.office_phone if r else "",
+        requester_mobile=r.mobile if r else "",
+        requester_email=r.email if r else "",
+        caller_number=new.caller_number,
+        caller_key=new.caller_key,
+        language=new.language,
+        call_uniqueid=new.call_uniqueid or None,
+        menu_path=new.menu_path,
+        announcement_id=new.announcement_id,
+        recording=new.recording,
+        updated_at=now,
+    )
+    session.add(incident)
+    await session.flush()
+    session.add(IncidentEvent(incident_id=incident.id, at=now, by=recorded_by, kind="created",
+                              to_state=S.NEW.value, text=new.symptom))  # fmt: skip
+    return incident
+
+
+async def get(session: AsyncSession, number: str) -> Incident:
+    """The incident with this number (NotFound otherwise)."""
+    incident = await session.scalar(select(Incident).where(Incident.number == number))
+    if incident is None:
+        raise NotFound(f"no incident {number}")
+    return incident
+
+
+async def change_state(
+    session: AsyncSession,
+    incident: Incident,
+    to: IncidentState,
+    *,
+    by: str,
+    now: datetime,
+    text: str = "",
+) -> None:
+    """Move an incident along its lifecycle (Conflict if the move is not allowed)."""
+    current = IncidentState(incident.state)
+    if to not in TRANSITIONS[current]:
+        raise Conflict(f"incident {incident.number} cannot go from {current} to {to}")
+    session.add(IncidentEvent(incident_id=incident.id, at=now, by=by, kind="state",
+                              from_state=current.value, to_state=to.value, text=text))  # fmt: skip
+    incident.state = to.value
+    incident.updated_at = now
+    if to == S.RESOLVED:
+        incident.resolved_at = now
+    elif to == S.CLOSED:
+        incident.closed_at = now
+    elif current == S.RESOLVED:
+        incident.resolved_at = None

@@ -1,0 +1,131 @@
+"""The desk services the IVR calls (cti.ivr.ports.DeskPort), on the desk's records."""
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from cti.db import SessionMaker
+from cti.errors import Conflict, NotFound
+from cti.ivr.ports import AnnouncementPrompt, IncidentStatus, NewIncident, Requester
+from cti.phone import NumberPlan
+from desk import announcements, directory, incidents
+from desk.models import IncidentState, SurveyResponse, UserPhone
+
+
+class DeskService:
+    """Implements DeskPort with one short transaction per call."""
+
+    def __init__(
+        self,
+        sessions: SessionMaker,
+        plan: NumberPlan,
+        tz: ZoneInfo,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.plan = plan
+        self.tz = tz
+        self.clock = clock
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def identify_caller(self, caller_key: str) -> Requester | None:
+        """The one user at this number; a number shared by several people identifies nobody."""
+        async with self.sessions() as session:
+            users = await directory.find_by_key(session, caller_key)
+        return directory.requester_of(users[0]) if len(users) == 1 else None
+
+    async def identify_employee(self, employee_no: str) -> Requester | None:
+        """The user with this employee number."""
+        async with self.sessions() as session:
+            user = await directory.find_by_employee(session, employee_no)
+        return directory.requester_of(user) if user else None
+
+    async def open_incident(self, new: NewIncident) -> str:
+        """Record the request; its number."""
+        now = self._now()
+        async with self.sessions.begin() as session:
+            incident = await incidents.create(
+                session, new, recorded_by="IVR", now=now, local_day=now.astimezone(self.tz).date()
+            )
+            return incident.number
+
+    async def attach_recording(self, number: str, recording: str) -> None:
+        """Attach a voicemail to an incident."""
+        async with self.sessions.begin() as session:
+            incident = await incidents.get(session, number)
+            incident.recording = recording
+            incident.updated_at = self._now()
+
+    async def incident_status(self, number: str) -> IncidentStatus | None:
+        """State, and who may confirm or reopen it (the caller's number, the requester)."""
+        async with self.sessions() as session:
+            try:
+                incident = await incidents.get(session, number)
+            except NotFound:
+                return None
+            keys = {incident.caller_key} if incident.caller_key else set()
+            if incident.requester_id is not None:
+                keys.add(f"user:{incident.requester_id}")
+                phones = await session.scalars(
+                    select(UserPhone.key).where(UserPhone.user_id == incident.requester_id)
+                )
+                keys.update(phones.all())
+        return IncidentStatus(incident.number, incident.state, frozenset(keys))
+
+    async def _move(self, number: str, to: IncidentState, by: str, text: str) -> bool:
+        async with self.sessions.begin() as session:
+            try:
+                incident = await incidents.get(session, number)
+                await incidents.change_state(
+                    session, incident, to, by=by, now=self._now(), text=text
+                )
+            except (NotFound, Conflict):
+                return False
+        return True
+
+    async def confirm_closure(self, number: str, by: str) -> bool:
+        """Resolved -> closed, confirmed by the requester."""
+        return await self._move(number, IncidentState.CLOSED, by, "closure confirmed by phone")
+
+    async def reopen(self, number: str, by: str) -> bool:
+        """Resolved -> in progress: the requester says it is not solved."""
+        return await self._move(number, IncidentState.IN_PROGRESS, by, "reopened by phone")
+
+    async def active_announcements(self, now: datetime) -> list[AnnouncementPrompt]:
+        """In force now, outages first, only those with audio."""
+        async with self.sessions() as session:
+            rows = await announcements.active(session, now)
+        return [announcements.prompts_of(a) for a in rows if a.prompts]
+
+    async def record_survey(
+        self, call_uniqueid: str, incident_number: str | None, agent: str | None, score: int
+    ) -> None:
+        """One score per call, also kept on the incident."""
+        now = self._now()
+        async with self.sessions.begin() as session:
+            existing = await session.scalar(
+                select(SurveyResponse).where(SurveyResponse.call_uniqueid == call_uniqueid)
+            )
+            if existing is None:
+                session.add(
+                    SurveyResponse(
+                        call_uniqueid=call_uniqueid,
+                        incident_number=incident_number,
+                        agent=agent,
+                        score=score,
+                        at=now,
+                    )
+                )
+            else:
+                existing.score, existing.at = score, now
+            if incident_number:
+                try:
+                    incident = await incidents.get(session, incident_number)
+                    incident.satisfaction = score
+                except NotFound:
+                    pass
