@@ -67,6 +67,7 @@ class LiveCall:
     survey_score: int | None = None
     voicemail: bool = False
     overflowed: bool = False
+    transferred_to: str | None = None
     outcome: CallOutcome | None = None
     source: RecordSource = RecordSource.AMI
     inferred: set[str] = field(default_factory=set)
@@ -124,6 +125,8 @@ class LiveCall:
             return QUEUE_STATUS_OUTCOME[self.queue_status]
         if self.overflowed:
             return CallOutcome.OVERFLOWED
+        if self.transferred_to:
+            return CallOutcome.TRANSFERRED
         if self.voicemail:
             return CallOutcome.VOICEMAIL
         if self.queued_at is not None:
@@ -191,6 +194,7 @@ class LiveCall:
             "in_ivr": self.in_ivr,
             "voicemail": self.voicemail,
             "overflowed": self.overflowed,
+            "transferred_to": self.transferred_to,
             "offers": [asdict(o) for o in self.offers],
         }
 
@@ -227,6 +231,7 @@ class LiveCall:
             in_ivr=bool(state.get("in_ivr", False)),
             voicemail=bool(state.get("voicemail", False)),
             overflowed=bool(state.get("overflowed", False)),
+            transferred_to=state.get("transferred_to"),
             hangup_cause=row.hangup_cause,
             seen_since_link=False,
         )

@@ -77,6 +77,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return asyncio.run(run_simulation_cli(plan, args))
 
 
+def cmd_user(args: argparse.Namespace) -> int:
+    """`cti user import FILE`: the user directory from CSV (all or nothing)."""
+    from cti.settings import load_settings
+    from desk.users_cli import import_file, read
+
+    data = read(args.file)
+    return asyncio.run(import_file(load_settings(args.config), args.file, data, args.by))
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    """`cti prompts build`: synthesise the prompt catalogue into an Asterisk sounds folder."""
+    from cti.ivr.config import load_ivr_config
+    from cti.ivr.prompts import Synthesizer, build_catalogue
+
+    cfg = load_ivr_config(args.config_dir)
+    n = build_catalogue(cfg.prompts, args.sounds_dir, Synthesizer(), args.recorded)
+    print(f"{n} prompt files written to {args.sounds_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every `cti` subcommand."""
     p = argparse.ArgumentParser(prog="cti", description="CTI server for IT service desks")
@@ -104,6 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--name", default=None, help="sandbox instance (default: 'default')")
     dm.add_argument("--keep-sandbox", action="store_true", help="leave Asterisk running at exit")
     dm.set_defaults(func=cmd_demo)
+
+    us = sub.add_parser("user", help="the user directory")
+    us.add_argument("action", choices=["import"])
+    us.add_argument("file", type=Path, help="CSV: employee_no,name,department,location,...")
+    us.add_argument("--by", default="import", help="who made the change (kept in the history)")
+    us.set_defaults(func=cmd_user)
+
+    pr = sub.add_parser("prompts", help="IVR prompt audio")
+    pr.add_argument("action", choices=["build"])
+    pr.add_argument("--sounds-dir", type=Path, required=True, help="Asterisk's sounds folder")
+    pr.add_argument("--recorded", type=Path, help="recorded prompts: <lang>/<name>.wav")
+    pr.add_argument("--config-dir", type=Path, help="folder with a prompts.yaml of your own")
+    pr.set_defaults(func=cmd_prompts)
 
     sm = sub.add_parser("simulate", help="simulated callers and agents against the sandbox")
     from cti.simulate import add_arguments

@@ -202,6 +202,8 @@ class CallTracker:
             call.language = f.get("Lang") or call.language
             if f.get("Voicemail") == "1":
                 call.voicemail = True
+        elif e.name == "CtiTransfer":
+            call.transferred_to = f.get("To") or "?"
         elif e.name == "CtiSurvey":
             score = f.get("Score", "")
             call.survey_score = int(score) if score.isdigit() else call.survey_score

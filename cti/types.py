@@ -14,6 +14,7 @@ class CallOutcome(StrEnum):
     ENDED_IN_IVR = "ended_in_ivr"  # never reached a queue
     VOICEMAIL = "voicemail"  # left a voicemail instead of waiting
     OVERFLOWED = "overflowed"  # moved out of the queue by an overflow rule
+    TRANSFERRED = "transferred"  # sent by the IVR to the on-call engineer (out of hours)
     DROPPED = "dropped"  # ended while Asterisk was down or unreachable; nothing says how
 
 

@@ -36,6 +36,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "ended_in_ivr": "IVR 内结束",
         "voicemail": "语音留言",
         "overflowed": "已溢出转移",
+        "transferred": "已转值班",
         "dropped": "中断(无记录)",
     },
     "en": {
@@ -69,6 +70,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "ended_in_ivr": "Ended in IVR",
         "voicemail": "Voicemail",
         "overflowed": "Overflowed",
+        "transferred": "To on-call",
         "dropped": "Dropped (no record)",
     },
 }
