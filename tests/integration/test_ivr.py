@@ -1,0 +1,229 @@
+"""The IVR against the real Asterisk: the incident opened before the queue and read back,
+caller lookup, status by phone, wrong keys and silence, the survey, the fallback to the queue."""
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from cti.ami.client import AmiClient
+from cti.sandbox.instance import InstanceState
+from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, SimulationResult, Simulator
+from desk.app import create_app
+from tests.conftest import server_settings
+from tests.support import db
+
+pytestmark = pytest.mark.asterisk
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+AGENTS = [AgentSpec("1001", (1, 1), (2, 3))]
+
+
+async def ivr_server(st: InstanceState, tmp_path: Path, hours: str = "open") -> TestClient:
+    settings = server_settings(st, tmp_path, CTI_CONFIG_DIR=str(FIXTURES / "config" / hours))
+    client = TestClient(TestServer(create_app(settings)))
+    await client.start_server()
+    await db.import_users(tmp_path, FIXTURES / "users.csv")
+    return client
+
+
+async def simulate(
+    sim_client: AmiClient, callers: list[CallerSpec], agents: list[AgentSpec] = AGENTS
+) -> SimulationResult:
+    sim = Simulator(sim_client, SimulationPlan(rate=2, agents=agents, callers=callers))
+    await sim.setup_agents()
+    return await sim.run(timeout=240)
+
+
+async def test_pressing_1_opens_an_incident_and_reads_its_number_back(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        known = CallerSpec(
+            120, 0, "", "13800138000", "张三", reactions={"main_menu": "1", "survey_intro": "4"}
+        )
+        unknown = CallerSpec(
+            120,
+            0,
+            "",
+            "13511112222",
+            "访客",
+            reactions={"main_menu": "1", "identify_unknown": "10087#", "incident_repeat": "*"},
+        )
+        result = await simulate(sim_client, [known, unknown])
+        calls = {c.caller.number: c for c in result.calls}
+        for number, call in calls.items():
+            incident = db.incident_of_call(tmp_path, call.uniqueid)
+            assert incident is not None, number
+            # What Asterisk executed on the channel, as AMI reported it, spoke exactly its digits.
+            said = [c for c in call.commands if c.startswith("SAY DIGITS")]
+            assert said and all(c.split('"')[1] == incident["number"] for c in said), said
+            assert incident["number"].isdigit() and incident["number"].startswith(
+                datetime.now(UTC).astimezone().strftime("%y")
+            )
+            assert incident["channel"] == "phone" and incident["recorded_by"] == "IVR"
+            assert incident["type"] == "fault" and incident["category"] == "故障报告"
+            assert incident["state"] == "new"
+            record = await db.call(tmp_path, call.uniqueid)
+            assert record["incident_number"] == incident["number"]
+            assert record["ivr_path"].startswith("main:1")
+            assert record["ivr_entered_at"] and record["ivr_left_at"] and record["queued_at"]
+            assert record["outcome"] == "answered"
+        # Recognised by the phone number: every 6.3.1.2 d field from the directory.
+        z = db.incident_of_call(tmp_path, calls["13800138000"].uniqueid)
+        assert (z["requester_name"], z["requester_department"], z["requester_location"]) == (
+            "张三",
+            "信息中心",
+            "北京总部 3楼",
+        )
+        assert (
+            z["requester_mobile"] == "13800138000"
+            and z["requester_email"] == "zhangsan@example.com"
+        )
+        # Unknown number: identified by the employee number keyed in.
+        v = db.incident_of_call(tmp_path, calls["13511112222"].uniqueid)
+        assert v["requester_name"] == "李四" and v["caller_number"] == "13511112222"
+        # * repeats the number.
+        assert len([c for c in calls["13511112222"].commands if c.startswith("SAY DIGITS")]) == 2
+        # The survey score is stored with the call, the incident and the agent.
+        survey = db.survey_of_call(tmp_path, calls["13800138000"].uniqueid)
+        assert survey is not None and survey["score"] == 4 and survey["agent"] == "1001"
+        assert survey["incident_number"] == z["number"] and z["satisfaction"] == 4
+        assert (await db.call(tmp_path, calls["13800138000"].uniqueid))["survey_score"] == 4
+        steps = db.ivr_steps(tmp_path, calls["13800138000"].uniqueid)
+        assert [s["step"] for s in steps][:3] == ["lookup", "main_menu", "incident"]
+        assert all(s["seconds"] >= 0 for s in steps)
+    finally:
+        await http.close()
+
+
+async def test_status_by_phone(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        mine = await db.make_incident(tmp_path, "13800138000", state="resolved")
+        other = await db.make_incident(tmp_path, "13900139000", state="resolved")
+        going = await db.make_incident(tmp_path, "13800138000", state="in_progress")
+        callers = [
+            CallerSpec(
+                120,
+                0,
+                "",
+                "13800138000",
+                "张三",
+                reactions={"main_menu": "3", "status_enter": f"{mine}#", "resolved_confirm": "1"},
+            ),
+            CallerSpec(
+                120,
+                0,
+                "",
+                "13800138000",
+                "张三",
+                reactions={
+                    "main_menu": "3",
+                    "status_enter": f"{other}#|{going}#",
+                    "status_more": "3",
+                },
+            ),
+            CallerSpec(
+                120,
+                0,
+                "",
+                "13800138000",
+                "张三",
+                reactions={"main_menu": "3", "status_enter": "999999999#|12#"},
+            ),
+        ]
+        result = await simulate(sim_client, callers)
+        first, second, third = sorted(result.calls, key=lambda c: c.uniqueid)
+        assert db.incident(tmp_path, mine)["state"] == "closed"
+        assert "closed_thanks" in first.prompts
+        # Another caller's incident: the state, but no closing or reopening.
+        assert db.incident(tmp_path, other)["state"] == "resolved"
+        assert "status_other_caller" in second.prompts and "resolved_confirm" not in second.prompts
+        assert "state_in_progress" in second.prompts
+        # Wrong numbers: told so, twice, then back to the menu (where silence leads to an agent).
+        assert third.prompts.count("status_not_found") == 2
+        assert third.prompts[third.prompts.index("status_not_found") + 2] == "status_not_found"
+        assert (await db.call(tmp_path, third.uniqueid))["ivr_path"] == "main:3>main:retries"
+        history = db.incident_history(tmp_path, mine)
+        assert [h["to_state"] for h in history][-1] == "closed" and "IVR" in history[-1]["by"]
+    finally:
+        await http.close()
+
+
+async def test_wrong_keys_and_silence_still_reach_an_agent(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        callers = [
+            CallerSpec(150, 0, "", "13800138000", "张三", reactions={"main_menu": "7|8|#"}),
+            CallerSpec(150, 0, "", "13800138000", "张三"),  # says nothing at all
+        ]
+        result = await simulate(sim_client, callers)
+        for call in result.calls:
+            record = await db.call(tmp_path, call.uniqueid)
+            assert record["outcome"] == "answered", call.prompts
+            assert record["ivr_path"].endswith("main:retries")
+            incident = db.incident_of_call(tmp_path, call.uniqueid)
+            assert incident["type"] == "consultation"
+        wrong, silent = sorted(result.calls, key=lambda c: c.uniqueid)
+        assert wrong.prompts.count("invalid_choice") == 3
+        assert silent.prompts.count("no_input") == 3
+    finally:
+        await http.close()
+
+
+async def test_english_menu_and_queue(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        caller = CallerSpec(60, 0, "", "13800138000", "张三", reactions={"main_menu": "9|0"})
+        agents = [AgentSpec("1001", (1, 1), (2, 2))]
+        sim = Simulator(
+            sim_client, SimulationPlan(rate=1, agents=agents, callers=[caller], queue="helpdesk-en")
+        )
+        await sim.setup_agents()
+        (call,) = (await sim.run(timeout=120)).calls
+        assert call.prompts.count("main_menu") == 2
+        assert 'EXEC "Set" "CHANNEL(language)=en"' in call.commands
+        record = await db.call(tmp_path, call.uniqueid)
+        assert record["language"] == "en" and record["queue"] == "helpdesk-en"
+        assert db.incident_of_call(tmp_path, call.uniqueid)["category"] == "Agent"
+    finally:
+        await http.close()
+
+
+async def test_without_the_cti_server_calls_still_reach_the_queue(
+    sim_client: AmiClient, sandbox_state: InstanceState
+) -> None:
+    # Nothing listens on the sandbox's FastAGI port: AGI() fails and the dialplan queues the call.
+    result = await simulate(sim_client, [CallerSpec(30, 0, "", "13800138000", "张三")])
+    (call,) = result.calls
+    assert call.result == "answered" and call.queued_at is not None
+    assert not call.commands  # no AGI command ran
+
+
+async def test_a_port_probe_does_not_hurt_the_ivr(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        for payload in (b"", b"GET / HTTP/1.0\r\n\r\n", b"agi_network_script: ivr\n"):
+            _, w = await asyncio.open_connection("127.0.0.1", sandbox_state.agi_port)
+            w.write(payload)
+            await w.drain()
+            w.close()
+        _, idle = await asyncio.open_connection("127.0.0.1", sandbox_state.agi_port)  # says nothing
+        result = await simulate(
+            sim_client, [CallerSpec(60, 0, "", "13800138000", "张三", reactions={"main_menu": "1"})]
+        )
+        assert db.incident_of_call(tmp_path, result.calls[0].uniqueid) is not None
+        idle.close()
+    finally:
+        await http.close()

@@ -1,0 +1,111 @@
+"""Reading (and seeding) the test database file directly."""
+
+import asyncio
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cti.db import create_engine, session_maker
+from cti.ivr.ports import NewIncident
+from cti.phone import NumberPlan, normalize
+from desk import directory, incidents
+from desk.models import IncidentState
+
+
+def _db(tmp_path: Path) -> Path:
+    return tmp_path / "cti.sqlite3"
+
+
+def _one(tmp_path: Path, sql: str, *args: Any) -> dict[str, Any] | None:
+    con = sqlite3.connect(_db(tmp_path))
+    con.row_factory = sqlite3.Row
+    try:
+        row = con.execute(sql, args).fetchone()
+        return dict(row) if row else None
+    finally:
+        con.close()
+
+
+def _all(tmp_path: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
+    con = sqlite3.connect(_db(tmp_path))
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, args)]
+    finally:
+        con.close()
+
+
+async def call(tmp_path: Path, uniqueid: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The call's journal record once it has ended (the journal flushes every 0.2 s; the
+    server may run in this event loop, so this waits without blocking it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row = _one(tmp_path, "SELECT * FROM calls WHERE uniqueid = ?", uniqueid)
+        if (row is not None and row["ended_at"]) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert row is not None, f"no call record {uniqueid}"
+    return row
+
+
+def incident(tmp_path: Path, number: str) -> dict[str, Any]:
+    row = _one(tmp_path, "SELECT * FROM incidents WHERE number = ?", number)
+    assert row is not None, f"no incident {number}"
+    return row
+
+
+def incident_of_call(tmp_path: Path, uniqueid: str) -> dict[str, Any] | None:
+    return _one(tmp_path, "SELECT * FROM incidents WHERE call_uniqueid = ? ORDER BY id", uniqueid)
+
+
+def incident_history(tmp_path: Path, number: str) -> list[dict[str, Any]]:
+    return _all(tmp_path, "SELECT e.* FROM incident_events e JOIN incidents i ON i.id = e.incident_id "
+                "WHERE i.number = ? ORDER BY e.id", number)  # fmt: skip
+
+
+def survey_of_call(tmp_path: Path, uniqueid: str) -> dict[str, Any] | None:
+    return _one(tmp_path, "SELECT * FROM survey_responses WHERE call_uniqueid = ?", uniqueid)
+
+
+def ivr_steps(tmp_path: Path, uniqueid: str) -> list[dict[str, Any]]:
+    return _all(tmp_path, "SELECT * FROM ivr_steps WHERE call_uniqueid = ? ORDER BY id", uniqueid)
+
+
+async def import_users(tmp_path: Path, csv_file: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{_db(tmp_path)}")
+    try:
+        async with session_maker(engine).begin() as session:
+            result = await directory.import_users(
+                session, csv_file.read_bytes(), by="test", now=datetime.now(UTC), plan=NumberPlan()
+            )
+            assert not result.errors, result.errors
+    finally:
+        await engine.dispose()
+
+
+async def make_incident(tmp_path: Path, caller: str, *, state: str = "new") -> str:
+    """An incident opened from `caller`'s phone, moved to `state`."""
+    engine = create_engine(f"sqlite+aiosqlite:///{_db(tmp_path)}")
+    now = datetime.now(UTC)
+    try:
+        async with session_maker(engine).begin() as session:
+            key = normalize(caller).key
+            users = await directory.find_by_key(session, key) if key else []
+            requester = directory.requester_of(users[0]) if users else None
+            new = NewIncident(
+                "fault", "故障报告", "test", "phone", caller, key, requester, "", "zh", ""
+            )
+            inc = await incidents.create(
+                session, new, recorded_by="test", now=now, local_day=now.date()
+            )
+            path = {"resolved": ["in_progress", "resolved"], "in_progress": ["in_progress"],
+                    "closed": ["in_progress", "resolved", "closed"]}.get(state, [])  # fmt: skip
+            for to in path:
+                await incidents.change_state(
+                    session, inc, IncidentState(to), by="agent 1001", now=now
+                )
+            return inc.number
+    finally:
+        await engine.dispose()
