@@ -97,7 +97,8 @@ class CallFlow:
             await self.menu_loop("after_hours")
         elif not await self.announcements():
             await self.menu_loop(self.ctx.menu.start)
-        await self.finish()
+        if not self.agi.hung_up:
+            await self.finish()
 
     async def finish(self) -> None:
         """Tell the journal which way the caller went through the menus."""

@@ -27,6 +27,8 @@ async def record_message(flow: "CallFlow") -> str | None:
     host.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     await flow.play("voicemail_intro")
+    # Said now: a caller who hangs up to end the message leaves no chance to say it later.
+    await flow.finish()
     with contextlib.suppress(AgiHangup):  # hanging up ends the message; it is still kept
         await flow.agi.record_file(asterisk, "wav", "#", 180_000, 6)
     saved = host.exists() and host.stat().st_size > 1000

@@ -227,3 +227,74 @@ async def test_a_port_probe_does_not_hurt_the_ivr(
         idle.close()
     finally:
         await http.close()
+
+
+async def test_after_hours_voicemail_becomes_an_incident_with_the_recording(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    http = await ivr_server(sandbox_state, tmp_path, hours="closed")
+    try:
+        caller = CallerSpec(90, 0, "", "13800138000", "张三", reactions={"after_hours_menu": "1", "voicemail_intro": "wwwwwwwwwwwwwwwwwwww#"})
+        (call,) = (await simulate(sim_client, [caller])).calls
+        assert call.prompts[:3] == ["welcome", "after_hours", "after_hours_menu"]
+        assert any(c.startswith("RECORD FILE") for c in call.commands)
+        incident = db.incident_of_call(tmp_path, call.uniqueid)
+        assert incident is not None and incident["channel"] == "voicemail"
+        assert incident["requester_name"] == "张三"
+        recording = Path(sandbox_state.media_dir) / incident["recording"]
+        assert recording.exists() and recording.stat().st_size > 1000
+        said = [c for c in call.commands if c.startswith("SAY DIGITS")]
+        assert said and said[0].split('"')[1] == incident["number"]
+        record = await db.call(tmp_path, call.uniqueid)
+        assert record["outcome"] == "voicemail" and record["queued_at"] is None
+    finally:
+        await http.close()
+
+
+async def test_after_hours_urgent_fault_goes_to_the_on_call_mobile(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    http = await ivr_server(sandbox_state, tmp_path, hours="closed")
+    try:
+        caller = CallerSpec(40, 0, "", "13900139000", "李四", reactions={"after_hours_menu": "2"})
+        (call,) = (await simulate(sim_client, [caller])).calls
+        assert "oncall_transfer" in call.prompts
+        incident = db.incident_of_call(tmp_path, call.uniqueid)
+        assert incident is not None and incident["category"] == "紧急故障(值班)"
+        record = await db.call(tmp_path, call.uniqueid)
+        assert record["outcome"] == "transferred" and record["incident_number"] == incident["number"]
+    finally:
+        await http.close()
+
+
+async def test_known_outage_is_announced_and_the_caller_linked(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        resp = await http.post("/api/announcements", json={
+            "kind": "outage", "title": "邮件系统故障", "service": "mail",
+            "text_zh": "邮件系统目前无法登录，工程师正在处理。",
+            "text_en": "E-mail is down; engineers are working on it.",
+        })  # fmt: skip
+        assert resp.status == 201, await resp.text()
+        ann = await resp.json()
+        assert ann["audio"] == ["en", "zh"]
+        callers = [
+            CallerSpec(60, 0, "", "13800138000", "张三", reactions={"outage_affected": "1"}),
+            CallerSpec(60, 0, "", "13900139000", "李四", reactions={"main_menu": "0"}),
+        ]
+        result = await simulate(sim_client, callers)
+        affected, other = sorted(result.calls, key=lambda c: c.uniqueid)
+        assert any(f"announcements/ann-{ann['id']}-zh-" in c for c in affected.commands)
+        linked = db.incident_of_call(tmp_path, affected.uniqueid)
+        assert linked["announcement_id"] == ann["id"]
+        assert "outage_linked" in affected.prompts
+        assert (await db.call(tmp_path, affected.uniqueid))["outcome"] == "ended_in_ivr"
+        assert db.incident_of_call(tmp_path, other.uniqueid)["announcement_id"] is None
+        # Withdrawn: no longer played.
+        await http.delete(f"/api/announcements/{ann['id']}")
+        (later,) = (await simulate(sim_client, [CallerSpec(30, 0, "", "13800138000", "张三", reactions={"main_menu": "0"})])).calls
+        assert "announcement_intro" not in later.prompts
+    finally:
+        await http.close()
