@@ -33,7 +33,8 @@ def finished(i: int, outcome: CallOutcome, queue: str = "helpdesk") -> LiveCall:
 @pytest.fixture
 async def http(tmp_path: Path) -> TestClient:
     env = {"CTI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
-           "CTI_AMI_HOST": "127.0.0.1", "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x"}  # fmt: skip
+           "CTI_AMI_HOST": "127.0.0.1", "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x",
+           "CTI_DATA_DIR": str(tmp_path)}  # fmt: skip
     app = create_app(load_settings(None, env), with_core=False)
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -116,9 +117,61 @@ async def test_healthz_is_503_when_asterisk_is_unreachable(tmp_path: Path) -> No
 
     env = {"CTI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
            "CTI_AMI_HOST": "127.0.0.1", "CTI_AMI_PORT": str(free_port()),
-           "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x"}  # fmt: skip
+           "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x", "CTI_AGI_PORT": str(free_port()),
+           "CTI_MEDIA_DIR": str(tmp_path / "media")}  # fmt: skip
     async with TestClient(TestServer(create_app(load_settings(None, env)))) as client:
         resp = await client.get("/healthz")
         body = await resp.json()
         assert resp.status == 503 and not body["ami"]["connected"] and body["database"]["ok"]
         assert body["ami"]["last_error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"kind": "rumour", "title": "x", "text_zh": "y"}, "kind must be one of"),
+        ({"kind": "outage", "text_zh": "y"}, "title is required"),
+        ({"kind": "outage", "title": "x"}, "text_zh or text_en is required"),
+        ({"kind": "outage", "title": "x", "text_zh": "y", "starts_at": "soon"}, "starts_at"),
+        (
+            {
+                "kind": "outage",
+                "title": "x",
+                "text_zh": "y",
+                "starts_at": "2026-11-25T10:00",
+                "ends_at": "2026-11-25T09:00",
+            },
+            "ends_at must be after starts_at",
+        ),
+        (
+            {"kind": "outage", "title": "x", "text_zh": "y", "colour": "red"},
+            "unknown fields: colour",
+        ),
+        ([1, 2], "expected a JSON object"),
+    ],
+)
+async def test_announcement_bad_input_changes_nothing(
+    http: TestClient, body: object, message: str
+) -> None:
+    resp = await http.post("/api/announcements", json=body)
+    assert resp.status == 400 and message in (await resp.json())["message"]
+    listed = await (await http.get("/api/announcements")).json()
+    assert listed["announcements"] == []
+
+
+async def test_announcement_lifecycle(http: TestClient) -> None:
+    resp = await http.post("/api/announcements", json={"kind": "change", "title": "周六凌晨网络割接",
+                                                         "text_zh": "本周六凌晨网络维护。"})  # fmt: skip
+    assert resp.status == 201
+    a = await resp.json()
+    active = await (await http.get("/api/announcements", params={"active": "1"})).json()
+    assert [x["id"] for x in active["announcements"]] == [a["id"]]
+    patched = await (
+        await http.patch(f"/api/announcements/{a['id']}", json={"title": "网络割接（已改期）"})
+    ).json()
+    assert patched["title"] == "网络割接（已改期）"
+    await http.delete(f"/api/announcements/{a['id']}")
+    active = await (await http.get("/api/announcements", params={"active": "1"})).json()
+    assert active["announcements"] == []
+    assert (await http.patch("/api/announcements/999", json={})).status == 404
+    assert (await http.post("/api/announcements", data=b"{not json")).status == 400

@@ -234,7 +234,14 @@ async def test_after_hours_voicemail_becomes_an_incident_with_the_recording(
 ) -> None:
     http = await ivr_server(sandbox_state, tmp_path, hours="closed")
     try:
-        caller = CallerSpec(90, 0, "", "13800138000", "张三", reactions={"after_hours_menu": "1", "voicemail_intro": "wwwwwwwwwwwwwwwwwwww#"})
+        caller = CallerSpec(
+            90,
+            0,
+            "",
+            "13800138000",
+            "张三",
+            reactions={"after_hours_menu": "1", "voicemail_intro": "wwwwwwwwwwwwwwwwwwww#"},
+        )
         (call,) = (await simulate(sim_client, [caller])).calls
         assert call.prompts[:3] == ["welcome", "after_hours", "after_hours_menu"]
         assert any(c.startswith("RECORD FILE") for c in call.commands)
@@ -262,7 +269,9 @@ async def test_after_hours_urgent_fault_goes_to_the_on_call_mobile(
         incident = db.incident_of_call(tmp_path, call.uniqueid)
         assert incident is not None and incident["category"] == "紧急故障(值班)"
         record = await db.call(tmp_path, call.uniqueid)
-        assert record["outcome"] == "transferred" and record["incident_number"] == incident["number"]
+        assert (
+            record["outcome"] == "transferred" and record["incident_number"] == incident["number"]
+        )
     finally:
         await http.close()
 
@@ -294,7 +303,12 @@ async def test_known_outage_is_announced_and_the_caller_linked(
         assert db.incident_of_call(tmp_path, other.uniqueid)["announcement_id"] is None
         # Withdrawn: no longer played.
         await http.delete(f"/api/announcements/{ann['id']}")
-        (later,) = (await simulate(sim_client, [CallerSpec(30, 0, "", "13800138000", "张三", reactions={"main_menu": "0"})])).calls
+        (later,) = (
+            await simulate(
+                sim_client,
+                [CallerSpec(30, 0, "", "13800138000", "张三", reactions={"main_menu": "0"})],
+            )
+        ).calls
         assert "announcement_intro" not in later.prompts
     finally:
         await http.close()
