@@ -11,6 +11,7 @@ Newexten for dialplan. Prints p50 / p90 / p99 of both and their difference.
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import time
@@ -42,7 +43,9 @@ async def run(calls: int, steps: int) -> None:
 
     server = AgiServer("127.0.0.1", agi_port, handler)
     await server.start()
-    client = AmiClient(AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret, queue_size=200000))
+    client = AmiClient(
+        AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret, queue_size=200000)
+    )
     await client.start()
     try:
         starts: dict[str, list[float]] = defaultdict(list)
@@ -57,7 +60,11 @@ async def run(calls: int, steps: int) -> None:
                 base = uid.removesuffix("-2")
                 if isinstance(e, ev.AGIExecStart) and e.command.startswith("SET VARIABLE"):
                     starts[base].append(e.timestamp)
-                elif isinstance(e, ev.Newexten) and e.context == "sim-bench-plan" and e.application == "Set":
+                elif (
+                    isinstance(e, ev.Newexten)
+                    and e.context == "sim-bench-plan"
+                    and e.application == "Set"
+                ):
                     exts[base].append(e.timestamp)
                 elif isinstance(e, ev.Hangup) and uid.endswith("-2"):
                     done.add(base)
@@ -67,7 +74,8 @@ async def run(calls: int, steps: int) -> None:
         for i in range(calls):  # both kinds interleaved, all at once: 2 x `calls` concurrent
             for kind, ctx in (("agi", "sim-bench-agi"), ("plan", "sim-bench-plan")):
                 await client.request("Originate", {
-                    "Channel": f"Local/s@{ctx}", "Application": "Wait", "Data": "30", "Async": "true",
+                    "Channel": f"Local/s@{ctx}", "Application": "Wait", "Data": "30",
+                    "Async": "true",
                     "ChannelId": f"{kind}-{i}-1", "OtherChannelId": f"{kind}-{i}-2",
                 })  # fmt: skip
         await asyncio.wait_for(watcher, 120)
@@ -81,14 +89,17 @@ async def run(calls: int, steps: int) -> None:
         out = []
         for ts in series.values():
             ts.sort()
-            out += [b - a for a, b in zip(ts, ts[1:], strict=False)]
+            out += [b - a for a, b in itertools.pairwise(ts)]
         return out
 
     agi, plan = gaps(starts), gaps(exts)
-    print(f"{calls} FastAGI calls + {calls} dialplan calls at once, {steps} steps each, {elapsed:.1f}s")
+    print(
+        f"{calls} FastAGI calls + {calls} dialplan calls at once, "
+        f"{steps} steps each, {elapsed:.1f}s"
+    )
     print(f"{'':22}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'steps':>8}")
     for name, v in (("FastAGI (our server)", agi), ("plain dialplan", plan)):
-        print(f"{name:22}{pct(v, .5):9.3f}{pct(v, .9):9.3f}{pct(v, .99):9.3f}{len(v):8}")
+        print(f"{name:22}{pct(v, 0.5):9.3f}{pct(v, 0.9):9.3f}{pct(v, 0.99):9.3f}{len(v):8}")
     added = statistics.median(agi) - statistics.median(plan)
     print(f"added by FastAGI per command (median): {added * 1000:.3f} ms")
 

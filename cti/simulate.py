@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -368,23 +369,27 @@ class Simulator:
                 self._ended.clear()
                 await self._ended.wait()
 
-    async def trickle(self, stop: asyncio.Event, limit: int = 0) -> SimulationResult:
+    async def trickle(
+        self,
+        stop: asyncio.Event,
+        limit: int = 0,
+        make_caller: "Callable[[random.Random], CallerSpec] | None" = None,
+    ) -> SimulationResult:
         """Place calls at the planned rate until `stop` is set (or `limit` calls), then wait for
-        the calls still up to end."""
+        the calls still up to end. `make_caller` draws each caller (default: random caller IDs
+        keying the plan's keys)."""
         rng = random.Random(self.plan.seed)
         started = time.monotonic()
         watcher = asyncio.create_task(self._watch(), name="sim-watch")
         n = 0
         try:
             while not stop.is_set() and (not limit or n < limit):
-                number, name = random_caller_id(rng)
-                caller = CallerSpec(
-                    rng.randint(*self.plan.patience),
-                    self.plan.key_delay,
-                    self.plan.keys,
-                    number,
-                    name,
-                )
+                if make_caller is not None:
+                    caller = make_caller(rng)
+                else:
+                    number, name = random_caller_id(rng)
+                    patience = rng.randint(*self.plan.patience)
+                    caller = CallerSpec(patience, self.plan.key_delay, self.plan.keys, number, name)
                 await self.place(n, caller)
                 n += 1
                 # Poisson arrivals: exponential gaps with the planned mean rate.

@@ -4,14 +4,51 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import random
+from datetime import UTC, datetime
+from pathlib import Path
 
 from cti.ami.client import AmiClient
+from cti.db import create_engine, migrate, session_maker
+from cti.phone import NumberPlan
 from cti.sandbox import Instance
-from cti.settings import load_settings
-from cti.simulate import AgentSpec, SimulationPlan, Simulator, sim_client_options
+from cti.settings import Settings, load_settings
+from cti.simulate import (
+    AgentSpec,
+    CallerSpec,
+    SimulationPlan,
+    Simulator,
+    random_caller_id,
+    sim_client_options,
+)
 from desk.app import serving, stop_on_signals
+from desk.directory import import_users
+from desk.migrations import MIGRATIONS
 
 logger = logging.getLogger(__name__)
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo"
+KNOWN = [("13800138000", "张三"), ("13900139000", "李四"), ("13700137000", "王芳"),
+         ("13600136000", "赵磊"), ("01062345801", "陈静"), ("1002", "Alice Chen")]  # fmt: skip
+
+
+def demo_caller(rng: random.Random) -> CallerSpec:
+    """A caller who uses the IVR the way people do: mostly faults, some requests, a few who
+    want a person straight away, the odd one who presses nothing; most answer the survey."""
+    if rng.random() < 0.7:
+        number, name = rng.choice(KNOWN)
+    else:
+        number, name = random_caller_id(rng)
+    choice = rng.choices(["1", "2", "0", ""], weights=[55, 20, 15, 10])[0]
+    reactions = {"main_menu": choice} if choice else {}
+    if choice == "2":
+        reactions["service_menu"] = rng.choice("123")
+    reactions["identify_unknown"] = rng.choice(["10088#", "10090#", "#"])
+    if rng.random() < 0.8:
+        reactions["survey_intro"] = rng.choices("54321", weights=[45, 30, 12, 8, 5])[0]
+    return CallerSpec(rng.randint(60, 240), 0, "", number, name, reactions=reactions)
+
 
 DEMO_AGENTS = [AgentSpec("1001", (2, 5), (20, 60)), AgentSpec("1002", (2, 5), (20, 60)),
                AgentSpec("1003", (3, 8), (30, 90))]  # fmt: skip
@@ -22,7 +59,9 @@ async def run_demo(args: argparse.Namespace) -> int:
     print("demo: starting the Asterisk sandbox (the first run builds it: about a minute)...")
     inst = Instance(args.name)
     await asyncio.to_thread(inst.up, globals_={"CTI_QUEUE_TIMEOUT": "120"})
+    os.environ.setdefault("CTI_CONFIG_DIR", str(CONFIG))
     settings = load_settings(args.config)
+    await seed_directory(settings)
     stop = stop_on_signals()
     try:
         async with serving(settings) as url:
@@ -35,7 +74,9 @@ async def run_demo(args: argparse.Namespace) -> int:
                 plan = SimulationPlan(rate=args.rate, agents=DEMO_AGENTS, patience=(15, 150))
                 sim = Simulator(sim_client, plan)
                 await sim.setup_agents()
-                traffic = asyncio.create_task(sim.trickle(stop, limit=args.calls))
+                traffic = asyncio.create_task(
+                    sim.trickle(stop, limit=args.calls, make_caller=demo_caller)
+                )
                 await asyncio.wait(
                     [traffic, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
                 )
@@ -51,3 +92,15 @@ async def run_demo(args: argparse.Namespace) -> int:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(inst.down)
     return 0
+
+
+async def seed_directory(settings: Settings) -> None:
+    """The demo's user directory, so that most callers are recognised by their number."""
+    data = await asyncio.to_thread((CONFIG / "users.csv").read_bytes)
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await migrate(engine, MIGRATIONS)
+        async with session_maker(engine).begin() as session:
+            await import_users(session, data, by="demo", now=datetime.now(UTC), plan=NumberPlan())
+    finally:
+        await engine.dispose()
