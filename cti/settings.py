@@ -40,6 +40,8 @@ class Settings:
     agi_port: int = 4573
     # Asterisk's queue_log as this host sees it (shared volume); empty disables reconciliation.
     queue_log_path: str = ""
+    # Run the IVR's FastAGI server (off: the dialplan sends every call straight to the queue).
+    ivr_enabled: bool = True
     # The IVR's data files (menu.yaml, prompts.yaml, hours.yaml); missing ones use the defaults.
     config_dir: str = ""
     # Voicemail recordings and announcement audio: this host's path, and the same folder as

@@ -136,7 +136,8 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(media_ctx)
     if with_core:
-        app.cleanup_ctx.append(ivr_ctx)
+        if settings.ivr_enabled:
+            app.cleanup_ctx.append(ivr_ctx)
         app.cleanup_ctx.append(core_ctx)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

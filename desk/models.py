@@ -117,6 +117,10 @@ class Incident(Base):
     announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcements.id"))
     recording: Mapped[str | None] = mapped_column(String(300))
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+    assignee: Mapped[str | None] = mapped_column(String(60), index=True)  # staff username
+    escalated_to: Mapped[str | None] = mapped_column(String(120))  # group
+    config_item: Mapped[str | None] = mapped_column(String(120))
+    first_line_resolved: Mapped[bool | None]  # resolved by the desk without escalation (7 c)
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
@@ -185,13 +189,93 @@ __all__ = [
     "Announcement",
     "Base",
     "Channel",
+    "ConfigItem",
     "Incident",
     "IncidentCounter",
     "IncidentEvent",
     "IncidentState",
     "IncidentType",
+    "KnowledgeArticle",
+    "Role",
+    "Staff",
     "SurveyResponse",
     "User",
     "UserChange",
     "UserPhone",
+    "WebSession",
 ]
+
+
+class Role(StrEnum):
+    """What a member of staff may do (5.1, 5.2)."""
+
+    AGENT = "agent"  # 热线帮助工作人员
+    LEAD = "lead"  # 热线帮助负责人
+    ADMIN = "admin"
+
+
+class Staff(Base):
+    """Desk staff: login, role, phone, and the Table A.2 contact fields."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(10))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    extension: Mapped[str | None] = mapped_column(String(20), unique=True)  # the desk phone
+    position: Mapped[str] = mapped_column(String(120), default="")  # 职务
+    services: Mapped[str] = mapped_column(String(300), default="")  # 负责的服务
+    office_phone: Mapped[str] = mapped_column(String(60), default="")
+    mobile: Mapped[str] = mapped_column(String(60), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    im_handle: Mapped[str] = mapped_column(String(120), default="")
+    queues: Mapped[str] = mapped_column(String(200), default="helpdesk")  # comma-separated
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebSession(Base):
+    """A logged-in browser; the cookie holds only the random id."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class KnowledgeArticle(Base):
+    """A knowledge-base article (4.2 g, 6.3.2): matched against the symptom, shown on the pop."""
+
+    __tablename__ = "knowledge_articles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    tags: Mapped[str] = mapped_column(String(300), default="")
+    service: Mapped[str] = mapped_column(String(120), default="")
+    language: Mapped[str] = mapped_column(String(8), default="zh")
+    published: Mapped[bool] = mapped_column(default=True)  # visible on the self-service portal
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ConfigItem(Base):
+    """A CMDB configuration item: a service or component, its owner and its status."""
+
+    __tablename__ = "config_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    ci_type: Mapped[str] = mapped_column(String(40), default="service")
+    service: Mapped[str] = mapped_column(String(120), default="")
+    owner: Mapped[str] = mapped_column(String(120), default="")
+    status: Mapped[str] = mapped_column(String(20), default="operational")
+    location: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime]

@@ -84,6 +84,8 @@ def server_settings(
         "CTI_MEDIA_DIR": st.media_dir,
         "CTI_ASTERISK_MEDIA_DIR": st.asterisk_media_dir,
         "CTI_TTS_ROOT": st.root,
+        # The desk is open whatever the time of day the tests run.
+        "CTI_CONFIG_DIR": str(Path(__file__).parent / "fixtures" / "config" / "open"),
         "CTI_AMI_PING_INTERVAL": "1",
         "CTI_AMI_PING_TIMEOUT": "2",
         **extra,

@@ -25,7 +25,9 @@ async def test_call_log_shows_simulated_calls(
     server = TestServer(create_app(server_settings(sandbox_state, tmp_path)))
     await server.start_server()
     try:
-        callers = [CallerSpec(30, 0, "", "13800138000", "张三"), CallerSpec(30, 0, "", "01087654321", "李四"),
+        to_agent = {"main_menu": "0", "identify_unknown": "#"}
+        callers = [CallerSpec(90, 0, "", "13800138000", "张三", reactions=to_agent),
+                   CallerSpec(90, 0, "", "01087654321", "李四", reactions=to_agent),
                    CallerSpec(2, 0, "", "+8613912345678", "王五")]  # fmt: skip
         plan = SimulationPlan(rate=2, agents=[AgentSpec("1001", (1, 1), (2, 3))], callers=callers)
         sim = Simulator(sim_client, plan)

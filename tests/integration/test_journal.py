@@ -1,5 +1,8 @@
 """Every call Asterisk handles gets exactly one record whose outcome, wait and talk agree with
-Asterisk's own queue_log, also across an AMI cut, an Asterisk restart and a killed server."""
+Asterisk's own queue_log, also across an AMI cut, an Asterisk restart and a killed server.
+
+The IVR is off here (CTI_IVR_ENABLED=0: the dialplan queues every call directly, as when the
+server's FastAGI is unreachable), so that callers' patience is spent in the queue."""
 
 import asyncio
 import os
@@ -64,7 +67,7 @@ def assert_journal_matches(
 async def test_fifty_calls_match_queue_log(
     sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
 ) -> None:
-    settings = server_settings(sandbox_state, tmp_path)
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
     async with TestClient(TestServer(create_app(settings))) as http:
         sim = await run_sim(sim_client, mixed_callers(50, seed=1))
         result = await sim.run()
@@ -86,7 +89,7 @@ async def test_ami_cut_and_asterisk_restart(
     sim_client: AmiClient, sandbox: Instance, sandbox_state: InstanceState, tmp_path: Path
 ) -> None:
     proxy = await TcpProxy(sandbox_state.ami_port).start()
-    settings = server_settings(sandbox_state, tmp_path, ami_port=proxy.port)
+    settings = server_settings(sandbox_state, tmp_path, ami_port=proxy.port, CTI_IVR_ENABLED="0")
     try:
         async with TestClient(TestServer(create_app(settings))) as http:
             sim = await run_sim(sim_client, mixed_callers(50, seed=2), rate=2.5)
@@ -130,7 +133,7 @@ async def test_ami_cut_and_asterisk_restart(
 async def test_server_killed_and_restarted(
     sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
 ) -> None:
-    settings = server_settings(sandbox_state, tmp_path)
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
     env = {**os.environ, "CTI_HTTP_PORT": str(free_port())}
     env.update({k: str(v) for k, v in _env_of(settings).items()})
 
@@ -176,4 +179,5 @@ def _env_of(settings: object) -> dict[str, str]:
         "CTI_AMI_SECRET": settings.ami_secret,
         "CTI_QUEUE_LOG_PATH": settings.queue_log_path,
         "CTI_AGI_PORT": str(settings.agi_port),
+        "CTI_IVR_ENABLED": "0",
     }
