@@ -1,5 +1,7 @@
 """`python -m cti` is the `cti` command."""
 
+import sys
+
 from cti.cli import main
 
-raise SystemExit(main())
+sys.exit(main())

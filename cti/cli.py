@@ -86,6 +86,17 @@ def cmd_user(args: argparse.Namespace) -> int:
     return asyncio.run(import_file(load_settings(args.config), args.file, data, args.by))
 
 
+def cmd_staff(args: argparse.Namespace) -> int:
+    """`cti staff add|list`: desk staff and their logins."""
+    from cti.settings import load_settings
+    from desk.staff import run
+
+    fields = {"username": args.username, "name": args.name or args.username, "role": args.role,
+              "extension": args.extension, "queues": args.queues, "mobile": args.mobile,
+              "email": args.email, "im_handle": args.im}  # fmt: skip
+    return asyncio.run(run(load_settings(args.config), args.action, fields, args.password_stdin))
+
+
 def cmd_prompts(args: argparse.Namespace) -> int:
     """`cti prompts build`: synthesise the prompt catalogue into an Asterisk sounds folder."""
     from cti.ivr.config import load_ivr_config
@@ -130,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     us.add_argument("file", type=Path, help="CSV: employee_no,name,department,location,...")
     us.add_argument("--by", default="import", help="who made the change (kept in the history)")
     us.set_defaults(func=cmd_user)
+
+    st = sub.add_parser("staff", help="desk staff (agents, leads, admins) and their logins")
+    st.add_argument("action", choices=["add", "list"])
+    st.add_argument("username", nargs="?", default="")
+    st.add_argument("--name")
+    st.add_argument("--role", default="agent", choices=["agent", "lead", "admin"])
+    st.add_argument("--extension", help="the desk phone (queue member name)")
+    st.add_argument("--queues", default="helpdesk", help="comma-separated queues")
+    st.add_argument("--mobile")
+    st.add_argument("--email")
+    st.add_argument("--im", help="IM handle")
+    st.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    st.set_defaults(func=cmd_staff)
 
     pr = sub.add_parser("prompts", help="IVR prompt audio")
     pr.add_argument("action", choices=["build"])

@@ -133,6 +133,7 @@ class CtiCore:
         try:
             await self.journal.resync(self.client, self._drain)
             self.resyncs += 1
+            self.tracker.resynced()
         except AmiError as exc:
             # The link dropped again mid-resync; the next LinkUp resyncs.
             logger.warning("resync interrupted: %s", exc)

@@ -58,6 +58,20 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     # How often the call journal flushes to the database, in seconds.
     journal_flush_interval: float = 0.2
+    # An agent's phone as a queue member and Originate channel; {ext} is the agent's extension.
+    # Empty: PJSIP/{ext} (the sandbox uses its simulated phones, Local/{ext}@sim-agent/n).
+    agent_interface: str = ""
+    # After-call work (wrap-up) in seconds; no queue call is offered to the agent meanwhile.
+    wrapup_seconds: float = 30.0
+    # Staff session cookies only over HTTPS (set when a TLS proxy fronts the server).
+    secure_cookies: bool = False
+    # Progress notices by e-mail (5.2.2 e); an empty host disables them.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_secret: str = field(default="", repr=False)
+    smtp_sender: str = "helpdesk@localhost"
+    smtp_starttls: bool = False
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
     # Where the settings came from, for /healthz and the logs.
@@ -79,6 +93,15 @@ class Settings:
     def effective_asterisk_media_dir(self) -> str:
         """The same folder as Asterisk sees it."""
         return self.asterisk_media_dir or str(self.effective_media_dir)
+
+    @property
+    def effective_agent_interface(self) -> str:
+        """The agent's device pattern."""
+        return self.agent_interface or "PJSIP/{ext}"
+
+    def agent_device(self, ext: str) -> str:
+        """The queue member interface / Originate channel of an agent's phone."""
+        return self.effective_agent_interface.replace("{ext}", ext)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -187,5 +210,6 @@ def _from_sandbox(settings: Settings) -> Settings:
         media_dir=settings.media_dir or st.media_dir,
         asterisk_media_dir=settings.asterisk_media_dir or st.asterisk_media_dir,
         tts_root=settings.tts_root or st.root,
+        agent_interface=settings.agent_interface or "Local/{ext}@sim-agent/n",
         source=f"{settings.source}, sandbox {settings.sandbox}",
     )

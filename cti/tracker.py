@@ -30,6 +30,8 @@ class CallEventKind(StrEnum):
     CALL_ANSWERED = "call_answered"
     CALL_ENDED = "call_ended"
     QUEUE_MEMBER = "queue_member"
+    # Live state was rebuilt from Asterisk after a reconnect or an event gap (call is None).
+    RESYNCED = "resynced"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,10 @@ class CallTracker:
             ",".join(sorted(call.inferred)),
         )
         self._publish(CallEventKind.CALL_ENDED, call)
+
+    def resynced(self) -> None:
+        """Tell listeners that live state was rebuilt (they re-read what they mirror)."""
+        self._publish(CallEventKind.RESYNCED, None)
 
     def forget(self, call: LiveCall) -> None:
         """Drop a finished call from live state (it stays dirty until written)."""

@@ -15,8 +15,9 @@ from cti.errors import CtiError, InvalidInput, NotFound
 from cti.ivr.context import MediaPaths
 from cti.ivr.ports import AnnouncementPrompt
 from cti.ivr.prompts import Synthesizer
+from desk.auth import requires
 from desk.keys import MEDIA, SESSIONS, SETTINGS, SYNTH
-from desk.models import Announcement
+from desk.models import Announcement, Role
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ async def synthesise(
     return out
 
 
+@requires(Role.AGENT)
 async def list_announcements(request: web.Request) -> web.Response:
     """GET /api/announcements[?active=1]."""
     async with request.app[SESSIONS]() as session:
@@ -146,6 +148,7 @@ async def _body(request: web.Request) -> Any:
         raise InvalidInput("the body is not valid JSON") from None
 
 
+@requires(Role.LEAD)
 async def create_announcement(request: web.Request) -> web.Response:
     """POST /api/announcements."""
     fields = validate(await _body(request), request.app[SETTINGS].tz)
@@ -159,6 +162,7 @@ async def create_announcement(request: web.Request) -> web.Response:
     return web.json_response(as_json(a), status=201)
 
 
+@requires(Role.LEAD)
 async def update_announcement(request: web.Request) -> web.Response:
     """PATCH /api/announcements/{id}."""
     fields = validate(await _body(request), request.app[SETTINGS].tz, partial=True)
@@ -175,6 +179,7 @@ async def update_announcement(request: web.Request) -> web.Response:
     return web.json_response(as_json(a))
 
 
+@requires(Role.LEAD)
 async def delete_announcement(request: web.Request) -> web.Response:
     """DELETE /api/announcements/{id}: withdraw it (kept for the record)."""
     async with request.app[SESSIONS].begin() as session:

@@ -21,10 +21,49 @@ from cti.phone import NumberPlan
 from cti.runtime import CtiCore
 from cti.sandbox.root import chroot_prefix
 from cti.settings import Settings
-from desk import announcements, calls_api
+from desk import (
+    agent_api,
+    announcements,
+    calls_api,
+    incidents_api,
+    knowledge,
+    openapi,
+    pages,
+    portal,
+)
+from desk.agents import AgentService
+from desk.auth import (
+    COOKIE,
+    STAFF,
+    WEB_SESSION,
+    LoginLimiter,
+    check_csrf,
+    load_session,
+    security_headers,
+)
+from desk.hub import Hub
 from desk.ivr_port import DeskService
-from desk.keys import CORE, ENGINE, IVR, MEDIA, SESSIONS, SETTINGS, SYNTH, Tts
+from desk.keys import (
+    AGENTS,
+    CORE,
+    ENGINE,
+    HUB,
+    IVR,
+    KNOWLEDGE,
+    LIMITER,
+    MAILER,
+    MEDIA,
+    POP,
+    PORTAL_LIMITER,
+    SESSIONS,
+    SETTINGS,
+    SYNTH,
+    Tts,
+)
 from desk.migrations import MIGRATIONS
+from desk.notify import Mailer, SmtpSettings
+from desk.pop import PopService
+from desk.search import KnowledgeService
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +81,35 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if status == 500:
             logger.exception("request %s %s failed", request.method, request.path)
         return web.json_response({"error": type(exc).__name__, "message": str(exc)}, status=status)
+
+
+# Unsafe requests that may come without a session (they check their own credentials).
+_NO_CSRF = frozenset({"/login", "/api/login"})
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Who is logged in (from the session cookie), and the CSRF check for their unsafe requests."""
+    sid = request.cookies.get(COOKIE)
+    if sid:
+        async with request.app[SESSIONS]() as session:
+            found = await load_session(session, sid)
+        if found is not None:
+            request[STAFF], request[WEB_SESSION] = found
+            if request.method in _UNSAFE and request.path not in _NO_CSRF:
+                supplied = request.headers.get("X-CSRF-Token")
+                if supplied is None and request.content_type in (
+                    "application/x-www-form-urlencoded",
+                    "multipart/form-data",
+                ):
+                    supplied = str((await request.post()).get("csrf", ""))
+                check_csrf(request, supplied)
+    return await handler(request)
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    security_headers(response)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -74,6 +142,36 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     app[MEDIA] = media
     app[SYNTH] = Tts(_synthesizer(s))
     yield
+
+
+async def desk_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Knowledge matching and e-mail notices."""
+    s = app[SETTINGS]
+    app[KNOWLEDGE] = KnowledgeService(app[SESSIONS])
+    app[MAILER] = Mailer(
+        SmtpSettings(
+            s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_secret, s.smtp_sender, s.smtp_starttls
+        )
+    )
+    yield
+
+
+async def agents_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Agent states mirrored from Asterisk, and screen pops, fed by the call tracker."""
+    s = app[SETTINGS]
+    core = app[CORE]
+    agents = AgentService(core.client, app[HUB], s.agent_device, s.wrapup_seconds)
+    pop = PopService(
+        app[SESSIONS], app[HUB], core.tracker, app[KNOWLEDGE], NumberPlan(area_code=s.area_code)
+    )
+    core.tracker.listeners += [agents.on_call_event, pop.on_call_event]
+    app[AGENTS], app[POP] = agents, pop
+    await agents.refresh()
+    yield
+    core.tracker.listeners.remove(agents.on_call_event)
+    core.tracker.listeners.remove(pop.on_call_event)
+    await pop.close()
+    await agents.close()
 
 
 async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -124,25 +222,36 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if body["ok"] else 503)
 
 
-async def index(request: web.Request) -> web.Response:
-    """GET /: the call log for now."""
-    raise web.HTTPFound("/calls")
-
-
 def create_app(settings: Settings, *, with_core: bool = True) -> web.Application:
     """Build the application; long-lived resources start in order and stop in reverse."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1 << 20)
+    app = web.Application(
+        middlewares=[error_middleware, session_middleware], client_max_size=1 << 20
+    )
     app[SETTINGS] = settings
+    app[HUB] = Hub()
+    app[LIMITER] = LoginLimiter()
+    app[PORTAL_LIMITER] = LoginLimiter(limit=10, window=600)
+    app.on_response_prepare.append(_headers)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(media_ctx)
+    app.cleanup_ctx.append(desk_ctx)
     if with_core:
         if settings.ivr_enabled:
             app.cleanup_ctx.append(ivr_ctx)
         app.cleanup_ctx.append(core_ctx)
-    app.router.add_get("/", index)
+        app.cleanup_ctx.append(agents_ctx)
     app.router.add_get("/healthz", healthz)
-    calls_api.setup(app)
-    announcements.setup(app)
+    for module in (
+        calls_api,
+        announcements,
+        agent_api,
+        incidents_api,
+        knowledge,
+        pages,
+        portal,
+        openapi,
+    ):
+        module.setup(app)
     return app
 
 

@@ -14,8 +14,10 @@ from cti.errors import InvalidInput, NotFound
 from cti.journal import repo
 from cti.journal.models import Call
 from cti.types import CallOutcome
+from desk.auth import requires
 from desk.i18n import TEXTS, language
 from desk.keys import CORE, SESSIONS, SETTINGS
+from desk.models import Role
 from desk.templating import render
 
 MAX_LIMIT = 500
@@ -130,6 +132,7 @@ async def _query(request: web.Request) -> tuple[CallsQuery, list[Call], int]:
     return q, list(rows), total
 
 
+@requires(Role.AGENT)
 async def get_calls(request: web.Request) -> web.Response:
     """GET /api/calls: newest first; filters since, until, outcome, queue; limit and offset."""
     q, rows, total = await _query(request)
@@ -143,6 +146,7 @@ async def get_calls(request: web.Request) -> web.Response:
     )
 
 
+@requires(Role.AGENT)
 async def get_call(request: web.Request) -> web.Response:
     """GET /api/calls/{uniqueid}."""
     uniqueid = request.match_info["uniqueid"]
@@ -153,6 +157,7 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(call_json(row))
 
 
+@requires(Role.AGENT)
 async def calls_page(request: web.Request) -> web.Response:
     """GET /calls: the call-log page."""
     lang = language(request)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -187,3 +188,17 @@ async def import_users(
         else:
             result.unchanged += 1
     return result
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """The public form of a user (6.3.1.2 d)."""
+    return {
+        "id": user.id,
+        "employee_no": user.employee_no,
+        "name": user.name,
+        "department": user.department,
+        "location": user.location,
+        "office_phone": user.office_phone,
+        "mobile": user.mobile,
+        "email": user.email,
+    }

@@ -11,6 +11,12 @@ from cti.ivr.prompts import Synthesizer
 from cti.ivr.routes import IvrService
 from cti.runtime import CtiCore
 from cti.settings import Settings
+from desk.agents import AgentService
+from desk.auth import LoginLimiter
+from desk.hub import Hub
+from desk.notify import Mailer
+from desk.pop import PopService
+from desk.search import KnowledgeService
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -28,3 +34,12 @@ class Tts:
 
 SYNTH = web.AppKey("synth", Tts)
 IVR = web.AppKey("ivr", IvrService)
+
+HUB = web.AppKey("hub", Hub)
+AGENTS = web.AppKey("agents", AgentService)
+POP = web.AppKey("pop", PopService)
+KNOWLEDGE = web.AppKey("knowledge", KnowledgeService)
+MAILER = web.AppKey("mailer", Mailer)
+LIMITER = web.AppKey("login_limiter", LoginLimiter)
+# Self-service portal lookups (incident number + phone) are rate-limited like logins.
+PORTAL_LIMITER = web.AppKey("portal_limiter", LoginLimiter)

@@ -134,16 +134,24 @@ class Instance:
         ensure_root(self.cache)
         ensure_prompts(self.root)
         if self.is_running():
-            st = self.load()
-            assert st is not None
-            return st
+            running = self.load()
+            assert running is not None
+            return running
         old = self.load()
-        st = self._plan(old, ami_port, sip_port, agi_port)
-        st.globals = globals_ if globals_ is not None else (old.globals if old else None)
-        self._render(st, st.globals or {})
-        st.pid = self._spawn()
-        self._save(st)
-        self._wait_booted(st, timeout)
+        for attempt in (1, 2):
+            st = self._plan(old, ami_port, sip_port, agi_port)
+            st.globals = globals_ if globals_ is not None else (old.globals if old else None)
+            self._render(st, st.globals or {})
+            st.pid = self._spawn()
+            self._save(st)
+            try:
+                self._wait_booted(st, timeout)
+                break
+            except SandboxError as exc:
+                # Seen once on a fresh root: Asterisk printed "Ready." and was gone. One retry.
+                if attempt == 2 or "exited during start-up" not in str(exc):
+                    raise
+                logger.warning("sandbox %s: %s; starting it again", self.name, exc)
         logger.info("sandbox %s up: AMI 127.0.0.1:%s pid %s", self.name, st.ami_port, st.pid)
         return st
 

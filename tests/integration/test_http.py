@@ -14,6 +14,7 @@ from cti.types import CallOutcome
 from desk.app import create_app
 from desk.keys import SESSIONS
 from tests.conftest import server_settings
+from tests.support.staff import logged_in
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC).timestamp()  # 09:00 in Shanghai
 
@@ -42,6 +43,7 @@ async def http(tmp_path: Path) -> TestClient:
                       "helpdesk-en" if i % 5 == 0 else "helpdesk") for i in range(30)]  # fmt: skip
     async with app[SESSIONS].begin() as session:
         await repo.upsert_calls(session, [c.to_row(T0) for c in calls])
+    await logged_in(client, "lead")
     yield client
     await client.close()
 

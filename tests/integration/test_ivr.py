@@ -14,6 +14,7 @@ from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, SimulationResult
 from desk.app import create_app
 from tests.conftest import server_settings
 from tests.support import db
+from tests.support.staff import logged_in
 
 pytestmark = pytest.mark.asterisk
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -25,6 +26,7 @@ async def ivr_server(st: InstanceState, tmp_path: Path, hours: str = "open") -> 
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
     await db.import_users(tmp_path, FIXTURES / "users.csv")
+    await logged_in(client, "lead")
     return client
 
 

@@ -23,6 +23,7 @@ from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.app import create_app
 from tests.conftest import server_settings
 from tests.support import journal
+from tests.support.staff import logged_in
 from tests.support.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.asterisk
@@ -80,6 +81,7 @@ async def test_fifty_calls_match_queue_log(
         assert all(r["source"] == "ami" for r in records)
         named = [r for r in records if r["caller_name"] == "张三"]
         assert named, "the Chinese caller name arrived intact"
+        await logged_in(http, "agent")
         resp = await http.get("/api/calls", params={"limit": "100"})
         body = await resp.json()
         assert body["total"] == 50

@@ -1,0 +1,242 @@
+"""Login, the agent's own state and screen pop (REST + WebSocket), and caller details edits."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from cti.errors import InvalidInput, NotFound
+from cti.phone import NumberPlan
+from desk import directory
+from desk.agents import AgentState
+from desk.auth import (
+    COOKIE,
+    WEB_SESSION,
+    current,
+    requires,
+    set_cookie,
+    staff_by_username,
+    staff_json,
+    start_session,
+    verify_password,
+)
+from desk.i18n import TEXTS, language
+from desk.keys import AGENTS, HUB, LIMITER, POP, SESSIONS, SETTINGS
+from desk.models import Role, Staff, User, WebSession
+from desk.pages import HOME
+from desk.templating import render
+from desk.validation import body_of, text_field
+
+
+async def _login(request: web.Request, username: str, password: str) -> tuple[Staff, WebSession]:
+    address = request.remote or "?"
+    limiter = request.app[LIMITER]
+    if limiter.blocked(username, address):
+        raise web.HTTPTooManyRequests(
+            text='{"error":"too many failed logins; wait a few minutes"}',
+            content_type="application/json",
+        )
+    async with request.app[SESSIONS].begin() as s:
+        staff = await staff_by_username(s, username)
+        ok = verify_password(staff.password_hash if staff else None, password)
+        if not ok or staff is None or not staff.active:
+            limiter.failed(username, address)
+            raise web.HTTPUnauthorized(
+                text='{"error":"wrong user name or password"}', content_type="application/json"
+            )
+        limiter.succeeded(username)
+        ws = await start_session(s, staff, datetime.now(UTC))
+    return staff, ws
+
+
+async def api_login(request: web.Request) -> web.Response:
+    """POST /api/login {username, password} -> {staff, csrf} and the session cookie."""
+    body = await body_of(request)
+    username = text_field(body, "username", 60, required=True) or ""
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise InvalidInput("password is required")
+    staff, ws = await _login(request, username, password)
+    resp = web.json_response({"staff": staff_json(staff), "csrf": ws.csrf})
+    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].secure_cookies)
+    return resp
+
+
+async def login_page(request: web.Request) -> web.Response:
+    """GET /login."""
+    lang = language(request)
+    return render(
+        "login.html", lang=lang, t=TEXTS[lang], error=None, next=request.query.get("next", "")
+    )
+
+
+async def login_form(request: web.Request) -> web.Response:
+    """POST /login (form)."""
+    lang = language(request)
+    form = await request.post()
+    username, password = str(form.get("username", "")), str(form.get("password", ""))
+    nxt = str(form.get("next", ""))
+    try:
+        staff, ws = await _login(request, username[:60], password[:200])
+    except (web.HTTPUnauthorized, web.HTTPTooManyRequests) as exc:
+        key = "login_locked" if isinstance(exc, web.HTTPTooManyRequests) else "login_failed"
+        resp = render("login.html", lang=lang, t=TEXTS[lang], error=TEXTS[lang][key], next=nxt)
+        resp.set_status(exc.status)
+        return resp
+    target = (
+        nxt if nxt.startswith("/") and not nxt.startswith("//") else HOME.get(staff.role, "/agent")
+    )
+    resp = web.HTTPFound(target)
+    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].secure_cookies)
+    raise resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /logout: end the session."""
+    ws: WebSession | None = request.get(WEB_SESSION)
+    if ws is not None:
+        async with request.app[SESSIONS].begin() as s:
+            row = await s.get(WebSession, ws.id)
+            if row is not None:
+                await s.delete(row)
+    resp = web.HTTPFound("/login")
+    resp.del_cookie(COOKIE, path="/")
+    raise resp
+
+
+def _ext(request: web.Request) -> str:
+    staff = current(request)
+    assert staff is not None
+    if not staff.extension:
+        raise InvalidInput("you have no desk phone (extension)")
+    return staff.extension
+
+
+async def _me_body(request: web.Request) -> dict[str, Any]:
+    staff = current(request)
+    assert staff is not None
+    body: dict[str, Any] = {"staff": staff_json(staff), "agent": None, "pop": None}
+    if staff.extension and AGENTS in request.app:
+        body["agent"] = request.app[AGENTS].agent(staff.extension).as_json()
+        found = request.app[POP].current(staff.extension)
+        if found is not None:
+            call, phase = found
+            body["pop"] = await request.app[POP].build(call, phase)
+    return body
+
+
+@requires(Role.AGENT)
+async def me(request: web.Request) -> web.Response:
+    """GET /api/agent/me: who I am, my state, and the call ringing or answered at my phone."""
+    return web.json_response(await _me_body(request))
+
+
+@requires(Role.AGENT)
+async def set_state(request: web.Request) -> web.Response:
+    """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason}."""
+    body = await body_of(request)
+    ext = _ext(request)
+    if AGENTS not in request.app:
+        raise web.HTTPServiceUnavailable(
+            text='{"error":"no link to Asterisk"}', content_type="application/json"
+        )
+    agents = request.app[AGENTS]
+    staff = current(request)
+    assert staff is not None
+    state = body.get("state")
+    if state == AgentState.READY:
+        if not agents.agent(ext).queues:
+            await agents.login(ext, [q for q in staff.queues.split(",") if q])
+        else:
+            await agents.set_paused(ext, False)
+    elif state == AgentState.PAUSED:
+        await agents.set_paused(ext, True, text_field(body, "reason", 60, required=True) or "")
+    elif state == AgentState.WRAP_UP:
+        seconds = body.get("seconds", request.app[SETTINGS].wrapup_seconds)
+        if not isinstance(seconds, int | float) or not 0 < seconds <= 3600:
+            raise InvalidInput("seconds must be between 1 and 3600")
+        await agents.start_wrapup(ext, float(seconds))
+    elif state == AgentState.LOGGED_OUT:
+        await agents.logout(ext)
+    else:
+        raise InvalidInput("state must be ready, paused, wrap_up or logged_out")
+    return web.json_response({"requested": state, "agent": agents.agent(ext).as_json()}, status=202)
+
+
+@requires(Role.AGENT)
+async def agent_ws(request: web.Request) -> web.WebSocketResponse:
+    """GET /ws/agent: this agent's pops and state changes, nobody else's."""
+    ext = _ext(request)
+    hello = {"type": "hello", **(await _me_body(request))}
+    return await request.app[HUB].serve(request, {f"agent:{ext}"}, hello)
+
+
+@requires(Role.AGENT)
+async def agent_page(request: web.Request) -> web.Response:
+    """GET /agent: the agent's screen-pop page."""
+    lang = language(request)
+    staff = current(request)
+    assert staff is not None
+    ws = request.get(WEB_SESSION)
+    return render("agent.html", lang=lang, t=TEXTS[lang], staff=staff, csrf=ws.csrf if ws else "")
+
+
+@requires(Role.AGENT)
+async def find_users(request: web.Request) -> web.Response:
+    """GET /api/users?q=: by employee number, name or phone."""
+    q = request.query.get("q", "").strip()
+    if not q or len(q) > 60:
+        raise InvalidInput("q: 1 to 60 characters")
+    async with request.app[SESSIONS]() as s:
+        from cti.phone import normalize
+
+        found: list[User] = []
+        key = normalize(q).key
+        if key:
+            found += list(await directory.find_by_key(s, key))
+        like = f"%{q}%"
+        rows = await s.scalars(
+            select(User).where((User.employee_no == q) | (User.name.like(like))).limit(20)
+        )
+        found += [u for u in rows.all() if u not in found]
+    return web.json_response({"users": [directory.user_json(u) for u in found[:20]]})
+
+
+@requires(Role.AGENT)
+async def update_user(request: web.Request) -> web.Response:
+    """PATCH /api/users/{id}: the agent confirms or corrects the caller's details (6.3.1.3)."""
+    body = await body_of(request)
+    staff = current(request)
+    assert staff is not None
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise InvalidInput("user id must be a number")
+    async with request.app[SESSIONS].begin() as s:
+        user = await s.get(User, int(raw))
+        if user is None:
+            raise NotFound(f"no user {raw}")
+        data = {k: getattr(user, k) for k in directory.FIELDS}
+        for key in directory.FIELDS[1:]:
+            value = text_field(body, key, 200)
+            if value is not None:
+                data[key] = value
+        plan = NumberPlan(area_code=request.app[SETTINGS].area_code)
+        user, changed = await directory.upsert_user(
+            s, data, by=f"{staff.name} ({staff.username})", now=datetime.now(UTC), plan=plan
+        )
+    return web.json_response({"user": directory.user_json(user), "changed": changed})
+
+
+def setup(app: web.Application) -> None:
+    """Register the routes."""
+    app.router.add_post("/api/login", api_login)
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login_form)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/api/agent/me", me)
+    app.router.add_post("/api/agent/me/state", set_state)
+    app.router.add_get("/ws/agent", agent_ws)
+    app.router.add_get("/agent", agent_page)
+    app.router.add_get("/api/users", find_users)
+    app.router.add_patch("/api/users/{id}", update_user)

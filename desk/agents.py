@@ -1,0 +1,264 @@
+"""Agent states, mirrored from Asterisk's queue members (Asterisk is the source of truth).
+
+States: logged out (a member of no queue), ready, ringing, on a call, wrap-up (after-call work:
+paused with the reason "wrap-up", on its own timer, so the queue offers no call), paused with a
+reason. An agent's actions are sent to Asterisk (QueueAdd, QueueRemove, QueuePause) and the page
+changes only when Asterisk's QueueMember* events say the change happened; after an AMI reconnect
+the members are read again with QueueStatus. So the page and Asterisk never disagree.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cti.ami import events as ev
+from cti.ami.client import AmiClient
+from cti.errors import AmiActionFailed, InvalidInput
+from cti.tracker import CallEvent, CallEventKind
+from desk.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+WRAP_UP = "wrap-up"
+# app_queue's member (device) status codes.
+RINGING_CODES = {6, 7}
+BUSY_CODES = {2, 3, 8}
+
+
+class AgentState(StrEnum):
+    """What the agent page and the wallboard show."""
+
+    LOGGED_OUT = "logged_out"
+    READY = "ready"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+@dataclass
+class Membership:
+    """One queue membership as Asterisk reported it."""
+
+    interface: str
+    status: int = 1
+    paused: bool = False
+    reason: str = ""
+    in_call: bool = False
+
+
+@dataclass
+class Agent:
+    """An agent (by extension = queue member name) and its memberships."""
+
+    ext: str
+    queues: dict[str, Membership] = field(default_factory=dict)
+    state: AgentState = AgentState.LOGGED_OUT
+    reason: str = ""
+    since: float = field(default_factory=time.time)
+    wrapup_until: float | None = None
+
+    def derive(self) -> tuple[AgentState, str]:
+        """The state Asterisk's membership data means."""
+        if not self.queues:
+            return AgentState.LOGGED_OUT, ""
+        m = list(self.queues.values())
+        if any(x.status in RINGING_CODES for x in m):
+            return AgentState.RINGING, ""
+        if any(x.in_call or x.status in BUSY_CODES for x in m):
+            return AgentState.ON_CALL, ""
+        paused = [x for x in m if x.paused]
+        if paused and len(paused) == len(m):
+            reason = paused[0].reason
+            return (AgentState.WRAP_UP, "") if reason == WRAP_UP else (AgentState.PAUSED, reason)
+        return AgentState.READY, ""
+
+    def as_json(self) -> dict[str, Any]:
+        """For pages."""
+        return {
+            "ext": self.ext,
+            "state": self.state.value,
+            "reason": self.reason,
+            "since": self.since,
+            "wrapup_until": self.wrapup_until,
+            "queues": sorted(self.queues),
+        }
+
+
+class AgentService:
+    """Keeps every agent's state and carries out their state changes over AMI."""
+
+    def __init__(
+        self,
+        client: AmiClient,
+        hub: Hub,
+        interface: Callable[[str], str],
+        wrapup_seconds: float,
+    ) -> None:
+        self.client = client
+        self.hub = hub
+        self.interface = interface
+        self.wrapup_seconds = wrapup_seconds
+        self.agents: dict[str, Agent] = {}
+        self._timers: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.listeners: list[Callable[[Agent], None]] = []
+
+    def agent(self, ext: str) -> Agent:
+        """The agent with this extension (logged out if unknown)."""
+        return self.agents.setdefault(ext, Agent(ext))
+
+    # -- from Asterisk -------------------------------------------------------------------------
+
+    def on_call_event(self, event: CallEvent) -> None:
+        """Tracker listener: queue member changes, ends of answered calls, resyncs."""
+        if event.kind == CallEventKind.QUEUE_MEMBER and event.member is not None:
+            self._member(event.member)
+        elif event.kind == CallEventKind.CALL_ENDED and event.call is not None:
+            call = event.call
+            if call.agent and call.answered_at is not None:
+                self._spawn(self.start_wrapup(call.agent))
+        elif event.kind == CallEventKind.RESYNCED:
+            self._spawn(self.refresh())
+
+    def _member(self, e: ev.QueueMemberEvent | ev.QueueMemberRemoved) -> None:
+        agent = self.agent(e.member_name)
+        if isinstance(e, ev.QueueMemberRemoved):
+            agent.queues.pop(e.queue, None)
+        else:
+            m = agent.queues.setdefault(e.queue, Membership(e.interface))
+            m.interface, m.status, m.paused, m.reason, m.in_call = (
+                e.interface,
+                e.status,
+                e.paused,
+                e.paused_reason,
+                e.in_call,
+            )
+        self._update(agent)
+
+    def _update(self, agent: Agent) -> None:
+        state, reason = agent.derive()
+        if (state, reason) == (agent.state, agent.reason):
+            return
+        agent.state, agent.reason, agent.since = state, reason, time.time()
+        if state != AgentState.WRAP_UP:
+            agent.wrapup_until = None
+            timer = self._timers.pop(agent.ext, None)
+            if timer is not None:
+                timer.cancel()
+        elif agent.wrapup_until is None:
+            # Wrap-up found without our timer (after a restart): give it a fresh one.
+            self._spawn(self.start_wrapup(agent.ext, pause=False))
+        self.hub.publish(f"agent:{agent.ext}", {"type": "agent_state", "agent": agent.as_json()})
+        for listener in self.listeners:
+            try:
+                listener(agent)
+            except Exception:
+                logger.exception("agent listener failed for %s", agent.ext)
+
+    async def refresh(self) -> None:
+        """Rebuild every membership from QueueStatus (after a reconnect)."""
+        try:
+            rows = await self.client.action("QueueStatus", as_list=True, timeout=30)
+        except Exception as exc:
+            logger.warning("agent states not refreshed: %s", exc)
+            return
+        seen: dict[str, dict[str, Membership]] = {}
+        for m in rows:
+            if m.get("Event") != "QueueMember":
+                continue
+            ext = m.get("Name") or m.get("Location", "")
+            seen.setdefault(ext, {})[m["Queue"]] = Membership(
+                m.get("Location", ""),
+                int(m.get("Status", "1") or 1),
+                m.get("Paused") == "1",
+                m.get("PausedReason", ""),
+                m.get("InCall") == "1",
+            )
+        for ext in set(self.agents) | set(seen):
+            agent = self.agent(ext)
+            agent.queues = seen.get(ext, {})
+            self._update(agent)
+
+    # -- agent actions -------------------------------------------------------------------------
+
+    async def login(self, ext: str, queues: list[str]) -> None:
+        """Join the agent's queues (ready)."""
+        iface = self.interface(ext)
+        for queue in queues:
+            try:
+                await self.client.action(
+                    "QueueAdd", Queue=queue, Interface=iface, MemberName=ext, Paused="false"
+                )
+            except AmiActionFailed as exc:
+                if "already" not in str(exc).lower():
+                    raise
+
+    async def logout(self, ext: str) -> None:
+        """Leave every queue."""
+        for queue, m in list(self.agent(ext).queues.items()):
+            with contextlib.suppress(AmiActionFailed):
+                await self.client.action("QueueRemove", Queue=queue, Interface=m.interface)
+
+    async def set_paused(self, ext: str, paused: bool, reason: str = "") -> None:
+        """Pause (with a reason) or unpause on every queue of the agent."""
+        agent = self.agent(ext)
+        if not agent.queues:
+            raise InvalidInput("log in first")
+        if paused and not reason.strip():
+            raise InvalidInput("a pause needs a reason")
+        if len(reason) > 60:
+            raise InvalidInput("the reason is longer than 60 characters")
+        for m in agent.queues.values():
+            headers = {"Interface": m.interface, "Paused": "true" if paused else "false"}
+            if paused:
+                headers["Reason"] = reason
+            await self.client.request("QueuePause", headers)
+
+    async def start_wrapup(
+        self, ext: str, seconds: float | None = None, *, pause: bool = True
+    ) -> None:
+        """After-call work: paused as "wrap-up" until the timer ends (or the agent is ready)."""
+        agent = self.agent(ext)
+        if not agent.queues:
+            return
+        seconds = self.wrapup_seconds if seconds is None else seconds
+        agent.wrapup_until = time.time() + seconds
+        if pause:
+            try:
+                await self.set_paused(ext, True, WRAP_UP)
+            except Exception as exc:
+                logger.warning("wrap-up for %s not started: %s", ext, exc)
+                return
+        old = self._timers.pop(ext, None)
+        if old is not None:
+            old.cancel()
+        self._timers[ext] = asyncio.create_task(self._end_wrapup(ext, seconds))
+        self.hub.publish(f"agent:{ext}", {"type": "agent_state", "agent": agent.as_json()})
+
+    async def _end_wrapup(self, ext: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._timers.pop(ext, None)
+        if self.agent(ext).state == AgentState.WRAP_UP:
+            try:
+                await self.set_paused(ext, False)
+            except Exception as exc:
+                logger.warning("wrap-up for %s not ended: %s", ext, exc)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Cancel timers and pending work."""
+        for task in [*self._timers.values(), *self._tasks]:
+            task.cancel()
+        for task in [*self._timers.values(), *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

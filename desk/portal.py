@@ -1,0 +1,309 @@
+"""The self-service portal (4.2 i), open to every employee without a login: look up an incident by
+its number and the phone it was reported from, read announcements and the knowledge base, and
+submit a request (channel = web) that gets a number like a phoned-in one.
+
+Lookups are rate-limited per address (a number and a phone must both match, and guessing is slow).
+The HTML forms carry a double-submit token (cookie + hidden field); the JSON endpoints accept only
+`application/json`, which a cross-site form cannot send without a CORS preflight we never grant.
+"""
+
+import hmac
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cti.errors import InvalidInput, NotFound
+from cti.ivr.ports import NewIncident
+from cti.phone import NumberPlan, normalize
+from desk import announcements, directory, incidents
+from desk.i18n import TEXTS, language
+from desk.keys import KNOWLEDGE, PORTAL_LIMITER, SESSIONS, SETTINGS
+from desk.models import Incident, IncidentEvent, IncidentType
+from desk.templating import render
+from desk.validation import body_of, text_field
+
+TOKEN_COOKIE = "cti_portal"
+STATE_WORDS = {
+    "zh": {
+        "new": "已受理",
+        "in_progress": "处理中",
+        "escalated_incident": "已转二线处理",
+        "escalated_problem": "已转问题管理",
+        "resolved": "已解决，待您确认",
+        "closed": "已关闭",
+    },
+    "en": {
+        "new": "Received",
+        "in_progress": "Being worked on",
+        "escalated_incident": "With second line",
+        "escalated_problem": "With problem management",
+        "resolved": "Resolved, awaiting your confirmation",
+        "closed": "Closed",
+    },
+}
+
+
+def _plan(request: web.Request) -> NumberPlan:
+    return NumberPlan(area_code=request.app[SETTINGS].area_code)
+
+
+def public_incident(i: Incident, lang: str) -> dict[str, Any]:
+    """What a requester may see of their incident (no notes, no other people's data)."""
+    return {
+        "number": i.number,
+        "state": i.state,
+        "state_text": STATE_WORDS[lang].get(i.state, i.state),
+        "type": i.type,
+        "category": i.category,
+        "created_at": i.created_at.isoformat(),
+        "updated_at": i.updated_at.isoformat(),
+        "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None,
+    }
+
+
+async def lookup(request: web.Request, session: AsyncSession, number: str, phone: str) -> Incident:
+    """The incident with this number, if `phone` is one the incident was reported from (or one of
+    its requester's phones). Failures count against the caller's address."""
+    limiter = request.app[PORTAL_LIMITER]
+    address = request.remote or "?"
+    if limiter.blocked("portal", address):
+        raise web.HTTPTooManyRequests(
+            text='{"error":"too many failed lookups; try again in ten minutes"}',
+            content_type="application/json",
+        )
+    number = number.strip()
+    if not number.isdigit() or not 6 <= len(number) <= 20:
+        raise InvalidInput("an incident number is 9 or more digits")
+    key = normalize(phone, _plan(request)).key
+    if not key:
+        raise InvalidInput("give the phone number the incident was reported from")
+    try:
+        inc = await incidents.get(session, number)
+    except NotFound:
+        inc = None
+    keys = set()
+    if inc is not None:
+        keys = {inc.caller_key} | {
+            normalize(p, _plan(request)).key
+            for p in (inc.requester_mobile, inc.requester_office_phone)
+            if p
+        }
+    if inc is None or key not in keys:
+        limiter.failed("portal", address)
+        raise NotFound("no incident with this number was reported from this phone")
+    return inc
+
+
+async def submit(request: web.Request, session: AsyncSession, fields: dict[str, str]) -> Incident:
+    """A request from the portal: the requester is looked up by employee number or phone."""
+    plan = _plan(request)
+    kind = fields.get("type") or IncidentType.SERVICE_REQUEST.value
+    if kind not in {t.value for t in IncidentType}:
+        raise InvalidInput("type must be fault, service_request or consultation")
+    symptom = fields.get("symptom", "").strip()
+    if not symptom:
+        raise InvalidInput("describe the problem or request")
+    if len(symptom) > 5000:
+        raise InvalidInput("the description is longer than 5000 characters")
+    phone = fields.get("phone", "").strip()
+    key = normalize(phone, plan).key if phone else None
+    if not key:
+        raise InvalidInput("give a phone number where the desk can reach you")
+    user = None
+    if fields.get("employee_no"):
+        user = await directory.find_by_employee(session, fields["employee_no"].strip())
+    if user is None:
+        found = await directory.find_by_key(session, key)
+        user = found[0] if len(found) == 1 else None
+    requester = directory.requester_of(user) if user else None
+    new = NewIncident(
+        kind,
+        fields.get("category", "")[:200],
+        symptom,
+        "web",
+        phone[:80],
+        key,
+        requester,
+        "",
+        fields.get("language", "zh"),
+        "portal",
+    )
+    now = datetime.now(UTC)
+    inc = await incidents.create(
+        session,
+        new,
+        recorded_by="web",
+        now=now,
+        local_day=now.astimezone(request.app[SETTINGS].tz).date(),
+    )
+    if requester is None:
+        inc.requester_name = fields.get("name", "")[:120]
+        inc.requester_email = fields.get("email", "")[:200]
+        inc.requester_mobile = phone[:60]
+    elif fields.get("email") and not inc.requester_email:
+        inc.requester_email = fields["email"][:200]
+    session.add(
+        IncidentEvent(
+            incident_id=inc.id,
+            at=now,
+            by="web",
+            kind="note",
+            text="submitted through the self-service portal",
+        )
+    )
+    return inc
+
+
+def _form_fields(body: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, limit in (
+        ("type", 20),
+        ("category", 200),
+        ("symptom", 5000),
+        ("phone", 40),
+        ("employee_no", 40),
+        ("name", 120),
+        ("email", 200),
+        ("language", 8),
+    ):
+        value = text_field(body, key, limit)
+        if value is not None:
+            out[key] = value
+    if out.get("email") and "@" not in out["email"]:
+        raise InvalidInput("the e-mail address is not valid")
+    return out
+
+
+def _json_only(request: web.Request) -> None:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(
+            text='{"error":"send application/json"}', content_type="application/json"
+        )
+
+
+# -- JSON API ---------------------------------------------------------------------------------
+
+
+async def api_lookup(request: web.Request) -> web.Response:
+    """GET /api/portal/incidents/{number}?phone=: the incident's state, for its requester."""
+    lang = language(request)
+    async with request.app[SESSIONS]() as s:
+        inc = await lookup(request, s, request.match_info["number"], request.query.get("phone", ""))
+    return web.json_response(public_incident(inc, lang))
+
+
+async def api_submit(request: web.Request) -> web.Response:
+    """POST /api/portal/requests {type, symptom, phone, employee_no?, name?, email?}: its number."""
+    _json_only(request)
+    fields = _form_fields(await body_of(request))
+    async with request.app[SESSIONS].begin() as s:
+        inc = await submit(request, s, fields)
+    return web.json_response(public_incident(inc, language(request)), status=201)
+
+
+async def api_announcements(request: web.Request) -> web.Response:
+    """GET /api/portal/announcements: the ones in force now."""
+    async with request.app[SESSIONS]() as s:
+        rows = await announcements.active(s, datetime.now(UTC))
+    keep = ("id", "kind", "title", "text_zh", "text_en", "service", "starts_at", "ends_at")
+    return web.json_response(
+        {
+            "announcements": [
+                {k: v for k, v in announcements.as_json(a).items() if k in keep} for a in rows
+            ]
+        }
+    )
+
+
+async def api_knowledge(request: web.Request) -> web.Response:
+    """GET /api/portal/knowledge?q=: published articles, ranked."""
+    q = request.query.get("q", "")
+    if not q.strip() or len(q) > 200:
+        raise InvalidInput("q: 1 to 200 characters")
+    found = await request.app[KNOWLEDGE].match(q, published_only=True)
+    return web.json_response({"knowledge": found["knowledge"]})
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+def _token(request: web.Request) -> str:
+    return request.cookies.get(TOKEN_COOKIE) or secrets.token_urlsafe(24)
+
+
+async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    lang = language(request)
+    async with request.app[SESSIONS]() as s:
+        active = await announcements.active(s, datetime.now(UTC))
+    q = request.query.get("q", "").strip()[:200]
+    articles = (
+        (await request.app[KNOWLEDGE].match(q, published_only=True))["knowledge"] if q else []
+    )
+    token = _token(request)
+    context: dict[str, Any] = {
+        "lang": lang,
+        "t": TEXTS[lang],
+        "announcements": active,
+        "q": q,
+        "articles": articles,
+        "token": token,
+        "found": None,
+        "created": None,
+        "error": None,
+        "form": {},
+    }
+    context.update(extra)
+    resp = render("portal.html", **context)
+    resp.set_status(status)
+    resp.set_cookie(
+        TOKEN_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        path="/portal",
+        secure=request.app[SETTINGS].secure_cookies,
+    )
+    return resp
+
+
+async def portal_page(request: web.Request) -> web.Response:
+    """GET /portal."""
+    return await _page(request)
+
+
+async def portal_post(request: web.Request) -> web.Response:
+    """POST /portal/lookup and /portal/requests (HTML forms)."""
+    form = await request.post()
+    lang = language(request)
+    cookie = request.cookies.get(TOKEN_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, str(form.get("token", ""))):
+        return await _page(request, 403, error=TEXTS[lang]["portal_expired"])
+    data = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    try:
+        if request.path.endswith("/lookup"):
+            async with request.app[SESSIONS]() as s:
+                inc = await lookup(request, s, data.get("number", ""), data.get("phone", ""))
+            return await _page(request, found=public_incident(inc, lang))
+        data["language"] = lang
+        async with request.app[SESSIONS].begin() as s:
+            inc = await submit(request, s, _form_fields(data))
+        return await _page(request, 201, created=public_incident(inc, lang))
+    except (InvalidInput, NotFound) as exc:
+        status = 404 if isinstance(exc, NotFound) else 400
+        return await _page(request, status, error=str(exc), form=data)
+    except web.HTTPTooManyRequests:
+        return await _page(request, 429, error=TEXTS[lang]["portal_slow_down"], form=data)
+
+
+def setup(app: web.Application) -> None:
+    """Register the routes."""
+    app.router.add_get("/portal", portal_page)
+    app.router.add_post("/portal/lookup", portal_post)
+    app.router.add_post("/portal/requests", portal_post)
+    app.router.add_get("/api/portal/incidents/{number}", api_lookup)
+    app.router.add_post("/api/portal/requests", api_submit)
+    app.router.add_get("/api/portal/announcements", api_announcements)
+    app.router.add_get("/api/portal/knowledge", api_knowledge)
