@@ -335,7 +335,7 @@ async def test_staff_cli_adds_and_lists(tmp_path: Path) -> None:
         sys.executable, "-m", "cti", "staff", "add", "bad", "--extension", "12ab", "--password-stdin",
         env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await proc.communicate(b"a long enough password\n")
+    _out, err = await proc.communicate(b"a long enough password\n")
     assert proc.returncode == 1 and "extension" in err.decode()
     async with TestClient(
         TestServer(create_app(load_settings(None, settings_env(tmp_path)), with_core=False))
