@@ -329,7 +329,7 @@ async def test_staff_cli_adds_and_lists(tmp_path: Path) -> None:
         "--extension", "1009", "--password-stdin", env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await proc.communicate(b"a long enough password\n")
+    _out, err = await proc.communicate(b"a long enough password\n")
     assert proc.returncode == 0, err.decode()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cti", "staff", "add", "bad", "--extension", "12ab", "--password-stdin",
