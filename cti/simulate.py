@@ -221,8 +221,9 @@ class Simulator:
         self._ended = asyncio.Event()  # set whenever a call ends
         self._keying: set[asyncio.Task[None]] = set()
 
-    async def setup_agents(self) -> None:
-        """Put the plan's agents in the queue with their delays and talk times."""
+    async def prime_agents(self) -> None:
+        """Give the plan's agents' simulated phones their answer delays and talk times (agents who
+        log in through the CTI server's agent page need only this)."""
         for agent in self.plan.agents:
             for key, value in (
                 ("delay_min", agent.delay[0]),
@@ -233,6 +234,11 @@ class Simulator:
                 await self.client.action(
                     "DBPut", Family=f"simagent/{agent.ext}", Key=key, Val=str(value)
                 )
+
+    async def setup_agents(self) -> None:
+        """Put the plan's agents in the queue with their delays and talk times."""
+        await self.prime_agents()
+        for agent in self.plan.agents:
             try:
                 await self.client.action(
                     "QueueAdd",

@@ -29,6 +29,8 @@ class CallEventKind(StrEnum):
     AGENT_RING_ENDED = "agent_ring_ended"
     CALL_ANSWERED = "call_answered"
     CALL_ENDED = "call_ended"
+    # The agent's part of an answered call is over (AgentComplete): the survey may follow.
+    TALK_ENDED = "talk_ended"
     QUEUE_MEMBER = "queue_member"
     # Live state was rebuilt from Asterisk after a reconnect or an event gap (call is None).
     RESYNCED = "resynced"
@@ -298,6 +300,7 @@ class CallTracker:
         call.talk_ended_at = e.timestamp
         call.complete_reason = e.reason
         self._touch(call)
+        self._publish(CallEventKind.TALK_ENDED, call)
 
     def _member(self, e: ev.QueueMemberEvent | ev.QueueMemberRemoved) -> None:
         self._publish(CallEventKind.QUEUE_MEMBER, None, member=e)

@@ -119,10 +119,9 @@ class AgentService:
         """Tracker listener: queue member changes, ends of answered calls, resyncs."""
         if event.kind == CallEventKind.QUEUE_MEMBER and event.member is not None:
             self._member(event.member)
-        elif event.kind == CallEventKind.CALL_ENDED and event.call is not None:
-            call = event.call
-            if call.agent and call.answered_at is not None:
-                self._spawn(self.start_wrapup(call.agent))
+        elif event.kind == CallEventKind.TALK_ENDED and event.call is not None:
+            if event.call.agent:
+                self._spawn(self.start_wrapup(event.call.agent))
         elif event.kind == CallEventKind.RESYNCED:
             self._spawn(self.refresh())
 

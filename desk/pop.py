@@ -85,6 +85,11 @@ class PopService:
                         "result": event.offer.result.value,
                     },
                 )
+        elif event.kind == CallEventKind.TALK_ENDED and call.agent:
+            self.hub.publish(
+                f"agent:{call.agent}",
+                {"type": "ended", "uniqueid": call.uniqueid, "outcome": "answered"},
+            )
         elif event.kind == CallEventKind.CALL_ENDED:
             for agent in {o.agent for o in call.offers} | ({call.agent} if call.agent else set()):
                 self.hub.publish(
@@ -113,7 +118,7 @@ class PopService:
     def current(self, ext: str) -> tuple[LiveCall, str] | None:
         """The call now ringing or answered at this agent (for a page reload)."""
         for call in self.tracker.calls.values():
-            if call.agent == ext and call.answered_at is not None:
+            if call.agent == ext and call.answered_at is not None and call.talk_ended_at is None:
                 return call, "answered"
         for call in self.tracker.calls.values():
             if any(o.agent == ext and o.result.value == "ringing" for o in call.offers):

@@ -86,6 +86,7 @@ def server_settings(
         "CTI_TTS_ROOT": st.root,
         # The desk is open whatever the time of day the tests run.
         "CTI_CONFIG_DIR": str(Path(__file__).parent / "fixtures" / "config" / "open"),
+        "CTI_AGENT_INTERFACE": "Local/{ext}@sim-agent/n",
         "CTI_AMI_PING_INTERVAL": "1",
         "CTI_AMI_PING_TIMEOUT": "2",
         **extra,

@@ -1,0 +1,120 @@
+"""Agent states against the real Asterisk: what the page says is what app_queue says, through
+ready, pause with a reason, a call, wrap-up on its own timer, logout, and an AMI reconnect."""
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from cti.ami.client import AmiClient
+from cti.sandbox.instance import InstanceState
+from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
+from desk.app import create_app
+from tests.conftest import server_settings
+from tests.support.staff import add_staff, login
+from tests.support.tcpproxy import TcpProxy
+
+QUEUE = "helpdesk"
+
+
+async def members(client: AmiClient) -> dict[str, dict[str, str]]:
+    """Asterisk's own view: member name -> QueueMember row."""
+    rows = await client.action("QueueStatus", as_list=True, Queue=QUEUE)
+    return {m["Name"]: dict(m) for m in rows if m.get("Event") == "QueueMember"}
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def state_of(http: TestClient) -> dict[str, Any]:
+    me = await (await http.get("/api/agent/me")).json()
+    agent: dict[str, Any] = me["agent"]
+    return agent
+
+
+async def test_states_follow_asterisk_through_a_call_and_a_reconnect(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    proxy = await TcpProxy(sandbox_state.ami_port).start()
+    settings = server_settings(sandbox_state, tmp_path, ami_port=proxy.port,
+                               CTI_IVR_ENABLED="0", CTI_WRAPUP_SECONDS="4")  # fmt: skip
+    try:
+        async with TestClient(TestServer(create_app(settings))) as http:
+            await add_staff(http.server.app, "chenjing", "agent", "1201")
+            await login(http, "chenjing")
+            assert (await state_of(http))["state"] == "logged_out"
+            # Bad input: a clear message, nothing sent to Asterisk.
+            r = await http.post("/api/agent/me/state", json={"state": "asleep"})
+            assert r.status == 400
+            r = await http.post("/api/agent/me/state", json={"state": "paused", "reason": ""})
+            assert r.status == 400
+            assert "1201" not in await members(sim_client)
+
+            r = await http.post("/api/agent/me/state", json={"state": "ready"})
+            assert r.status == 202
+            await until(lambda: _is(http, "ready"), what="ready")
+            m = (await members(sim_client))["1201"]
+            assert m["Location"] == "Local/1201@sim-agent/n" and m["Paused"] == "0"
+
+            r = await http.post(
+                "/api/agent/me/state", json={"state": "paused", "reason": "会议 meeting"}
+            )
+            assert r.status == 202
+            agent = await until(lambda: _is(http, "paused"), what="paused")
+            assert agent["reason"] == "会议 meeting"
+            m = (await members(sim_client))["1201"]
+            assert m["Paused"] == "1" and m["PausedReason"] == "会议 meeting"
+
+            await http.post("/api/agent/me/state", json={"state": "ready"})
+            await until(lambda: _is(http, "ready"), what="ready again")
+
+            # A call: ringing, on the call, then wrap-up (paused in Asterisk, so no call is offered),
+            # then ready again by itself when the wrap-up timer ends.
+            sim = Simulator(sim_client, SimulationPlan(rate=1, agents=[AgentSpec("1201", (2, 2), (3, 3))],
+                                                       callers=[CallerSpec(60, 0, "", "13800138000", "张三")]))  # fmt: skip
+            await sim.prime_agents()
+            run = asyncio.create_task(sim.run(timeout=90))
+            seen: set[str] = set()
+
+            async def watch() -> bool:
+                seen.add((await state_of(http))["state"])
+                return "wrap_up" in seen
+
+            await until(watch, 40, "wrap-up after the call")
+            assert {"ringing", "on_call"} & seen, seen
+            m = (await members(sim_client))["1201"]
+            assert m["Paused"] == "1" and m["PausedReason"] == "wrap-up"
+            await until(lambda: _is(http, "ready"), 15, "ready after wrap-up")
+            assert (await members(sim_client))["1201"]["Paused"] == "0"
+            await run
+
+            # The link drops; meanwhile someone pauses the agent at Asterisk (the phone's button).
+            proxy.accepting = False
+            proxy.cut()
+            await sim_client.action("QueuePause", Interface="Local/1201@sim-agent/n", Paused="true",
+                                    Reason="午饭 lunch")  # fmt: skip
+            await asyncio.sleep(1)
+            proxy.accepting = True
+            agent = await until(lambda: _is(http, "paused"), 30, "paused after the reconnect")
+            assert agent["reason"] == "午饭 lunch"
+
+            await http.post("/api/agent/me/state", json={"state": "logged_out"})
+            await until(lambda: _is(http, "logged_out"), what="logged out")
+            assert "1201" not in await members(sim_client)
+    finally:
+        await proxy.stop()
+
+
+async def _is(http: TestClient, state: str) -> dict[str, Any] | None:
+    agent = await state_of(http)
+    return agent if agent["state"] == state else None
