@@ -148,12 +148,14 @@ async def desk_ctx(app: web.Application) -> AsyncIterator[None]:
     """Knowledge matching and e-mail notices."""
     s = app[SETTINGS]
     app[KNOWLEDGE] = KnowledgeService(app[SESSIONS])
+    await app[KNOWLEDGE].warm()
     app[MAILER] = Mailer(
         SmtpSettings(
             s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_secret, s.smtp_sender, s.smtp_starttls
         )
     )
     yield
+    await app[KNOWLEDGE].close()
 
 
 async def agents_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -155,7 +155,9 @@ class PopService:
                 )
                 history = [i for i in rows.all() if incident is None or i.id != incident.id]
         text = " ".join(x for x in (incident.category, incident.symptom) if x) if incident else ""
-        matches = await self.knowledge.match(text) if text else {"knowledge": [], "cmdb": []}
+        matches = (
+            await self.knowledge.match(text, fresh=False) if text else {"knowledge": [], "cmdb": []}
+        )
         self.built += 1
         return {
             "type": "pop",

@@ -5,6 +5,8 @@ words inside long ones: 邮箱登录 -> 邮箱, 登录, 邮箱登录); English i
 are ranked with Okapi BM25. The index is rebuilt when the articles or items change.
 """
 
+import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -171,44 +173,82 @@ def item_json(c: ConfigItem, score: float | None = None) -> dict[str, Any]:
 
 
 class KnowledgeService:
-    """Ranked matching of symptom text against the knowledge base and the CMDB."""
+    """Ranked matching of symptom text against the knowledge base and the CMDB.
 
-    def __init__(self, sessions: SessionMaker, max_age: float = 60.0) -> None:
+    The index is built at start (`warm`, which also loads jieba's dictionary, ~1 s) and rebuilt in
+    the background when an article or item changes, so a screen pop never waits for either.
+    """
+
+    def __init__(self, sessions: SessionMaker, max_age: float = 300.0) -> None:
         self.sessions = sessions
         self.max_age = max_age
         self._index: Bm25Index | None = None
         self._built = 0.0
         self._articles: dict[int, KnowledgeArticle] = {}
         self._items: dict[int, ConfigItem] = {}
+        self._rebuild: asyncio.Task[None] | None = None
+
+    async def warm(self) -> None:
+        """Load the segmenter's dictionary and build the index."""
+        await asyncio.to_thread(jieba.initialize)
+        await self._build()
 
     def invalidate(self) -> None:
-        """Rebuild the index on the next search (an article or item changed)."""
-        self._index = None
+        """An article or item changed: rebuild now, in the background."""
+        self._schedule()
 
-    async def _ensure(self) -> Bm25Index:
-        if self._index is None or time.monotonic() - self._built > self.max_age:
-            async with self.sessions() as s:
-                self._articles = {
-                    a.id: a for a in (await s.scalars(select(KnowledgeArticle))).all()
-                }
-                self._items = {c.id: c for c in (await s.scalars(select(ConfigItem))).all()}
-            docs = [
-                (f"kb:{a.id}", f"{a.title} {a.title} {a.tags} {a.service} {a.body}")
-                for a in self._articles.values()
-            ]
-            docs += [
-                (f"ci:{c.id}", f"{c.name} {c.name} {c.service} {c.ci_type} {c.description}")
-                for c in self._items.values()
-            ]
-            self._index = Bm25Index(docs)
-            self._built = time.monotonic()
+    def _schedule(self) -> None:
+        if self._rebuild is None or self._rebuild.done():
+            self._rebuild = asyncio.create_task(self._build())
+        else:  # a rebuild is running; build once more after it
+            previous = self._rebuild
+
+            async def again() -> None:
+                with contextlib.suppress(Exception):
+                    await previous
+                await self._build()
+
+            self._rebuild = asyncio.create_task(again())
+
+    async def _build(self) -> None:
+        async with self.sessions() as s:
+            articles = {a.id: a for a in (await s.scalars(select(KnowledgeArticle))).all()}
+            items = {c.id: c for c in (await s.scalars(select(ConfigItem))).all()}
+        docs = [
+            (f"kb:{a.id}", f"{a.title} {a.title} {a.tags} {a.service} {a.body}")
+            for a in articles.values()
+        ]
+        docs += [
+            (f"ci:{c.id}", f"{c.name} {c.name} {c.service} {c.ci_type} {c.description}")
+            for c in items.values()
+        ]
+        index = await asyncio.to_thread(Bm25Index, docs)
+        self._articles, self._items, self._index = articles, items, index
+        self._built = time.monotonic()
+
+    async def _ensure(self, fresh: bool) -> Bm25Index:
+        if self._index is None:
+            await self._build()
+        elif time.monotonic() - self._built > self.max_age:
+            self._schedule()  # edits made behind the API's back (another server, SQL)
+        if fresh and self._rebuild is not None and not self._rebuild.done():
+            await asyncio.shield(self._rebuild)
+        assert self._index is not None
         return self._index
 
+    async def close(self) -> None:
+        """Stop a rebuild in flight."""
+        if self._rebuild is not None:
+            self._rebuild.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._rebuild
+
     async def match(
-        self, text: str, limit: int = 5, published_only: bool = False
+        self, text: str, limit: int = 5, published_only: bool = False, *, fresh: bool = True
     ) -> dict[str, Any]:
-        """{"knowledge": [...], "cmdb": [...]} ranked by relevance to `text`."""
-        index = await self._ensure()
+        """{"knowledge": [...], "cmdb": [...]} ranked by relevance to `text`; `fresh=False` (the
+        screen pop) never waits for a rebuild in progress."""
+        index = await self._ensure(fresh)
         kb: list[dict[str, Any]] = []
         ci: list[dict[str, Any]] = []
         for hit in index.search(text, limit=limit * 4):

@@ -24,9 +24,9 @@ def validate(fields: dict[str, Any]) -> None:
     if (
         not username
         or len(username) > 60
-        or not username.replace(".", "").replace("-", "").isalnum()
+        or not username.replace(".", "").replace("-", "").replace("_", "").isalnum()
     ):
-        raise InvalidInput("username: 1 to 60 letters, digits, '.' or '-'")
+        raise InvalidInput("username: 1 to 60 letters, digits, '.', '-' or '_'")
     if fields.get("role") not in {r.value for r in Role}:
         raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
     ext = fields.get("extension")
