@@ -8,6 +8,10 @@ import os
 import random
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
 
 from cti.ami.client import AmiClient
 from cti.db import create_engine, migrate, session_maker
@@ -25,6 +29,8 @@ from cti.simulate import (
 from desk.app import serving, stop_on_signals
 from desk.directory import import_users
 from desk.migrations import MIGRATIONS
+from desk.models import ConfigItem, KnowledgeArticle
+from desk.staff import upsert_staff
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +72,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     try:
         async with serving(settings) as url:
             print(f"demo: CTI server at {url}  (call log: {url}calls, health: {url}healthz)")
+            print(f"demo: log in at {url}login as agent1001, agent1002, agent1003 (agents) or "
+                  f"lead, password {DEMO_PASSWORD}; self-service portal: {url}portal")  # fmt: skip
             print(f"demo: simulated calls at {args.rate}/s; Ctrl-C to stop", flush=True)
             sim_client = AmiClient(sim_client_options(args.name))
             await sim_client.start()
@@ -94,13 +102,33 @@ async def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_PASSWORD = "demo-desk-2026"
+DEMO_STAFF: list[dict[str, Any]] = [
+    {"username": "agent1001", "name": "王芳", "role": "agent", "extension": "1001"},
+    {"username": "agent1002", "name": "刘洋", "role": "agent", "extension": "1002"},
+    {"username": "agent1003", "name": "陈静", "role": "agent", "extension": "1003"},
+    {"username": "lead", "name": "赵磊", "role": "lead", "extension": None},
+]
+
+
 async def seed_directory(settings: Settings) -> None:
-    """The demo's user directory, so that most callers are recognised by their number."""
+    """The demo's user directory (so most callers are recognised by their number), its staff
+    (password DEMO_PASSWORD), and a small knowledge base and CMDB."""
     data = await asyncio.to_thread((CONFIG / "users.csv").read_bytes)
+    kb = yaml.safe_load(await asyncio.to_thread((CONFIG / "knowledge.yaml").read_text))
     engine = create_engine(settings.effective_database_url)
     try:
         await migrate(engine, MIGRATIONS)
         async with session_maker(engine).begin() as session:
-            await import_users(session, data, by="demo", now=datetime.now(UTC), plan=NumberPlan())
+            now = datetime.now(UTC)
+            await import_users(session, data, by="demo", now=now, plan=NumberPlan())
+            for fields in DEMO_STAFF:
+                await upsert_staff(session, fields, DEMO_PASSWORD)
+            if not await session.scalar(select(KnowledgeArticle.id).limit(1)):
+                for a in kb["articles"]:
+                    session.add(KnowledgeArticle(created_at=now, updated_at=now, **a))
+            if not await session.scalar(select(ConfigItem.id).limit(1)):
+                for c in kb["items"]:
+                    session.add(ConfigItem(updated_at=now, ci_type=c.pop("type"), **c))
     finally:
         await engine.dispose()

@@ -347,7 +347,7 @@ async def add_note(request: web.Request) -> web.Response:
 
 @requires(Role.AGENT)
 async def click_to_call(request: web.Request) -> web.Response:
-    """POST /api/click-to-call {number}: ring the agent's own phone, then dial the user."""
+    """POST /api/click-to-call {number, incident?}: ring the agent's own phone, then the user."""
     body = await body_of(request)
     me = _me(request)
     raw = text_field(body, "number", 40, required=True) or ""
@@ -356,8 +356,16 @@ async def click_to_call(request: web.Request) -> web.Response:
         raise InvalidInput(f"{raw!r} is not a number that can be called")
     if not me.extension:
         raise InvalidInput("you have no desk phone (extension) to call from")
+    incident = text_field(body, "incident", 20) or ""
+    if incident and not incident.isdigit():
+        raise InvalidInput("incident must be an incident number")
+    if CORE not in request.app or not request.app[CORE].client.connected:
+        raise web.HTTPServiceUnavailable(
+            text='{"error":"no link to Asterisk"}', content_type="application/json"
+        )
     dial = number.key[4:] if number.key.startswith("ext:") else _national(number.key)
     settings = request.app[SETTINGS]
+    shown = "".join(ch for ch in me.name if ch not in '"<>,;')
     await request.app[CORE].client.request(
         "Originate",
         {
@@ -366,9 +374,9 @@ async def click_to_call(request: web.Request) -> web.Response:
             "Exten": dial,
             "Priority": "1",
             "Async": "true",
-            "CallerID": f'"{me.name}" <{me.extension}>',
+            "CallerID": f'"{shown}" <{me.extension}>',
             "Timeout": "30000",
-            "Variable": f"CTI_AGENT={me.extension}",
+            "Variable": f"CTI_AGENT={me.extension},CTI_INCIDENT={incident}",
         },
     )
     return web.json_response({"calling": dial, "from": me.extension}, status=202)

@@ -140,7 +140,7 @@
   $("btn-callback").onclick = () => {
     const f = $("caller-form");
     const to = f.mobile.value.split(/[,;\s]+/)[0] || f.office_phone.value.split(/[,;\s]+/)[0] || f.dataset.callerNumber;
-    act(() => api("POST", "/api/click-to-call", { number: to }));
+    act(() => api("POST", "/api/click-to-call", { number: to, incident: number() || undefined }));
   };
   $("caller-form").onsubmit = (e) => {
     e.preventDefault();

@@ -118,3 +118,61 @@ async def test_states_follow_asterisk_through_a_call_and_a_reconnect(
 async def _is(http: TestClient, state: str) -> dict[str, Any] | None:
     agent = await state_of(http)
     return agent if agent["state"] == state else None
+
+
+async def channels(client: AmiClient) -> list[dict[str, str]]:
+    rows = await client.action("CoreShowChannels", as_list=True)
+    return [dict(m) for m in rows if m.get("Event") == "CoreShowChannel"]
+
+
+async def test_click_to_call_rings_the_agent_then_the_user(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
+    async with TestClient(TestServer(create_app(settings))) as http:
+        await add_staff(http.server.app, "sunli", "agent", "1202", name='孙丽 "<x>"')
+        await login(http, "sunli")
+        sim = Simulator(
+            sim_client,
+            SimulationPlan(rate=1, agents=[AgentSpec("1202", (1, 1), (8, 8))], callers=[]),
+        )
+        await sim.prime_agents()
+        for bad in (
+            {"number": "abc"},
+            {"number": ""},
+            {"number": "13900000002", "incident": "12a"},
+            {},
+        ):
+            r = await http.post("/api/click-to-call", json=bad)
+            assert r.status == 400, bad
+        r = await http.post(
+            "/api/click-to-call", json={"number": "+86 139 0000 0002", "incident": "261126001"}
+        )
+        assert r.status == 202 and (await r.json())["calling"] == "13900000002"
+
+        async def bridged() -> list[dict[str, str]] | None:
+            chans = await channels(sim_client)
+            agent = [
+                c
+                for c in chans
+                if c["Channel"].startswith("Local/1202@sim-agent") and c["ChannelStateDesc"] == "Up"
+            ]
+            mobile = [
+                c
+                for c in chans
+                if c["Channel"].startswith("Local/13900000002@sim-mobile")
+                and c["ChannelStateDesc"] == "Up"
+            ]
+            return agent + mobile if agent and mobile else None
+
+        # The agent's phone answers after 1 s, then the "mobile" (answers after 2 s) is dialled.
+        found = await until(bridged, 20, "the agent and the user connected")
+        agent_leg = next(
+            c for c in found if c["Channel"].endswith(";1") and "sim-agent" in c["Channel"]
+        )
+        assert agent_leg["Context"] == "cti-click2call" and agent_leg["Exten"] == "13900000002"
+        assert agent_leg["CallerIDNum"] in ("1202", "13900000002")
+        # Nothing of this is an inbound call in the journal.
+        await asyncio.sleep(1)
+        calls = await (await http.get("/api/calls")).json()
+        assert calls["total"] == 0
