@@ -130,12 +130,12 @@ def evaluate(
             states[rule.measure] = RuleState(False, None, value)
     tripped = {m: s.value for m, s in states.items() if s.tripped}
     change = None
-    since = prev.backed_up_since
-    if tripped and since is None:
-        change, since = Change.RAISED, now
-    elif not tripped and since is not None:
-        change, since = Change.CLEARED, None
-    return Evaluation(QueueState(states, since), change, tripped)
+    backed_up_since = prev.backed_up_since
+    if tripped and backed_up_since is None:
+        change, backed_up_since = Change.RAISED, now
+    elif not tripped and backed_up_since is not None:
+        change, backed_up_since = Change.CLEARED, None
+    return Evaluation(QueueState(states, backed_up_since), change, tripped)
 
 
 @dataclass(frozen=True)
