@@ -67,6 +67,7 @@ class LiveCall:
     survey_score: int | None = None
     voicemail: bool = False
     overflowed: bool = False
+    overflows: list[dict[str, Any]] = field(default_factory=list)
     transferred_to: str | None = None
     outcome: CallOutcome | None = None
     source: RecordSource = RecordSource.AMI
@@ -170,6 +171,7 @@ class LiveCall:
             "queue": self.queue,
             "agent": self.agent,
             "offers": [_offer_json(o) for o in self.offers],
+            "overflows": [_overflow_json(o) for o in self.overflows],
             "ring_no_answer": self.ring_no_answer,
             "outcome": self.outcome.value if self.outcome else None,
             "queue_status": self.queue_status,
@@ -194,6 +196,7 @@ class LiveCall:
             "in_ivr": self.in_ivr,
             "voicemail": self.voicemail,
             "overflowed": self.overflowed,
+            "overflows": self.overflows,
             "transferred_to": self.transferred_to,
             "offers": [asdict(o) for o in self.offers],
         }
@@ -231,6 +234,7 @@ class LiveCall:
             in_ivr=bool(state.get("in_ivr", False)),
             voicemail=bool(state.get("voicemail", False)),
             overflowed=bool(state.get("overflowed", False)),
+            overflows=list(state.get("overflows", [])),
             transferred_to=state.get("transferred_to"),
             hangup_cause=row.hangup_cause,
             seen_since_link=False,
@@ -239,6 +243,14 @@ class LiveCall:
             Offer(**{**o, "result": OfferResult(o["result"])}) for o in state.get("offers", [])
         ]
         return call
+
+
+def _overflow_json(o: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **o,
+        "at": to_dt(o["at"]).isoformat(),
+        "answered_at": to_dt(o["answered_at"]).isoformat() if o.get("answered_at") else None,
+    }
 
 
 def _offer_json(o: Offer) -> dict[str, Any]:

@@ -196,11 +196,12 @@ class CallTracker:
         self._publish(CallEventKind.CALL_ENDED, call)
 
     def _user_event(self, e: ev.UserEvent) -> None:
-        # UserEvents our dialplan and IVR raise on the caller's channel (see asterisk-conf).
-        call = self.calls.get(e.uniqueid)
+        # UserEvents our dialplan and IVR raise on the caller's channel (see asterisk-conf);
+        # CtiOverflowAnswered comes from the called party's channel and names the call.
+        f = e.fields
+        call = self.calls.get(f.get("Call", "") if e.name == "CtiOverflowAnswered" else e.uniqueid)
         if call is None:
             return
-        f = e.fields
         if e.name == "CtiQueueResult":
             call.queue_status = f.get("Status") or None
         elif e.name == "CtiIncident":
@@ -212,6 +213,20 @@ class CallTracker:
                 call.voicemail = True
         elif e.name == "CtiTransfer":
             call.transferred_to = f.get("To") or "?"
+        elif e.name in ("CtiOverflow", "CtiCallback"):
+            call.overflowed = True
+            kind = "callback" if e.name == "CtiCallback" else f.get("Kind", "mobile")
+            to = f.get("To") or f.get("Number") or "?"
+            result = "requested" if kind == "callback" else "dialling"
+            call.overflows.append(
+                {"kind": kind, "to": to, "at": e.timestamp, "answered_at": None, "result": result}
+            )
+        elif e.name == "CtiOverflowAnswered" and call.overflows:
+            call.overflows[-1].update(answered_at=e.timestamp, result="answered")
+        elif e.name == "CtiOverflowResult" and call.overflows:
+            last = call.overflows[-1]
+            if last["result"] == "dialling":
+                last["result"] = (f.get("Status") or "failed").lower()
         elif e.name == "CtiSurvey":
             score = f.get("Score", "")
             call.survey_score = int(score) if score.isdigit() else call.survey_score

@@ -279,3 +279,71 @@ class ConfigItem(Base):
     location: Mapped[str] = mapped_column(String(200), default="")
     description: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime]
+
+
+class OncallShift(Base):
+    """Who is on call when (Table A.2: name, mobile, IM handle), for overflow and after hours."""
+
+    __tablename__ = "oncall_shifts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    mobile: Mapped[str] = mapped_column(String(40), default="")
+    im_channel: Mapped[str] = mapped_column(String(40), default="")  # a channel of routing.yaml
+    im_handle: Mapped[str] = mapped_column(String(120), default="")
+    queue: Mapped[str | None] = mapped_column(String(80))  # None: every queue
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+
+
+class BackupAlert(Base):
+    """One queue back-up (6.3.1.4): raised once per peak, with the rules that tripped."""
+
+    __tablename__ = "backup_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    queue: Mapped[str] = mapped_column(String(80), index=True)
+    raised_at: Mapped[datetime] = mapped_column(index=True)
+    cleared_at: Mapped[datetime | None]
+    rules: Mapped[dict[str, Any]]  # measure -> highest value seen
+    notified: Mapped[list[Any]] = mapped_column(default=list)  # IM deliveries
+
+
+class OverflowOffer(Base):
+    """A waiting call offered to IM responders; the first valid click takes it."""
+
+    __tablename__ = "overflow_offers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(150), index=True)
+    queue: Mapped[str] = mapped_column(String(80))
+    caller_number: Mapped[str] = mapped_column(String(80), default="")
+    caller_name: Mapped[str] = mapped_column(String(200), default="")
+    incident_number: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(12), default="open")  # open taken expired gone
+    taken_by: Mapped[str | None] = mapped_column(String(120))
+    taken_at: Mapped[datetime | None]
+    deliveries: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class CallbackRequest(Base):
+    """A caller who pressed 1 to be called back, keeping their place in the queue."""
+
+    __tablename__ = "callback_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uniqueid: Mapped[str] = mapped_column(String(150), unique=True)
+    queue: Mapped[str] = mapped_column(String(80))
+    number: Mapped[str] = mapped_column(String(80))
+    incident_number: Mapped[str | None] = mapped_column(String(20))
+    queued_at: Mapped[datetime] = mapped_column(index=True)  # their original place
+    requested_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending dialling done failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_uniqueid: Mapped[str | None] = mapped_column(String(150))
+    result: Mapped[str] = mapped_column(String(40), default="")
+    updated_at: Mapped[datetime]

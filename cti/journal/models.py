@@ -64,6 +64,11 @@ class Call(Base):
     # Each offer to an agent: {"agent", "interface", "at", "ended_at", "result"} (times as ISO).
     offers: Mapped[list[Any]] = mapped_column(default=list)
     ring_no_answer: Mapped[int] = mapped_column(Integer, default=0)
+    # Each overflow (6.3.1.4, 4.2 f): {"kind": mobile|im|callback, "to", "at", "answered_at",
+    # "result"} — where the call went, when, and whether it was answered there.
+    overflows: Mapped[list[Any]] = mapped_column(default=list)
+    # After-call work of the agent who answered (their wrap-up), written when it ends.
+    acw_seconds: Mapped[float | None] = mapped_column(Float)
     outcome: Mapped[str | None] = mapped_column(String(20), index=True)
     queue_status: Mapped[str | None] = mapped_column(String(20))
     complete_reason: Mapped[str | None] = mapped_column(String(20))

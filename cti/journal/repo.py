@@ -10,7 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.journal.models import Call, JournalMeta, LinkOutage
 
-_UPDATABLE = [c.name for c in Call.__table__.columns if c.name not in ("id", "uniqueid")]
+# acw_seconds is written by the agent service when wrap-up ends, after the call may be flushed.
+_UPDATABLE = [
+    c.name for c in Call.__table__.columns if c.name not in ("id", "uniqueid", "acw_seconds")
+]
 
 
 async def upsert_calls(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -117,3 +120,10 @@ async def outages(session: AsyncSession, since: datetime | None = None) -> Seque
     if since is not None:
         stmt = stmt.where((LinkOutage.ended_at.is_(None)) | (LinkOutage.ended_at >= since))
     return (await session.scalars(stmt)).all()
+
+
+async def set_acw(session: AsyncSession, uniqueid: str, seconds: float) -> None:
+    """Record the after-call work (wrap-up) that followed an answered call."""
+    await session.execute(
+        update(Call).where(Call.uniqueid == uniqueid).values(acw_seconds=round(seconds, 3))
+    )

@@ -148,7 +148,7 @@ class Instance:
                 self._wait_booted(st, timeout)
                 break
             except SandboxError as exc:
-                # Seen once on a fresh root: Asterisk printed "Ready." and was gone. One retry.
+                # A start-up that really failed (not the exec race above) gets one more try.
                 if attempt == 2 or "exited during start-up" not in str(exc):
                     raise
                 logger.warning("sandbox %s: %s; starting it again", self.name, exc)
@@ -282,11 +282,18 @@ class Instance:
             raise SandboxError(f"asterisk -rx {command!r}: {proc.stderr or proc.stdout}")
         return proc.stdout
 
+    def _still_running(self) -> bool:
+        # /proc/<pid>/cmdline reads empty while chroot is exec'ing Asterisk: look twice.
+        if self.is_running():
+            return True
+        time.sleep(0.5)
+        return self.is_running()
+
     def _wait_booted(self, st: InstanceState, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            if not self.is_running():
+            if not self._still_running():
                 console = Path(st.log_dir) / "console.log"
                 tail = console.read_text(errors="replace")[-1500:] if console.exists() else ""
                 raise SandboxError(f"Asterisk exited during start-up ({console}):\n{tail}")
