@@ -68,6 +68,7 @@ class LiveCall:
     voicemail: bool = False
     overflowed: bool = False
     overflows: list[dict[str, Any]] = field(default_factory=list)
+    callback_of: str | None = None
     transferred_to: str | None = None
     outcome: CallOutcome | None = None
     source: RecordSource = RecordSource.AMI
@@ -172,6 +173,7 @@ class LiveCall:
             "agent": self.agent,
             "offers": [_offer_json(o) for o in self.offers],
             "overflows": [_overflow_json(o) for o in self.overflows],
+            "callback_of": self.callback_of,
             "ring_no_answer": self.ring_no_answer,
             "outcome": self.outcome.value if self.outcome else None,
             "queue_status": self.queue_status,
@@ -227,6 +229,7 @@ class LiveCall:
             ivr_path=row.ivr_path,
             language=row.language,
             survey_score=row.survey_score,
+            callback_of=row.callback_of,
             source=RecordSource(row.source),
             inferred=set(row.inferred or []),
             in_queue_since=state.get("in_queue_since"),

@@ -53,7 +53,8 @@ class Settings:
     # The desk's area code, for local landline caller IDs without it.
     area_code: str = "10"
     # Dialplan contexts where an inbound call starts (its first priority opens a call record).
-    inbound_contexts: tuple[str, ...] = ("cti-inbound",)
+    # (cti-callback-queue: call-backs the desk places, which then queue like inbound calls.)
+    inbound_contexts: tuple[str, ...] = ("cti-inbound", "cti-callback-queue")
     # The desk's local time zone: display, opening hours and report periods only.
     timezone: str = "Asia/Shanghai"
     # How often the call journal flushes to the database, in seconds.
@@ -65,6 +66,10 @@ class Settings:
     wrapup_seconds: float = 30.0
     # Staff session cookies only over HTTPS (set when a TLS proxy fronts the server).
     secure_cookies: bool = False
+    # Signs "take this call" links; empty: a random key kept in data_dir/secret.key.
+    secret_key: str = field(default="", repr=False)
+    # This server's address as people reach it from IM links (empty: http://<http_host>:<port>).
+    public_url: str = ""
     # Progress notices by e-mail (5.2.2 e); an empty host disables them.
     smtp_host: str = ""
     smtp_port: int = 25
@@ -102,6 +107,24 @@ class Settings:
     def agent_device(self, ext: str) -> str:
         """The queue member interface / Originate channel of an agent's phone."""
         return self.effective_agent_interface.replace("{ext}", ext)
+
+    def effective_secret_key(self) -> str:
+        """The signing key (created once, readable by this user only, when not configured)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            import secrets
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+    @property
+    def effective_public_url(self) -> str:
+        """Where responders reach this server."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
 
     @property
     def tz(self) -> ZoneInfo:

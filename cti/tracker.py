@@ -221,6 +221,8 @@ class CallTracker:
             call.overflows.append(
                 {"kind": kind, "to": to, "at": e.timestamp, "answered_at": None, "result": result}
             )
+        elif e.name == "CtiCallbackOf":
+            call.callback_of = f.get("Call") or None
         elif e.name == "CtiOverflowAnswered" and call.overflows:
             call.overflows[-1].update(answered_at=e.timestamp, result="answered")
         elif e.name == "CtiOverflowResult" and call.overflows:

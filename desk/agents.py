@@ -62,6 +62,8 @@ class Agent:
     reason: str = ""
     since: float = field(default_factory=time.time)
     wrapup_until: float | None = None
+    wrapup_call: str | None = None  # the call whose after-call work this is
+    wrapup_started: float | None = None
 
     def derive(self) -> tuple[AgentState, str]:
         """The state Asterisk's membership data means."""
@@ -108,6 +110,8 @@ class AgentService:
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.listeners: list[Callable[[Agent], None]] = []
+        # Told (call uniqueid, seconds) when an agent's wrap-up after a call ends.
+        self.on_wrapup_end: Callable[[str, float], Any] | None = None
 
     def agent(self, ext: str) -> Agent:
         """The agent with this extension (logged out if unknown)."""
@@ -121,6 +125,8 @@ class AgentService:
             self._member(event.member)
         elif event.kind == CallEventKind.TALK_ENDED and event.call is not None:
             if event.call.agent:
+                agent = self.agent(event.call.agent)
+                agent.wrapup_call, agent.wrapup_started = event.call.uniqueid, time.time()
                 self._spawn(self.start_wrapup(event.call.agent))
         elif event.kind == CallEventKind.RESYNCED:
             self._spawn(self.refresh())
@@ -144,7 +150,13 @@ class AgentService:
         state, reason = agent.derive()
         if (state, reason) == (agent.state, agent.reason):
             return
+        was = agent.state
         agent.state, agent.reason, agent.since = state, reason, time.time()
+        if was == AgentState.WRAP_UP and state != AgentState.WRAP_UP and agent.wrapup_call:
+            started = agent.wrapup_started or agent.since
+            if self.on_wrapup_end is not None:
+                self._spawn(self.on_wrapup_end(agent.wrapup_call, agent.since - started))
+            agent.wrapup_call = agent.wrapup_started = None
         if state != AgentState.WRAP_UP:
             agent.wrapup_until = None
             timer = self._timers.pop(agent.ext, None)

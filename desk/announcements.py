@@ -25,7 +25,7 @@ KINDS = ("outage", "change", "info")
 ORDER = {"outage": 0, "change": 1, "info": 2}
 
 
-def _when(name: str, raw: Any, tz: Any) -> datetime:
+def parse_when(name: str, raw: Any, tz: Any) -> datetime:
     if not isinstance(raw, str):
         raise InvalidInput(f"{name}: expected an ISO 8601 date-time string")
     try:
@@ -59,9 +59,9 @@ def validate(body: Any, tz: Any, *, partial: bool = False) -> dict[str, Any]:
         if not (out.get("text_zh") or out.get("text_en")):
             raise InvalidInput("text_zh or text_en is required (what callers hear)")
     if "starts_at" in body:
-        out["starts_at"] = _when("starts_at", body["starts_at"], tz)
+        out["starts_at"] = parse_when("starts_at", body["starts_at"], tz)
     if body.get("ends_at") is not None:
-        out["ends_at"] = _when("ends_at", body["ends_at"], tz)
+        out["ends_at"] = parse_when("ends_at", body["ends_at"], tz)
     if "active" in body:
         if not isinstance(body["active"], bool):
             raise InvalidInput("active must be true or false")

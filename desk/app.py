@@ -17,7 +17,9 @@ from cti.ivr.config import load_ivr_config
 from cti.ivr.context import IvrContext, MediaPaths
 from cti.ivr.prompts import Synthesizer
 from cti.ivr.routes import IvrService
+from cti.journal import repo as journal_repo
 from cti.phone import NumberPlan
+from cti.routing.config import load_routing
 from cti.runtime import CtiCore
 from cti.sandbox.root import chroot_prefix
 from cti.settings import Settings
@@ -28,8 +30,10 @@ from desk import (
     incidents_api,
     knowledge,
     openapi,
+    overflow_api,
     pages,
     portal,
+    wallboard,
 )
 from desk.agents import AgentService
 from desk.auth import (
@@ -41,6 +45,7 @@ from desk.auth import (
     load_session,
     security_headers,
 )
+from desk.board import WallboardService
 from desk.hub import Hub
 from desk.ivr_port import DeskService
 from desk.keys import (
@@ -53,15 +58,18 @@ from desk.keys import (
     LIMITER,
     MAILER,
     MEDIA,
+    OVERFLOW,
     POP,
     PORTAL_LIMITER,
     SESSIONS,
     SETTINGS,
     SYNTH,
+    WALLBOARD,
     Tts,
 )
 from desk.migrations import MIGRATIONS
 from desk.notify import Mailer, SmtpSettings
+from desk.overflow import OverflowService
 from desk.pop import PopService
 from desk.search import KnowledgeService
 
@@ -97,7 +105,8 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
             found = await load_session(session, sid)
         if found is not None:
             request[STAFF], request[WEB_SESSION] = found
-            if request.method in _UNSAFE and request.path not in _NO_CSRF:
+            exempt = request.path in _NO_CSRF or request.path.startswith("/take/")
+            if request.method in _UNSAFE and not exempt:
                 supplied = request.headers.get("X-CSRF-Token")
                 if supplied is None and request.content_type in (
                     "application/x-www-form-urlencoded",
@@ -167,6 +176,12 @@ async def agents_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SESSIONS], app[HUB], core.tracker, app[KNOWLEDGE], NumberPlan(area_code=s.area_code)
     )
     core.tracker.listeners += [agents.on_call_event, pop.on_call_event]
+
+    async def record_acw(uniqueid: str, seconds: float) -> None:
+        async with app[SESSIONS].begin() as session:
+            await journal_repo.set_acw(session, uniqueid, seconds)
+
+    agents.on_wrapup_end = record_acw
     app[AGENTS], app[POP] = agents, pop
     await agents.refresh()
     yield
@@ -174,6 +189,39 @@ async def agents_ctx(app: web.Application) -> AsyncIterator[None]:
     core.tracker.listeners.remove(pop.on_call_event)
     await pop.close()
     await agents.close()
+
+
+async def board_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The wallboard and the back-up / overflow service (routing.yaml, checked here at start)."""
+    s = app[SETTINGS]
+    core = app[CORE]
+    routing = load_routing(Path(s.config_dir) if s.config_dir else None)
+    board = WallboardService(app[SESSIONS], app[HUB], core.tracker, app[AGENTS], routing, s.tz)
+    overflow = OverflowService(
+        app[SESSIONS],
+        app[HUB],
+        core.client,
+        core.tracker,
+        app[AGENTS],
+        board,
+        routing,
+        s.effective_secret_key(),
+        s.effective_public_url,
+        s.agent_device,
+    )
+    core.tracker.listeners.append(board.on_call_event)
+    app[AGENTS].listeners.append(board.on_agent)
+    await board.start()
+    await overflow.start()
+    if IVR in app:
+        app[IVR].callbacks = overflow
+    app[WALLBOARD], app[OVERFLOW] = board, overflow
+    yield
+    if IVR in app:
+        app[IVR].callbacks = None
+    core.tracker.listeners.remove(board.on_call_event)
+    await overflow.close()
+    await board.close()
 
 
 async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -242,6 +290,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
             app.cleanup_ctx.append(ivr_ctx)
         app.cleanup_ctx.append(core_ctx)
         app.cleanup_ctx.append(agents_ctx)
+        app.cleanup_ctx.append(board_ctx)
     app.router.add_get("/healthz", healthz)
     for module in (
         calls_api,
@@ -251,6 +300,8 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         knowledge,
         pages,
         portal,
+        wallboard,
+        overflow_api,
         openapi,
     ):
         module.setup(app)

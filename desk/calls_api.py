@@ -114,6 +114,9 @@ def call_json(c: Call) -> dict[str, Any]:
         "survey_score": c.survey_score,
         "source": c.source,
         "inferred": c.inferred,
+        "overflows": c.overflows,
+        "callback_of": c.callback_of,
+        "acw_seconds": c.acw_seconds,
     }
 
 

@@ -277,6 +277,69 @@ for _lang, _texts in _MORE.items():
     TEXTS[_lang].update(_texts)
 
 
+# The wallboard and the take-this-call page.
+_BOARD: dict[str, dict[str, str]] = {
+    "zh": {
+        "wallboard": "服务台大屏",
+        "tv_mode": "电视模式",
+        "desk_mode": "桌面模式",
+        "total": "合计",
+        "waiting_now": "排队中",
+        "longest_wait": "最长等待",
+        "offered": "呼入",
+        "answered_today": "接听",
+        "abandoned_today": "放弃",
+        "overflowed_today": "溢出",
+        "service_level": "服务水平",
+        "asa": "平均应答",
+        "aht": "平均处理",
+        "abandon_rate": "放弃率",
+        "agents_title": "坐席",
+        "backed_up": "排队积压",
+        "since": "自",
+        "waiting_calls": "等待中的来电",
+        "ws_lost": "连接中断，正在重连…",
+        "take_title": "接听排队来电",
+        "take_button": "接听此来电",
+        "take_ok": "已为您接通，请接听电话",
+        "take_taken": "此来电已被接听：",
+        "take_gone": "来电已不在排队中",
+        "take_invalid": "链接无效或已过期",
+        "arrivals_hour": "每小时来电",
+    },
+    "en": {
+        "wallboard": "Service desk wallboard",
+        "tv_mode": "TV mode",
+        "desk_mode": "Desk mode",
+        "total": "Total",
+        "waiting_now": "Waiting",
+        "longest_wait": "Longest wait",
+        "offered": "Offered",
+        "answered_today": "Answered",
+        "abandoned_today": "Abandoned",
+        "overflowed_today": "Overflowed",
+        "service_level": "Service level",
+        "asa": "ASA",
+        "aht": "AHT",
+        "abandon_rate": "Abandon rate",
+        "agents_title": "Agents",
+        "backed_up": "Queue backed up",
+        "since": "since",
+        "waiting_calls": "Waiting calls",
+        "ws_lost": "Connection lost, reconnecting…",
+        "take_title": "Take a waiting call",
+        "take_button": "Take this call",
+        "take_ok": "Putting the caller through: answer your phone",
+        "take_taken": "This call was taken by ",
+        "take_gone": "The caller is no longer waiting",
+        "take_invalid": "This link is not valid or has expired",
+        "arrivals_hour": "Calls per hour",
+    },
+}
+for _lang, _texts in _BOARD.items():
+    TEXTS[_lang].update(_texts)
+
+
 def language(request: web.Request) -> str:
     """?lang=, then the cti_lang cookie, then Accept-Language; Mandarin by default."""
     lang = request.query.get("lang") or request.cookies.get("cti_lang")

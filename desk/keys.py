@@ -13,8 +13,10 @@ from cti.runtime import CtiCore
 from cti.settings import Settings
 from desk.agents import AgentService
 from desk.auth import LoginLimiter
+from desk.board import WallboardService
 from desk.hub import Hub
 from desk.notify import Mailer
+from desk.overflow import OverflowService
 from desk.pop import PopService
 from desk.search import KnowledgeService
 
@@ -43,3 +45,5 @@ MAILER = web.AppKey("mailer", Mailer)
 LIMITER = web.AppKey("login_limiter", LoginLimiter)
 # Self-service portal lookups (incident number + phone) are rate-limited like logins.
 PORTAL_LIMITER = web.AppKey("portal_limiter", LoginLimiter)
+WALLBOARD = web.AppKey("wallboard", WallboardService)
+OVERFLOW = web.AppKey("overflow", OverflowService)

@@ -342,7 +342,9 @@ class CallbackRequest(Base):
     incident_number: Mapped[str | None] = mapped_column(String(20))
     queued_at: Mapped[datetime] = mapped_column(index=True)  # their original place
     requested_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending dialling done failed
+    state: Mapped[str] = mapped_column(
+        String(12), default="pending"
+    )  # pending dialling done failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_uniqueid: Mapped[str | None] = mapped_column(String(150))
     result: Mapped[str] = mapped_column(String(40), default="")

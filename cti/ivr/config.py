@@ -19,6 +19,7 @@ CODE_PROMPTS = {
     "resolved_confirm", "closed_thanks", "reopened", "status_more", "after_hours",
     "voicemail_intro", "voicemail_saved", "oncall_transfer", "announcement_intro",
     "outage_affected", "outage_linked", "survey_intro", "survey_thanks", "goodbye", "system_error",
+    "overflow_whisper", "callback_offer", "callback_confirmed", "callback_hello",
 }  # fmt: skip
 
 

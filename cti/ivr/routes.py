@@ -4,7 +4,7 @@
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from cti.db import SessionMaker
 from cti.errors import CtiError
@@ -79,6 +79,39 @@ async def voicemail_route(agi: AgiChannel, ctx: IvrContext, steps: StepLog) -> N
     await flow.finish()
 
 
+class CallbackPort(Protocol):
+    """The overflow service, as the call-back offer needs it."""
+
+    async def request_callback(self, uniqueid: str) -> str | None:
+        """Book a call-back for this waiting caller; the number to call, or None if refused."""
+        ...
+
+    def rejoin_position(self, uniqueid: str) -> int:
+        """Where this caller goes back into the queue (1 = head): behind earlier callers only."""
+        ...
+
+
+async def callback_offer(
+    agi: AgiChannel, ctx: IvrContext, steps: StepLog, port: CallbackPort | None
+) -> None:
+    """ "Press 1 to be called back, keeping your place": booked, or back where they were."""
+    from cti.ivr.flow import CallFlow
+
+    flow = CallFlow(agi, ctx, steps)
+    flow.menu_name = "callback"
+    flow.lang = (await agi.get_variable("CHANNEL(language)")) or ctx.menu.default_language
+    key = await flow.ask("callback_offer", max_digits=1, timeout_s=5)
+    number = await port.request_callback(agi.uniqueid) if key == "1" and port else None
+    if number:
+        await flow.user_event("CtiCallback", Number=number)
+        await flow.play("callback_confirmed")
+        await agi.set_variable("CTI_NEXT", "hangup")
+        return
+    position = port.rejoin_position(agi.uniqueid) if port else 1
+    await agi.set_variable("CTI_QUEUE_POSITION", str(position))
+    await agi.set_variable("CTI_NEXT", "requeue")
+
+
 class IvrService:
     """The FastAGI server with the IVR's routes; journals every call's steps."""
 
@@ -86,6 +119,7 @@ class IvrService:
         self.ctx = ctx
         self.sessions = sessions
         self.server = AgiServer(host, port, self.handle)
+        self.callbacks: CallbackPort | None = None  # set once the overflow service runs
 
     async def start(self) -> None:
         """Listen for Asterisk."""
@@ -108,6 +142,8 @@ class IvrService:
                 await survey(agi, self.ctx, steps)
             elif route == "voicemail":
                 await voicemail_route(agi, self.ctx, steps)
+            elif route == "callback":
+                await callback_offer(agi, self.ctx, steps, self.callbacks)
             else:
                 logger.warning("unknown AGI route %r linkedid=%s", route, agi.uniqueid)
         except AgiHangup:

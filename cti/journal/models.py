@@ -69,6 +69,8 @@ class Call(Base):
     overflows: Mapped[list[Any]] = mapped_column(default=list)
     # After-call work of the agent who answered (their wrap-up), written when it ends.
     acw_seconds: Mapped[float | None] = mapped_column(Float)
+    # A call-back the desk placed: the Uniqueid of the call whose caller asked for it.
+    callback_of: Mapped[str | None] = mapped_column(String(150))
     outcome: Mapped[str | None] = mapped_column(String(20), index=True)
     queue_status: Mapped[str | None] = mapped_column(String(20))
     complete_reason: Mapped[str | None] = mapped_column(String(20))

@@ -23,6 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table("calls") as batch:
         batch.add_column(sa.Column("overflows", sa.JSON(), nullable=False, server_default="[]"))
         batch.add_column(sa.Column("acw_seconds", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("callback_of", sa.String(150), nullable=True))
     op.create_table(
         "oncall_shifts",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -82,5 +83,6 @@ def downgrade() -> None:
     for table in ("callback_requests", "overflow_offers", "backup_alerts", "oncall_shifts"):
         op.drop_table(table)
     with op.batch_alter_table("calls") as batch:
+        batch.drop_column("callback_of")
         batch.drop_column("acw_seconds")
         batch.drop_column("overflows")

@@ -1,0 +1,233 @@
+"""The on-call roster (Table A.2; lead), back-up alerts, IM offers and call-backs (lead), and the
+"take this call" links IM responders click (signed, expiring; no login: the link is the key).
+
+Opening a take link never takes the call (IM apps fetch links to preview them); the page it
+opens has one button that does.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from cti.errors import InvalidInput, NotFound
+from desk.announcements import parse_when
+from desk.auth import requires
+from desk.i18n import TEXTS, language
+from desk.keys import OVERFLOW, SESSIONS, SETTINGS
+from desk.models import BackupAlert, CallbackRequest, OncallShift, OverflowOffer, Role, Staff
+from desk.templating import render
+from desk.validation import body_of, text_field
+
+
+def shift_json(r: OncallShift) -> dict[str, Any]:
+    """Public form of a roster entry."""
+    return {
+        "id": r.id,
+        "name": r.name,
+        "staff_id": r.staff_id,
+        "mobile": r.mobile,
+        "im_channel": r.im_channel,
+        "im_handle": r.im_handle,
+        "queue": r.queue,
+        "starts_at": r.starts_at.isoformat(),
+        "ends_at": r.ends_at.isoformat(),
+    }
+
+
+@requires(Role.AGENT)
+async def list_oncall(request: web.Request) -> web.Response:
+    """GET /api/oncall?at=: the roster (entries in force at `at`, default all to come)."""
+    tz = request.app[SETTINGS].tz
+    stmt = select(OncallShift).order_by(OncallShift.starts_at)
+    if "at" in request.query:
+        at = parse_when("at", request.query["at"], tz)
+        stmt = stmt.where(OncallShift.starts_at <= at, OncallShift.ends_at > at)
+    else:
+        stmt = stmt.where(OncallShift.ends_at > datetime.now(UTC))
+    async with request.app[SESSIONS]() as s:
+        rows = (await s.scalars(stmt)).all()
+    return web.json_response({"oncall": [shift_json(r) for r in rows]})
+
+
+@requires(Role.LEAD)
+async def add_oncall(request: web.Request) -> web.Response:
+    """POST /api/oncall {name | staff, mobile, im_channel, im_handle, queue, starts_at, ends_at}."""
+    body = await body_of(request)
+    tz = request.app[SETTINGS].tz
+    starts, ends = (
+        parse_when("starts_at", body.get("starts_at"), tz),
+        parse_when("ends_at", body.get("ends_at"), tz),
+    )
+    if ends <= starts:
+        raise InvalidInput("ends_at must be after starts_at")
+    mobile = text_field(body, "mobile", 40) or ""
+    if mobile and not mobile.replace("+", "").replace("-", "").replace(" ", "").isdigit():
+        raise InvalidInput("mobile must be a phone number")
+    channel = text_field(body, "im_channel", 40) or ""
+    if (
+        channel
+        and OVERFLOW in request.app
+        and channel not in request.app[OVERFLOW].routing.channels
+    ):
+        raise InvalidInput(f"no IM channel {channel!r} in routing.yaml")
+    async with request.app[SESSIONS].begin() as s:
+        staff = None
+        if body.get("staff"):
+            staff = await s.scalar(select(Staff).where(Staff.username == str(body["staff"])))
+            if staff is None:
+                raise InvalidInput(f"no staff {body['staff']!r}")
+        name = text_field(body, "name", 120) or (staff.name if staff else "")
+        if not name:
+            raise InvalidInput("name (or staff) is required")
+        if not mobile and not (staff and staff.extension):
+            raise InvalidInput(
+                "an on-call entry needs a mobile (or a member of staff with a desk phone)"
+            )
+        row = OncallShift(
+            name=name,
+            staff_id=staff.id if staff else None,
+            mobile=mobile or (staff.mobile if staff else ""),
+            im_channel=channel,
+            im_handle=text_field(body, "im_handle", 120) or "",
+            queue=text_field(body, "queue", 80) or None,
+            starts_at=starts,
+            ends_at=ends,
+            created_at=datetime.now(UTC),
+        )
+        s.add(row)
+        await s.flush()
+    return web.json_response(shift_json(row), status=201)
+
+
+@requires(Role.LEAD)
+async def delete_oncall(request: web.Request) -> web.Response:
+    """DELETE /api/oncall/{id}."""
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise InvalidInput("id must be a number")
+    async with request.app[SESSIONS].begin() as s:
+        row = await s.get(OncallShift, int(raw))
+        if row is None:
+            raise NotFound(f"no on-call entry {raw}")
+        await s.delete(row)
+    return web.json_response({"deleted": int(raw)})
+
+
+@requires(Role.LEAD)
+async def list_alerts(request: web.Request) -> web.Response:
+    """GET /api/alerts: queue back-ups, newest first, with IM offers and call-backs."""
+    async with request.app[SESSIONS]() as s:
+        alerts = (
+            await s.scalars(select(BackupAlert).order_by(BackupAlert.id.desc()).limit(100))
+        ).all()
+        offers = (
+            await s.scalars(select(OverflowOffer).order_by(OverflowOffer.id.desc()).limit(100))
+        ).all()
+        cbs = (
+            await s.scalars(select(CallbackRequest).order_by(CallbackRequest.id.desc()).limit(100))
+        ).all()
+    return web.json_response(
+        {
+            "alerts": [
+                {
+                    "id": a.id,
+                    "queue": a.queue,
+                    "raised_at": a.raised_at.isoformat(),
+                    "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None,
+                    "rules": a.rules,
+                    "notified": a.notified,
+                }
+                for a in alerts
+            ],
+            "offers": [
+                {
+                    "id": o.id,
+                    "uniqueid": o.uniqueid,
+                    "queue": o.queue,
+                    "state": o.state,
+                    "taken_by": o.taken_by,
+                    "created_at": o.created_at.isoformat(),
+                    "deliveries": o.deliveries,
+                }
+                for o in offers
+            ],
+            "callbacks": [
+                {
+                    "uniqueid": c.uniqueid,
+                    "number": c.number,
+                    "queue": c.queue,
+                    "state": c.state,
+                    "queued_at": c.queued_at.isoformat(),
+                    "requested_at": c.requested_at.isoformat(),
+                    "attempts": c.attempts,
+                    "result": c.result,
+                    "callback_uniqueid": c.callback_uniqueid,
+                }
+                for c in cbs
+            ],
+        }
+    )
+
+
+async def _offer_for(request: web.Request) -> tuple[OverflowOffer | None, str | None]:
+    if OVERFLOW not in request.app:
+        return None, "service unavailable"
+    try:
+        offer_id, _ = request.app[OVERFLOW].read_token(request.match_info["token"])
+    except ValueError as exc:
+        return None, str(exc)
+    async with request.app[SESSIONS]() as s:
+        return await s.get(OverflowOffer, offer_id), None
+
+
+async def take_page(request: web.Request) -> web.Response:
+    """GET /take/{token}: the waiting call, and one button to take it."""
+    lang = language(request)
+    offer, error = await _offer_for(request)
+    resp = render(
+        "take.html",
+        lang=lang,
+        t=TEXTS[lang],
+        offer=offer,
+        error=error,
+        result=None,
+        token=request.match_info["token"],
+    )
+    resp.set_status(200 if offer else 410)
+    return resp
+
+
+async def take_post(request: web.Request) -> web.Response:
+    """POST /take/{token}: take the call (the first click wins)."""
+    lang = language(request)
+    offer, error = await _offer_for(request)
+    result = None
+    if offer is not None:
+        result = await request.app[OVERFLOW].take(request.match_info["token"])
+    if request.headers.get("Accept") == "application/json":
+        return web.json_response(
+            result or {"ok": False, "error": error}, status=200 if result else 410
+        )
+    resp = render(
+        "take.html",
+        lang=lang,
+        t=TEXTS[lang],
+        offer=offer,
+        error=error,
+        result=result,
+        token=request.match_info["token"],
+    )
+    resp.set_status(200 if result and result["ok"] else 409 if result else 410)
+    return resp
+
+
+def setup(app: web.Application) -> None:
+    """Register the routes."""
+    app.router.add_get("/api/oncall", list_oncall)
+    app.router.add_post("/api/oncall", add_oncall)
+    app.router.add_delete("/api/oncall/{id}", delete_oncall)
+    app.router.add_get("/api/alerts", list_alerts)
+    app.router.add_get("/take/{token}", take_page)
+    app.router.add_post("/take/{token}", take_post)

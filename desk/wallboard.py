@@ -1,0 +1,53 @@
+"""The wallboard's page, snapshot API and WebSocket (lead role); the figures are desk/board.py's."""
+
+from typing import Any
+
+from aiohttp import web
+
+from desk.auth import WEB_SESSION, current, requires
+from desk.i18n import TEXTS, language
+from desk.keys import HUB, WALLBOARD
+from desk.models import Role
+from desk.templating import render
+
+
+@requires(Role.LEAD)
+async def wallboard_page(request: web.Request) -> web.Response:
+    """GET /wallboard (?mode=tv for the big screen)."""
+    lang = language(request)
+    ws = request.get(WEB_SESSION)
+    mode = "tv" if request.query.get("mode") == "tv" else "desk"
+    return render(
+        "wallboard.html",
+        lang=lang,
+        t=TEXTS[lang],
+        staff=current(request),
+        csrf=ws.csrf if ws else "",
+        mode=mode,
+    )
+
+
+@requires(Role.LEAD)
+async def wallboard_json(request: web.Request) -> web.Response:
+    """GET /api/wallboard: the current snapshot."""
+    if WALLBOARD not in request.app:
+        raise web.HTTPServiceUnavailable(
+            text='{"error":"no link to Asterisk"}', content_type="application/json"
+        )
+    return web.json_response(await request.app[WALLBOARD].snapshot())
+
+
+@requires(Role.LEAD)
+async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
+    """GET /ws/wallboard: snapshots as they change (the first one at once)."""
+    hello: dict[str, Any] = {"type": "wallboard"}
+    if WALLBOARD in request.app:
+        hello.update(await request.app[WALLBOARD].snapshot())
+    return await request.app[HUB].serve(request, {"wallboard"}, hello)
+
+
+def setup(app: web.Application) -> None:
+    """Register the routes."""
+    app.router.add_get("/wallboard", wallboard_page)
+    app.router.add_get("/api/wallboard", wallboard_json)
+    app.router.add_get("/ws/wallboard", wallboard_ws)
