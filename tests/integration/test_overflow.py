@@ -53,8 +53,9 @@ async def server(sandbox_state: InstanceState, tmp_path: Path, im: ImReceiver, o
     shutil.copy(FIXTURES / "config" / "open" / "hours.yaml", cfg / "hours.yaml")
     (cfg / "routing.yaml").write_text(routing_yaml(im, overflow))
     port = free_port()
-    settings = server_settings(sandbox_state, tmp_path, CTI_CONFIG_DIR=str(cfg), CTI_IVR_ENABLED="0",
-                               CTI_PUBLIC_URL=f"http://127.0.0.1:{port}", CTI_WRAPUP_SECONDS="1", **extra)  # fmt: skip
+    env = {"CTI_IVR_ENABLED": "0", "CTI_PUBLIC_URL": f"http://127.0.0.1:{port}", "CTI_WRAPUP_SECONDS": "1",
+           **extra}
+    settings = server_settings(sandbox_state, tmp_path, CTI_CONFIG_DIR=str(cfg), **env)  # fmt: skip
     http = TestClient(TestServer(create_app(settings), port=port))
     await http.start_server()
     await logged_in(http, "lead")
@@ -218,6 +219,7 @@ async def test_callbacks_keep_their_place(
         legs = {c["callback_of"]: c for c in calls if c["callback_of"]}
         originals = {c["uniqueid"]: c for c in calls}
         assert set(legs) == {c["uniqueid"] for c in cbs}
+        assert all(leg["answered_at"] and leg["agent"] == "1402" for leg in legs.values()), legs
         # Order: each call-back was answered by the agent after every caller who queued before
         # its original caller had been served, and call-backs came in their original order.
         answered_legs = sorted(legs.values(), key=lambda c: c["answered_at"] or "")
