@@ -121,7 +121,10 @@ async def test_roles_are_enforced_on_every_route(app_client: TestClient) -> None
     assert (await app_client.get("/api/incidents")).status == 200
     for method, path, body in [("POST", "/api/announcements", {"kind": "info", "title": "x", "text_zh": "x"}),
                                ("POST", "/api/knowledge", {"title": "x", "body": "y"}),
-                               ("POST", "/api/cmdb", {"name": "x"})]:  # fmt: skip
+                               ("POST", "/api/cmdb", {"name": "x"}),
+                               ("POST", "/api/oncall", {"name": "x", "mobile": "13900000001"}),
+                               ("GET", "/api/wallboard", None), ("GET", "/api/alerts", None),
+                               ("GET", "/wallboard", None), ("GET", "/ws/wallboard", None)]:  # fmt: skip
         resp = await app_client.request(method, path, json=body)
         assert resp.status == 403, path
     async with browser_like(app_client) as lead:

@@ -53,8 +53,12 @@ async def server(sandbox_state: InstanceState, tmp_path: Path, im: ImReceiver, o
     shutil.copy(FIXTURES / "config" / "open" / "hours.yaml", cfg / "hours.yaml")
     (cfg / "routing.yaml").write_text(routing_yaml(im, overflow))
     port = free_port()
-    env = {"CTI_IVR_ENABLED": "0", "CTI_PUBLIC_URL": f"http://127.0.0.1:{port}", "CTI_WRAPUP_SECONDS": "1",
-           **extra}
+    env = {
+        "CTI_IVR_ENABLED": "0",
+        "CTI_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "CTI_WRAPUP_SECONDS": "1",
+        **extra,
+    }
     settings = server_settings(sandbox_state, tmp_path, CTI_CONFIG_DIR=str(cfg), **env)  # fmt: skip
     http = TestClient(TestServer(create_app(settings), port=port))
     await http.start_server()
