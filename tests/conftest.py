@@ -87,6 +87,8 @@ def server_settings(
         # The desk is open whatever the time of day the tests run.
         "CTI_CONFIG_DIR": str(Path(__file__).parent / "fixtures" / "config" / "open"),
         "CTI_AGENT_INTERFACE": "Local/{ext}@sim-agent/n",
+        # Wrap-up pauses an agent after each call; tests that do not study it keep it short.
+        "CTI_WRAPUP_SECONDS": "1",
         "CTI_AMI_PING_INTERVAL": "1",
         "CTI_AMI_PING_TIMEOUT": "2",
         **extra,

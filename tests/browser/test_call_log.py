@@ -14,6 +14,7 @@ from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.app import create_app
 from tests.conftest import server_settings
+from tests.support.staff import PASSWORD, add_staff
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -34,6 +35,13 @@ async def test_call_log_shows_simulated_calls(
         await sim.setup_agents()
         await sim.run()
         page = await browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 600})
+        await add_staff(server.app, "wangfang", "agent", "1001")
+        await page.goto(str(server.make_url("/calls")))  # the call log needs a login
+        await page.wait_for_url("**/login?next=/calls")
+        await page.fill("input[name=username]", "wangfang")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("button[type=submit]")
+        await page.wait_for_url("**/calls")
         rows = page.locator(f'tr[data-uniqueid^="sim-{sim.run_id}-"]')
         for _ in range(30):
             await page.goto(str(server.make_url("/calls")))
