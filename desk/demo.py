@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,20 @@ from cti.simulate import (
 from desk.app import serving, stop_on_signals
 from desk.directory import import_users
 from desk.migrations import MIGRATIONS
-from desk.models import ConfigItem, KnowledgeArticle
+from desk.models import ConfigItem, KnowledgeArticle, OncallShift
 from desk.staff import upsert_staff
 
 logger = logging.getLogger(__name__)
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo"
-KNOWN = [("13800138000", "张三"), ("13900139000", "李四"), ("13700137000", "王芳"),
-         ("13600136000", "赵磊"), ("01062345801", "陈静"), ("1002", "Alice Chen")]  # fmt: skip
+KNOWN = [
+    ("13800138000", "张三"),
+    ("13900139000", "李四"),
+    ("13700137000", "王芳"),
+    ("13600136000", "赵磊"),
+    ("01062345801", "陈静"),
+    ("1002", "Alice Chen"),
+]
 
 
 def demo_caller(rng: random.Random) -> CallerSpec:
@@ -56,8 +62,11 @@ def demo_caller(rng: random.Random) -> CallerSpec:
     return CallerSpec(rng.randint(60, 240), 0, "", number, name, reactions=reactions)
 
 
-DEMO_AGENTS = [AgentSpec("1001", (2, 5), (20, 60)), AgentSpec("1002", (2, 5), (20, 60)),
-               AgentSpec("1003", (3, 8), (30, 90))]  # fmt: skip
+DEMO_AGENTS = [
+    AgentSpec("1001", (2, 5), (20, 60)),
+    AgentSpec("1002", (2, 5), (20, 60)),
+    AgentSpec("1003", (3, 8), (30, 90)),
+]
 
 
 async def run_demo(args: argparse.Namespace) -> int:
@@ -72,8 +81,10 @@ async def run_demo(args: argparse.Namespace) -> int:
     try:
         async with serving(settings) as url:
             print(f"demo: CTI server at {url}  (call log: {url}calls, health: {url}healthz)")
-            print(f"demo: log in at {url}login as agent1001, agent1002, agent1003 (agents) or "
-                  f"lead, password {DEMO_PASSWORD}; self-service portal: {url}portal")  # fmt: skip
+            print(
+                f"demo: log in at {url}login as agent1001, agent1002, agent1003 (agents) or "
+                f"lead, password {DEMO_PASSWORD}; wallboard: {url}wallboard; portal: {url}portal"
+            )
             print(f"demo: simulated calls at {args.rate}/s; Ctrl-C to stop", flush=True)
             sim_client = AmiClient(sim_client_options(args.name))
             await sim_client.start()
@@ -130,5 +141,20 @@ async def seed_directory(settings: Settings) -> None:
             if not await session.scalar(select(ConfigItem.id).limit(1)):
                 for c in kb["items"]:
                     session.add(ConfigItem(updated_at=now, ci_type=c.pop("type"), **c))
+            # On call around the clock (the sandbox's simulated mobiles answer after 4 and 6 s).
+            if not await session.scalar(select(OncallShift.id).where(OncallShift.ends_at > now)):
+                for name, mobile in (("王工", "13900000004"), ("李工", "13900000006")):
+                    session.add(
+                        OncallShift(
+                            name=name,
+                            mobile=mobile,
+                            im_channel="",
+                            im_handle="",
+                            queue=None,
+                            starts_at=now - timedelta(hours=1),
+                            ends_at=now + timedelta(days=30),
+                            created_at=now,
+                        )
+                    )
     finally:
         await engine.dispose()
