@@ -97,6 +97,44 @@ def cmd_staff(args: argparse.Namespace) -> int:
     return asyncio.run(run(load_settings(args.config), args.action, fields, args.password_stdin))
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """`cti report KIND --date D --format F[,F]`: a report from the journal, into the archive."""
+    from datetime import date
+
+    from cti.settings import load_settings
+    from reports.render import FORMATS
+    from reports.service import report_cli
+
+    try:
+        day = date.fromisoformat(args.date) if args.date else date.today()
+        end = date.fromisoformat(args.end) if args.end else None
+    except ValueError as exc:
+        print(f"cti report: {exc}", file=sys.stderr)
+        return 2
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        print(f"cti report: format must be among {', '.join(FORMATS)}", file=sys.stderr)
+        return 2
+    settings = load_settings(args.config)
+    return asyncio.run(
+        report_cli(settings, args.kind, day, formats, args.lang, args.queue, args.brief, args.out, end)
+    )
+
+
+def cmd_staffing(args: argparse.Namespace) -> int:
+    """`cti staffing`: agents needed for one interval, by Erlang C."""
+    from reports.service import staffing_cli
+
+    try:
+        print(staffing_cli(args.calls, args.interval, args.aht, args.target, args.threshold,
+                           args.max_occupancy, args.shrinkage))  # fmt: skip
+    except ValueError as exc:
+        print(f"cti staffing: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_prompts(args: argparse.Namespace) -> int:
     """`cti prompts build`: synthesise the prompt catalogue into an Asterisk sounds folder."""
     from cti.ivr.config import load_ivr_config
@@ -154,6 +192,27 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--im", help="IM handle")
     st.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     st.set_defaults(func=cmd_staff)
+
+    rp = sub.add_parser("report", help="clause 6.5 reports from the call journal")
+    rp.add_argument("kind", choices=["daily", "weekly", "monthly", "forward", "custom"])
+    rp.add_argument("--date", help="a day in the period (YYYY-MM-DD; default today)")
+    rp.add_argument("--end", help="custom reports: the last day")
+    rp.add_argument("--format", default="html", help="html, csv, xlsx, pdf (comma-separated)")
+    rp.add_argument("--lang", default="zh", choices=["zh", "en"])
+    rp.add_argument("--queue", help="only this queue")
+    rp.add_argument("--brief", action="store_true", help="the brief form")
+    rp.add_argument("--out", type=Path, help="folder (default: the archive, DATA_DIR/reports)")
+    rp.set_defaults(func=cmd_report)
+
+    sf = sub.add_parser("staffing", help="agents needed for an interval (Erlang C)")
+    sf.add_argument("--calls", type=float, required=True, help="calls in the interval")
+    sf.add_argument("--interval", type=float, default=1800, help="seconds (default 1800)")
+    sf.add_argument("--aht", type=float, required=True, help="average handle time, seconds")
+    sf.add_argument("--target", type=float, default=0.8, help="service level target (0-1)")
+    sf.add_argument("--threshold", type=float, default=20, help="answer within seconds")
+    sf.add_argument("--max-occupancy", type=float, default=1.0)
+    sf.add_argument("--shrinkage", type=float, default=0.0)
+    sf.set_defaults(func=cmd_staffing)
 
     pr = sub.add_parser("prompts", help="IVR prompt audio")
     pr.add_argument("action", choices=["build"])

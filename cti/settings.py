@@ -70,6 +70,11 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     # This server's address as people reach it from IM links (empty: http://<http_host>:<port>).
     public_url: str = ""
+    # Reports: service-level threshold and short-abandon limit (s), scheduled formats, retention.
+    report_sl_seconds: float = 20.0
+    report_short_abandon: float = 5.0
+    report_formats: tuple[str, ...] = ("html", "csv", "xlsx")
+    report_retention_days: int = 400
     # Progress notices by e-mail (5.2.2 e); an empty host disables them.
     smtp_host: str = ""
     smtp_port: int = 25

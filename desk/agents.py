@@ -261,6 +261,10 @@ class AgentService:
             except Exception as exc:
                 logger.warning("wrap-up for %s not ended: %s", ext, exc)
 
+    def spawn(self, coro: Any) -> None:
+        """Run a coroutine in the background (kept until done, cancelled at close)."""
+        self._spawn(coro)
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)

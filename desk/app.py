@@ -6,10 +6,11 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from cti.db import create_engine, migrate, session_maker
 from cti.errors import Conflict, CtiError, InvalidInput, NotFound
@@ -68,6 +69,7 @@ from desk.keys import (
     Tts,
 )
 from desk.migrations import MIGRATIONS
+from desk.models import AgentStateSpan
 from desk.notify import Mailer, SmtpSettings
 from desk.overflow import OverflowService
 from desk.pop import PopService
@@ -182,6 +184,20 @@ async def agents_ctx(app: web.Application) -> AsyncIterator[None]:
             await journal_repo.set_acw(session, uniqueid, seconds)
 
     agents.on_wrapup_end = record_acw
+
+    async def record_state(ext: str, state: str, reason: str, at: float) -> None:
+        when = datetime.fromtimestamp(at, UTC)
+        async with app[SESSIONS].begin() as session:
+            await session.execute(
+                update(AgentStateSpan)
+                .where(AgentStateSpan.ext == ext, AgentStateSpan.ended_at.is_(None))
+                .values(ended_at=when)
+            )
+            session.add(AgentStateSpan(ext=ext, state=state, reason=reason, started_at=when))
+
+    agents.listeners.append(
+        lambda a: agents.spawn(record_state(a.ext, a.state.value, a.reason, a.since))
+    )
     app[AGENTS], app[POP] = agents, pop
     await agents.refresh()
     yield

@@ -1,0 +1,420 @@
+"""Reports (6.5): daily, weekly, monthly and forward-looking, for any period and queue; every
+figure from the call journal and the desk records (reports/metrics.py), with the report's
+coverage (6.5.4): calls included against calls Asterisk's queue_log saw, AMI outages, and
+reconciled records."""
+
+import asyncio
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, func, or_, select
+
+from cti.db import SessionMaker
+from cti.erlang import agents_needed
+from cti.journal.models import Call, LinkOutage
+from cti.queuelog import QueueLogReader
+from desk.models import AgentStateSpan, ConfigItem, Incident, SurveyResponse
+from reports.metrics import CARDS, call_figures, incident_figures, satisfaction
+
+KINDS = ("daily", "weekly", "monthly", "forward", "custom")
+AVAILABLE = ("ready", "ringing", "on_call", "wrap_up")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A report's period, in the desk's time zone: [start, end)."""
+
+    kind: str
+    start: datetime
+    end: datetime
+
+    @property
+    def label(self) -> str:
+        last = (self.end - timedelta(seconds=1)).date()
+        return (
+            f"{self.start.date()}" if last == self.start.date() else f"{self.start.date()} – {last}"
+        )
+
+
+def period_for(kind: str, day: date, tz: ZoneInfo, end_day: date | None = None) -> Period:
+    """The period of a report kind that contains `day` (forward: the week after `day`'s week)."""
+    if kind not in KINDS:
+        raise ValueError(f"report kind must be one of {', '.join(KINDS)}")
+    if kind == "daily":
+        start, end = day, day + timedelta(days=1)
+    elif kind in ("weekly", "forward"):
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    elif kind == "monthly":
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        if end_day is None or end_day < day:
+            raise ValueError("a custom report needs an end date on or after its start")
+        start, end = day, end_day + timedelta(days=1)
+    return Period(kind, datetime.combine(start, time(), tz), datetime.combine(end, time(), tz))
+
+
+@dataclass
+class ReportOptions:
+    """What a report is computed with."""
+
+    sl_seconds: float = 20
+    short_abandon: float = 5
+    queue: str | None = None
+    brief: bool = False
+    lang: str = "zh"
+    queue_log: Path | None = None
+    targets: dict[str, float] = field(
+        default_factory=lambda: {
+            "service_level": 0.8,
+            "asa": 20,
+            "net_abandon_rate": 0.05,
+            "answer_rate": 0.9,
+            "first_line": 0.7,
+            "satisfaction": 0.9,
+            "aht": 300,
+        }
+    )
+
+
+def _utc(dt: datetime) -> datetime:
+    return dt.astimezone(UTC)
+
+
+async def build_report(
+    sessions: SessionMaker, period: Period, opts: ReportOptions
+) -> dict[str, Any]:
+    """Everything a report shows, as plain data (rendered by reports/render.py)."""
+    start, end = _utc(period.start), _utc(period.end)
+    kw: dict[str, Any] = {
+        "sl_seconds": opts.sl_seconds,
+        "short_abandon": opts.short_abandon,
+        "queue": opts.queue,
+    }
+    async with sessions() as s:
+        total = (await call_figures(s, start, end, **kw)).get("*")
+        by_queue = await call_figures(s, start, end, by=Call.queue, **kw)
+        by_agent = await call_figures(s, start, end, by=Call.agent, **kw)
+        incidents = await incident_figures(s, start, end)
+        sat = (await satisfaction(s, start, end)).get("*")
+        sat_agents = await satisfaction(s, start, end, by_agent=True)
+        hours = await _volume(s, start, end, period, opts.queue)
+        available = await _available(s, start, end)
+        categories = await _categories(s, start, end)
+        coverage = await _coverage(s, start, end, opts.queue_log)
+        unresolved = await _unresolved(s) if period.kind == "daily" and not opts.brief else []
+        trend = (
+            await _trend(s, period, kw) if period.kind in ("weekly", "monthly", "custom") else []
+        )
+        availability = await _availability(s) if period.kind in ("weekly", "monthly") else []
+        forward = await _forward(s, period, opts) if period.kind == "forward" else None
+    metrics = _metrics(total, incidents, sat)
+    misses = [
+        {"metric": k, "value": metrics[k], "target": t}
+        for k, t in opts.targets.items()
+        if metrics.get(k) is not None
+        and ((metrics[k] < t) != (k in ("asa", "net_abandon_rate", "aht")))
+    ]
+    agents = []
+    for ext, f in sorted(by_agent.items(), key=lambda kv: str(kv[0])):
+        if not ext:
+            continue
+        avail = available.get(ext, 0.0)
+        agent_sat = sat_agents.get(ext)
+        agents.append(
+            {
+                "agent": ext,
+                "answered": f.answered,
+                "talk": f.talk,
+                "acw": f.acw,
+                "aht": f.aht,
+                "available_seconds": avail,
+                "occupancy": (f.talk + f.acw) / avail if avail else None,
+                "satisfaction": agent_sat.share_satisfied if agent_sat else None,
+                "responses": agent_sat.responses if agent_sat else 0,
+            }
+        )
+    handle = sum(a["talk"] + a["acw"] for a in agents)
+    avail_all = sum(available.values())
+    metrics["occupancy"] = handle / avail_all if avail_all else None
+    return {
+        "kind": period.kind,
+        "period": {
+            "start": period.start.isoformat(),
+            "end": period.end.isoformat(),
+            "label": period.label,
+        },
+        "generated_at": datetime.now(UTC).isoformat(),
+        "options": {
+            "sl_seconds": opts.sl_seconds,
+            "short_abandon": opts.short_abandon,
+            "queue": opts.queue,
+            "brief": opts.brief,
+            "lang": opts.lang,
+        },
+        "metrics": metrics,
+        "calls": total.as_dict() if total else {},
+        "by_queue": {str(k): v.as_dict() for k, v in by_queue.items()},
+        "agents": agents,
+        "incidents": incidents.__dict__ | {"first_line_rate": incidents.first_line_rate},
+        "satisfaction": sat.__dict__ | {"share": sat.share_satisfied, "mean": sat.mean}
+        if sat
+        else {},
+        "hours": hours,
+        "categories": categories,
+        "misses": misses,
+        "unresolved": unresolved,
+        "trend": trend,
+        "availability": availability,
+        "forward": forward,
+        "coverage": coverage,
+        "cards": [c.__dict__ for c in CARDS],
+    }
+
+
+def _metrics(total: Any, incidents: Any, sat: Any) -> dict[str, Any]:
+    f = total
+    return {
+        "offered": f.offered if f else 0,
+        "answered": f.answered if f else 0,
+        "service_level": f.service_level if f else None,
+        "asa": f.asa if f else None,
+        "aht": f.aht if f else None,
+        "abandon_rate": f.abandon_rate if f else None,
+        "net_abandon_rate": f.net_abandon_rate if f else None,
+        "answer_rate": f.answer_rate if f else None,
+        "first_line": incidents.first_line_rate,
+        "satisfaction": sat.share_satisfied if sat else None,
+        "satisfaction_mean": sat.mean if sat else None,
+        "survey_response_rate": (sat.responses / f.answered) if sat and f and f.answered else None,
+    }
+
+
+async def _volume(
+    s: Any, start: datetime, end: datetime, period: Period, queue: str | None
+) -> list[int]:
+    """Arrivals per local hour of day (daily) or per day (longer periods)."""
+    stmt = select(Call.arrived_at).where(
+        Call.arrived_at >= start, Call.arrived_at < end, Call.callback_of.is_(None)
+    )
+    if queue:
+        stmt = stmt.where(Call.queue == queue)
+    tz = period.start.tzinfo
+    daily = period.kind == "daily"
+    n = 24 if daily else max(1, (period.end.date() - period.start.date()).days)
+    counts = [0] * n
+    for (at,) in (await s.execute(stmt)).all():
+        local = at.astimezone(tz)
+        i = local.hour if daily else (local.date() - period.start.date()).days
+        if 0 <= i < n:
+            counts[i] += 1
+    return counts
+
+
+async def _available(s: Any, start: datetime, end: datetime) -> dict[str, float]:
+    """Seconds each agent was available (ready, ringing, on a call, wrap-up) within the period."""
+    rows = await s.execute(
+        select(AgentStateSpan.ext, AgentStateSpan.started_at, AgentStateSpan.ended_at).where(
+            AgentStateSpan.state.in_(AVAILABLE),
+            AgentStateSpan.started_at < end,
+            or_(AgentStateSpan.ended_at.is_(None), AgentStateSpan.ended_at > start),
+        )
+    )
+    out: dict[str, float] = defaultdict(float)
+    now = datetime.now(UTC)
+    for ext, a, b in rows.all():
+        out[ext] += max(0.0, (min(b or now, end) - max(a, start)).total_seconds())
+    return dict(out)
+
+
+async def _categories(s: Any, start: datetime, end: datetime) -> dict[str, Any]:
+    rows = await s.execute(
+        select(
+            Incident.category,
+            func.count(),
+            func.sum(func.coalesce(Incident.escalated_to.is_not(None), 0)),
+        )
+        .where(Incident.created_at >= start, Incident.created_at < end)
+        .group_by(Incident.category)
+    )
+    cats = [(c or "-", int(n), int(e or 0)) for c, n, e in rows.all()]
+    return {
+        "most_frequent": [
+            {"category": c, "count": n} for c, n, _ in sorted(cats, key=lambda x: -x[1])[:10]
+        ],
+        "most_escalated": [
+            {"category": c, "escalated": e} for c, _, e in sorted(cats, key=lambda x: -x[2]) if e
+        ][:10],
+    }
+
+
+async def _unresolved(s: Any) -> list[dict[str, Any]]:
+    rows = await s.scalars(
+        select(Incident)
+        .where(Incident.state.not_in(["resolved", "closed"]))
+        .order_by(Incident.created_at)
+    )
+    return [
+        {
+            "number": i.number,
+            "created_at": i.created_at.isoformat(),
+            "state": i.state,
+            "category": i.category,
+            "priority": i.priority,
+            "requester": i.requester_name,
+            "assignee": i.assignee,
+        }
+        for i in rows.all()
+    ]
+
+
+async def _trend(s: Any, period: Period, kw: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    day = period.start
+    while day < period.end:
+        nxt = day + timedelta(days=1)
+        f = (await call_figures(s, _utc(day), _utc(nxt), **kw)).get("*")
+        out.append(
+            {
+                "day": day.date().isoformat(),
+                "offered": f.offered if f else 0,
+                "answered": f.answered if f else 0,
+                "service_level": f.service_level if f else None,
+                "asa": f.asa if f else None,
+            }
+        )
+        day = nxt
+    return out
+
+
+async def _availability(s: Any) -> list[dict[str, Any]]:
+    """Service availability as the CMDB states it now (6.5.3 weekly: service availability)."""
+    rows = await s.scalars(select(ConfigItem).order_by(ConfigItem.service, ConfigItem.name))
+    return [
+        {"name": c.name, "service": c.service, "status": c.status, "owner": c.owner}
+        for c in rows.all()
+    ]
+
+
+async def _forward(s: Any, period: Period, opts: ReportOptions) -> dict[str, Any]:
+    """Next week's agents per half-hour by Erlang C from the last four weeks' volume (same weekday
+    and half-hour, averaged) and last week's handle time; last week's major request areas; poorly
+    rated incidents; components with repeated faults."""
+    history_start = _utc(period.start - timedelta(days=28))
+    rows = await s.execute(
+        select(Call.arrived_at).where(
+            Call.arrived_at >= history_start,
+            Call.arrived_at < _utc(period.start),
+            Call.queued_at.is_not(None),
+            Call.callback_of.is_(None),
+        )
+    )
+    tz = period.start.tzinfo
+    counts: Counter[tuple[int, int]] = Counter()
+    for (at,) in rows.all():
+        local = at.astimezone(tz)
+        counts[(local.weekday(), local.hour * 2 + local.minute // 30)] += 1
+    last_week = (_utc(period.start - timedelta(days=7)), _utc(period.start))
+    lw = (
+        await call_figures(
+            s, *last_week, sl_seconds=opts.sl_seconds, short_abandon=opts.short_abandon
+        )
+    ).get("*")
+    aht = (lw.aht if lw else None) or 180.0
+    plan: list[dict[str, Any]] = []
+    for wd in range(7):
+        for slot in range(48):
+            volume = counts[(wd, slot)] / 4
+            if volume <= 0:
+                continue
+            r = agents_needed(volume / 1800, aht, 0.8, opts.sl_seconds)
+            plan.append(
+                {
+                    "weekday": wd,
+                    "slot": f"{slot // 2:02d}:{slot % 2 * 30:02d}",
+                    "calls": round(volume, 2),
+                    "agents": r.agents,
+                    "service_level": r.service_level,
+                    "asa": r.asa,
+                }
+            )
+    cats = await _categories(s, *last_week)
+    poor = await s.execute(
+        select(Incident.number, Incident.category, SurveyResponse.score)
+        .join(SurveyResponse, SurveyResponse.incident_number == Incident.number)
+        .where(
+            SurveyResponse.at >= last_week[0],
+            SurveyResponse.at < last_week[1],
+            SurveyResponse.score <= 2,
+        )
+    )
+    repeated = await s.execute(
+        select(Incident.config_item, func.count())
+        .where(
+            and_(
+                Incident.created_at >= _utc(period.start - timedelta(days=28)),
+                Incident.config_item.is_not(None),
+                Incident.type == "fault",
+            )
+        )
+        .group_by(Incident.config_item)
+        .having(func.count() >= 2)
+        .order_by(func.count().desc())
+    )
+    return {
+        "aht": aht,
+        "staffing": plan,
+        "peak_agents": max((p["agents"] for p in plan), default=0),
+        "major_requests": cats["most_frequent"],
+        "poorly_rated": [{"number": n, "category": c, "score": sc} for n, c, sc in poor.all()],
+        "repeated_faults": [{"config_item": ci, "faults": n} for ci, n in repeated.all()],
+    }
+
+
+async def _coverage(
+    s: Any, start: datetime, end: datetime, queue_log: Path | None
+) -> dict[str, Any]:
+    """6.5.4: how complete the data is."""
+    journal = await s.scalar(
+        select(func.count()).where(
+            Call.arrived_at >= start,
+            Call.arrived_at < end,
+            Call.queued_at.is_not(None),
+            Call.callback_of.is_(None),
+        )
+    )
+    reconciled = await s.scalar(
+        select(func.count()).where(
+            Call.arrived_at >= start, Call.arrived_at < end, Call.source == "reconciled"
+        )
+    )
+    outages = (
+        await s.execute(
+            select(LinkOutage.started_at, LinkOutage.ended_at).where(
+                LinkOutage.started_at < end,
+                or_(LinkOutage.ended_at.is_(None), LinkOutage.ended_at > start),
+            )
+        )
+    ).all()
+    seen = None
+    if queue_log is not None:
+        entries, _ = await asyncio.to_thread(QueueLogReader(queue_log).read_since, None)
+        lo, hi = start.timestamp(), end.timestamp()
+        seen = len(
+            {e.callid for e in entries if e.event == "ENTERQUEUE" and lo <= float(e.time) < hi}
+        )
+    gap = sum(((b or end) - a).total_seconds() for a, b in outages)
+    return {
+        "journal_offered": int(journal or 0),
+        "queue_log_offered": seen,
+        "complete": None if seen is None else seen <= int(journal or 0),
+        "reconciled": int(reconciled or 0),
+        "outages": len(outages),
+        "outage_seconds": math.floor(gap),
+    }
