@@ -118,7 +118,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     settings = load_settings(args.config)
     return asyncio.run(
-        report_cli(settings, args.kind, day, formats, args.lang, args.queue, args.brief, args.out, end)
+        report_cli(
+            settings, args.kind, day, formats, args.lang, args.queue, args.brief, args.out, end
+        )
     )
 
 

@@ -34,6 +34,7 @@ from desk import (
     overflow_api,
     pages,
     portal,
+    reports_api,
     wallboard,
 )
 from desk.agents import AgentService
@@ -51,6 +52,7 @@ from desk.hub import Hub
 from desk.ivr_port import DeskService
 from desk.keys import (
     AGENTS,
+    ARCHIVE,
     CORE,
     ENGINE,
     HUB,
@@ -62,6 +64,7 @@ from desk.keys import (
     OVERFLOW,
     POP,
     PORTAL_LIMITER,
+    SCHEDULER,
     SESSIONS,
     SETTINGS,
     SYNTH,
@@ -74,6 +77,7 @@ from desk.notify import Mailer, SmtpSettings
 from desk.overflow import OverflowService
 from desk.pop import PopService
 from desk.search import KnowledgeService
+from reports.service import Archive, Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +157,15 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     app[MEDIA] = media
     app[SYNTH] = Tts(_synthesizer(s))
     yield
+
+
+async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Scheduled reports into the archive (6.5.5)."""
+    scheduler = Scheduler(app[SESSIONS], app[SETTINGS], app[ARCHIVE])
+    scheduler.start()
+    app[SCHEDULER] = scheduler
+    yield
+    await scheduler.close()
 
 
 async def desk_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -297,6 +310,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     app[HUB] = Hub()
     app[LIMITER] = LoginLimiter()
     app[PORTAL_LIMITER] = LoginLimiter(limit=10, window=600)
+    app[ARCHIVE] = Archive(settings.data_dir / "reports", settings.report_retention_days)
     app.on_response_prepare.append(_headers)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(media_ctx)
@@ -307,6 +321,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         app.cleanup_ctx.append(core_ctx)
         app.cleanup_ctx.append(agents_ctx)
         app.cleanup_ctx.append(board_ctx)
+        app.cleanup_ctx.append(reports_ctx)
     app.router.add_get("/healthz", healthz)
     for module in (
         calls_api,
@@ -318,6 +333,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         portal,
         wallboard,
         overflow_api,
+        reports_api,
         openapi,
     ):
         module.setup(app)

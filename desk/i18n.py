@@ -340,6 +340,49 @@ for _lang, _texts in _BOARD.items():
     TEXTS[_lang].update(_texts)
 
 
+# Reports.
+_REPORTS: dict[str, dict[str, str]] = {
+    "zh": {
+        "reports": "报告",
+        "report_kind": "类型",
+        "report_date": "日期(期内任一天)",
+        "report_end": "结束日期(自定义)",
+        "report_format": "格式",
+        "report_brief": "简要版",
+        "report_make": "生成",
+        "report_archive": "报告存档",
+        "language": "语言",
+        "kind_daily": "日报",
+        "kind_weekly": "周报",
+        "kind_monthly": "月报",
+        "kind_forward": "前瞻报告",
+        "kind_custom": "自定义",
+        "reports_link": "报告",
+        "wallboard_link": "大屏",
+    },
+    "en": {
+        "reports": "Reports",
+        "report_kind": "Kind",
+        "report_date": "Date (any day in the period)",
+        "report_end": "End date (custom)",
+        "report_format": "Format",
+        "report_brief": "Brief form",
+        "report_make": "Make",
+        "report_archive": "Archive",
+        "language": "Language",
+        "kind_daily": "Daily",
+        "kind_weekly": "Weekly",
+        "kind_monthly": "Monthly",
+        "kind_forward": "Forward-looking",
+        "kind_custom": "Custom",
+        "reports_link": "Reports",
+        "wallboard_link": "Wallboard",
+    },
+}
+for _lang, _texts in _REPORTS.items():
+    TEXTS[_lang].update(_texts)
+
+
 def language(request: web.Request) -> str:
     """?lang=, then the cti_lang cookie, then Accept-Language; Mandarin by default."""
     lang = request.query.get("lang") or request.cookies.get("cti_lang")

@@ -19,6 +19,7 @@ from desk.notify import Mailer
 from desk.overflow import OverflowService
 from desk.pop import PopService
 from desk.search import KnowledgeService
+from reports.service import Archive, Scheduler
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -47,3 +48,5 @@ LIMITER = web.AppKey("login_limiter", LoginLimiter)
 PORTAL_LIMITER = web.AppKey("portal_limiter", LoginLimiter)
 WALLBOARD = web.AppKey("wallboard", WallboardService)
 OVERFLOW = web.AppKey("overflow", OverflowService)
+ARCHIVE = web.AppKey("report_archive", Archive)
+SCHEDULER = web.AppKey("report_scheduler", Scheduler)

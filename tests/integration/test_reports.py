@@ -227,3 +227,62 @@ async def test_report_and_staffing_commands(tmp_path: Path) -> None:
     out, _ = await proc.communicate()
     text = out.decode()
     assert "agents needed:    14" in text and "with shrinkage:   20" in text and "88.8%" in text
+
+
+async def test_reports_on_the_web(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from cti.settings import load_settings
+    from desk.app import create_app
+    from tests.support.staff import logged_in
+
+    engine, _ = await seed(f"sqlite+aiosqlite:///{tmp_path / 'cti.sqlite3'}")
+    await engine.dispose()
+    env = {
+        "CTI_DATA_DIR": str(tmp_path),
+        "CTI_AMI_HOST": "127.0.0.1",
+        "CTI_AMI_USER": "cti",
+        "CTI_AMI_SECRET": "x",
+    }
+    async with TestClient(
+        TestServer(create_app(load_settings(None, env), with_core=False))
+    ) as http:
+        await logged_in(http, "agent")
+        assert (await http.get("/reports")).status == 403
+        assert (
+            await http.post("/api/reports", json={"kind": "daily", "date": "2026-11-20"})
+        ).status == 403
+    async with TestClient(
+        TestServer(create_app(load_settings(None, env), with_core=False))
+    ) as http:
+        await logged_in(http, "lead", "lead2")
+        r = await http.post("/api/reports", json={"kind": "daily", "date": "2026-11-20", "formats": ["html", "csv"],
+                                                  "lang": "en"})  # fmt: skip
+        assert r.status == 201, await r.text()
+        files = (await r.json())["files"]
+        assert files == [
+            "/reports/files/daily/2026-11-20_en.html",
+            "/reports/files/daily/2026-11-20_en.csv",
+        ]
+        page = await http.get(files[0])
+        assert page.status == 200 and "Daily report · 2026-11-20" in await page.text()
+        view = await http.get(
+            "/reports/view", params={"kind": "weekly", "date": "2026-11-20", "format": "xlsx"}
+        )
+        assert view.status == 200 and view.headers["Content-Type"].startswith(
+            "application/vnd.openxml"
+        )
+        for bad in ({"kind": "yearly", "date": "2026-11-20"}, {"kind": "daily", "date": "20/11/2026"},
+                    {"kind": "daily", "date": "2026-11-20", "formats": ["doc"]},
+                    {"kind": "custom", "date": "2026-11-20", "end": "2026-11-01"}):  # fmt: skip
+            assert (await http.post("/api/reports", json=bad)).status == 400, bad
+        assert (await http.get("/reports/files/daily/..%2Fcti.sqlite3")).status == 404
+        assert (await http.get("/reports/files/secret/x.html")).status == 404
+        listing = (await (await http.get("/api/reports")).json())["files"]
+        assert {f["name"] for f in listing} >= {
+            "2026-11-20_en.html",
+            "2026-11-20_en.csv",
+            "2026-11-16_zh.xlsx",
+        }
+        html = await (await http.get("/reports")).text()
+        assert "2026-11-20_en.html" in html

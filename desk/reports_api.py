@@ -1,0 +1,145 @@
+"""Reports on the web (lead): on demand in any format, the archive (6.5.5), and a page to ask for
+them. The same code as `cti report`."""
+
+from datetime import date
+from typing import Any
+
+from aiohttp import web
+
+from cti.errors import InvalidInput, NotFound
+from desk.auth import WEB_SESSION, current, requires
+from desk.i18n import TEXTS, language
+from desk.keys import ARCHIVE, SESSIONS, SETTINGS
+from desk.models import Role
+from desk.templating import render
+from desk.validation import body_of
+from reports.build import KINDS
+from reports.render import FORMATS
+from reports.service import generate
+
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+
+
+def _day(raw: Any, name: str) -> date:
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{name}: expected a date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}: {raw!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _params(data: dict[str, Any]) -> dict[str, Any]:
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+    formats = data.get("formats", data.get("format", "html"))
+    formats = formats.split(",") if isinstance(formats, str) else formats
+    if not isinstance(formats, list) or not formats or any(f not in FORMATS for f in formats):
+        raise InvalidInput(f"format must be among {', '.join(FORMATS)}")
+    lang = data.get("lang", "zh")
+    if lang not in ("zh", "en"):
+        raise InvalidInput("lang must be zh or en")
+    queue = data.get("queue") or None
+    if queue is not None and (not isinstance(queue, str) or len(queue) > 80):
+        raise InvalidInput("queue must be a queue name")
+    brief = data.get("brief") in (True, "1", "true", "on")
+    end = _day(data["end"], "end") if data.get("end") else None
+    return {
+        "kind": kind,
+        "day": _day(data.get("date"), "date"),
+        "formats": formats,
+        "lang": lang,
+        "queue": queue,
+        "brief": brief,
+        "end_day": end,
+    }
+
+
+async def _generate(request: web.Request, p: dict[str, Any]) -> list[Any]:
+    try:
+        return await generate(
+            request.app[SESSIONS],
+            request.app[SETTINGS],
+            request.app[ARCHIVE],
+            p["kind"],
+            p["day"],
+            p["formats"],
+            p["lang"],
+            p["queue"],
+            p["brief"],
+            p["end_day"],
+        )
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+@requires(Role.LEAD)
+async def reports_page(request: web.Request) -> web.Response:
+    """GET /reports: the archive and a form."""
+    lang = language(request)
+    ws = request.get(WEB_SESSION)
+    return render(
+        "reports.html",
+        lang=lang,
+        t=TEXTS[lang],
+        staff=current(request),
+        csrf=ws.csrf if ws else "",
+        files=request.app[ARCHIVE].listing(),
+        kinds=KINDS,
+        formats=FORMATS,
+    )
+
+
+@requires(Role.LEAD)
+async def view_report(request: web.Request) -> web.StreamResponse:
+    """GET /reports/view?kind=&date=&format=&lang=&queue=&brief=&end=: made now, as a file."""
+    p = _params(dict(request.query))
+    if len(p["formats"]) != 1:
+        raise InvalidInput("one format at a time")
+    path = (await _generate(request, p))[0]
+    return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[p["formats"][0]]})
+
+
+@requires(Role.LEAD)
+async def create_reports(request: web.Request) -> web.Response:
+    """POST /api/reports {kind, date, end?, formats, lang, queue?, brief?}: into the archive."""
+    paths = await _generate(request, _params(await body_of(request)))
+    return web.json_response(
+        {"files": [f"/reports/files/{p.parent.name}/{p.name}" for p in paths]}, status=201
+    )
+
+
+@requires(Role.LEAD)
+async def list_reports(request: web.Request) -> web.Response:
+    """GET /api/reports: the archive, newest first."""
+    return web.json_response({"files": request.app[ARCHIVE].listing()})
+
+
+@requires(Role.LEAD)
+async def archived(request: web.Request) -> web.StreamResponse:
+    """GET /reports/files/{kind}/{name}: an archived report."""
+    kind, name = request.match_info["kind"], request.match_info["name"]
+    if kind not in KINDS or "/" in name or name.startswith(".") or "." not in name:
+        raise NotFound("no such report")
+    path = request.app[ARCHIVE].root / kind / name
+    if not path.is_file():
+        raise NotFound("no such report")
+    fmt = name.rsplit(".", 1)[1]
+    return web.FileResponse(
+        path, headers={"Content-Type": CONTENT_TYPES.get(fmt, "application/octet-stream")}
+    )
+
+
+def setup(app: web.Application) -> None:
+    """Register the routes."""
+    app.router.add_get("/reports", reports_page)
+    app.router.add_get("/reports/view", view_report)
+    app.router.add_get("/reports/files/{kind}/{name}", archived)
+    app.router.add_get("/api/reports", list_reports)
+    app.router.add_post("/api/reports", create_reports)
