@@ -196,24 +196,51 @@ def _metrics(total: Any, incidents: Any, sat: Any) -> dict[str, Any]:
     }
 
 
+def _utc_slot(session: Any) -> Any:
+    """SQL: a call's arrival as "YYYY-MM-DD HH:M" in UTC (M = tens of minutes, 0-5)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", Call.arrived_at), "YYYY-MM-DD HH24:MI").op("||")(
+            ""
+        )
+    return func.strftime("%Y-%m-%d %H:%M", Call.arrived_at)
+
+
+async def _slot_counts(
+    s: Any, start: datetime, end: datetime, queue: str | None, queued: bool
+) -> list[Any]:
+    """(local datetime of the half-hour, calls) — counted in SQL per UTC half-hour, then moved to
+    local time (exact for zones whose offset is a multiple of 30 minutes)."""
+    slot = _utc_slot(s)
+    half = func.substr(slot, 1, 15)  # "YYYY-MM-DD HH:" + the tens of minutes
+    stmt = (
+        select(half, func.count())
+        .where(Call.arrived_at >= start, Call.arrived_at < end, Call.callback_of.is_(None))
+        .group_by(half)
+    )
+    if queue:
+        stmt = stmt.where(Call.queue == queue)
+    if queued:
+        stmt = stmt.where(Call.queued_at.is_not(None))
+    out: dict[datetime, int] = defaultdict(int)
+    for key, n in (await s.execute(stmt)).all():
+        hour = datetime.strptime(key[:13], "%Y-%m-%d %H").replace(tzinfo=UTC)
+        out[hour + timedelta(minutes=30 if key[14:15] >= "3" else 0)] += int(n)
+    return sorted(out.items())
+
+
 async def _volume(
     s: Any, start: datetime, end: datetime, period: Period, queue: str | None
 ) -> list[int]:
     """Arrivals per local hour of day (daily) or per day (longer periods)."""
-    stmt = select(Call.arrived_at).where(
-        Call.arrived_at >= start, Call.arrived_at < end, Call.callback_of.is_(None)
-    )
-    if queue:
-        stmt = stmt.where(Call.queue == queue)
     tz = period.start.tzinfo
     daily = period.kind == "daily"
     n = 24 if daily else max(1, (period.end.date() - period.start.date()).days)
     counts = [0] * n
-    for (at,) in (await s.execute(stmt)).all():
+    for at, calls in await _slot_counts(s, start, end, queue, queued=False):
         local = at.astimezone(tz)
         i = local.hour if daily else (local.date() - period.start.date()).days
         if 0 <= i < n:
-            counts[i] += 1
+            counts[i] += calls
     return counts
 
 
@@ -307,19 +334,11 @@ async def _forward(s: Any, period: Period, opts: ReportOptions) -> dict[str, Any
     and half-hour, averaged) and last week's handle time; last week's major request areas; poorly
     rated incidents; components with repeated faults."""
     history_start = _utc(period.start - timedelta(days=28))
-    rows = await s.execute(
-        select(Call.arrived_at).where(
-            Call.arrived_at >= history_start,
-            Call.arrived_at < _utc(period.start),
-            Call.queued_at.is_not(None),
-            Call.callback_of.is_(None),
-        )
-    )
     tz = period.start.tzinfo
     counts: Counter[tuple[int, int]] = Counter()
-    for (at,) in rows.all():
+    for at, n in await _slot_counts(s, history_start, _utc(period.start), None, queued=True):
         local = at.astimezone(tz)
-        counts[(local.weekday(), local.hour * 2 + local.minute // 30)] += 1
+        counts[(local.weekday(), local.hour * 2 + local.minute // 30)] += n
     last_week = (_utc(period.start - timedelta(days=7)), _utc(period.start))
     lw = (
         await call_figures(

@@ -176,6 +176,13 @@ async def test_weekly_monthly_and_forward(tmp_path: Path) -> None:
     # 10 queued calls on a Friday four weeks back: 2.5 per half-hour slot-week at most.
     assert staffing and all(p["weekday"] == 4 for p in staffing)
     assert sum(p["calls"] for p in staffing) == pytest.approx(10 / 4)
+    # Queued at 09:00:10, 09:10:10 ... 10:30:10 local: 09:00-09:29 has 3, 09:30-09:59 has 3, then 3, 1.
+    assert [(p["slot"], p["calls"]) for p in staffing] == [
+        ("09:00", 0.75),
+        ("09:30", 0.75),
+        ("10:00", 0.75),
+        ("10:30", 0.25),
+    ]
     assert forward["forward"]["aht"] == pytest.approx(220.0)  # last week's talk + after-call work
 
 
