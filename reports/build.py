@@ -19,7 +19,7 @@ from cti.erlang import agents_needed
 from cti.journal.models import Call, LinkOutage
 from cti.queuelog import QueueLogReader
 from desk.models import AgentStateSpan, ConfigItem, Incident, SurveyResponse
-from reports.metrics import CARDS, call_figures, incident_figures, satisfaction
+from reports.metrics import CARDS, CallFigures, call_figures, incident_figures, satisfaction
 
 KINDS = ("daily", "weekly", "monthly", "forward", "custom")
 AVAILABLE = ("ready", "ringing", "on_call", "wrap_up")
@@ -98,20 +98,19 @@ async def build_report(
         "queue": opts.queue,
     }
     async with sessions() as s:
-        total = (await call_figures(s, start, end, **kw)).get("*")
-        by_queue = await call_figures(s, start, end, by=Call.queue, **kw)
+        # Two passes over the period's calls: by queue and UTC half-hour (the total, queues,
+        # volume and trend are sums of these groups), and by agent.
+        groups = await call_figures(s, start, end, by=(Call.queue, _half_hour(s)), **kw)
+        total, by_queue, hours, trend = _breakdowns(groups, period)
         by_agent = await call_figures(s, start, end, by=Call.agent, **kw)
         incidents = await incident_figures(s, start, end)
         sat = (await satisfaction(s, start, end)).get("*")
         sat_agents = await satisfaction(s, start, end, by_agent=True)
-        hours = await _volume(s, start, end, period, opts.queue)
         available = await _available(s, start, end)
         categories = await _categories(s, start, end)
-        coverage = await _coverage(s, start, end, opts.queue_log)
+        coverage = await _coverage(s, start, end, opts.queue_log, total)
         unresolved = await _unresolved(s) if period.kind == "daily" and not opts.brief else []
-        trend = (
-            await _trend(s, period, kw) if period.kind in ("weekly", "monthly", "custom") else []
-        )
+        trend = trend if period.kind in ("weekly", "monthly", "custom") else []
         availability = await _availability(s) if period.kind in ("weekly", "monthly") else []
         forward = await _forward(s, period, opts) if period.kind == "forward" else None
     metrics = _metrics(total, incidents, sat)
@@ -210,8 +209,7 @@ async def _slot_counts(
 ) -> list[Any]:
     """(local datetime of the half-hour, calls) — counted in SQL per UTC half-hour, then moved to
     local time (exact for zones whose offset is a multiple of 30 minutes)."""
-    slot = _utc_slot(s)
-    half = func.substr(slot, 1, 15)  # "YYYY-MM-DD HH:" + the tens of minutes
+    half = _half_hour(s)
     stmt = (
         select(half, func.count())
         .where(Call.arrived_at >= start, Call.arrived_at < end, Call.callback_of.is_(None))
@@ -223,25 +221,53 @@ async def _slot_counts(
         stmt = stmt.where(Call.queued_at.is_not(None))
     out: dict[datetime, int] = defaultdict(int)
     for key, n in (await s.execute(stmt)).all():
-        hour = datetime.strptime(key[:13], "%Y-%m-%d %H").replace(tzinfo=UTC)
-        out[hour + timedelta(minutes=30 if key[14:15] >= "3" else 0)] += int(n)
+        out[_slot_time(key)] += int(n)
     return sorted(out.items())
 
 
-async def _volume(
-    s: Any, start: datetime, end: datetime, period: Period, queue: str | None
-) -> list[int]:
-    """Arrivals per local hour of day (daily) or per day (longer periods)."""
+def _half_hour(session: Any) -> Any:
+    """SQL: the UTC half-hour a call arrived in, as "YYYY-MM-DD HH:M" (M: tens of minutes)."""
+    return func.substr(_utc_slot(session), 1, 15)
+
+
+def _slot_time(key: str) -> datetime:
+    hour = datetime.strptime(key[:13], "%Y-%m-%d %H").replace(tzinfo=UTC)
+    return hour + timedelta(minutes=30 if key[14:15] >= "3" else 0)
+
+
+def _breakdowns(groups: dict[Any, CallFigures], period: Period) -> tuple[Any, ...]:
+    """Total, per queue, volume (per local hour for a day, else per day) and the daily trend,
+    from the (queue, half-hour) groups (exact for zones offset by whole half-hours)."""
+    total = CallFigures()
+    by_queue: dict[Any, CallFigures] = defaultdict(CallFigures)
+    by_day: dict[date, CallFigures] = defaultdict(CallFigures)
     tz = period.start.tzinfo
     daily = period.kind == "daily"
     n = 24 if daily else max(1, (period.end.date() - period.start.date()).days)
-    counts = [0] * n
-    for at, calls in await _slot_counts(s, start, end, queue, queued=False):
-        local = at.astimezone(tz)
+    volume = [0] * n
+    for (queue, slot), f in groups.items():
+        total.add(f)
+        by_queue[queue].add(f)
+        local = _slot_time(slot).astimezone(tz)
+        by_day[local.date()].add(f)
         i = local.hour if daily else (local.date() - period.start.date()).days
         if 0 <= i < n:
-            counts[i] += calls
-    return counts
+            volume[i] += f.arrived
+    trend = []
+    day = period.start.date()
+    while day < period.end.date():
+        f = by_day.get(day, CallFigures())
+        trend.append(
+            {
+                "day": day.isoformat(),
+                "offered": f.offered,
+                "answered": f.answered,
+                "service_level": f.service_level,
+                "asa": f.asa,
+            }
+        )
+        day += timedelta(days=1)
+    return (total if groups else None), dict(by_queue), volume, trend
 
 
 async def _available(s: Any, start: datetime, end: datetime) -> dict[str, float]:
@@ -299,25 +325,6 @@ async def _unresolved(s: Any) -> list[dict[str, Any]]:
         }
         for i in rows.all()
     ]
-
-
-async def _trend(s: Any, period: Period, kw: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    day = period.start
-    while day < period.end:
-        nxt = day + timedelta(days=1)
-        f = (await call_figures(s, _utc(day), _utc(nxt), **kw)).get("*")
-        out.append(
-            {
-                "day": day.date().isoformat(),
-                "offered": f.offered if f else 0,
-                "answered": f.answered if f else 0,
-                "service_level": f.service_level if f else None,
-                "asa": f.asa if f else None,
-            }
-        )
-        day = nxt
-    return out
 
 
 async def _availability(s: Any) -> list[dict[str, Any]]:
@@ -397,22 +404,11 @@ async def _forward(s: Any, period: Period, opts: ReportOptions) -> dict[str, Any
 
 
 async def _coverage(
-    s: Any, start: datetime, end: datetime, queue_log: Path | None
+    s: Any, start: datetime, end: datetime, queue_log: Path | None, total: CallFigures | None
 ) -> dict[str, Any]:
     """6.5.4: how complete the data is."""
-    journal = await s.scalar(
-        select(func.count()).where(
-            Call.arrived_at >= start,
-            Call.arrived_at < end,
-            Call.queued_at.is_not(None),
-            Call.callback_of.is_(None),
-        )
-    )
-    reconciled = await s.scalar(
-        select(func.count()).where(
-            Call.arrived_at >= start, Call.arrived_at < end, Call.source == "reconciled"
-        )
-    )
+    journal = total.offered if total else 0
+    reconciled = total.reconciled if total else 0
     outages = (
         await s.execute(
             select(LinkOutage.started_at, LinkOutage.ended_at).where(

@@ -91,6 +91,11 @@ class CallFigures:
     def answer_rate(self) -> float | None:
         return self.rate(self.answered, self.offered)
 
+    def add(self, other: "CallFigures") -> None:
+        """Add another group's counts and sums (every figure is additive)."""
+        for name in CALL_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def as_dict(self) -> dict[str, Any]:
         """Counts, sums and the derived metrics."""
         out = dict(self.__dict__)
@@ -153,9 +158,11 @@ async def call_figures(
     by: Any = None,
     queue: str | None = None,
 ) -> dict[Any, CallFigures]:
-    """Figures for calls that arrived in [start, end), grouped by a column (None: one group "*")."""
+    """Figures for calls that ended, having arrived in [start, end), grouped by a column or a
+    tuple of columns (None: one group "*")."""
+    keys = list(by) if isinstance(by, tuple) else [by] if by is not None else []
     cols = _call_columns(sl_seconds, short_abandon)
-    stmt = select(*(([by] if by is not None else []) + cols)).where(
+    stmt = select(*keys, *cols).where(
         Call.arrived_at >= start,
         Call.arrived_at < end,
         Call.callback_of.is_(None),
@@ -163,14 +170,15 @@ async def call_figures(
     )
     if queue:
         stmt = stmt.where(Call.queue == queue)
-    if by is not None:
-        stmt = stmt.group_by(by)
+    if keys:
+        stmt = stmt.group_by(*keys)
     out: dict[Any, CallFigures] = {}
+    n = len(keys)
     for row in (await session.execute(stmt)).all():
-        if by is None:
+        if not keys:
             out["*"] = _figures(row)
         else:
-            out[row[0]] = _figures(row[1:])
+            out[tuple(row[:n]) if n > 1 else row[0]] = _figures(row[n:])
     return out
 
 
