@@ -136,6 +136,46 @@ async def archived(request: web.Request) -> web.StreamResponse:
     )
 
 
+@requires(Role.LEAD)
+async def export_table(request: web.Request) -> web.StreamResponse:
+    """GET /api/exports/requests?since=&until=&format=csv|xlsx (Table A.1, the user request log),
+    GET /api/exports/staff?format= (Table A.2, the staff contact list)."""
+    import tempfile
+    from datetime import datetime, time, timedelta
+    from pathlib import Path
+
+    from reports.tables import A1, A2, request_log, staff_list, write_table
+
+    fmt = request.query.get("format", "csv")
+    if fmt not in ("csv", "xlsx"):
+        raise InvalidInput("format must be csv or xlsx")
+    tz = request.app[SETTINGS].tz
+    async with request.app[SESSIONS]() as s:
+        if request.match_info["table"] == "requests":
+            since = _day(request.query.get("since"), "since")
+            until = _day(request.query.get("until", request.query.get("since")), "until")
+            if until < since:
+                raise InvalidInput("until must not be before since")
+            start = datetime.combine(since, time(), tz)
+            end = datetime.combine(until + timedelta(days=1), time(), tz)
+            header, rows, name = (
+                A1,
+                await request_log(s, start, end, tz),
+                f"requests_{since}_{until}",
+            )
+        else:
+            header, rows, name = A2, await staff_list(s), "staff"
+    tmp = Path(tempfile.mkdtemp()) / f"{name}.{fmt}"
+    write_table(header, rows, fmt, tmp)
+    return web.FileResponse(
+        tmp,
+        headers={
+            "Content-Type": CONTENT_TYPES[fmt],
+            "Content-Disposition": f'attachment; filename="{tmp.name}"',
+        },
+    )
+
+
 def setup(app: web.Application) -> None:
     """Register the routes."""
     app.router.add_get("/reports", reports_page)
@@ -143,3 +183,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/reports/files/{kind}/{name}", archived)
     app.router.add_get("/api/reports", list_reports)
     app.router.add_post("/api/reports", create_reports)
+    app.router.add_get("/api/exports/{table:requests|staff}", export_table)

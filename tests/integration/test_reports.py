@@ -293,3 +293,14 @@ async def test_reports_on_the_web(tmp_path: Path) -> None:
         }
         html = await (await http.get("/reports")).text()
         assert "2026-11-20_en.html" in html
+        # Tables A.1 and A.2.
+        a1 = await http.get(
+            "/api/exports/requests", params={"since": "2026-11-20", "format": "csv"}
+        )
+        text = (await a1.read()).decode("utf-8-sig")
+        assert a1.status == 200 and text.splitlines()[0].startswith("编号 Number,时间 Time")
+        assert len(text.splitlines()) == 5 and "261120002" in text
+        a2 = await http.get("/api/exports/staff", params={"format": "xlsx"})
+        assert a2.status == 200 and (await a2.read())[:2] == b"PK"
+        assert (await http.get("/api/exports/requests", params={"since": "x"})).status == 400
+        assert (await http.get("/api/exports/staff", params={"format": "pdf"})).status == 400
