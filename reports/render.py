@@ -76,10 +76,14 @@ def bar_chart(values: list[int], labels: list[str], width: int = 720, height: in
     if not values:
         return ""
     top = max(values) or 1
+    pad = 14  # room for the tallest bar's label
     n = len(values)
     bw = width / n
     svg = 'xmlns="http://www.w3.org/2000/svg" role="img"'
-    parts = [f'<svg {svg} width="{width}" height="{height + 30}">']
+    parts = [
+        f'<svg {svg} width="{width}" height="{height + 30 + pad}">',
+        f'<g transform="translate(0,{pad})">',
+    ]
     for i, v in enumerate(values):
         h = v / top * height
         x = i * bw
@@ -98,7 +102,7 @@ def bar_chart(values: list[int], labels: list[str], width: int = 720, height: in
                 f'<text x="{x + bw / 2:.1f}" y="{height - h - 3:.1f}" font-size="9" '
                 f'text-anchor="middle">{v}</text>'
             )
-    parts.append("</svg>")
+    parts.append("</g></svg>")
     return "".join(parts)
 
 

@@ -97,3 +97,10 @@ def test_feishu_wecom_slack_shapes() -> None:
     )
     s = json.loads(build(ImChannel("s", "slack", "http://x"), MSG, 0).body)
     assert "<http://127.0.0.1/take/abc|接听>" in s["text"]
+
+
+def test_metrics_doc_is_up_to_date() -> None:
+    from reports.docs import metrics_markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+    assert doc.read_text(encoding="utf-8") == metrics_markdown(), "run: python -m reports.docs > docs/metrics.md"
