@@ -102,6 +102,7 @@ class Scheduler:
         self.settings = settings
         self.archive = archive
         self._task: asyncio.Task[None] | None = None
+        self.first_delay = 60.0
 
     def due(self, now: datetime) -> list[tuple[str, date]]:
         """(kind, a day in the period) for each report that should exist by now."""
@@ -133,6 +134,7 @@ class Scheduler:
         return made
 
     async def _run(self) -> None:
+        await asyncio.sleep(self.first_delay)  # not in the busy first minute after a start
         while True:
             try:
                 made = await self.run_once(datetime.now(UTC))

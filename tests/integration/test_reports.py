@@ -304,3 +304,33 @@ async def test_reports_on_the_web(tmp_path: Path) -> None:
         assert a2.status == 200 and (await a2.read())[:2] == b"PK"
         assert (await http.get("/api/exports/requests", params={"since": "x"})).status == 400
         assert (await http.get("/api/exports/staff", params={"format": "pdf"})).status == 400
+
+
+async def test_scheduler_writes_each_report_once_and_sweeps(tmp_path: Path) -> None:
+    from cti.settings import load_settings
+    from reports.service import Archive, Scheduler
+
+    engine, sessions = await seed(f"sqlite+aiosqlite:///{tmp_path / 'r.sqlite3'}")
+    try:
+        settings = load_settings(None, {"CTI_DATA_DIR": str(tmp_path), "CTI_AMI_HOST": "127.0.0.1",
+                                        "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x", "CTI_REPORT_FORMATS": "html,csv"})  # fmt: skip
+        archive = Archive(tmp_path / "reports", retention_days=30)
+        scheduler = Scheduler(sessions, settings, archive)
+        # 2026-12-01 08:00 local, a Tuesday: yesterday's daily, last week's weekly, this week's
+        # forward-looking report, November's monthly.
+        now = datetime(2026, 12, 1, 8, 0, tzinfo=TZ).astimezone(UTC)
+        assert scheduler.due(datetime(2026, 12, 1, 0, 5, tzinfo=TZ)) == []  # not before 00:10
+        made = await scheduler.run_once(now)
+        names = sorted(f"{p.parent.name}/{p.name}" for p in made)
+        assert names == sorted(f"{k}/{d}_{lang}.{f}" for k, d in [("daily", "2026-11-30"), ("weekly", "2026-11-23"),
+                                                                   ("forward", "2026-11-30"), ("monthly", "2026-11-01")]
+                               for lang in ("zh", "en") for f in ("html", "csv"))  # fmt: skip
+        assert await scheduler.run_once(now) == []  # once only
+        monthly = (tmp_path / "reports" / "monthly" / "2026-11-01_en.html").read_text()
+        assert "Monthly report · 2026-11-01 – 2026-11-30" in monthly
+        old = tmp_path / "reports" / "daily" / "2025-01-01_zh.html"
+        old.write_text("old")
+        os.utime(old, (0, 0))
+        assert archive.sweep() == 1 and not old.exists()
+    finally:
+        await engine.dispose()

@@ -103,4 +103,6 @@ def test_metrics_doc_is_up_to_date() -> None:
     from reports.docs import metrics_markdown
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
-    assert doc.read_text(encoding="utf-8") == metrics_markdown(), "run: python -m reports.docs > docs/metrics.md"
+    assert doc.read_text(encoding="utf-8") == metrics_markdown(), (
+        "run: python -m reports.docs > docs/metrics.md"
+    )
