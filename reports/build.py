@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from cti.db import SessionMaker
 from cti.erlang import agents_needed
@@ -291,7 +291,7 @@ async def _categories(s: Any, start: datetime, end: datetime) -> dict[str, Any]:
         select(
             Incident.category,
             func.count(),
-            func.sum(func.coalesce(Incident.escalated_to.is_not(None), 0)),
+            func.sum(case((Incident.escalated_to.is_not(None), 1), else_=0)),
         )
         .where(Incident.created_at >= start, Incident.created_at < end)
         .group_by(Incident.category)

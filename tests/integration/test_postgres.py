@@ -49,3 +49,20 @@ async def test_journal_on_postgresql(pg_url: str) -> None:
         assert rows[0].arrived_at.timestamp() == 1_800_000_000.25
         assert await repo.open_calls(s) == []
     await engine.dispose()
+
+
+async def test_reports_on_postgresql(pg_url: str) -> None:
+    """The same hand-computed figures from PostgreSQL (its half-hour bucket is to_char)."""
+    from reports.build import ReportOptions, build_report, period_for
+    from tests.integration.test_reports import DAY, TZ, assert_hand_computed, seed
+
+    engine, sessions = await seed(pg_url)
+    try:
+        r = await build_report(
+            sessions, period_for("daily", DAY, TZ), ReportOptions(sl_seconds=20, short_abandon=5)
+        )
+        assert_hand_computed(r)
+        weekly = await build_report(sessions, period_for("weekly", DAY, TZ), ReportOptions())
+        assert [t["offered"] for t in weekly["trend"]] == [0, 0, 0, 0, 10, 0, 0]
+    finally:
+        await engine.dispose()
