@@ -13,7 +13,7 @@ from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.app import create_app
 from tests.conftest import server_settings
-from tests.support.staff import add_staff, login
+from tests.support.staff import add_staff, browser_like, logged_in, login
 from tests.support.tcpproxy import TcpProxy
 
 QUEUE = "helpdesk"
@@ -107,6 +107,15 @@ async def test_states_follow_asterisk_through_a_call_and_a_reconnect(
             proxy.accepting = True
             agent = await until(lambda: _is(http, "paused"), 30, "paused after the reconnect")
             assert agent["reason"] == "午饭 lunch"
+            # The lead's wallboard says the same after the reconnect, and its day figures are the
+            # journal's (the one answered call above).
+            async with browser_like(http) as lead:
+                await logged_in(lead, "lead", app=http.server.app)
+                board = await (await lead.get("/api/wallboard")).json()
+                row = next(a for a in board["agents"] if a["ext"] == "1201")
+                assert (row["state"], row["reason"]) == ("paused", "午饭 lunch")
+                helpdesk = next(q for q in board["queues"] if q["queue"] == "helpdesk")
+                assert helpdesk["agents"]["paused"] == 1 and helpdesk["today"]["answered"] == 1
 
             await http.post("/api/agent/me/state", json={"state": "logged_out"})
             await until(lambda: _is(http, "logged_out"), what="logged out")
