@@ -17,16 +17,12 @@ import statistics
 import time
 from collections import defaultdict
 
+from bench.stats import pct
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
 from cti.ivr.agi import AgiChannel, AgiServer
 from cti.sandbox import Instance
 from cti.sandbox.instance import free_port
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
 async def run(calls: int, steps: int) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from playwright.async_api import Page, async_playwright
 
+from bench.stats import pct
 from cti.ami.client import AmiClient, AmiOptions
 from cti.db import create_engine, migrate, session_maker
 from cti.ivr.ports import NewIncident
@@ -49,11 +50,6 @@ FLAGS = [
     "--disable-background-timer-throttling",
 ]
 USERS = 200
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else float("nan")
 
 
 async def seed(db_url: str, agents: int) -> list[str]:

@@ -6,7 +6,6 @@ overflow is in the journal, and the board's figures equal the journal's."""
 import asyncio
 import os
 import shutil
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, expect
 
 from cti.ami.client import AmiClient
-from cti.sandbox.instance import InstanceState
+from cti.sandbox.instance import InstanceState, free_port
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.app import create_app
 from tests.conftest import server_settings
@@ -25,12 +24,6 @@ from tests.support.staff import PASSWORD, add_staff, login
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_burst_backs_up_alerts_overflows_and_the_board_matches_the_journal(

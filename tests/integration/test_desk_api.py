@@ -5,7 +5,6 @@ the self-service portal and the OpenAPI description. No Asterisk is needed here.
 import asyncio
 import email
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import update
 
 from cti.phone import NumberPlan
+from cti.sandbox.instance import free_port
 from cti.settings import load_settings
 from desk.app import create_app
 from desk.directory import upsert_user
@@ -36,12 +36,6 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ offers with signed take links where the first click wins, and every overflow in 
 
 import asyncio
 import shutil
-import socket
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from cti.ami.client import AmiClient
-from cti.sandbox.instance import InstanceState
+from cti.sandbox.instance import InstanceState, free_port
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.app import create_app
 from tests.conftest import server_settings
@@ -20,12 +19,6 @@ from tests.support.im import ImReceiver
 from tests.support.staff import logged_in
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def routing_yaml(im: ImReceiver, overflow: str) -> str:
