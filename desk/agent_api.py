@@ -7,7 +7,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.errors import InvalidInput, NotFound
-from cti.phone import NumberPlan
+from cti.phone import NumberPlan, normalize
 from desk import directory
 from desk.agents import AgentState
 from desk.auth import (
@@ -189,8 +189,6 @@ async def find_users(request: web.Request) -> web.Response:
     if not q or len(q) > 60:
         raise InvalidInput("q: 1 to 60 characters")
     async with request.app[SESSIONS]() as s:
-        from cti.phone import normalize
-
         found: list[User] = []
         key = normalize(q).key
         if key:

@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cti.errors import InvalidInput
 from desk.models import Role, Staff, WebSession
 
 COOKIE = "cti_session"
@@ -34,8 +35,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def hash_password(password: str) -> str:
     """An argon2id hash."""
     if len(password) < 8:
-        from cti.errors import InvalidInput
-
         raise InvalidInput("a password needs at least 8 characters")
     return HASHER.hash(password)
 

@@ -357,10 +357,6 @@ class WallboardService:
     def _agent_counts(self, queue: str | None) -> dict[str, int]:
         counts = dict.fromkeys((s.value for s in AgentState), 0)
         for a in self.agents.agents.values():
-            if (
-                queue is None
-                or queue in a.queues
-                or (a.state == AgentState.LOGGED_OUT and queue is None)
-            ):
+            if queue is None or queue in a.queues:
                 counts[a.state.value] += 1
         return counts

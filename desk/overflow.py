@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from cti.ami.client import AmiClient
 from cti.calls import LiveCall
@@ -106,6 +106,9 @@ class OverflowService:
         ] = []  # the last IM deliveries, for /healthz-like views
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # When the earliest open IM offer expires (None: no open offer), so that the one-second
+        # loop touches the database for expiry only when an offer is due.
+        self._next_expiry: float | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -118,6 +121,7 @@ class OverflowService:
             )
             for r in rows.all():
                 self.callbacks[r.uniqueid] = Callback(r.uniqueid, r.number, r.queued_at.timestamp())
+            self._next_expiry = await self._earliest_expiry(s)
         self._task = asyncio.create_task(self._run(), name="overflow")
 
     async def close(self) -> None:
@@ -356,6 +360,8 @@ class OverflowService:
             s.add(offer)
             await s.flush()
             offer_id = offer.id
+        expires = offer.expires_at.timestamp()
+        self._next_expiry = min(self._next_expiry or expires, expires)
         links = {
             r.shift_id: f"{self.public_url}/take/{self.take_token(offer_id, r.shift_id)}"
             for r in people
@@ -465,6 +471,8 @@ class OverflowService:
         return ""
 
     async def _expire_offers(self, now: float) -> None:
+        if self._next_expiry is None or now <= self._next_expiry:
+            return
         cutoff = datetime.fromtimestamp(now, UTC)
         async with self.sessions.begin() as s:
             await s.execute(
@@ -472,6 +480,14 @@ class OverflowService:
                 .where(OverflowOffer.state == "open", OverflowOffer.expires_at < cutoff)
                 .values(state="expired")
             )
+            self._next_expiry = await self._earliest_expiry(s)
+
+    @staticmethod
+    async def _earliest_expiry(session: Any) -> float | None:
+        at = await session.scalar(
+            select(func.min(OverflowOffer.expires_at)).where(OverflowOffer.state == "open")
+        )
+        return at.timestamp() if at is not None else None
 
     # -- IM delivery ----------------------------------------------------------------------------
 

@@ -182,34 +182,14 @@ async def _offer_for(request: web.Request) -> tuple[OverflowOffer | None, str | 
         return await s.get(OverflowOffer, offer_id), None
 
 
-async def take_page(request: web.Request) -> web.Response:
-    """GET /take/{token}: the waiting call, and one button to take it."""
+def _take_view(
+    request: web.Request,
+    offer: OverflowOffer | None,
+    error: str | None,
+    result: dict[str, Any] | None,
+    status: int,
+) -> web.Response:
     lang = language(request)
-    offer, error = await _offer_for(request)
-    resp = render(
-        "take.html",
-        lang=lang,
-        t=TEXTS[lang],
-        offer=offer,
-        error=error,
-        result=None,
-        token=request.match_info["token"],
-    )
-    resp.set_status(200 if offer else 410)
-    return resp
-
-
-async def take_post(request: web.Request) -> web.Response:
-    """POST /take/{token}: take the call (the first click wins)."""
-    lang = language(request)
-    offer, error = await _offer_for(request)
-    result = None
-    if offer is not None:
-        result = await request.app[OVERFLOW].take(request.match_info["token"])
-    if request.headers.get("Accept") == "application/json":
-        return web.json_response(
-            result or {"ok": False, "error": error}, status=200 if result else 410
-        )
     resp = render(
         "take.html",
         lang=lang,
@@ -219,8 +199,28 @@ async def take_post(request: web.Request) -> web.Response:
         result=result,
         token=request.match_info["token"],
     )
-    resp.set_status(200 if result and result["ok"] else 409 if result else 410)
+    resp.set_status(status)
     return resp
+
+
+async def take_page(request: web.Request) -> web.Response:
+    """GET /take/{token}: the waiting call, and one button to take it."""
+    offer, error = await _offer_for(request)
+    return _take_view(request, offer, error, None, 200 if offer else 410)
+
+
+async def take_post(request: web.Request) -> web.Response:
+    """POST /take/{token}: take the call (the first click wins)."""
+    offer, error = await _offer_for(request)
+    result = None
+    if offer is not None:
+        result = await request.app[OVERFLOW].take(request.match_info["token"])
+    if request.headers.get("Accept") == "application/json":
+        return web.json_response(
+            result or {"ok": False, "error": error}, status=200 if result else 410
+        )
+    status = 200 if result and result["ok"] else 409 if result else 410
+    return _take_view(request, offer, error, result, status)
 
 
 def setup(app: web.Application) -> None:

@@ -1,7 +1,7 @@
 """Reports on the web (lead): on demand in any format, the archive (6.5.5), and a page to ask for
 them. The same code as `cti report`."""
 
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +16,7 @@ from desk.validation import body_of
 from reports.build import KINDS
 from reports.render import FORMATS
 from reports.service import generate
+from reports.tables import A1, A2, request_log, staff_list, table_bytes
 
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
@@ -140,12 +141,6 @@ async def archived(request: web.Request) -> web.StreamResponse:
 async def export_table(request: web.Request) -> web.StreamResponse:
     """GET /api/exports/requests?since=&until=&format=csv|xlsx (Table A.1, the user request log),
     GET /api/exports/staff?format= (Table A.2, the staff contact list)."""
-    import tempfile
-    from datetime import datetime, time, timedelta
-    from pathlib import Path
-
-    from reports.tables import A1, A2, request_log, staff_list, write_table
-
     fmt = request.query.get("format", "csv")
     if fmt not in ("csv", "xlsx"):
         raise InvalidInput("format must be csv or xlsx")
@@ -165,13 +160,12 @@ async def export_table(request: web.Request) -> web.StreamResponse:
             )
         else:
             header, rows, name = A2, await staff_list(s), "staff"
-    tmp = Path(tempfile.mkdtemp()) / f"{name}.{fmt}"
-    write_table(header, rows, fmt, tmp)
-    return web.FileResponse(
-        tmp,
+    # Built in memory: nothing is left behind on disk per download.
+    return web.Response(
+        body=table_bytes(header, rows, fmt),
         headers={
             "Content-Type": CONTENT_TYPES[fmt],
-            "Content-Disposition": f'attachment; filename="{tmp.name}"',
+            "Content-Disposition": f'attachment; filename="{name}.{fmt}"',
         },
     )
 

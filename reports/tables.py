@@ -4,7 +4,6 @@ the desk staff contact list (热线帮助人员联系表), as CSV or XLSX."""
 import csv
 import io
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
@@ -105,22 +104,22 @@ async def staff_list(session: AsyncSession) -> list[list[Any]]:
     ]
 
 
-def write_table(header: tuple[str, ...], rows: list[list[Any]], fmt: str, path: Path) -> Path:
-    """CSV (UTF-8 with BOM) or XLSX."""
+def table_bytes(header: tuple[str, ...], rows: list[list[Any]], fmt: str) -> bytes:
+    """The table as CSV (UTF-8 with BOM) or XLSX."""
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(header)
         w.writerows(rows)
-        path.write_text("\ufeff" + buf.getvalue(), encoding="utf-8")
-    elif fmt == "xlsx":
+        return ("\ufeff" + buf.getvalue()).encode("utf-8")
+    if fmt == "xlsx":
         wb = Workbook()
         ws = wb.active
         assert ws is not None
         ws.append(list(header))
         for row in rows:
             ws.append(row)
-        wb.save(path)
-    else:
-        raise ValueError("format must be csv or xlsx")
-    return path
+        out = io.BytesIO()
+        wb.save(out)
+        return out.getvalue()
+    raise ValueError("format must be csv or xlsx")
