@@ -5,6 +5,11 @@ paused with the reason "wrap-up", on its own timer, so the queue offers no call)
 reason. An agent's actions are sent to Asterisk (QueueAdd, QueueRemove, QueuePause) and the page
 changes only when Asterisk's QueueMember* events say the change happened; after an AMI reconnect
 the members are read again with QueueStatus. So the page and Asterisk never disagree.
+
+Asterisk builds a member event under the queue's lock and publishes it afterwards, so when a
+device state change (the agent's phone going idle as a call ends) races with a pause, the older
+snapshot can arrive last. After each change it makes, the service therefore reads that agent's
+memberships back with QueueStatus (filtered by member) and corrects itself.
 """
 
 import asyncio
@@ -109,6 +114,8 @@ class AgentService:
         self.agents: dict[str, Agent] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Member events seen per agent: a read-back that raced with an event is read again.
+        self._events: dict[str, int] = {}
         self.listeners: list[Callable[[Agent], None]] = []
         # Told (call uniqueid, seconds) when an agent's wrap-up after a call ends.
         self.on_wrapup_end: Callable[[str, float], Any] | None = None
@@ -133,6 +140,7 @@ class AgentService:
 
     def _member(self, e: ev.QueueMemberEvent | ev.QueueMemberRemoved) -> None:
         agent = self.agent(e.member_name)
+        self._events[agent.ext] = self._events.get(agent.ext, 0) + 1
         if isinstance(e, ev.QueueMemberRemoved):
             agent.queues.pop(e.queue, None)
         else:
@@ -179,22 +187,31 @@ class AgentService:
         except Exception as exc:
             logger.warning("agent states not refreshed: %s", exc)
             return
-        seen: dict[str, dict[str, Membership]] = {}
-        for m in rows:
-            if m.get("Event") != "QueueMember":
-                continue
-            ext = m.get("Name") or m.get("Location", "")
-            seen.setdefault(ext, {})[m["Queue"]] = Membership(
-                m.get("Location", ""),
-                int(m.get("Status", "1") or 1),
-                m.get("Paused") == "1",
-                m.get("PausedReason", ""),
-                m.get("InCall") == "1",
-            )
+        seen = _memberships(rows)
         for ext in set(self.agents) | set(seen):
             agent = self.agent(ext)
             agent.queues = seen.get(ext, {})
             self._update(agent)
+
+    async def verify(self, ext: str, delay: float = 0.3) -> None:
+        """Read one agent's memberships back from Asterisk (after a change we made)."""
+        for _ in range(5):
+            await asyncio.sleep(delay)
+            before = self._events.get(ext, 0)
+            try:
+                rows = await self.client.action("QueueStatus", as_list=True, Member=ext, timeout=10)
+            except Exception as exc:
+                logger.warning("agent %s not read back: %s", ext, exc)
+                return
+            if self._events.get(ext, 0) != before:
+                continue  # an event crossed the answer: which is newer is unknown, read again
+            agent = self.agent(ext)
+            queues = _memberships(rows).get(ext, {})
+            if queues != agent.queues:
+                logger.info("agent %s corrected from Asterisk: %s", ext, queues)
+                agent.queues = queues
+                self._update(agent)
+            return
 
     # -- agent actions -------------------------------------------------------------------------
 
@@ -209,12 +226,14 @@ class AgentService:
             except AmiActionFailed as exc:
                 if "already" not in str(exc).lower():
                     raise
+        self._spawn(self.verify(ext))
 
     async def logout(self, ext: str) -> None:
         """Leave every queue."""
         for queue, m in list(self.agent(ext).queues.items()):
             with contextlib.suppress(AmiActionFailed):
                 await self.client.action("QueueRemove", Queue=queue, Interface=m.interface)
+        self._spawn(self.verify(ext))
 
     async def set_paused(self, ext: str, paused: bool, reason: str = "") -> None:
         """Pause (with a reason) or unpause on every queue of the agent."""
@@ -230,6 +249,7 @@ class AgentService:
             if paused:
                 headers["Reason"] = reason
             await self.client.request("QueuePause", headers)
+        self._spawn(self.verify(ext))
 
     async def start_wrapup(
         self, ext: str, seconds: float | None = None, *, pause: bool = True
@@ -277,3 +297,20 @@ class AgentService:
         for task in [*self._timers.values(), *self._tasks]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _memberships(rows: list[Any]) -> dict[str, dict[str, Membership]]:
+    """QueueStatus's QueueMember rows: member name -> queue -> membership."""
+    seen: dict[str, dict[str, Membership]] = {}
+    for m in rows:
+        if m.get("Event") != "QueueMember":
+            continue
+        ext = m.get("Name") or m.get("Location", "")
+        seen.setdefault(ext, {})[m["Queue"]] = Membership(
+            m.get("Location", ""),
+            int(m.get("Status", "1") or 1),
+            m.get("Paused") == "1",
+            m.get("PausedReason", ""),
+            m.get("InCall") == "1",
+        )
+    return seen

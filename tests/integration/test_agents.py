@@ -9,9 +9,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from cti.ami.client import AmiClient
+from cti.ami.events import QueueMemberStatus, parse_event
 from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
+from cti.tracker import CallEvent, CallEventKind
 from desk.app import create_app
+from desk.keys import AGENTS
 from tests.conftest import server_settings
 from tests.support.staff import add_staff, browser_like, logged_in, login
 from tests.support.tcpproxy import TcpProxy
@@ -25,14 +28,24 @@ async def members(client: AmiClient) -> dict[str, dict[str, str]]:
     return {m["Name"]: dict(m) for m in rows if m.get("Event") == "QueueMember"}
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+async def until(
+    predicate: Callable[[], Any],
+    timeout: float = 20.0,
+    what: str = "",
+    context: Callable[[], tuple[Any, Any]] | None = None,
+) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await predicate()
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            if context is None:
+                raise AssertionError(f"timed out waiting for {what}")
+            seen, asterisk = context()
+            raise AssertionError(
+                f"timed out waiting for {what}: saw {seen}, Asterisk {await asterisk}"
+            )
         await asyncio.sleep(0.2)
 
 
@@ -90,7 +103,7 @@ async def test_states_follow_asterisk_through_a_call_and_a_reconnect(
                 seen.add((await state_of(http))["state"])
                 return "wrap_up" in seen
 
-            await until(watch, 40, "wrap-up after the call")
+            await until(watch, 40, "wrap-up after the call", lambda: (seen, members(sim_client)))
             assert {"ringing", "on_call"} & seen, seen
             m = (await members(sim_client))["1201"]
             assert m["Paused"] == "1" and m["PausedReason"] == "wrap-up"
@@ -122,6 +135,34 @@ async def test_states_follow_asterisk_through_a_call_and_a_reconnect(
             assert "1201" not in await members(sim_client)
     finally:
         await proxy.stop()
+
+
+async def test_a_stale_member_event_is_corrected_from_asterisk(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """Asterisk can publish a member snapshot taken before a pause after the pause's own event (a
+    device state change racing with QueuePause as a call ends). The service reads the agent back
+    from Asterisk after each change it makes, so the page ends up right."""
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
+    async with TestClient(TestServer(create_app(settings))) as http:
+        await add_staff(http.server.app, "zhouyi", "agent", "1203")
+        await login(http, "zhouyi")
+        await http.post("/api/agent/me/state", json={"state": "ready"})
+        await until(lambda: _is(http, "ready"), what="ready")
+        await http.post("/api/agent/me/state", json={"state": "paused", "reason": "培训"})
+        await until(lambda: _is(http, "paused"), what="paused")
+
+        agents = http.server.app[AGENTS]
+        stale = parse_event({"Event": "QueueMemberStatus", "Queue": QUEUE, "MemberName": "1203",
+                             "Interface": "Local/1203@sim-agent/n", "Status": "1", "Paused": "0",
+                             "PausedReason": "", "InCall": "0"})  # fmt: skip
+        assert isinstance(stale, QueueMemberStatus)
+        agents.on_call_event(CallEvent(CallEventKind.QUEUE_MEMBER, None, member=stale))
+        assert (await state_of(http))["state"] == "ready"  # what the stale event said
+        await agents.verify("1203", delay=0)
+        agent = await state_of(http)
+        assert (agent["state"], agent["reason"]) == ("paused", "培训")
+        assert (await members(sim_client))["1203"]["Paused"] == "1"
 
 
 async def _is(http: TestClient, state: str) -> dict[str, Any] | None:
