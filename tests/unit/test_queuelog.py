@@ -3,9 +3,11 @@
 import os
 from pathlib import Path
 
+from cti.ami import events as ev
 from cti.calls import LiveCall
 from cti.queuelog import Position, QueueLogReader, parse_line, queue_calls
 from cti.reconcile import call_from_queue_log, finish_gone, group_by_call
+from cti.tracker import CallTracker
 from cti.types import CallOutcome, RecordSource
 
 LINES = """1795637294|sim-c1|helpdesk|NONE|ENTERQUEUE||13800138000|1
@@ -75,3 +77,25 @@ def test_waiting_call_without_an_exit_is_dropped() -> None:
     finish_gone(call, [], outage_start=150.0)
     assert call.outcome == CallOutcome.DROPPED and call.ended_at == 150.0
     assert "ended_at" in call.inferred
+
+
+def test_answer_from_queue_log_and_end_seen_live_keeps_asterisks_talk_figure() -> None:
+    # The server came back while the call was talking: its answer is queue_log's (whole seconds,
+    # up to 1 s early), its end the precise AgentComplete, whose TalkTime is the one to believe.
+    entries = [e for e in map(parse_line, LINES.splitlines()) if e]
+    lines = [e for e in group_by_call(entries)["sim-c1"] if e.event != "COMPLETEAGENT"]
+    call = call_from_queue_log(lines)
+    tr = CallTracker(["cti-inbound"])
+    tr.calls[call.uniqueid] = call
+    tr.handle(ev.AgentComplete(1795637303.9871, "PJSIP/carrier-x", call.uniqueid, call.uniqueid,
+                               "helpdesk", "1001", "Local/1001@sim-agent/n", 3, 6, "agent"))  # fmt: skip
+    assert call.talk_ended_at == 1795637303.9871 and call.talk_seconds == 6
+
+
+def test_answer_seen_live_and_end_from_queue_log_keeps_asterisks_talk_figure() -> None:
+    entries = [e for e in map(parse_line, LINES.splitlines()) if e]
+    lines = group_by_call(entries)["sim-c1"]
+    call = LiveCall("sim-c1", "sim-c1", "PJSIP/x", 1795637294.2, queued_at=1795637294.3)
+    call.answered_at, call.agent = 1795637297.81, "1001"
+    finish_gone(call, lines, outage_start=1795637300.0)
+    assert call.talk_ended_at == 1795637303 and call.talk_seconds == 6
