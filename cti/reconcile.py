@@ -78,7 +78,7 @@ def apply_queue_log(call: LiveCall, entries: list[QueueLogEntry]) -> None:
                 call.talk_ended_at = t
                 call.complete_reason = "caller" if e.event == "COMPLETECALLER" else "agent"
                 talk = e.int_field(1)
-                if talk is not None and "answered_at" in call.inferred:
+                if talk is not None:  # an end in whole seconds: Asterisk's own talk figure
                     call.talk_override = float(talk)
                 call.infer("talk_ended_at")
         elif e.event in ("TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"):

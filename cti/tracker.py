@@ -316,6 +316,10 @@ class CallTracker:
             return
         call.talk_ended_at = e.timestamp
         call.complete_reason = e.reason
+        if "answered_at" in call.inferred:
+            # The answer came from queue_log (whole seconds) while we were away: a precise end
+            # minus it would be up to a second long, so take Asterisk's own talk figure.
+            call.talk_override = float(e.talk_time)
         self._touch(call)
         self._publish(CallEventKind.TALK_ENDED, call)
 
