@@ -69,6 +69,7 @@ class Agent:
     wrapup_until: float | None = None
     wrapup_call: str | None = None  # the call whose after-call work this is
     wrapup_started: float | None = None
+    wrapup_left: float = 0.0  # when the agent last left wrap-up
 
     def derive(self) -> tuple[AgentState, str]:
         """The state Asterisk's membership data means."""
@@ -92,7 +93,7 @@ class Agent:
             "state": self.state.value,
             "reason": self.reason,
             "since": self.since,
-            "wrapup_until": self.wrapup_until,
+            "wrapup_until": self.wrapup_until if self.state == AgentState.WRAP_UP else None,
             "queues": sorted(self.queues),
         }
 
@@ -133,6 +134,7 @@ class AgentService:
         elif event.kind == CallEventKind.TALK_ENDED and event.call is not None:
             if event.call.agent:
                 agent = self.agent(event.call.agent)
+                self._record_wrapup(agent)  # the previous call's, if not yet settled
                 agent.wrapup_call, agent.wrapup_started = event.call.uniqueid, time.time()
                 self._spawn(self.start_wrapup(event.call.agent))
         elif event.kind == CallEventKind.RESYNCED:
@@ -161,18 +163,16 @@ class AgentService:
         was = agent.state
         agent.state, agent.reason, agent.since = state, reason, time.time()
         if was == AgentState.WRAP_UP and state != AgentState.WRAP_UP and agent.wrapup_call:
-            started = agent.wrapup_started or agent.since
-            if self.on_wrapup_end is not None:
-                self._spawn(self.on_wrapup_end(agent.wrapup_call, agent.since - started))
-            agent.wrapup_call = agent.wrapup_started = None
-        if state != AgentState.WRAP_UP:
-            agent.wrapup_until = None
-            timer = self._timers.pop(agent.ext, None)
-            if timer is not None:
-                timer.cancel()
-        elif agent.wrapup_until is None:
-            # Wrap-up found without our timer (after a restart): give it a fresh one.
-            self._spawn(self.start_wrapup(agent.ext, pause=False))
+            # Settled a moment later: a stale event corrected by the read-back is no end.
+            agent.wrapup_left = agent.since
+            self._spawn(self._settle_wrapup(agent, agent.wrapup_call))
+        timer = self._timers.get(agent.ext)
+        if state == AgentState.WRAP_UP and (timer is None or timer.done()):
+            # Wrap-up without our timer (after a restart, or back after a corrected stale event):
+            # the time left, or a full wrap-up.
+            left = (agent.wrapup_until or 0) - time.time()
+            seconds = left if left > 0 else None
+            self._spawn(self.start_wrapup(agent.ext, seconds, pause=False))
         self.hub.publish(f"agent:{agent.ext}", {"type": "agent_state", "agent": agent.as_json()})
         for listener in self.listeners:
             try:
@@ -260,17 +260,35 @@ class AgentService:
             return
         seconds = self.wrapup_seconds if seconds is None else seconds
         agent.wrapup_until = time.time() + seconds
+        old = self._timers.pop(ext, None)
+        if old is not None:
+            old.cancel()
+        timer = self._timers[ext] = asyncio.create_task(self._end_wrapup(ext, seconds))
         if pause:
             try:
                 await self.set_paused(ext, True, WRAP_UP)
             except Exception as exc:
                 logger.warning("wrap-up for %s not started: %s", ext, exc)
+                timer.cancel()
+                if self._timers.get(ext) is timer:
+                    del self._timers[ext]
                 return
-        old = self._timers.pop(ext, None)
-        if old is not None:
-            old.cancel()
-        self._timers[ext] = asyncio.create_task(self._end_wrapup(ext, seconds))
         self.hub.publish(f"agent:{ext}", {"type": "agent_state", "agent": agent.as_json()})
+
+    async def _settle_wrapup(self, agent: Agent, call: str, delay: float = 2.0) -> None:
+        """Record the after-call work of `call` once the agent has really left wrap-up."""
+        await asyncio.sleep(delay)
+        if agent.wrapup_call == call:
+            self._record_wrapup(agent)
+
+    def _record_wrapup(self, agent: Agent) -> None:
+        """The agent's last call's after-call work, from wrap-up start to when they left it."""
+        if agent.wrapup_call is None or agent.state == AgentState.WRAP_UP:
+            return
+        started = agent.wrapup_started or agent.wrapup_left
+        if self.on_wrapup_end is not None:
+            self._spawn(self.on_wrapup_end(agent.wrapup_call, agent.wrapup_left - started))
+        agent.wrapup_call = agent.wrapup_started = None
 
     async def _end_wrapup(self, ext: str, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -110,6 +110,9 @@ async def test_states_follow_asterisk_through_a_call_and_a_reconnect(
             await until(lambda: _is(http, "ready"), 15, "ready after wrap-up")
             assert (await members(sim_client))["1201"]["Paused"] == "0"
             await run
+            # The after-call work is journaled on the call: the 4 s timer, plus the unpause.
+            acw = await until(lambda: _acw(http), 15, "after-call work on the call")
+            assert 4 <= acw < 8, acw
 
             # The link drops; meanwhile someone pauses the agent at Asterisk (the phone's button).
             proxy.accepting = False
@@ -163,6 +166,11 @@ async def test_a_stale_member_event_is_corrected_from_asterisk(
         agent = await state_of(http)
         assert (agent["state"], agent["reason"]) == ("paused", "培训")
         assert (await members(sim_client))["1203"]["Paused"] == "1"
+
+
+async def _acw(http: TestClient) -> float | None:
+    calls = (await (await http.get("/api/calls")).json())["calls"]
+    return calls[0]["acw_seconds"] if calls else None
 
 
 async def _is(http: TestClient, state: str) -> dict[str, Any] | None:
