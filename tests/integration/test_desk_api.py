@@ -272,6 +272,34 @@ async def test_knowledge_matching_ranks_chinese_and_english(app_client: TestClie
     assert zh2["knowledge"][0]["title"] == "打印机卡纸处理"
     assert (await app_client.get("/api/search", params={"q": ""})).status == 400
 
+    # Changes: the index follows; a rename onto another item's name, an unknown or garbled id and
+    # a bad status are refused with a message and change nothing.
+    mail01 = (await (await app_client.get("/api/cmdb")).json())["items"][0]
+    r = await app_client.post("/api/cmdb", json={"name": "打印服务器 print01", "service": "print"})
+    print01 = await r.json()
+    r = await app_client.patch(f"/api/cmdb/{print01['id']}", json={"name": mail01["name"]})
+    assert r.status == 400 and "exists" in (await r.json())["message"]
+    r = await app_client.patch(
+        f"/api/cmdb/{mail01['id']}", json={"name": mail01["name"], "status": "down"}
+    )
+    assert r.status == 200 and (await r.json())["status"] == "down"
+    assert (await app_client.patch("/api/cmdb/99999", json={"status": "down"})).status == 404
+    assert (await app_client.patch("/api/cmdb/x1", json={"status": "down"})).status == 400
+    assert (
+        await app_client.patch(f"/api/cmdb/{print01['id']}", json={"status": "?"})
+    ).status == 400
+    items = {i["name"]: i for i in (await (await app_client.get("/api/cmdb")).json())["items"]}
+    assert items["打印服务器 print01"]["status"] == print01["status"]
+    vpn = next(a for a in (await (await app_client.get("/api/knowledge")).json())["articles"]
+               if a["service"] == "vpn")  # fmt: skip
+    r = await app_client.patch(
+        f"/api/knowledge/{vpn['id']}", json={"title": "VPN 无法连接 cannot connect"}
+    )
+    assert r.status == 200 and (await r.json())["body"] == vpn["body"]
+    found = await (await app_client.get("/api/search", params={"q": "VPN 无法连接"})).json()
+    assert found["knowledge"][0]["title"] == "VPN 无法连接 cannot connect"
+    assert (await app_client.patch("/api/knowledge/99999", json={"title": "t"})).status == 404
+
 
 async def test_portal_lookup_submit_and_limits(app_client: TestClient) -> None:
     r = await app_client.post("/api/portal/requests", json={"type": "service_request", "symptom": "申请开通 VPN 账号",
