@@ -18,21 +18,12 @@ from cti.ivr.prompts import Synthesizer
 from desk.auth import requires
 from desk.keys import MEDIA, SESSIONS, SETTINGS, SYNTH
 from desk.models import Announcement, Role
+from desk.validation import body_of, when
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("outage", "change", "info")
 ORDER = {"outage": 0, "change": 1, "info": 2}
-
-
-def parse_when(name: str, raw: Any, tz: Any) -> datetime:
-    if not isinstance(raw, str):
-        raise InvalidInput(f"{name}: expected an ISO 8601 date-time string")
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name}: {raw!r} is not an ISO 8601 date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
 
 
 def validate(body: Any, tz: Any, *, partial: bool = False) -> dict[str, Any]:
@@ -59,9 +50,9 @@ def validate(body: Any, tz: Any, *, partial: bool = False) -> dict[str, Any]:
         if not (out.get("text_zh") or out.get("text_en")):
             raise InvalidInput("text_zh or text_en is required (what callers hear)")
     if "starts_at" in body:
-        out["starts_at"] = parse_when("starts_at", body["starts_at"], tz)
+        out["starts_at"] = when("starts_at", body["starts_at"], tz)
     if body.get("ends_at") is not None:
-        out["ends_at"] = parse_when("ends_at", body["ends_at"], tz)
+        out["ends_at"] = when("ends_at", body["ends_at"], tz)
     if "active" in body:
         if not isinstance(body["active"], bool):
             raise InvalidInput("active must be true or false")
@@ -141,17 +132,10 @@ async def list_announcements(request: web.Request) -> web.Response:
     return web.json_response({"announcements": [as_json(a) for a in rows]})
 
 
-async def _body(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise InvalidInput("the body is not valid JSON") from None
-
-
 @requires(Role.LEAD)
 async def create_announcement(request: web.Request) -> web.Response:
     """POST /api/announcements."""
-    fields = validate(await _body(request), request.app[SETTINGS].tz)
+    fields = validate(await body_of(request), request.app[SETTINGS].tz)
     now = datetime.now(UTC)
     fields.setdefault("starts_at", now)
     async with request.app[SESSIONS].begin() as session:
@@ -165,7 +149,7 @@ async def create_announcement(request: web.Request) -> web.Response:
 @requires(Role.LEAD)
 async def update_announcement(request: web.Request) -> web.Response:
     """PATCH /api/announcements/{id}."""
-    fields = validate(await _body(request), request.app[SETTINGS].tz, partial=True)
+    fields = validate(await body_of(request), request.app[SETTINGS].tz, partial=True)
     async with request.app[SESSIONS].begin() as session:
         a = await session.get(Announcement, _id(request))
         if a is None:

@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from desk.i18n import TEXTS, language
 from desk.keys import CORE, SESSIONS, SETTINGS
 from desk.models import Role
 from desk.templating import render
+from desk.validation import when
 
 MAX_LIMIT = 500
 
@@ -35,17 +36,6 @@ class CallsQuery:
     offset: int
 
 
-def _when(name: str, raw: str, tz: ZoneInfo) -> datetime:
-    raw = raw.strip()
-    try:
-        if len(raw) == 10:
-            return datetime.combine(date.fromisoformat(raw), time(), tz)
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name}: {raw!r} is not an ISO 8601 date or date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
-
-
 def _int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
@@ -60,8 +50,8 @@ def _int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
 
 def parse_calls_query(q: Mapping[str, str], tz: ZoneInfo) -> CallsQuery:
     """Validate the query string; dates without an offset are in the desk's time zone."""
-    since = _when("since", q["since"], tz) if q.get("since") else None
-    until = _when("until", q["until"], tz) if q.get("until") else None
+    since = when("since", q["since"], tz, day_ok=True) if q.get("since") else None
+    until = when("until", q["until"], tz, day_ok=True) if q.get("until") else None
     if since and until and until <= since:
         raise InvalidInput("until must be after since")
     outcome = q.get("outcome") or None

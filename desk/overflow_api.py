@@ -12,13 +12,12 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.errors import InvalidInput, NotFound
-from desk.announcements import parse_when
 from desk.auth import requires
 from desk.i18n import TEXTS, language
 from desk.keys import OVERFLOW, SESSIONS, SETTINGS
 from desk.models import BackupAlert, CallbackRequest, OncallShift, OverflowOffer, Role, Staff
 from desk.templating import render
-from desk.validation import body_of, text_field
+from desk.validation import body_of, text_field, when
 
 
 def shift_json(r: OncallShift) -> dict[str, Any]:
@@ -42,7 +41,7 @@ async def list_oncall(request: web.Request) -> web.Response:
     tz = request.app[SETTINGS].tz
     stmt = select(OncallShift).order_by(OncallShift.starts_at)
     if "at" in request.query:
-        at = parse_when("at", request.query["at"], tz)
+        at = when("at", request.query["at"], tz)
         stmt = stmt.where(OncallShift.starts_at <= at, OncallShift.ends_at > at)
     else:
         stmt = stmt.where(OncallShift.ends_at > datetime.now(UTC))
@@ -57,8 +56,8 @@ async def add_oncall(request: web.Request) -> web.Response:
     body = await body_of(request)
     tz = request.app[SETTINGS].tz
     starts, ends = (
-        parse_when("starts_at", body.get("starts_at"), tz),
-        parse_when("ends_at", body.get("ends_at"), tz),
+        when("starts_at", body.get("starts_at"), tz),
+        when("ends_at", body.get("ends_at"), tz),
     )
     if ends <= starts:
         raise InvalidInput("ends_at must be after starts_at")

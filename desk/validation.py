@@ -1,5 +1,6 @@
 """Reading request bodies: JSON objects and form fields, with clear messages."""
 
+from datetime import date, datetime, time, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -33,3 +34,19 @@ def text_field(body: dict[str, Any], key: str, limit: int, *, required: bool = F
     if len(value) > limit:
         raise InvalidInput(f"{key} is longer than {limit} characters")
     return value
+
+
+def when(name: str, raw: Any, tz: tzinfo, *, day_ok: bool = False) -> datetime:
+    """An ISO 8601 date-time (without an offset: in the desk's zone); with `day_ok`, a bare date
+    means its midnight."""
+    what = "date or date-time" if day_ok else "date-time"
+    if not isinstance(raw, str):
+        raise InvalidInput(f"{name}: expected an ISO 8601 {what} string")
+    raw = raw.strip()
+    try:
+        if day_ok and len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), time(), tz)
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name}: {raw!r} is not an ISO 8601 {what}") from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
