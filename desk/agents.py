@@ -24,6 +24,7 @@ from typing import Any
 from cti.ami import events as ev
 from cti.ami.client import AmiClient
 from cti.errors import AmiActionFailed, InvalidInput
+from cti.tasks import Background
 from cti.tracker import CallEvent, CallEventKind
 from desk.hub import Hub
 
@@ -114,7 +115,7 @@ class AgentService:
         self.wrapup_seconds = wrapup_seconds
         self.agents: dict[str, Agent] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Background(logger)
         # Member events seen per agent: a read-back that raced with an event is read again.
         self._events: dict[str, int] = {}
         self.listeners: list[Callable[[Agent], None]] = []
@@ -136,9 +137,9 @@ class AgentService:
                 agent = self.agent(event.call.agent)
                 self._record_wrapup(agent)  # the previous call's, if not yet settled
                 agent.wrapup_call, agent.wrapup_started = event.call.uniqueid, time.time()
-                self._spawn(self.start_wrapup(event.call.agent))
+                self.tasks.spawn(self.start_wrapup(event.call.agent))
         elif event.kind == CallEventKind.RESYNCED:
-            self._spawn(self.refresh())
+            self.tasks.spawn(self.refresh())
 
     def _member(self, e: ev.QueueMemberEvent | ev.QueueMemberRemoved) -> None:
         agent = self.agent(e.member_name)
@@ -165,14 +166,14 @@ class AgentService:
         if was == AgentState.WRAP_UP and state != AgentState.WRAP_UP and agent.wrapup_call:
             # Settled a moment later: a stale event corrected by the read-back is no end.
             agent.wrapup_left = agent.since
-            self._spawn(self._settle_wrapup(agent, agent.wrapup_call))
+            self.tasks.spawn(self._settle_wrapup(agent, agent.wrapup_call))
         timer = self._timers.get(agent.ext)
         if state == AgentState.WRAP_UP and (timer is None or timer.done()):
             # Wrap-up without our timer (after a restart, or back after a corrected stale event):
             # the time left, or a full wrap-up.
             left = (agent.wrapup_until or 0) - time.time()
             seconds = left if left > 0 else None
-            self._spawn(self.start_wrapup(agent.ext, seconds, pause=False))
+            self.tasks.spawn(self.start_wrapup(agent.ext, seconds, pause=False))
         self.hub.publish(f"agent:{agent.ext}", {"type": "agent_state", "agent": agent.as_json()})
         for listener in self.listeners:
             try:
@@ -226,14 +227,14 @@ class AgentService:
             except AmiActionFailed as exc:
                 if "already" not in str(exc).lower():
                     raise
-        self._spawn(self.verify(ext))
+        self.tasks.spawn(self.verify(ext))
 
     async def logout(self, ext: str) -> None:
         """Leave every queue."""
         for queue, m in list(self.agent(ext).queues.items()):
             with contextlib.suppress(AmiActionFailed):
                 await self.client.action("QueueRemove", Queue=queue, Interface=m.interface)
-        self._spawn(self.verify(ext))
+        self.tasks.spawn(self.verify(ext))
 
     async def set_paused(self, ext: str, paused: bool, reason: str = "") -> None:
         """Pause (with a reason) or unpause on every queue of the agent."""
@@ -249,7 +250,7 @@ class AgentService:
             if paused:
                 headers["Reason"] = reason
             await self.client.request("QueuePause", headers)
-        self._spawn(self.verify(ext))
+        self.tasks.spawn(self.verify(ext))
 
     async def start_wrapup(
         self, ext: str, seconds: float | None = None, *, pause: bool = True
@@ -287,7 +288,7 @@ class AgentService:
             return
         started = agent.wrapup_started or agent.wrapup_left
         if self.on_wrapup_end is not None:
-            self._spawn(self.on_wrapup_end(agent.wrapup_call, agent.wrapup_left - started))
+            self.tasks.spawn(self.on_wrapup_end(agent.wrapup_call, agent.wrapup_left - started))
         agent.wrapup_call = agent.wrapup_started = None
 
     async def _end_wrapup(self, ext: str, seconds: float) -> None:
@@ -299,22 +300,15 @@ class AgentService:
             except Exception as exc:
                 logger.warning("wrap-up for %s not ended: %s", ext, exc)
 
-    def spawn(self, coro: Any) -> None:
-        """Run a coroutine in the background (kept until done, cancelled at close)."""
-        self._spawn(coro)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def close(self) -> None:
         """Cancel timers and pending work."""
-        for task in [*self._timers.values(), *self._tasks]:
+        timers = list(self._timers.values())
+        for task in timers:
             task.cancel()
-        for task in [*self._timers.values(), *self._tasks]:
+        for task in timers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.tasks.close()
 
 
 def _memberships(rows: list[Any]) -> dict[str, dict[str, Membership]]:

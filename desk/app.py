@@ -209,7 +209,7 @@ async def agents_ctx(app: web.Application) -> AsyncIterator[None]:
             session.add(AgentStateSpan(ext=ext, state=state, reason=reason, started_at=when))
 
     agents.listeners.append(
-        lambda a: agents.spawn(record_state(a.ext, a.state.value, a.reason, a.since))
+        lambda a: agents.tasks.spawn(record_state(a.ext, a.state.value, a.reason, a.since))
     )
     app[AGENTS], app[POP] = agents, pop
     await agents.refresh()

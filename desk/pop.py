@@ -2,7 +2,6 @@
 gets the caller, the incident the IVR opened, the caller's open and recent incidents, and the
 knowledge and CMDB items that match the symptom."""
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -12,6 +11,7 @@ from sqlalchemy import or_, select
 from cti.calls import LiveCall, to_dt
 from cti.db import SessionMaker
 from cti.phone import NumberPlan, normalize
+from cti.tasks import Background
 from cti.tracker import CallEvent, CallEventKind, CallTracker
 from desk import directory
 from desk.hub import Hub
@@ -63,7 +63,7 @@ class PopService:
         self.tracker = tracker
         self.knowledge = knowledge
         self.plan = plan
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Background(logger)
         self.built = 0
 
     def on_call_event(self, event: CallEvent) -> None:
@@ -72,7 +72,7 @@ class PopService:
         if call is None:
             return
         if event.kind == CallEventKind.AGENT_RINGING and event.offer is not None:
-            self._spawn(self._send_pop(event.offer.agent, call, "ringing", event.offer.at))
+            self.tasks.spawn(self._send_pop(event.offer.agent, call, "ringing", event.offer.at))
         elif event.kind == CallEventKind.CALL_ANSWERED and call.agent:
             self.hub.publish(f"agent:{call.agent}", {"type": "answered", "call": call_json(call)})
         elif event.kind == CallEventKind.AGENT_RING_ENDED and event.offer is not None:
@@ -100,11 +100,6 @@ class PopService:
                         "outcome": call.outcome.value if call.outcome else None,
                     },
                 )
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _send_pop(self, agent: str, call: LiveCall, phase: str, rang_at: float) -> None:
         try:
@@ -173,6 +168,5 @@ class PopService:
         }
 
     async def close(self) -> None:
-        """Wait for pops in flight."""
-        for task in list(self._tasks):
-            task.cancel()
+        """Cancel pops in flight."""
+        await self.tasks.close()
