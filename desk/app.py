@@ -6,11 +6,10 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import text, update
+from sqlalchemy import text
 
 from cti.db import create_engine, migrate, session_maker
 from cti.errors import Conflict, CtiError, InvalidInput, NotFound
@@ -37,6 +36,7 @@ from desk import (
     reports_api,
     wallboard,
 )
+from desk.agent_log import StateLog
 from desk.agents import AgentService
 from desk.auth import (
     COOKIE,
@@ -67,12 +67,12 @@ from desk.keys import (
     SCHEDULER,
     SESSIONS,
     SETTINGS,
+    STATE_LOG,
     SYNTH,
     WALLBOARD,
     Tts,
 )
 from desk.migrations import MIGRATIONS
-from desk.models import AgentStateSpan
 from desk.notify import Mailer, SmtpSettings
 from desk.overflow import OverflowService
 from desk.pop import PopService
@@ -198,26 +198,17 @@ async def agents_ctx(app: web.Application) -> AsyncIterator[None]:
 
     agents.on_wrapup_end = record_acw
 
-    async def record_state(ext: str, state: str, reason: str, at: float) -> None:
-        when = datetime.fromtimestamp(at, UTC)
-        async with app[SESSIONS].begin() as session:
-            await session.execute(
-                update(AgentStateSpan)
-                .where(AgentStateSpan.ext == ext, AgentStateSpan.ended_at.is_(None))
-                .values(ended_at=when)
-            )
-            session.add(AgentStateSpan(ext=ext, state=state, reason=reason, started_at=when))
-
-    agents.listeners.append(
-        lambda a: agents.tasks.spawn(record_state(a.ext, a.state.value, a.reason, a.since))
-    )
-    app[AGENTS], app[POP] = agents, pop
+    states = StateLog(app[SESSIONS])
+    agents.listeners.append(states.note)
+    app[AGENTS], app[POP], app[STATE_LOG] = agents, pop, states
+    states.start()
     await agents.refresh()
     yield
     core.tracker.listeners.remove(agents.on_call_event)
     core.tracker.listeners.remove(pop.on_call_event)
     await pop.close()
     await agents.close()
+    await states.close()
 
 
 async def board_ctx(app: web.Application) -> AsyncIterator[None]:

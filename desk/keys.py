@@ -11,6 +11,7 @@ from cti.ivr.prompts import Synthesizer
 from cti.ivr.routes import IvrService
 from cti.runtime import CtiCore
 from cti.settings import Settings
+from desk.agent_log import StateLog
 from desk.agents import AgentService
 from desk.auth import LoginLimiter
 from desk.board import WallboardService
@@ -41,6 +42,7 @@ IVR = web.AppKey("ivr", IvrService)
 HUB = web.AppKey("hub", Hub)
 AGENTS = web.AppKey("agents", AgentService)
 POP = web.AppKey("pop", PopService)
+STATE_LOG = web.AppKey("agent_state_log", StateLog)
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeService)
 MAILER = web.AppKey("mailer", Mailer)
 LIMITER = web.AppKey("login_limiter", LoginLimiter)

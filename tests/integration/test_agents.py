@@ -2,11 +2,13 @@
 ready, pause with a reason, a call, wrap-up on its own timer, logout, and an AMI reconnect."""
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from cti.ami.client import AmiClient
 from cti.ami.events import QueueMemberStatus, parse_event
@@ -14,7 +16,8 @@ from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from cti.tracker import CallEvent, CallEventKind
 from desk.app import create_app
-from desk.keys import AGENTS
+from desk.keys import AGENTS, SESSIONS, STATE_LOG
+from desk.models import AgentStateSpan
 from tests.conftest import server_settings
 from tests.support.staff import add_staff, browser_like, logged_in, login
 from tests.support.tcpproxy import TcpProxy
@@ -136,6 +139,17 @@ async def test_states_follow_asterisk_through_a_call_and_a_reconnect(
             await http.post("/api/agent/me/state", json={"state": "logged_out"})
             await until(lambda: _is(http, "logged_out"), what="logged out")
             assert "1201" not in await members(sim_client)
+
+            # The state spans for occupancy: one after another, in order, only the last one open.
+            await http.server.app[STATE_LOG].flush()
+            async with http.server.app[SESSIONS]() as s:
+                spans = (await s.scalars(select(AgentStateSpan).where(AgentStateSpan.ext == "1201")
+                                         .order_by(AgentStateSpan.id))).all()  # fmt: skip
+            states = [x.state for x in spans]
+            assert states[0] == "ready" and {"paused", "on_call", "wrap_up"} <= set(states), states
+            assert spans[-1].state == "logged_out" and spans[-1].ended_at is None
+            assert all(a.ended_at == b.started_at for a, b in itertools.pairwise(spans))
+            assert [x.reason for x in spans if x.state == "paused"][-1] == "午饭 lunch"
     finally:
         await proxy.stop()
 
