@@ -75,6 +75,8 @@ class Settings:
     report_short_abandon: float = 5.0
     report_formats: tuple[str, ...] = ("html", "csv", "xlsx")
     report_retention_days: int = 400
+    # Write the scheduled reports (off: on demand only, e.g. on a host that only measures).
+    report_schedule: bool = True
     # Progress notices by e-mail (5.2.2 e); an empty host disables them.
     smtp_host: str = ""
     smtp_port: int = 25

@@ -162,7 +162,8 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
 async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
     """Scheduled reports into the archive (6.5.5)."""
     scheduler = Scheduler(app[SESSIONS], app[SETTINGS], app[ARCHIVE])
-    scheduler.start()
+    if app[SETTINGS].report_schedule:
+        scheduler.start()
     app[SCHEDULER] = scheduler
     yield
     await scheduler.close()
