@@ -1,10 +1,11 @@
 """Knowledge articles and CMDB configuration items: records, search, HTTP API."""
 
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import InvalidInput, NotFound
 from desk.auth import requires
@@ -71,53 +72,32 @@ async def list_articles(request: web.Request) -> web.Response:
     return web.json_response({"articles": [article_json(a) for a in rows]})
 
 
-Record = KnowledgeArticle | ConfigItem
-
-
-async def _save(
-    request: web.Request, model: type[Record], fields: dict[str, Any], *, new: bool
-) -> web.Response:
-    """Create a record, or change the one in the path; the search index is rebuilt."""
-    now = datetime.now(UTC)
-    async with request.app[SESSIONS].begin() as s:
-        if model is ConfigItem and "name" in fields:
-            clash = await s.scalar(select(ConfigItem).where(ConfigItem.name == fields["name"]))
-            if clash is not None and (new or clash.id != _id(request)):
-                raise InvalidInput(f"a configuration item named {fields['name']!r} exists")
-        if new:
-            row: Record = (
-                KnowledgeArticle(created_at=now, updated_at=now, **fields)
-                if model is KnowledgeArticle
-                else ConfigItem(updated_at=now, **fields)
-            )
-            s.add(row)
-            await s.flush()
-        else:
-            found = cast(Record | None, await s.get(model, _id(request)))
-            if found is None:
-                what = "article" if model is KnowledgeArticle else "configuration item"
-                raise NotFound(f"no such {what}")
-            row = found
-            for k, v in fields.items():
-                setattr(row, k, v)
-            row.updated_at = now
-    request.app[KNOWLEDGE].invalidate()
-    out = article_json(row) if isinstance(row, KnowledgeArticle) else item_json(row)
-    return web.json_response(out, status=201 if new else 200)
-
-
 @requires(Role.LEAD)
 async def create_article(request: web.Request) -> web.Response:
     """POST /api/knowledge (lead)."""
     fields = _article_fields(await body_of(request), partial=False)
-    return await _save(request, KnowledgeArticle, fields, new=True)
+    now = datetime.now(UTC)
+    async with request.app[SESSIONS].begin() as s:
+        a = KnowledgeArticle(created_at=now, updated_at=now, **fields)
+        s.add(a)
+        await s.flush()
+    request.app[KNOWLEDGE].invalidate()
+    return web.json_response(article_json(a), status=201)
 
 
 @requires(Role.LEAD)
 async def update_article(request: web.Request) -> web.Response:
     """PATCH /api/knowledge/{id} (lead)."""
     fields = _article_fields(await body_of(request), partial=True)
-    return await _save(request, KnowledgeArticle, fields, new=False)
+    async with request.app[SESSIONS].begin() as s:
+        a = await s.get(KnowledgeArticle, _id(request))
+        if a is None:
+            raise NotFound("no such article")
+        for k, v in fields.items():
+            setattr(a, k, v)
+        a.updated_at = datetime.now(UTC)
+    request.app[KNOWLEDGE].invalidate()
+    return web.json_response(article_json(a))
 
 
 @requires(Role.AGENT)
@@ -128,16 +108,41 @@ async def list_items(request: web.Request) -> web.Response:
     return web.json_response({"items": [item_json(c) for c in rows]})
 
 
+async def _check_name_free(s: AsyncSession, name: str, item_id: int | None = None) -> None:
+    """Configuration item names are unique: refuse one another item has."""
+    other = await s.scalar(select(ConfigItem.id).where(ConfigItem.name == name))
+    if other is not None and other != item_id:
+        raise InvalidInput(f"a configuration item named {name!r} exists")
+
+
 @requires(Role.LEAD)
 async def create_item(request: web.Request) -> web.Response:
     """POST /api/cmdb (lead)."""
-    return await _save(request, ConfigItem, _item_fields(await body_of(request), False), new=True)
+    fields = _item_fields(await body_of(request), partial=False)
+    async with request.app[SESSIONS].begin() as s:
+        await _check_name_free(s, fields["name"])
+        c = ConfigItem(updated_at=datetime.now(UTC), **fields)
+        s.add(c)
+        await s.flush()
+    request.app[KNOWLEDGE].invalidate()
+    return web.json_response(item_json(c), status=201)
 
 
 @requires(Role.LEAD)
 async def update_item(request: web.Request) -> web.Response:
     """PATCH /api/cmdb/{id} (lead): e.g. its status."""
-    return await _save(request, ConfigItem, _item_fields(await body_of(request), True), new=False)
+    fields = _item_fields(await body_of(request), partial=True)
+    async with request.app[SESSIONS].begin() as s:
+        c = await s.get(ConfigItem, _id(request))
+        if c is None:
+            raise NotFound("no such configuration item")
+        if "name" in fields:
+            await _check_name_free(s, fields["name"], c.id)
+        for k, v in fields.items():
+            setattr(c, k, v)
+        c.updated_at = datetime.now(UTC)
+    request.app[KNOWLEDGE].invalidate()
+    return web.json_response(item_json(c))
 
 
 def _id(request: web.Request) -> int:
