@@ -28,6 +28,8 @@ class StateLog:
         self.interval = interval
         self._pending: list[tuple[str, str, str, float]] = []
         self._task: asyncio.Task[None] | None = None
+        # One flush at a time (the timer's and a caller's), so batches commit in their order.
+        self._writing = asyncio.Lock()
 
     def note(self, agent: Agent) -> None:
         """AgentService listener: the agent's new state, from now on."""
@@ -47,27 +49,28 @@ class StateLog:
 
     async def flush(self) -> None:
         """Write what is buffered, in order; on failure it stays buffered."""
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        try:
-            async with self.sessions.begin() as session:
-                for ext, state, reason, at in pending:
-                    when = datetime.fromtimestamp(at, UTC)
-                    await session.execute(
-                        update(AgentStateSpan)
-                        .where(AgentStateSpan.ext == ext, AgentStateSpan.ended_at.is_(None))
-                        .values(ended_at=when)
-                        .execution_options(synchronize_session=False)
-                    )
-                    await session.execute(
-                        insert(AgentStateSpan).values(
-                            ext=ext, state=state, reason=reason, started_at=when
+        async with self._writing:
+            pending, self._pending = self._pending, []
+            if not pending:
+                return
+            try:
+                async with self.sessions.begin() as session:
+                    for ext, state, reason, at in pending:
+                        when = datetime.fromtimestamp(at, UTC)
+                        await session.execute(
+                            update(AgentStateSpan)
+                            .where(AgentStateSpan.ext == ext, AgentStateSpan.ended_at.is_(None))
+                            .values(ended_at=when)
+                            .execution_options(synchronize_session=False)
                         )
-                    )
-        except BaseException:
-            self._pending[:0] = pending
-            raise
+                        await session.execute(
+                            insert(AgentStateSpan).values(
+                                ext=ext, state=state, reason=reason, started_at=when
+                            )
+                        )
+            except BaseException:
+                self._pending[:0] = pending
+                raise
 
     async def close(self) -> None:
         """Stop the timer and write the rest."""
