@@ -26,7 +26,7 @@ from cti.ami.client import AmiClient
 from cti.errors import AmiActionFailed, InvalidInput
 from cti.tasks import Background
 from cti.tracker import CallEvent, CallEventKind
-from desk.hub import Hub
+from desk.web.hub import Hub
 
 logger = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from cti.routing.config import RoutingConfig
 from cti.routing.rules import QueueSnapshot
 from cti.tracker import CallEvent, CallEventKind, CallTracker
 from desk.agents import AgentService, AgentState
-from desk.hub import Hub
 from desk.models import Staff
+from desk.web.hub import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ class WallboardService:
                     else None,
                 }
             )
-        from desk.announcements import active as active_announcements  # (imports desk.keys)
+        from desk.announcements import active as active_announcements  # (imports desk.web.keys)
 
         async with self.sessions() as s:
             active = await active_announcements(s, datetime.now(UTC))

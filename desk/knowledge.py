@@ -1,163 +1,262 @@
-"""Knowledge articles and CMDB configuration items: records, search, HTTP API."""
+"""Knowledge-base and CMDB matching for the screen pop (4.2 g, 6.3.2): Chinese and English.
 
-from datetime import UTC, datetime
+Chinese has no spaces, so text is segmented with jieba (its search mode also yields the shorter
+words inside long ones: 邮箱登录 -> 邮箱, 登录, 邮箱登录); English is lower-cased words. Documents
+are ranked with Okapi BM25. The index is rebuilt when the articles or items change.
+"""
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+import jieba
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from cti.errors import InvalidInput, NotFound
-from desk.auth import requires
-from desk.keys import KNOWLEDGE, SESSIONS
-from desk.models import ConfigItem, KnowledgeArticle, Role
-from desk.search import article_json, item_json
-from desk.validation import body_of, text_field
+from cti.db import SessionMaker
+from desk.models import ConfigItem, KnowledgeArticle
 
-CI_STATUSES = ("operational", "degraded", "down", "maintenance", "retired")
+jieba.setLogLevel(logging.WARNING)
+
+_WORD = re.compile(r"[0-9a-z]+|[\u4e00-\u9fff]+")
+STOP = frozenset(
+    [
+        "的",
+        "了",
+        "是",
+        "在",
+        "我",
+        "你",
+        "他",
+        "她",
+        "它",
+        "和",
+        "与",
+        "及",
+        "或",
+        "也",
+        "就",
+        "都",
+        "而",
+        "但",
+        "不",
+        "没有",
+        "吗",
+        "呢",
+        "啊",
+        "吧",
+        "请",
+        "一下",
+        "一个",
+        "怎么",
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "is",
+        "are",
+        "be",
+        "can",
+        "cannot",
+        "my",
+        "i",
+        "it",
+        "not",
+        "with",
+        "how",
+        "what",
+    ]
+)
+K1, B = 1.5, 0.75
 
 
-def _article_fields(body: dict[str, Any], partial: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, limit, required in (
-        ("title", 200, True),
-        ("body", 20000, True),
-        ("tags", 300, False),
-        ("service", 120, False),
-        ("language", 8, False),
-    ):
-        value = text_field(body, key, limit, required=required and not partial)
-        if value is not None:
-            out[key] = value
-    if "published" in body:
-        if not isinstance(body["published"], bool):
-            raise InvalidInput("published must be true or false")
-        out["published"] = body["published"]
+def tokens(text: str) -> list[str]:
+    """Search terms of a text (Chinese segmented, English lower-cased, stop words dropped)."""
+    out = []
+    for chunk in _WORD.findall(text.lower()):
+        if chunk[0].isascii():
+            if chunk not in STOP:
+                out.append(chunk)
+            continue
+        for word in jieba.cut_for_search(chunk):
+            if word not in STOP and (len(word) > 1 or word.isalnum()):
+                out.append(word)
     return out
 
 
-def _item_fields(body: dict[str, Any], partial: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, limit, required in (
-        ("name", 120, True),
-        ("type", 40, False),
-        ("service", 120, False),
-        ("owner", 120, False),
-        ("status", 20, False),
-        ("location", 200, False),
-        ("description", 5000, False),
-    ):
-        value = text_field(body, key, limit, required=required and not partial)
-        if value is not None:
-            out["ci_type" if key == "type" else key] = value
-    if "status" in out and out["status"] not in CI_STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(CI_STATUSES)}")
+@dataclass(frozen=True)
+class Hit:
+    """A ranked match."""
+
+    key: str  # "kb:12" or "ci:3"
+    score: float
+
+
+class Bm25Index:
+    """An in-memory BM25 index over (key, text) documents."""
+
+    def __init__(self, docs: Iterable[tuple[str, str]]) -> None:
+        self.keys: list[str] = []
+        self.freqs: list[Counter[str]] = []
+        self.lengths: list[int] = []
+        df: Counter[str] = Counter()
+        for key, text in docs:
+            terms = tokens(text)
+            self.keys.append(key)
+            self.freqs.append(Counter(terms))
+            self.lengths.append(len(terms))
+            df.update(set(terms))
+        n = len(self.keys)
+        self.avg = (sum(self.lengths) / n) if n else 0.0
+        self.idf = {t: math.log(1 + (n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+
+    def search(self, query: str, limit: int = 5) -> list[Hit]:
+        """The best matches for `query`, best first (only documents sharing a term)."""
+        terms = set(tokens(query))
+        hits = []
+        for i, freq in enumerate(self.freqs):
+            score = 0.0
+            for t in terms:
+                f = freq.get(t)
+                if f:
+                    norm = 1 - B + B * self.lengths[i] / (self.avg or 1)
+                    score += self.idf[t] * f * (K1 + 1) / (f + K1 * norm)
+            if score > 0:
+                hits.append(Hit(self.keys[i], round(score, 4)))
+        hits.sort(key=lambda h: -h.score)
+        return hits[:limit]
+
+
+def article_json(a: KnowledgeArticle, score: float | None = None) -> dict[str, Any]:
+    """Public form of an article."""
+    out: dict[str, Any] = {
+        "id": a.id,
+        "title": a.title,
+        "body": a.body,
+        "tags": a.tags,
+        "service": a.service,
+        "language": a.language,
+        "published": a.published,
+    }
+    if score is not None:
+        out["score"] = score
     return out
 
 
-@requires(Role.AGENT)
-async def search(request: web.Request) -> web.Response:
-    """GET /api/search?q=: knowledge and CMDB matches."""
-    q = request.query.get("q", "")
-    if not q.strip() or len(q) > 500:
-        raise InvalidInput("q: 1 to 500 characters")
-    return web.json_response(await request.app[KNOWLEDGE].match(q))
+def item_json(c: ConfigItem, score: float | None = None) -> dict[str, Any]:
+    """Public form of a configuration item."""
+    out: dict[str, Any] = {
+        "id": c.id,
+        "name": c.name,
+        "type": c.ci_type,
+        "service": c.service,
+        "owner": c.owner,
+        "status": c.status,
+        "location": c.location,
+        "description": c.description,
+    }
+    if score is not None:
+        out["score"] = score
+    return out
 
 
-@requires(Role.AGENT)
-async def list_articles(request: web.Request) -> web.Response:
-    """GET /api/knowledge."""
-    async with request.app[SESSIONS]() as s:
-        rows = (await s.scalars(select(KnowledgeArticle).order_by(KnowledgeArticle.id))).all()
-    return web.json_response({"articles": [article_json(a) for a in rows]})
+class KnowledgeService:
+    """Ranked matching of symptom text against the knowledge base and the CMDB.
 
+    The index is built at start (`warm`, which also loads jieba's dictionary, ~1 s) and rebuilt in
+    the background when an article or item changes, so a screen pop never waits for either.
+    """
 
-@requires(Role.LEAD)
-async def create_article(request: web.Request) -> web.Response:
-    """POST /api/knowledge (lead)."""
-    fields = _article_fields(await body_of(request), partial=False)
-    now = datetime.now(UTC)
-    async with request.app[SESSIONS].begin() as s:
-        a = KnowledgeArticle(created_at=now, updated_at=now, **fields)
-        s.add(a)
-        await s.flush()
-    request.app[KNOWLEDGE].invalidate()
-    return web.json_response(article_json(a), status=201)
+    def __init__(self, sessions: SessionMaker, max_age: float = 300.0) -> None:
+        self.sessions = sessions
+        self.max_age = max_age
+        self._index: Bm25Index | None = None
+        self._built = 0.0
+        self._articles: dict[int, KnowledgeArticle] = {}
+        self._items: dict[int, ConfigItem] = {}
+        self._rebuild: asyncio.Task[None] | None = None
 
+    async def warm(self) -> None:
+        """Load the segmenter's dictionary and build the index."""
+        await asyncio.to_thread(jieba.initialize)
+        await self._build()
 
-@requires(Role.LEAD)
-async def update_article(request: web.Request) -> web.Response:
-    """PATCH /api/knowledge/{id} (lead)."""
-    fields = _article_fields(await body_of(request), partial=True)
-    async with request.app[SESSIONS].begin() as s:
-        a = await s.get(KnowledgeArticle, _id(request))
-        if a is None:
-            raise NotFound("no such article")
-        for k, v in fields.items():
-            setattr(a, k, v)
-        a.updated_at = datetime.now(UTC)
-    request.app[KNOWLEDGE].invalidate()
-    return web.json_response(article_json(a))
+    def invalidate(self) -> None:
+        """An article or item changed: rebuild now, in the background."""
+        self._schedule()
 
+    def _schedule(self) -> None:
+        if self._rebuild is None or self._rebuild.done():
+            self._rebuild = asyncio.create_task(self._build())
+        else:  # a rebuild is running; build once more after it
+            previous = self._rebuild
 
-@requires(Role.AGENT)
-async def list_items(request: web.Request) -> web.Response:
-    """GET /api/cmdb."""
-    async with request.app[SESSIONS]() as s:
-        rows = (await s.scalars(select(ConfigItem).order_by(ConfigItem.name))).all()
-    return web.json_response({"items": [item_json(c) for c in rows]})
+            async def again() -> None:
+                with contextlib.suppress(Exception):
+                    await previous
+                await self._build()
 
+            self._rebuild = asyncio.create_task(again())
 
-async def _check_name_free(s: AsyncSession, name: str, item_id: int | None = None) -> None:
-    """Configuration item names are unique: refuse one another item has."""
-    other = await s.scalar(select(ConfigItem.id).where(ConfigItem.name == name))
-    if other is not None and other != item_id:
-        raise InvalidInput(f"a configuration item named {name!r} exists")
+    async def _build(self) -> None:
+        async with self.sessions() as s:
+            articles = {a.id: a for a in (await s.scalars(select(KnowledgeArticle))).all()}
+            items = {c.id: c for c in (await s.scalars(select(ConfigItem))).all()}
+        docs = [
+            (f"kb:{a.id}", f"{a.title} {a.title} {a.tags} {a.service} {a.body}")
+            for a in articles.values()
+        ]
+        docs += [
+            (f"ci:{c.id}", f"{c.name} {c.name} {c.service} {c.ci_type} {c.description}")
+            for c in items.values()
+        ]
+        index = await asyncio.to_thread(Bm25Index, docs)
+        self._articles, self._items, self._index = articles, items, index
+        self._built = time.monotonic()
 
+    async def _ensure(self, fresh: bool) -> Bm25Index:
+        if self._index is None:
+            await self._build()
+        elif time.monotonic() - self._built > self.max_age:
+            self._schedule()  # edits made behind the API's back (another server, SQL)
+        if fresh and self._rebuild is not None and not self._rebuild.done():
+            await asyncio.shield(self._rebuild)
+        assert self._index is not None
+        return self._index
 
-@requires(Role.LEAD)
-async def create_item(request: web.Request) -> web.Response:
-    """POST /api/cmdb (lead)."""
-    fields = _item_fields(await body_of(request), partial=False)
-    async with request.app[SESSIONS].begin() as s:
-        await _check_name_free(s, fields["name"])
-        c = ConfigItem(updated_at=datetime.now(UTC), **fields)
-        s.add(c)
-        await s.flush()
-    request.app[KNOWLEDGE].invalidate()
-    return web.json_response(item_json(c), status=201)
+    async def close(self) -> None:
+        """Stop a rebuild in flight."""
+        if self._rebuild is not None:
+            self._rebuild.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._rebuild
 
-
-@requires(Role.LEAD)
-async def update_item(request: web.Request) -> web.Response:
-    """PATCH /api/cmdb/{id} (lead): e.g. its status."""
-    fields = _item_fields(await body_of(request), partial=True)
-    async with request.app[SESSIONS].begin() as s:
-        c = await s.get(ConfigItem, _id(request))
-        if c is None:
-            raise NotFound("no such configuration item")
-        if "name" in fields:
-            await _check_name_free(s, fields["name"], c.id)
-        for k, v in fields.items():
-            setattr(c, k, v)
-        c.updated_at = datetime.now(UTC)
-    request.app[KNOWLEDGE].invalidate()
-    return web.json_response(item_json(c))
-
-
-def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput(f"id {raw!r} is not a number")
-    return int(raw)
-
-
-def setup(app: web.Application) -> None:
-    """Register the routes."""
-    app.router.add_get("/api/search", search)
-    app.router.add_get("/api/knowledge", list_articles)
-    app.router.add_post("/api/knowledge", create_article)
-    app.router.add_patch("/api/knowledge/{id}", update_article)
-    app.router.add_get("/api/cmdb", list_items)
-    app.router.add_post("/api/cmdb", create_item)
-    app.router.add_patch("/api/cmdb/{id}", update_item)
+    async def match(
+        self, text: str, limit: int = 5, published_only: bool = False, *, fresh: bool = True
+    ) -> dict[str, Any]:
+        """{"knowledge": [...], "cmdb": [...]} ranked by relevance to `text`; `fresh=False` (the
+        screen pop) never waits for a rebuild in progress."""
+        index = await self._ensure(fresh)
+        kb: list[dict[str, Any]] = []
+        ci: list[dict[str, Any]] = []
+        for hit in index.search(text, limit=limit * 4):
+            kind, _, raw = hit.key.partition(":")
+            if kind == "kb" and len(kb) < limit:
+                a = self._articles[int(raw)]
+                if a.published or not published_only:
+                    kb.append(article_json(a, hit.score))
+            elif kind == "ci" and len(ci) < limit and not published_only:
+                ci.append(item_json(self._items[int(raw)], hit.score))
+        return {"knowledge": kb, "cmdb": ci}

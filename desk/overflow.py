@@ -47,8 +47,8 @@ from cti.routing.rules import (
 from cti.tracker import CallTracker
 from desk.agents import AgentService, AgentState
 from desk.board import WallboardService, waiting_in
-from desk.hub import Hub
 from desk.models import BackupAlert, CallbackRequest, OncallShift, OverflowOffer, Staff
+from desk.web.hub import Hub
 
 logger = logging.getLogger(__name__)
 

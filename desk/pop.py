@@ -14,10 +14,10 @@ from cti.phone import NumberPlan, normalize
 from cti.tasks import Background
 from cti.tracker import CallEvent, CallEventKind, CallTracker
 from desk import directory
-from desk.hub import Hub
-from desk.incidents_view import incident_json
+from desk.incidents import incident_json
+from desk.knowledge import KnowledgeService
 from desk.models import Incident, User
-from desk.search import KnowledgeService
+from desk.web.hub import Hub
 
 logger = logging.getLogger(__name__)
 

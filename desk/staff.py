@@ -1,21 +1,88 @@
-"""Desk staff records (Table A.2) and `cti staff add|passwd|list`."""
+"""Desk staff (Table A.2): records, argon2 password hashes, login sessions with a CSRF token
+each, roles; and `cti staff add|list`."""
 
 import getpass
+import secrets
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.db import create_engine, migrate, session_maker
 from cti.errors import InvalidInput
 from cti.settings import Settings
-from desk.auth import hash_password
 from desk.migrations import MIGRATIONS
-from desk.models import Role, Staff
+from desk.models import Role, Staff, WebSession
 
 QUEUE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_,")
+SESSION_HOURS = 12
+HASHER = PasswordHasher()
+# The hash of a password nobody has: verifying an unknown user costs the same time.
+_DUMMY = HASHER.hash(secrets.token_hex(16))
+# Who may do what: a lead can do what an agent can; an admin everything.
+RANKS = {Role.AGENT: 1, Role.LEAD: 2, Role.ADMIN: 3}
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash."""
+    if len(password) < 8:
+        raise InvalidInput("a password needs at least 8 characters")
+    return HASHER.hash(password)
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    """Constant-effort check (an unknown user is checked against a dummy hash)."""
+    try:
+        return HASHER.verify(stored or _DUMMY, password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def start_session(session: AsyncSession, staff: Staff, now: datetime) -> WebSession:
+    """A new session (and CSRF token) for a member of staff; expired ones are swept."""
+    await session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    ws = WebSession(
+        id=secrets.token_urlsafe(32),
+        staff_id=staff.id,
+        csrf=secrets.token_urlsafe(24),
+        created_at=now,
+        expires_at=now + timedelta(hours=SESSION_HOURS),
+    )
+    session.add(ws)
+    return ws
+
+
+async def load_session(session: AsyncSession, sid: str | None) -> tuple[Staff, WebSession] | None:
+    """The staff member and session behind a cookie, if valid and not expired."""
+    if not sid or len(sid) > 64:
+        return None
+    ws = await session.get(WebSession, sid)
+    if ws is None or ws.expires_at < datetime.now(UTC):
+        return None
+    staff = await session.get(Staff, ws.staff_id)
+    if staff is None or not staff.active:
+        return None
+    return staff, ws
+
+
+async def staff_by_username(session: AsyncSession, username: str) -> Staff | None:
+    """A staff member by login name."""
+    return await session.scalar(select(Staff).where(Staff.username == username))
+
+
+def staff_json(staff: Staff) -> dict[str, Any]:
+    """What the pages may know about a member of staff."""
+    return {
+        "username": staff.username,
+        "name": staff.name,
+        "role": staff.role,
+        "extension": staff.extension,
+        "queues": [q for q in staff.queues.split(",") if q],
+    }
 
 
 def validate(fields: dict[str, Any]) -> None:

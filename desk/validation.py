@@ -1,22 +1,9 @@
-"""Reading request bodies: JSON objects and form fields, with clear messages."""
+"""Checking input fields (text, dates) with messages that name the field."""
 
 from datetime import date, datetime, time, tzinfo
 from typing import Any
 
-from aiohttp import web
-
 from cti.errors import InvalidInput
-
-
-async def body_of(request: web.Request) -> dict[str, Any]:
-    """The JSON object body (InvalidInput otherwise)."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidInput("the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("expected a JSON object")
-    return body
 
 
 def text_field(body: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:

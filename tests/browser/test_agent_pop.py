@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page, expect
 from cti.ami.client import AmiClient
 from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
-from desk.app import create_app
+from desk.web.app import create_app
 from tests.conftest import server_settings
 from tests.support import db
 from tests.support.staff import PASSWORD, add_staff, logged_in

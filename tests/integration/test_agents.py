@@ -15,9 +15,9 @@ from cti.ami.events import QueueMemberStatus, parse_event
 from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from cti.tracker import CallEvent, CallEventKind
-from desk.app import create_app
-from desk.keys import AGENTS, SESSIONS, STATE_LOG
 from desk.models import AgentStateSpan
+from desk.web.app import create_app
+from desk.web.keys import AGENTS, SESSIONS, STATE_LOG
 from tests.conftest import server_settings
 from tests.support.staff import add_staff, browser_like, logged_in, login
 from tests.support.tcpproxy import TcpProxy

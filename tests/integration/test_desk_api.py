@@ -20,10 +20,10 @@ from sqlalchemy import update
 from cti.phone import NumberPlan
 from cti.sandbox.instance import free_port
 from cti.settings import load_settings
-from desk.app import create_app
 from desk.directory import upsert_user
-from desk.keys import SESSIONS
 from desk.models import Incident
+from desk.web.app import create_app
+from desk.web.keys import SESSIONS
 from tests.support.staff import PASSWORD, add_staff, browser_like, logged_in, login
 
 

@@ -11,8 +11,8 @@ from cti.journal import repo
 from cti.sandbox.instance import InstanceState
 from cti.settings import load_settings
 from cti.types import CallOutcome
-from desk.app import create_app
-from desk.keys import SESSIONS
+from desk.web.app import create_app
+from desk.web.keys import SESSIONS
 from tests.conftest import server_settings
 from tests.support.staff import logged_in
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cti.ami.client import AmiClient
 from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, SimulationResult, Simulator
-from desk.app import create_app
+from desk.web.app import create_app
 from tests.conftest import server_settings
 from tests.support import db
 from tests.support.staff import logged_in

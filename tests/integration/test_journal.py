@@ -20,7 +20,7 @@ from cti.ami.client import AmiClient
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState, free_port
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
-from desk.app import create_app
+from desk.web.app import create_app
 from tests.conftest import server_settings
 from tests.support import journal
 from tests.support.staff import logged_in

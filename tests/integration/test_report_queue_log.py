@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from cti.ami.client import AmiClient
 from cti.sandbox.instance import InstanceState
-from desk.app import create_app
-from desk.keys import SESSIONS, SETTINGS
+from desk.web.app import create_app
+from desk.web.keys import SESSIONS, SETTINGS
 from reports.build import ReportOptions, build_report, period_for
 from tests.conftest import server_settings
 from tests.integration.test_journal import mixed_callers, run_sim

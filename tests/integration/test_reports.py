@@ -245,7 +245,7 @@ async def test_reports_on_the_web(tmp_path: Path) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from cti.settings import load_settings
-    from desk.app import create_app
+    from desk.web.app import create_app
     from tests.support.staff import logged_in
 
     engine, _ = await seed(f"sqlite+aiosqlite:///{tmp_path / 'cti.sqlite3'}")

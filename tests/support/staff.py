@@ -6,8 +6,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from desk.keys import SESSIONS
 from desk.staff import upsert_staff
+from desk.web.keys import SESSIONS
 
 PASSWORD = "correct horse 42"
 

@@ -1,8 +1,5 @@
-"""The `cti` command.
-
-This module is the composition root: it is the one place in `cti/` that reaches into `desk/` (the
-web application), and only inside the commands that start it.
-"""
+"""The `cti` command: the composition root, where the core (`cti/`), the desk's services
+(`desk/`), the reports and the web application are put together."""
 
 import argparse
 import asyncio
@@ -55,7 +52,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`cti serve`: the CTI server (AMI link, call tracker, FastAGI, web)."""
     from cti.settings import load_settings
-    from desk.app import run_server
+    from desk.web.app import run_server
 
     settings = load_settings(args.config)
     asyncio.run(run_server(settings))
@@ -64,7 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """`cti demo`: sandbox + server + simulated traffic, until Ctrl-C."""
-    from desk.demo import run_demo
+    from desk.web.demo import run_demo
 
     return int(asyncio.run(run_demo(args)))
 

@@ -11,7 +11,7 @@ from aiohttp import web
 def environment() -> jinja2.Environment:
     """The one template environment."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("desk", "templates"),
+        loader=jinja2.PackageLoader("desk.web", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )

@@ -10,23 +10,15 @@ from cti.errors import InvalidInput, NotFound
 from cti.phone import NumberPlan, normalize
 from desk import directory
 from desk.agents import AgentState
-from desk.auth import (
-    COOKIE,
-    WEB_SESSION,
-    current,
-    requires,
-    set_cookie,
-    staff_by_username,
-    staff_json,
-    start_session,
-    verify_password,
-)
-from desk.i18n import TEXTS, language
-from desk.keys import AGENTS, HUB, LIMITER, POP, SESSIONS, SETTINGS
 from desk.models import Role, Staff, User, WebSession
-from desk.pages import HOME
-from desk.templating import render
-from desk.validation import body_of, text_field
+from desk.staff import staff_by_username, staff_json, start_session, verify_password
+from desk.validation import text_field
+from desk.web.auth import COOKIE, WEB_SESSION, current, requires, set_cookie
+from desk.web.i18n import TEXTS, language
+from desk.web.keys import AGENTS, HUB, LIMITER, POP, SESSIONS, SETTINGS
+from desk.web.pages import HOME
+from desk.web.templating import render
+from desk.web.validation import body_of
 
 
 async def _login(request: web.Request, username: str, password: str) -> tuple[Staff, WebSession]:

@@ -13,13 +13,13 @@ from cti.runtime import CtiCore
 from cti.settings import Settings
 from desk.agent_log import StateLog
 from desk.agents import AgentService
-from desk.auth import LoginLimiter
 from desk.board import WallboardService
-from desk.hub import Hub
+from desk.knowledge import KnowledgeService
 from desk.notify import Mailer
 from desk.overflow import OverflowService
 from desk.pop import PopService
-from desk.search import KnowledgeService
+from desk.web.auth import LoginLimiter
+from desk.web.hub import Hub
 from reports.service import Archive, Scheduler
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -12,12 +12,13 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.errors import InvalidInput, NotFound
-from desk.auth import requires
-from desk.i18n import TEXTS, language
-from desk.keys import OVERFLOW, SESSIONS, SETTINGS
 from desk.models import BackupAlert, CallbackRequest, OncallShift, OverflowOffer, Role, Staff
-from desk.templating import render
-from desk.validation import body_of, text_field, when
+from desk.validation import text_field, when
+from desk.web.auth import requires
+from desk.web.i18n import TEXTS, language
+from desk.web.keys import OVERFLOW, SESSIONS, SETTINGS
+from desk.web.templating import render
+from desk.web.validation import body_of
 
 
 def shift_json(r: OncallShift) -> dict[str, Any]:

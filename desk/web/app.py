@@ -23,34 +23,32 @@ from cti.routing.config import load_routing
 from cti.runtime import CtiCore
 from cti.sandbox.root import chroot_prefix
 from cti.settings import Settings
-from desk import (
-    agent_api,
-    announcements,
-    calls_api,
-    incidents_api,
-    knowledge,
-    openapi,
-    overflow_api,
-    pages,
-    portal,
-    reports_api,
-    wallboard,
-)
 from desk.agent_log import StateLog
 from desk.agents import AgentService
-from desk.auth import (
-    COOKIE,
-    STAFF,
-    WEB_SESSION,
-    LoginLimiter,
-    check_csrf,
-    load_session,
-    security_headers,
-)
 from desk.board import WallboardService
-from desk.hub import Hub
 from desk.ivr_port import DeskService
-from desk.keys import (
+from desk.knowledge import KnowledgeService
+from desk.migrations import MIGRATIONS
+from desk.notify import Mailer, SmtpSettings
+from desk.overflow import OverflowService
+from desk.pop import PopService
+from desk.staff import load_session
+from desk.web import (
+    agent,
+    announcements,
+    calls,
+    incidents,
+    knowledge,
+    openapi,
+    overflow,
+    pages,
+    portal,
+    reports,
+    wallboard,
+)
+from desk.web.auth import COOKIE, STAFF, WEB_SESSION, LoginLimiter, check_csrf, security_headers
+from desk.web.hub import Hub
+from desk.web.keys import (
     AGENTS,
     ARCHIVE,
     CORE,
@@ -72,11 +70,6 @@ from desk.keys import (
     WALLBOARD,
     Tts,
 )
-from desk.migrations import MIGRATIONS
-from desk.notify import Mailer, SmtpSettings
-from desk.overflow import OverflowService
-from desk.pop import PopService
-from desk.search import KnowledgeService
 from reports.service import Archive, Scheduler
 
 logger = logging.getLogger(__name__)
@@ -316,16 +309,16 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         app.cleanup_ctx.append(reports_ctx)
     app.router.add_get("/healthz", healthz)
     for module in (
-        calls_api,
+        calls,
         announcements,
-        agent_api,
-        incidents_api,
+        agent,
+        incidents,
         knowledge,
         pages,
         portal,
         wallboard,
-        overflow_api,
-        reports_api,
+        overflow,
+        reports,
         openapi,
     ):
         module.setup(app)

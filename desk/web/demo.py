@@ -26,11 +26,11 @@ from cti.simulate import (
     random_caller_id,
     sim_client_options,
 )
-from desk.app import serving, stop_on_signals
 from desk.directory import import_users
 from desk.migrations import MIGRATIONS
 from desk.models import ConfigItem, KnowledgeArticle, OncallShift
 from desk.staff import upsert_staff
+from desk.web.app import serving, stop_on_signals
 
 logger = logging.getLogger(__name__)
 

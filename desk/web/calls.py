@@ -14,12 +14,12 @@ from cti.errors import InvalidInput, NotFound
 from cti.journal import repo
 from cti.journal.models import Call
 from cti.types import CallOutcome
-from desk.auth import requires
-from desk.i18n import TEXTS, language
-from desk.keys import CORE, SESSIONS, SETTINGS
 from desk.models import Role
-from desk.templating import render
 from desk.validation import when
+from desk.web.auth import requires
+from desk.web.i18n import TEXTS, language
+from desk.web.keys import CORE, SESSIONS, SETTINGS
+from desk.web.templating import render
 
 MAX_LIMIT = 500
 

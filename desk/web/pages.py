@@ -5,10 +5,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from desk.auth import WEB_SESSION, current, requires
-from desk.i18n import TEXTS, language
 from desk.models import Role
-from desk.templating import render
+from desk.web.auth import WEB_SESSION, current, requires
+from desk.web.i18n import TEXTS, language
+from desk.web.templating import render
 
 STATIC = Path(__file__).parent / "static"
 HOME = {Role.AGENT.value: "/agent", Role.LEAD.value: "/incidents", Role.ADMIN.value: "/incidents"}

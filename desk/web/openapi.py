@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from desk.auth import COOKIE
+from desk.web.auth import COOKIE
 
 _PARAM = re.compile(r"{(\w+)}")
 _ROLE_TEXT = {"agent": "agent, lead or admin", "lead": "lead or admin", "admin": "admin"}

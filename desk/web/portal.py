@@ -19,11 +19,12 @@ from cti.errors import InvalidInput, NotFound
 from cti.ivr.ports import NewIncident
 from cti.phone import NumberPlan, normalize
 from desk import announcements, directory, incidents
-from desk.i18n import TEXTS, language
-from desk.keys import KNOWLEDGE, PORTAL_LIMITER, SESSIONS, SETTINGS
 from desk.models import Incident, IncidentEvent, IncidentType
-from desk.templating import render
-from desk.validation import body_of, text_field
+from desk.validation import text_field
+from desk.web.i18n import TEXTS, language
+from desk.web.keys import KNOWLEDGE, PORTAL_LIMITER, SESSIONS, SETTINGS
+from desk.web.templating import render
+from desk.web.validation import body_of
 
 TOKEN_COOKIE = "cti_portal"
 STATE_WORDS = {

@@ -4,11 +4,11 @@ from typing import Any
 
 from aiohttp import web
 
-from desk.auth import WEB_SESSION, current, requires
-from desk.i18n import TEXTS, language
-from desk.keys import HUB, WALLBOARD
 from desk.models import Role
-from desk.templating import render
+from desk.web.auth import WEB_SESSION, current, requires
+from desk.web.i18n import TEXTS, language
+from desk.web.keys import HUB, WALLBOARD
+from desk.web.templating import render
 
 
 @requires(Role.LEAD)

@@ -7,12 +7,12 @@ from typing import Any
 from aiohttp import web
 
 from cti.errors import InvalidInput, NotFound
-from desk.auth import WEB_SESSION, current, requires
-from desk.i18n import TEXTS, language
-from desk.keys import ARCHIVE, SESSIONS, SETTINGS
 from desk.models import Role
-from desk.templating import render
-from desk.validation import body_of
+from desk.web.auth import WEB_SESSION, current, requires
+from desk.web.i18n import TEXTS, language
+from desk.web.keys import ARCHIVE, SESSIONS, SETTINGS
+from desk.web.templating import render
+from desk.web.validation import body_of
 from reports.build import KINDS
 from reports.render import FORMATS
 from reports.service import generate

@@ -13,12 +13,13 @@ from cti.ivr.ports import NewIncident
 from cti.journal.models import Call
 from cti.phone import normalize
 from desk import directory, incidents
-from desk.auth import current, requires
-from desk.incidents_view import incident_json, sla_due
-from desk.keys import CORE, MAILER, SESSIONS, SETTINGS
+from desk.incidents import incident_json, sla_due
 from desk.models import Incident, IncidentEvent, IncidentState, IncidentType, Role, Staff, User
 from desk.notify import STATE_TEXT
-from desk.validation import body_of, text_field
+from desk.validation import text_field
+from desk.web.auth import current, requires
+from desk.web.keys import CORE, MAILER, SESSIONS, SETTINGS
+from desk.web.validation import body_of
 
 S = IncidentState
 OPEN = [S.NEW, S.IN_PROGRESS, S.ESCALATED_INCIDENT, S.ESCALATED_PROBLEM, S.RESOLVED]

@@ -1,0 +1,84 @@
+"""Announcements over HTTP (lead writes, agents read)."""
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+from sqlalchemy import select
+
+from cti.errors import InvalidInput, NotFound
+from desk.announcements import active, as_json, synthesise, validate
+from desk.models import Announcement, Role
+from desk.web.auth import requires
+from desk.web.keys import MEDIA, SESSIONS, SETTINGS, SYNTH
+from desk.web.validation import body_of
+
+
+@requires(Role.AGENT)
+async def list_announcements(request: web.Request) -> web.Response:
+    """GET /api/announcements[?active=1]."""
+    async with request.app[SESSIONS]() as session:
+        if request.query.get("active") in ("1", "true"):
+            rows = await active(session, datetime.now(UTC))
+        else:
+            rows = list(
+                (await session.scalars(select(Announcement).order_by(Announcement.id.desc()))).all()
+            )
+    return web.json_response({"announcements": [as_json(a) for a in rows]})
+
+
+@requires(Role.LEAD)
+async def create_announcement(request: web.Request) -> web.Response:
+    """POST /api/announcements."""
+    fields = validate(await body_of(request), request.app[SETTINGS].tz)
+    now = datetime.now(UTC)
+    fields.setdefault("starts_at", now)
+    async with request.app[SESSIONS].begin() as session:
+        a = Announcement(created_at=now, updated_at=now, prompts={}, **fields)
+        session.add(a)
+        await session.flush()
+        a.prompts = await synthesise(a, request.app[SYNTH].synth, request.app[MEDIA])
+    return web.json_response(as_json(a), status=201)
+
+
+@requires(Role.LEAD)
+async def update_announcement(request: web.Request) -> web.Response:
+    """PATCH /api/announcements/{id}."""
+    fields = validate(await body_of(request), request.app[SETTINGS].tz, partial=True)
+    async with request.app[SESSIONS].begin() as session:
+        a = await session.get(Announcement, _id(request))
+        if a is None:
+            raise NotFound(f"no announcement {request.match_info['id']}")
+        texts = (a.text_zh, a.text_en)
+        for key, value in fields.items():
+            setattr(a, key, value)
+        a.updated_at = datetime.now(UTC)
+        if (a.text_zh, a.text_en) != texts:
+            a.prompts = await synthesise(a, request.app[SYNTH].synth, request.app[MEDIA])
+    return web.json_response(as_json(a))
+
+
+@requires(Role.LEAD)
+async def delete_announcement(request: web.Request) -> web.Response:
+    """DELETE /api/announcements/{id}: withdraw it (kept for the record)."""
+    async with request.app[SESSIONS].begin() as session:
+        a = await session.get(Announcement, _id(request))
+        if a is None:
+            raise NotFound(f"no announcement {request.match_info['id']}")
+        a.active = False
+        a.updated_at = datetime.now(UTC)
+    return web.json_response(as_json(a))
+
+
+def _id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit():
+        raise InvalidInput(f"announcement id {raw!r} is not a number")
+    return int(raw)
+
+
+def setup(app: web.Application) -> None:
+    """Register the routes."""
+    app.router.add_get("/api/announcements", list_announcements)
+    app.router.add_post("/api/announcements", create_announcement)
+    app.router.add_patch("/api/announcements/{id}", update_announcement)
+    app.router.add_delete("/api/announcements/{id}", delete_announcement)
