@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 
 from bench.stats import pct
+from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
 from cti.ivr.agi import AgiChannel, AgiServer
@@ -69,11 +70,10 @@ async def run(calls: int, steps: int) -> None:
         started = time.monotonic()
         for i in range(calls):  # both kinds interleaved, all at once: 2 x `calls` concurrent
             for kind, ctx in (("agi", "sim-bench-agi"), ("plan", "sim-bench-plan")):
-                await client.request("Originate", {
-                    "Channel": f"Local/s@{ctx}", "Application": "Wait", "Data": "30",
-                    "Async": "true",
-                    "ChannelId": f"{kind}-{i}-1", "OtherChannelId": f"{kind}-{i}-2",
-                })  # fmt: skip
+                await actions.originate(client, actions.Originate(
+                    channel=f"Local/s@{ctx}", application="Wait", data="30", timeout_ms=0,
+                    channel_id=f"{kind}-{i}-1", other_channel_id=f"{kind}-{i}-2",
+                ))  # fmt: skip
         await asyncio.wait_for(watcher, 120)
         elapsed = time.monotonic() - started
     finally:

@@ -24,7 +24,7 @@ from cti.ami.client import AmiClient, AmiOptions
 from cti.ami.protocol import CtiAmiProtocol
 from cti.db import create_engine, migrate, session_maker
 from cti.journal.service import JournalService
-from cti.tracker import CallTracker
+from cti.live.tracker import CallTracker
 from desk.migrations import MIGRATIONS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "ami"

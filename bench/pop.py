@@ -85,7 +85,7 @@ async def seed(db_url: str, agents: int) -> list[str]:
                     },
                     by="bench",
                     now=now,
-                    plan=NumberPlan(),
+                    plan=NumberPlan(area_code="10"),
                 )
                 new = NewIncident(
                     "fault",

@@ -48,12 +48,12 @@ class CallerNumber:
 class NumberPlan:
     """The desk's numbering context."""
 
+    area_code: str  # the desk's own area code (CTI_AREA_CODE), for local numbers without it
     region: str = "CN"
-    area_code: str = "10"  # the desk's own area code, for local landlines dialled without it
     extension_lengths: tuple[int, ...] = (3, 4, 5)
 
 
-def normalize(raw: str | None, plan: NumberPlan = NumberPlan()) -> CallerNumber:
+def normalize(raw: str | None, plan: NumberPlan) -> CallerNumber:
     """Normalise a caller ID (see the module docstring); never raises."""
     text = (raw or "").strip()
     if text.lower() in ("", "anonymous", "unknown", "<unknown>", "restricted", "private"):

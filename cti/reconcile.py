@@ -8,7 +8,7 @@ named in `call.inferred`, and such a call's `source` becomes "reconciled".
 from collections import defaultdict
 from collections.abc import Iterable
 
-from cti.calls import LiveCall, Offer
+from cti.live.model import LiveCall, Offer
 from cti.queuelog import QueueLogEntry
 from cti.types import CallOutcome, OfferResult
 

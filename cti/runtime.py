@@ -1,6 +1,6 @@
-"""The CTI core of one server process: AMI link -> event pump -> tracker -> journal.
+"""The CTI core of one server process: AMI link -> event pump -> live state -> bus -> journal.
 
-Start order: journal resume (take back open calls), AMI login, then the pump and the writer.
+Start order: journal resume (take back open calls), AMI login, then the pump and the writers.
 Stop order is the reverse, with a last flush, so a clean stop loses nothing.
 """
 
@@ -14,10 +14,15 @@ from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
 from cti.db import SessionMaker
 from cti.errors import AmiError
+from cti.journal.agent_states import StateLog
 from cti.journal.service import JournalService
+from cti.live.agents import AgentService
+from cti.live.bus import Bus, LiveResynced
+from cti.live.model import StateCounter
+from cti.live.queues import QueueBook
+from cti.live.tracker import CallTracker
 from cti.queuelog import QueueLogReader
 from cti.settings import Settings
-from cti.tracker import CallTracker
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +31,13 @@ FLOW_CONTEXTS = ("cti-next",)
 
 
 class CtiCore:
-    """Owns the AMI client, the call tracker, the journal service and their tasks."""
+    """Owns the AMI client, the live state (calls, agents, queues), the bus, the journal and
+    their tasks."""
 
-    def __init__(self, settings: Settings, sessions: SessionMaker) -> None:
+    def __init__(self, settings: Settings, sessions: SessionMaker, bus: Bus | None = None) -> None:
         self.settings = settings
+        self.sessions = sessions
+        self.bus = bus or Bus()
         self.client = AmiClient(
             AmiOptions(
                 host=settings.ami_host,
@@ -42,7 +50,12 @@ class CtiCore:
                 queue_size=settings.ami_event_queue,
             )
         )
-        self.tracker = CallTracker(settings.inbound_contexts)
+        self.tracker = CallTracker(settings.inbound_contexts, self.bus)
+        self.agents = AgentService(
+            self.client, self.bus, settings.agent_device, settings.wrapup_seconds
+        )
+        self.queues = QueueBook(self.tracker, self.agents, self.bus)
+        self.agent_log = StateLog(sessions, self.bus)
         reader = QueueLogReader(Path(settings.queue_log_path)) if settings.queue_log_path else None
         if reader is None:
             logger.warning(
@@ -63,7 +76,10 @@ class CtiCore:
     async def start(self) -> None:
         """Resume the journal and connect to Asterisk (a wrong AMI secret raises here)."""
         await self.journal.resume()
+        await self.queues.preload(self.sessions)
         await self.client.start()
+        self.agent_log.start()
+        await self.agents.refresh()
         self._tasks = [
             asyncio.create_task(self._pump(), name="cti-pump"),
             asyncio.create_task(
@@ -79,6 +95,10 @@ class CtiCore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self.agents.close()
+        await self.agent_log.close()
+        self.queues.close()
+        self.journal.close()
         await self.client.close()
 
     def _drain(self) -> list[ev.AmiEvent]:
@@ -117,7 +137,11 @@ class CtiCore:
 
     def _apply(self, event: ev.AmiEvent) -> None:
         try:
-            self.tracker.handle(event)
+            if isinstance(event, ev.QueueMemberEvent | ev.QueueMemberRemoved):
+                self.tracker.last_event_at = event.timestamp
+                self.agents.on_member(event)
+            else:
+                self.tracker.handle(event)
             self.events_handled += 1
         except Exception:
             self.event_errors += 1
@@ -133,7 +157,7 @@ class CtiCore:
         try:
             await self.journal.resync(self.client, self._drain)
             self.resyncs += 1
-            self.tracker.resynced()
+            self.bus.publish(LiveResynced())
         except AmiError as exc:
             # The link dropped again mid-resync; the next LinkUp resyncs.
             logger.warning("resync interrupted: %s", exc)
@@ -158,6 +182,9 @@ class CtiCore:
                 "events_handled": self.events_handled,
                 "event_errors": self.event_errors,
                 "last_event_at": self.tracker.last_event_at,
+                "unexpected_state_moves": StateCounter.unexpected,
+                "bus_published": self.bus.published,
+                "bus_subscriber_failures": self.bus.failures,
             },
             "journal": {
                 "last_flush_at": self.journal.last_flush_at,

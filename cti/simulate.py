@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
 from cti.errors import AmiActionFailed, SandboxError
@@ -231,38 +232,25 @@ class Simulator:
                 ("talk_min", agent.talk[0]),
                 ("talk_max", agent.talk[1]),
             ):
-                await self.client.action(
-                    "DBPut", Family=f"simagent/{agent.ext}", Key=key, Val=str(value)
-                )
+                await actions.db_put(self.client, f"simagent/{agent.ext}", key, str(value))
 
     async def setup_agents(self) -> None:
         """Put the plan's agents in the queue with their delays and talk times."""
         await self.prime_agents()
         for agent in self.plan.agents:
-            try:
-                await self.client.action(
-                    "QueueAdd",
-                    Queue=self.plan.queue,
-                    Interface=f"Local/{agent.ext}@sim-agent/n",
-                    MemberName=agent.ext,
-                )
-            except AmiActionFailed as exc:
-                if "already" not in str(exc).lower():
-                    raise
-        if self.plan.queue_timeout is not None:
-            await self.client.action(
-                "Setvar", Variable="CTI_QUEUE_TIMEOUT", Value=str(self.plan.queue_timeout)
+            await actions.queue_add(
+                self.client, self.plan.queue, f"Local/{agent.ext}@sim-agent/n", agent.ext
             )
+        if self.plan.queue_timeout is not None:
+            await actions.set_global(self.client, "CTI_QUEUE_TIMEOUT", str(self.plan.queue_timeout))
 
     async def remove_agents(self, exts: list[str]) -> None:
         """Log agents out of the queue (e.g. to empty it)."""
         for ext in exts:
             try:
-                await self.client.action(
-                    "QueueRemove", Queue=self.plan.queue, Interface=f"Local/{ext}@sim-agent/n"
-                )
+                await actions.queue_remove(self.client, self.plan.queue, f"Local/{ext}@sim-agent/n")
             except AmiActionFailed as exc:
-                logger.info("QueueRemove %s: %s", ext, exc)
+                logger.info("agent %s not removed: %s", ext, exc)
 
     async def place(self, n: int, caller: CallerSpec) -> SimCall:
         """Originate one caller into the desk number."""
@@ -271,19 +259,17 @@ class Simulator:
         call.reactions = {p: keys.split("|") for p, keys in caller.reactions.items()}
         self.calls[uid] = call
         self._by_caller_leg[f"{uid}-c"] = call
-        headers = {
-            "Channel": f"Local/{caller.exten()}@sim-caller",
-            "Context": "from-pstn",
-            "Exten": self.plan.did,
-            "Priority": "1",
-            "Async": "true",
-            "ChannelId": uid,
-            "OtherChannelId": f"{uid}-c",
-        }
-        if caller.callerid():
-            headers["CallerID"] = caller.callerid()
+        spec = actions.Originate(
+            channel=f"Local/{caller.exten()}@sim-caller",
+            context="from-pstn",
+            exten=self.plan.did,
+            caller_id=caller.callerid(),
+            timeout_ms=0,
+            channel_id=uid,
+            other_channel_id=f"{uid}-c",
+        )
         try:
-            await self.client.request("Originate", headers)
+            await actions.originate(self.client, spec)
         except Exception as exc:
             logger.error("originate %s failed: %s", uid, exc)
             call.failed, call.ended_at = True, time.time()
@@ -338,9 +324,7 @@ class Simulator:
                 await asyncio.sleep(0.5)
                 continue
             try:
-                await self.client.action(
-                    "PlayDTMF", Channel=call.caller_channel, Digit=digit, Duration="120"
-                )
+                await actions.play_dtmf(self.client, call.caller_channel, digit)
             except Exception as exc:
                 logger.info("simulated keying on %s failed: %s", call.uniqueid, exc)
                 return
@@ -357,11 +341,11 @@ class Simulator:
     async def _settle_after_gap(self) -> None:
         """After a reconnect (Asterisk restarted), calls no longer up have ended."""
         try:
-            chans = await self.client.action("CoreShowChannels", as_list=True, timeout=30)
+            chans = await actions.core_show_channels(self.client)
         except Exception as exc:
             logger.warning("simulation: cannot list channels after reconnect: %s", exc)
             return
-        up = {m.get("Uniqueid") for m in chans}
+        up = {c.uniqueid for c in chans}
         now = time.time()
         for call in self.calls.values():
             if call.ended_at is None and call.uniqueid not in up:

@@ -16,9 +16,9 @@ from sqlalchemy import and_, case, func, or_, select
 
 from cti.db import SessionMaker
 from cti.erlang import agents_needed
-from cti.journal.models import Call, LinkOutage
+from cti.journal.models import AgentStateSpan, Call, LinkOutage
 from cti.queuelog import QueueLogReader
-from desk.models import AgentStateSpan, ConfigItem, Incident, SurveyResponse
+from desk.models import ConfigItem, Incident, SurveyResponse
 from reports.metrics import CARDS, CallFigures, call_figures, incident_figures, satisfaction
 
 KINDS = ("daily", "weekly", "monthly", "forward", "custom")

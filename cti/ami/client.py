@@ -31,6 +31,9 @@ from cti.errors import (
 
 logger = logging.getLogger(__name__)
 
+# A header value; a list is sent as the same header repeated (Originate's Variable).
+Header = str | list[str]
+
 
 @dataclass
 class AmiOptions:
@@ -300,7 +303,7 @@ class AmiClient:
         return await self._request(name, headers, as_list=as_list, timeout=timeout)
 
     async def request(
-        self, name: str, headers: Mapping[str, str], *, timeout: float | None = None
+        self, name: str, headers: Mapping[str, Header], *, timeout: float | None = None
     ) -> Message:
         """`action` for headers built at run time (a single response)."""
         resp = await self._request(name, headers, as_list=False, timeout=timeout)
@@ -308,7 +311,7 @@ class AmiClient:
         return resp
 
     async def _request(
-        self, name: str, headers: Mapping[str, str], *, as_list: bool, timeout: float | None
+        self, name: str, headers: Mapping[str, Header], *, as_list: bool, timeout: float | None
     ) -> Message | list[Message]:
         protocol = self._protocol
         if protocol is None or not self.stats.connected:
@@ -325,11 +328,17 @@ class AmiClient:
         return resp
 
     async def _send(
-        self, protocol: CtiAmiProtocol, headers: dict[str, str], *, as_list: bool, timeout: float
+        self,
+        protocol: CtiAmiProtocol,
+        headers: dict[str, Header],
+        *,
+        as_list: bool,
+        timeout: float,
     ) -> Message | list[Message]:
         for key, value in headers.items():
-            if "\r" in str(value) or "\n" in str(value):
-                raise InvalidInput(f"AMI header {key} contains a line break")
+            for line in value if isinstance(value, list) else [value]:
+                if "\r" in line or "\n" in line:
+                    raise InvalidInput(f"AMI header {key} contains a line break")
         act = CtiAction(headers, as_list=as_list)
         future = protocol.send(act, as_list=as_list)
         try:

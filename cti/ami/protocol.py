@@ -106,7 +106,7 @@ class CtiAction(ami_protocol.actions.Action):  # type: ignore[misc]
     `Response: Error` resolves at once instead of waiting for list items that never come.
     """
 
-    def __init__(self, headers: dict[str, str], *, as_list: bool) -> None:
+    def __init__(self, headers: dict[str, Any], *, as_list: bool) -> None:
         super().__init__(headers, as_list=as_list)
 
     def add_message(self, message: Message) -> bool:

@@ -5,10 +5,11 @@ The call goes back to the dialplan with channel variables: CTI_NEXT (queue, onca
 CTI_QUEUE, __CTI_INCIDENT (inherited by the agent's leg), CTI_LANGUAGE, CTI_ONCALL_NUMBER.
 """
 
+import contextlib
 import logging
 import time
 
-from cti.ivr.agi import AgiChannel
+from cti.ivr.agi import AgiChannel, AgiHangup
 from cti.ivr.context import IvrContext, StepLog
 from cti.ivr.menu import Action, Menu, Option
 from cti.ivr.ports import NewIncident, Requester
@@ -328,8 +329,6 @@ class CallFlow:
 
     async def leave_voicemail(self, option: Option) -> None:
         """Record a message: it becomes an incident with the recording; read its number back."""
-        from cti.ivr.routes import record_message
-
         self.voicemail = True
         recording = await record_message(self)
         if recording is None:
@@ -342,3 +341,20 @@ class CallFlow:
         await self.read_number(number)
         await self.play("goodbye")
         await self.set_vars(CTI_NEXT="hangup")
+
+
+async def record_message(flow: CallFlow) -> str | None:
+    """Record a voicemail; the recording's name (relative to the media folder), or None."""
+    host, asterisk = flow.ctx.media.recording(flow.agi.uniqueid.replace("/", "_"))
+    host.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    await flow.play("voicemail_intro")
+    # Said now: a caller who hangs up to end the message leaves no chance to say it later.
+    await flow.finish()
+    with contextlib.suppress(AgiHangup):  # hanging up ends the message; it is still kept
+        await flow.agi.record_file(asterisk, "wav", "#", 180_000, 6)
+    saved = host.exists() and host.stat().st_size > 1000
+    flow.steps.add(
+        "voicemail", "record", "", f"{host.stat().st_size if host.exists() else 0} bytes", started
+    )
+    return f"recordings/{host.name}" if saved else None

@@ -3,45 +3,23 @@
 
 import contextlib
 import logging
-import time
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from cti.db import SessionMaker
 from cti.errors import CtiError
 from cti.ivr.agi import AgiChannel, AgiHangup, AgiServer
 from cti.ivr.context import IvrContext, StepLog
+from cti.ivr.flow import CallFlow, record_message
 from cti.ivr.menu import Action, Option
 from cti.journal.models import IvrStep
-
-if TYPE_CHECKING:
-    from cti.ivr.flow import CallFlow
 
 logger = logging.getLogger(__name__)
 
 SURVEY_SCORES = "12345"
 
 
-async def record_message(flow: "CallFlow") -> str | None:
-    """Record a voicemail; the recording's name (relative to the media folder), or None."""
-    host, asterisk = flow.ctx.media.recording(flow.agi.uniqueid.replace("/", "_"))
-    host.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    await flow.play("voicemail_intro")
-    # Said now: a caller who hangs up to end the message leaves no chance to say it later.
-    await flow.finish()
-    with contextlib.suppress(AgiHangup):  # hanging up ends the message; it is still kept
-        await flow.agi.record_file(asterisk, "wav", "#", 180_000, 6)
-    saved = host.exists() and host.stat().st_size > 1000
-    flow.steps.add(
-        "voicemail", "record", "", f"{host.stat().st_size if host.exists() else 0} bytes", started
-    )
-    return f"recordings/{host.name}" if saved else None
-
-
 async def survey(agi: AgiChannel, ctx: IvrContext, steps: StepLog) -> None:
     """'Please rate our service 1-5': stored with the call, the incident and the agent."""
-    from cti.ivr.flow import CallFlow
-
     flow = CallFlow(agi, ctx, steps)
     flow.menu_name = "survey"
     flow.lang = (await agi.get_variable("CHANNEL(language)")) or ctx.menu.default_language
@@ -61,8 +39,6 @@ async def survey(agi: AgiChannel, ctx: IvrContext, steps: StepLog) -> None:
 
 async def voicemail_route(agi: AgiChannel, ctx: IvrContext, steps: StepLog) -> None:
     """Voicemail for a caller the on-call engineer did not answer (their incident exists)."""
-    from cti.ivr.flow import CallFlow
-
     flow = CallFlow(agi, ctx, steps)
     flow.lang = (await agi.get_variable("CHANNEL(language)")) or ctx.menu.default_language
     flow.voicemail = True
@@ -95,8 +71,6 @@ async def callback_offer(
     agi: AgiChannel, ctx: IvrContext, steps: StepLog, port: CallbackPort | None
 ) -> None:
     """ "Press 1 to be called back, keeping your place": booked, or back where they were."""
-    from cti.ivr.flow import CallFlow
-
     flow = CallFlow(agi, ctx, steps)
     flow.menu_name = "callback"
     flow.lang = (await agi.get_variable("CHANNEL(language)")) or ctx.menu.default_language
@@ -115,11 +89,18 @@ async def callback_offer(
 class IvrService:
     """The FastAGI server with the IVR's routes; journals every call's steps."""
 
-    def __init__(self, host: str, port: int, ctx: IvrContext, sessions: SessionMaker) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ctx: IvrContext,
+        sessions: SessionMaker,
+        callbacks: CallbackPort | None = None,
+    ) -> None:
         self.ctx = ctx
         self.sessions = sessions
         self.server = AgiServer(host, port, self.handle)
-        self.callbacks: CallbackPort | None = None  # set once the overflow service runs
+        self.callbacks = callbacks  # the call-back bookings (routing), if they run
 
     async def start(self) -> None:
         """Listen for Asterisk."""
@@ -131,8 +112,6 @@ class IvrService:
 
     async def handle(self, agi: AgiChannel) -> None:
         """Route one FastAGI connection; a failure sends the caller to a human."""
-        from cti.ivr.flow import CallFlow
-
         route = agi.route
         steps = StepLog(agi.uniqueid, route or "?")
         try:

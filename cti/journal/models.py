@@ -125,3 +125,16 @@ class IvrStep(Base):
     digits: Mapped[str] = mapped_column(String(40), default="")
     result: Mapped[str] = mapped_column(String(120), default="")
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class AgentStateSpan(Base):
+    """How long an agent spent in each state (for occupancy and workload reports)."""
+
+    __tablename__ = "agent_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ext: Mapped[str] = mapped_column(String(40), index=True)
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(60), default="")
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]

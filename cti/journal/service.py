@@ -1,4 +1,5 @@
-"""The journal service: writes the tracker's changes, and rebuilds state after every gap.
+"""The journal service: the only writer of `calls`. It writes the tracker's changes and each
+call's after-call work (a WrapupEnded event on the bus), and rebuilds state after every gap.
 
 After a login (or an overflowed event queue) it asks Asterisk what is live now (CoreShowChannels,
 QueueStatus), reads what queue_log recorded since we last looked, and settles every call: still
@@ -10,16 +11,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
+from cti.ami import actions
 from cti.ami.client import AmiClient
 from cti.ami.events import AmiEvent, LinkDown
-from cti.calls import LiveCall, to_dt
+from cti.ami.responses import CoreShowChannel, QueueEntry
 from cti.db import SessionMaker
 from cti.journal import repo
+from cti.live.bus import WrapupEnded
+from cti.live.model import LiveCall, to_dt
+from cti.live.tracker import CallTracker, mark_unseen
 from cti.queuelog import Position, QueueLogEntry, QueueLogReader
 from cti.reconcile import apply_queue_log, call_from_queue_log, finish_gone, group_by_call
-from cti.tracker import CallTracker, mark_unseen
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +30,6 @@ META_LAST_EVENT = "last_event_at"
 META_QUEUE_LOG = "queue_log_position"
 # How long a queue_log line stays re-readable after we pass it (see advance_position).
 POSITION_LAG = 30.0
-
-
-def _duration(raw: str) -> int:
-    try:
-        h, m, s = (int(x) for x in raw.split(":"))
-    except ValueError:
-        return 0
-    return h * 3600 + m * 60 + s
 
 
 class JournalService:
@@ -60,13 +55,24 @@ class JournalService:
         self.last_flush_at: float | None = None
         self.flush_errors = 0
         self.reconciled_total = 0
+        self._acw: dict[str, float] = {}  # call uniqueid -> after-call work seconds, to write
+        self._unsubscribe = tracker.bus.subscribe(WrapupEnded, self._wrapup_ended)
+
+    def _wrapup_ended(self, event: WrapupEnded) -> None:
+        self._acw[event.uniqueid] = event.seconds
+
+    def close(self) -> None:
+        """Stop listening to the bus."""
+        self._unsubscribe()
 
     # -- writing ---------------------------------------------------------------------------------
 
     async def flush(self) -> int:
-        """Write every changed call; on failure they stay marked for the next attempt."""
+        """Write every changed call and pending after-call work; on failure they stay pending
+        for the next attempt."""
         calls = self.tracker.take_dirty()
-        if not calls:
+        acw, self._acw = self._acw, {}
+        if not calls and not acw:
             return 0
         now = time.time()
         rows = [c.to_row(now) for c in calls]
@@ -75,11 +81,15 @@ class JournalService:
             meta[META_LAST_EVENT] = repr(self.tracker.last_event_at)
         try:
             async with self.sessions.begin() as session:
-                await repo.upsert_calls(session, rows)
-                await repo.set_meta(session, meta)
+                if rows:
+                    await repo.upsert_calls(session, rows)
+                    await repo.set_meta(session, meta)
+                for uniqueid, seconds in acw.items():
+                    await repo.set_acw(session, uniqueid, seconds)
         except Exception:
             self.flush_errors += 1
             self.tracker.mark_dirty(calls)
+            self._acw = {**acw, **self._acw}
             raise
         self.last_flush_at = now
         return len(rows)
@@ -165,13 +175,13 @@ class JournalService:
         started = time.monotonic()
         outage_start = self.outage_started_at or self.tracker.last_event_at or time.time()
         mark_unseen(self.tracker)
-        chans = await client.action("CoreShowChannels", as_list=True, timeout=30)
-        qstat = await client.action("QueueStatus", as_list=True, timeout=30)
+        chans = await actions.core_show_channels(client)
+        qstat = await actions.queue_status(client)
         snap_time = time.time()
         if any(isinstance(m, LinkDown) for m in drain()):
             return 0
-        channels = {m["Uniqueid"]: m for m in chans if m.get("Event") == "CoreShowChannel"}
-        waiting = {m["Uniqueid"]: m for m in qstat if m.get("Event") == "QueueEntry"}
+        channels = {c.uniqueid: c for c in chans}
+        waiting = {q.uniqueid: q for q in qstat.entries}
         entries: list[QueueLogEntry] = []
         new_pos = self.position
         if self.reader is not None:
@@ -211,11 +221,11 @@ class JournalService:
             if uid not in self.tracker.calls and self._looks_like_call(uid, chan, waiting):
                 call = LiveCall(
                     uniqueid=uid,
-                    linkedid=chan.get("Linkedid", uid),
-                    channel=chan.get("Channel", ""),
-                    arrived_at=snap_time - _duration(chan.get("Duration", "")),
-                    caller_number=_cid(chan.get("CallerIDNum", "")),
-                    caller_name=_cid(chan.get("CallerIDName", "")),
+                    linkedid=chan.linkedid,
+                    channel=chan.channel,
+                    arrived_at=snap_time - chan.duration,
+                    caller_number=chan.caller_num,
+                    caller_name=chan.caller_name,
                     dialled_number="",
                     seen_since_link=False,
                 )
@@ -241,36 +251,35 @@ class JournalService:
         )
         return reconciled
 
-    def _looks_like_call(self, uid: str, chan: Any, waiting: dict[str, Any]) -> bool:
+    def _looks_like_call(
+        self, uid: str, chan: CoreShowChannel, waiting: dict[str, QueueEntry]
+    ) -> bool:
         # The first channel of its call (Uniqueid == Linkedid) somewhere in the inbound flow.
-        if chan.get("Linkedid") != uid:
+        if chan.linkedid != uid:
             return False
         return (
             uid in waiting
-            or chan.get("Context") in self.call_contexts
-            or chan.get("Application") in ("Queue", "AGI")
+            or chan.context in self.call_contexts
+            or chan.application in ("Queue", "AGI")
         )
 
-    def _adopt_live(self, call: LiveCall, chan: Any, entry: Any, snap_time: float) -> None:
-        call.channel = call.channel or chan.get("Channel", "")
-        call.linkedid = chan.get("Linkedid", call.linkedid)
+    def _adopt_live(
+        self, call: LiveCall, chan: CoreShowChannel, entry: QueueEntry | None, snap_time: float
+    ) -> None:
+        call.channel = call.channel or chan.channel
+        call.linkedid = chan.linkedid or call.linkedid
         self._from_snapshot(call, entry, snap_time)
         self.tracker.adopt(call)
         self.tracker.mark_dirty([call])
 
     @staticmethod
-    def _from_snapshot(call: LiveCall, entry: Any, snap_time: float) -> None:
-        if entry is None or call.answered_at is not None:
-            return
-        wait = float(entry.get("Wait", 0) or 0)
-        call.queue = entry.get("Queue", call.queue)
-        if call.in_queue_since is None:
-            call.in_queue_since = snap_time - wait
-            call.infer("queue_join")
-        if call.queued_at is None:
-            call.queued_at = snap_time - wait
-            call.infer("queued_at")
-
-
-def _cid(value: str) -> str:
-    return "" if value in ("<unknown>", "") else value
+    def _from_snapshot(call: LiveCall, entry: QueueEntry | None, snap_time: float) -> None:
+        if entry is not None and call.answered_at is None:
+            call.queue = entry.queue or call.queue
+            if call.in_queue_since is None:
+                call.in_queue_since = snap_time - entry.wait
+                call.infer("queue_join")
+            if call.queued_at is None:
+                call.queued_at = snap_time - entry.wait
+                call.infer("queued_at")
+        call.rebuild_state()

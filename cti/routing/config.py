@@ -41,7 +41,6 @@ class RoutingConfig:
     offer_channels: tuple[str, ...]
     take_expires: float
     base_url: str
-    service_level_seconds: float
     thresholds: dict[str, tuple[float, float]]
 
     def for_queue(self, queue: str) -> QueueRouting:
@@ -128,11 +127,11 @@ def load_routing(config_dir: Path | None = None) -> RoutingConfig:
     expires = _number(take["expires"], 10, 86400) if "expires" in take else 300.0
     base_url = take["base_url"].scalar() if "base_url" in take else ""
     board = top["wallboard"].mapping() if "wallboard" in top else {}
-    sl = (
-        _number(board.pop("service_level_seconds"), 1, 3600)
-        if "service_level_seconds" in board
-        else 20.0
-    )
+    if "service_level_seconds" in board:
+        raise board["service_level_seconds"].error(
+            "the service-level threshold is one setting for the wallboard and the reports: "
+            "CTI_REPORT_SL_SECONDS (remove it here)"
+        )
     thresholds: dict[str, tuple[float, float]] = {}
     for key, node in board.items():
         if key not in ("waiting", "longest_wait", "service_level", "abandon_rate"):
@@ -146,6 +145,6 @@ def load_routing(config_dir: Path | None = None) -> RoutingConfig:
             raise node.error("expected [amber, red]")
         thresholds[key] = (float(pair[0]), float(pair[1]))
     try:
-        return RoutingConfig(queues, channels, alerts, offers, expires, base_url, sl, thresholds)
+        return RoutingConfig(queues, channels, alerts, offers, expires, base_url, thresholds)
     except ValueError as exc:  # pragma: no cover - guarded above
         raise ConfigError(f"{path}: {exc}") from exc

@@ -7,15 +7,17 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.errors import InvalidInput, NotFound
-from cti.phone import NumberPlan, normalize
+from cti.live.model import AgentState
+from cti.phone import normalize
 from desk import directory
-from desk.agents import AgentState
 from desk.models import Role, Staff, User, WebSession
 from desk.staff import staff_by_username, staff_json, start_session, verify_password
 from desk.validation import text_field
 from desk.web.auth import COOKIE, WEB_SESSION, current, requires, set_cookie
 from desk.web.i18n import TEXTS, language
-from desk.web.keys import AGENTS, HUB, LIMITER, POP, SESSIONS, SETTINGS
+from desk.web.keys import CORE, HUB, LIMITER, PLAN, POP, SESSIONS, SETTINGS
+from desk.web.messages import MessageType, agent_topic
+from desk.web.notifier import agent_json
 from desk.web.pages import HOME
 from desk.web.templating import render
 from desk.web.validation import body_of
@@ -109,9 +111,10 @@ async def _me_body(request: web.Request) -> dict[str, Any]:
     staff = current(request)
     assert staff is not None
     body: dict[str, Any] = {"staff": staff_json(staff), "agent": None, "pop": None}
-    if staff.extension and AGENTS in request.app:
-        body["agent"] = request.app[AGENTS].agent(staff.extension).as_json()
-        found = request.app[POP].current(staff.extension)
+    if staff.extension and CORE in request.app:
+        core = request.app[CORE]
+        body["agent"] = agent_json(core.agents.agent(staff.extension).view())
+        found = request.app[POP].current(core.tracker, staff.extension)
         if found is not None:
             call, phase = found
             body["pop"] = await request.app[POP].build(call, phase)
@@ -129,11 +132,11 @@ async def set_state(request: web.Request) -> web.Response:
     """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason}."""
     body = await body_of(request)
     ext = _ext(request)
-    if AGENTS not in request.app:
+    if CORE not in request.app:
         raise web.HTTPServiceUnavailable(
             text='{"error":"no link to Asterisk"}', content_type="application/json"
         )
-    agents = request.app[AGENTS]
+    agents = request.app[CORE].agents
     staff = current(request)
     assert staff is not None
     state = body.get("state")
@@ -153,15 +156,17 @@ async def set_state(request: web.Request) -> web.Response:
         await agents.logout(ext)
     else:
         raise InvalidInput("state must be ready, paused, wrap_up or logged_out")
-    return web.json_response({"requested": state, "agent": agents.agent(ext).as_json()}, status=202)
+    return web.json_response(
+        {"requested": state, "agent": agent_json(agents.agent(ext).view())}, status=202
+    )
 
 
 @requires(Role.AGENT)
 async def agent_ws(request: web.Request) -> web.WebSocketResponse:
     """GET /ws/agent: this agent's pops and state changes, nobody else's."""
     ext = _ext(request)
-    hello = {"type": "hello", **(await _me_body(request))}
-    return await request.app[HUB].serve(request, {f"agent:{ext}"}, hello)
+    hello = {"type": MessageType.HELLO.value, **(await _me_body(request))}
+    return await request.app[HUB].serve(request, {agent_topic(ext)}, hello)
 
 
 @requires(Role.AGENT)
@@ -182,7 +187,7 @@ async def find_users(request: web.Request) -> web.Response:
         raise InvalidInput("q: 1 to 60 characters")
     async with request.app[SESSIONS]() as s:
         found: list[User] = []
-        key = normalize(q).key
+        key = normalize(q, request.app[PLAN]).key
         if key:
             found += list(await directory.find_by_key(s, key))
         like = f"%{q}%"
@@ -211,7 +216,7 @@ async def update_user(request: web.Request) -> web.Response:
             value = text_field(body, key, 200)
             if value is not None:
                 data[key] = value
-        plan = NumberPlan(area_code=request.app[SETTINGS].area_code)
+        plan = request.app[PLAN]
         user, changed = await directory.upsert_user(
             s, data, by=f"{staff.name} ({staff.username})", now=datetime.now(UTC), plan=plan
         )

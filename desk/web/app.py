@@ -17,21 +17,18 @@ from cti.ivr.config import load_ivr_config
 from cti.ivr.context import IvrContext, MediaPaths
 from cti.ivr.prompts import Synthesizer
 from cti.ivr.routes import IvrService
-from cti.journal import repo as journal_repo
 from cti.phone import NumberPlan
 from cti.routing.config import load_routing
+from cti.routing.executor import RoutingExecutor
 from cti.runtime import CtiCore
 from cti.sandbox.root import chroot_prefix
 from cti.settings import Settings
-from desk.agent_log import StateLog
-from desk.agents import AgentService
-from desk.board import WallboardService
 from desk.ivr_port import DeskService
 from desk.knowledge import KnowledgeService
 from desk.migrations import MIGRATIONS
 from desk.notify import Mailer, SmtpSettings
-from desk.overflow import OverflowService
-from desk.pop import PopService
+from desk.oncall import OncallRoster
+from desk.pop import PopBuilder
 from desk.staff import load_session
 from desk.web import (
     agent,
@@ -49,7 +46,6 @@ from desk.web import (
 from desk.web.auth import COOKIE, STAFF, WEB_SESSION, LoginLimiter, check_csrf, security_headers
 from desk.web.hub import Hub
 from desk.web.keys import (
-    AGENTS,
     ARCHIVE,
     CORE,
     ENGINE,
@@ -59,18 +55,23 @@ from desk.web.keys import (
     LIMITER,
     MAILER,
     MEDIA,
-    OVERFLOW,
+    NOTIFIER,
+    PLAN,
     POP,
     PORTAL_LIMITER,
+    ROUTING,
+    ROUTING_CONFIG,
     SCHEDULER,
     SESSIONS,
     SETTINGS,
-    STATE_LOG,
     SYNTH,
     WALLBOARD,
     Tts,
 )
+from desk.web.notifier import Notifier
+from desk.web.pusher import WallboardPusher
 from reports.service import Archive, Scheduler
+from reports.wallboard import HandleTimeCache, MetricSettings
 
 logger = logging.getLogger(__name__)
 
@@ -172,93 +173,69 @@ async def desk_ctx(app: web.Application) -> AsyncIterator[None]:
             s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_secret, s.smtp_sender, s.smtp_starttls
         )
     )
+    app[POP] = PopBuilder(app[SESSIONS], app[KNOWLEDGE], app[PLAN])
     yield
     await app[KNOWLEDGE].close()
 
 
-async def agents_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Agent states mirrored from Asterisk, and screen pops, fed by the call tracker."""
+def _metrics(s: Settings) -> MetricSettings:
+    return MetricSettings(s.report_sl_seconds, s.report_short_abandon)
+
+
+async def core_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The AMI link, live state (calls, agents, queues), the bus and the journal; the pages are
+    told what happens (the notifier), the wallboard is pushed."""
     s = app[SETTINGS]
-    core = app[CORE]
-    agents = AgentService(core.client, app[HUB], s.agent_device, s.wrapup_seconds)
-    pop = PopService(
-        app[SESSIONS], app[HUB], core.tracker, app[KNOWLEDGE], NumberPlan(area_code=s.area_code)
-    )
-    core.tracker.listeners += [agents.on_call_event, pop.on_call_event]
-
-    async def record_acw(uniqueid: str, seconds: float) -> None:
-        async with app[SESSIONS].begin() as session:
-            await journal_repo.set_acw(session, uniqueid, seconds)
-
-    agents.on_wrapup_end = record_acw
-
-    states = StateLog(app[SESSIONS])
-    agents.listeners.append(states.note)
-    app[AGENTS], app[POP], app[STATE_LOG] = agents, pop, states
-    states.start()
-    await agents.refresh()
+    core = CtiCore(s, app[SESSIONS])
+    notifier = Notifier(core.bus, app[HUB], app[POP])
+    routing = app[ROUTING_CONFIG]
+    board = WallboardPusher(app[SESSIONS], core, app[HUB], s.tz, _metrics(s), routing.thresholds)
+    await core.start()
+    board.start()
+    app[CORE], app[NOTIFIER], app[WALLBOARD] = core, notifier, board
     yield
-    core.tracker.listeners.remove(agents.on_call_event)
-    core.tracker.listeners.remove(pop.on_call_event)
-    await pop.close()
-    await agents.close()
-    await states.close()
-
-
-async def board_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The wallboard and the back-up / overflow service (routing.yaml, checked here at start)."""
-    s = app[SETTINGS]
-    core = app[CORE]
-    routing = load_routing(Path(s.config_dir) if s.config_dir else None)
-    board = WallboardService(app[SESSIONS], app[HUB], core.tracker, app[AGENTS], routing, s.tz)
-    overflow = OverflowService(
-        app[SESSIONS],
-        app[HUB],
-        core.client,
-        core.tracker,
-        app[AGENTS],
-        board,
-        routing,
-        s.effective_secret_key(),
-        s.effective_public_url,
-        s.agent_device,
-    )
-    core.tracker.listeners.append(board.on_call_event)
-    app[AGENTS].listeners.append(board.on_agent)
-    await board.start()
-    await overflow.start()
-    if IVR in app:
-        app[IVR].callbacks = overflow
-    app[WALLBOARD], app[OVERFLOW] = board, overflow
-    yield
-    if IVR in app:
-        app[IVR].callbacks = None
-    core.tracker.listeners.remove(board.on_call_event)
-    await overflow.close()
     await board.close()
+    await notifier.close()
+    await core.stop()
+
+
+async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The routing executor: back-up alerts, overflow to mobiles and IM, call-backs."""
+    s = app[SETTINGS]
+    core = app[CORE]
+    executor = RoutingExecutor(
+        sessions=app[SESSIONS],
+        bus=core.bus,
+        client=core.client,
+        tracker=core.tracker,
+        agents=core.agents,
+        queues=core.queues,
+        routing=app[ROUTING_CONFIG],
+        roster=OncallRoster(app[SESSIONS]),
+        handle_times=HandleTimeCache(app[SESSIONS], s.tz, _metrics(s)),
+        secret=s.effective_secret_key(),
+        public_url=s.effective_public_url,
+        device=s.agent_device,
+    )
+    await executor.start()
+    app[ROUTING] = executor
+    yield
+    await executor.close()
 
 
 async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     """The FastAGI server running the IVR (its data files are validated here, at start)."""
     s = app[SETTINGS]
     cfg = load_ivr_config(Path(s.config_dir) if s.config_dir else None)
-    plan = NumberPlan(area_code=s.area_code)
+    plan = app[PLAN]
     desk = DeskService(app[SESSIONS], plan, s.tz)
     ctx = IvrContext(cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA])
-    service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS])
+    callbacks = app[ROUTING].callbacks if ROUTING in app else None
+    service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS], callbacks)
     await service.start()
     app[IVR] = service
     yield
     await service.stop()
-
-
-async def core_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The AMI link, tracker and journal."""
-    core = CtiCore(app[SETTINGS], app[SESSIONS])
-    await core.start()
-    app[CORE] = core
-    yield
-    await core.stop()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -292,20 +269,22 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         middlewares=[error_middleware, session_middleware], client_max_size=1 << 20
     )
     app[SETTINGS] = settings
+    app[PLAN] = NumberPlan(area_code=settings.area_code)
     app[HUB] = Hub()
     app[LIMITER] = LoginLimiter()
     app[PORTAL_LIMITER] = LoginLimiter(limit=10, window=600)
     app[ARCHIVE] = Archive(settings.data_dir / "reports", settings.report_retention_days)
     app.on_response_prepare.append(_headers)
+    # Checked here, before anything starts: an error names the file and line.
+    app[ROUTING_CONFIG] = load_routing(Path(settings.config_dir) if settings.config_dir else None)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(desk_ctx)
     if with_core:
+        app.cleanup_ctx.append(core_ctx)
+        app.cleanup_ctx.append(routing_ctx)
         if settings.ivr_enabled:
             app.cleanup_ctx.append(ivr_ctx)
-        app.cleanup_ctx.append(core_ctx)
-        app.cleanup_ctx.append(agents_ctx)
-        app.cleanup_ctx.append(board_ctx)
         app.cleanup_ctx.append(reports_ctx)
     app.router.add_get("/healthz", healthz)
     for module in (

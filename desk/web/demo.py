@@ -132,7 +132,8 @@ async def seed_directory(settings: Settings) -> None:
         await migrate(engine, MIGRATIONS)
         async with session_maker(engine).begin() as session:
             now = datetime.now(UTC)
-            await import_users(session, data, by="demo", now=now, plan=NumberPlan())
+            plan = NumberPlan(area_code=settings.area_code)
+            await import_users(session, data, by="demo", now=now, plan=plan)
             for fields in DEMO_STAFF:
                 await upsert_staff(session, fields, DEMO_PASSWORD)
             if not await session.scalar(select(KnowledgeArticle.id).limit(1)):

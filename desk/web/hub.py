@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from desk.web.messages import MessageType
+
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
@@ -32,7 +34,7 @@ class HubClient:
             self.dropped += 1
             while not self.queue.empty():
                 self.queue.get_nowait()
-            self.queue.put_nowait({"type": "resync"})
+            self.queue.put_nowait({"type": MessageType.RESYNC.value})
 
     async def write(self) -> None:
         """Send queued messages until the socket closes."""

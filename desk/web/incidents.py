@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from cti.ami import actions
 from cti.errors import Conflict, InvalidInput
 from cti.ivr.ports import NewIncident
 from cti.journal.models import Call
@@ -18,7 +19,7 @@ from desk.models import Incident, IncidentEvent, IncidentState, IncidentType, Ro
 from desk.notify import STATE_TEXT
 from desk.validation import text_field
 from desk.web.auth import current, requires
-from desk.web.keys import CORE, MAILER, SESSIONS, SETTINGS
+from desk.web.keys import CORE, MAILER, PLAN, SESSIONS, SETTINGS
 from desk.web.validation import body_of
 
 S = IncidentState
@@ -171,7 +172,7 @@ async def create_incident(request: web.Request) -> web.Response:
                 raise InvalidInput(f"no user {body['user_id']}")
             requester = directory.requester_of(user)
         caller = text_field(body, "caller_number", 40) or ""
-        key = normalize(caller).key if caller else None
+        key = normalize(caller, request.app[PLAN]).key if caller else None
         new = NewIncident(
             kind,
             category,
@@ -352,7 +353,7 @@ async def click_to_call(request: web.Request) -> web.Response:
     body = await body_of(request)
     me = _me(request)
     raw = text_field(body, "number", 40, required=True) or ""
-    number = normalize(raw)
+    number = normalize(raw, request.app[PLAN])
     if not number.usable or number.key is None:
         raise InvalidInput(f"{raw!r} is not a number that can be called")
     if not me.extension:
@@ -366,19 +367,16 @@ async def click_to_call(request: web.Request) -> web.Response:
         )
     dial = number.key[4:] if number.key.startswith("ext:") else _national(number.key)
     settings = request.app[SETTINGS]
-    shown = "".join(ch for ch in me.name if ch not in '"<>,;')
-    await request.app[CORE].client.request(
-        "Originate",
-        {
-            "Channel": settings.agent_device(me.extension),
-            "Context": "cti-click2call",
-            "Exten": dial,
-            "Priority": "1",
-            "Async": "true",
-            "CallerID": f'"{shown}" <{me.extension}>',
-            "Timeout": "30000",
-            "Variable": f"CTI_AGENT={me.extension},CTI_INCIDENT={incident}",
-        },
+    await actions.originate(
+        request.app[CORE].client,
+        actions.Originate(
+            channel=settings.agent_device(me.extension),
+            context="cti-click2call",
+            exten=dial,
+            caller_id=actions.caller_id(me.name, me.extension),
+            timeout_ms=30_000,
+            variables={"CTI_AGENT": me.extension, "CTI_INCIDENT": incident},
+        ),
     )
     return web.json_response({"calling": dial, "from": me.extension}, status=202)
 

@@ -9,17 +9,18 @@ from cti.db import SessionMaker
 from cti.ivr.context import MediaPaths
 from cti.ivr.prompts import Synthesizer
 from cti.ivr.routes import IvrService
+from cti.phone import NumberPlan
+from cti.routing.config import RoutingConfig
+from cti.routing.executor import RoutingExecutor
 from cti.runtime import CtiCore
 from cti.settings import Settings
-from desk.agent_log import StateLog
-from desk.agents import AgentService
-from desk.board import WallboardService
 from desk.knowledge import KnowledgeService
 from desk.notify import Mailer
-from desk.overflow import OverflowService
-from desk.pop import PopService
+from desk.pop import PopBuilder
 from desk.web.auth import LoginLimiter
 from desk.web.hub import Hub
+from desk.web.notifier import Notifier
+from desk.web.pusher import WallboardPusher
 from reports.service import Archive, Scheduler
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -27,6 +28,8 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", SessionMaker)
 CORE = web.AppKey("core", CtiCore)
 MEDIA = web.AppKey("media", MediaPaths)
+# The desk's numbering plan (CTI_AREA_CODE): every caller ID and typed number goes through it.
+PLAN = web.AppKey("number_plan", NumberPlan)
 
 
 @dataclass(frozen=True)
@@ -40,15 +43,15 @@ SYNTH = web.AppKey("synth", Tts)
 IVR = web.AppKey("ivr", IvrService)
 
 HUB = web.AppKey("hub", Hub)
-AGENTS = web.AppKey("agents", AgentService)
-POP = web.AppKey("pop", PopService)
-STATE_LOG = web.AppKey("agent_state_log", StateLog)
+POP = web.AppKey("pop", PopBuilder)
+NOTIFIER = web.AppKey("notifier", Notifier)
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeService)
 MAILER = web.AppKey("mailer", Mailer)
 LIMITER = web.AppKey("login_limiter", LoginLimiter)
 # Self-service portal lookups (incident number + phone) are rate-limited like logins.
 PORTAL_LIMITER = web.AppKey("portal_limiter", LoginLimiter)
-WALLBOARD = web.AppKey("wallboard", WallboardService)
-OVERFLOW = web.AppKey("overflow", OverflowService)
+WALLBOARD = web.AppKey("wallboard", WallboardPusher)
+ROUTING = web.AppKey("routing", RoutingExecutor)
+ROUTING_CONFIG = web.AppKey("routing_config", RoutingConfig)
 ARCHIVE = web.AppKey("report_archive", Archive)
 SCHEDULER = web.AppKey("report_scheduler", Scheduler)

@@ -12,11 +12,12 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.errors import InvalidInput, NotFound
-from desk.models import BackupAlert, CallbackRequest, OncallShift, OverflowOffer, Role, Staff
+from cti.routing.models import BackupAlert, CallbackRequest, OverflowOffer
+from desk.models import OncallShift, Role, Staff
 from desk.validation import text_field, when
 from desk.web.auth import requires
 from desk.web.i18n import TEXTS, language
-from desk.web.keys import OVERFLOW, SESSIONS, SETTINGS
+from desk.web.keys import ROUTING, ROUTING_CONFIG, SESSIONS, SETTINGS
 from desk.web.templating import render
 from desk.web.validation import body_of
 
@@ -66,11 +67,7 @@ async def add_oncall(request: web.Request) -> web.Response:
     if mobile and not mobile.replace("+", "").replace("-", "").replace(" ", "").isdigit():
         raise InvalidInput("mobile must be a phone number")
     channel = text_field(body, "im_channel", 40) or ""
-    if (
-        channel
-        and OVERFLOW in request.app
-        and channel not in request.app[OVERFLOW].routing.channels
-    ):
+    if channel and channel not in request.app[ROUTING_CONFIG].channels:
         raise InvalidInput(f"no IM channel {channel!r} in routing.yaml")
     async with request.app[SESSIONS].begin() as s:
         staff = None
@@ -172,10 +169,10 @@ async def list_alerts(request: web.Request) -> web.Response:
 
 
 async def _offer_for(request: web.Request) -> tuple[OverflowOffer | None, str | None]:
-    if OVERFLOW not in request.app:
+    if ROUTING not in request.app:
         return None, "service unavailable"
     try:
-        offer_id, _ = request.app[OVERFLOW].read_token(request.match_info["token"])
+        offer_id, _ = request.app[ROUTING].overflow.read_token(request.match_info["token"])
     except ValueError as exc:
         return None, str(exc)
     async with request.app[SESSIONS]() as s:
@@ -214,7 +211,7 @@ async def take_post(request: web.Request) -> web.Response:
     offer, error = await _offer_for(request)
     result = None
     if offer is not None:
-        result = await request.app[OVERFLOW].take(request.match_info["token"])
+        result = (await request.app[ROUTING].overflow.take(request.match_info["token"])).as_json()
     if request.headers.get("Accept") == "application/json":
         return web.json_response(
             result or {"ok": False, "error": error}, status=200 if result else 410

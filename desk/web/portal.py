@@ -22,7 +22,7 @@ from desk import announcements, directory, incidents
 from desk.models import Incident, IncidentEvent, IncidentType
 from desk.validation import text_field
 from desk.web.i18n import TEXTS, language
-from desk.web.keys import KNOWLEDGE, PORTAL_LIMITER, SESSIONS, SETTINGS
+from desk.web.keys import KNOWLEDGE, PLAN, PORTAL_LIMITER, SESSIONS, SETTINGS
 from desk.web.templating import render
 from desk.web.validation import body_of
 
@@ -48,7 +48,7 @@ STATE_WORDS = {
 
 
 def _plan(request: web.Request) -> NumberPlan:
-    return NumberPlan(area_code=request.app[SETTINGS].area_code)
+    return request.app[PLAN]
 
 
 def public_incident(i: Incident, lang: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The wallboard's page, snapshot API and WebSocket (lead role); the figures are desk/board.py's."""
+"""The wallboard's page, snapshot API and WebSocket (lead role); desk/web/pusher.py pushes it."""
 
 from typing import Any
 
@@ -8,6 +8,8 @@ from desk.models import Role
 from desk.web.auth import WEB_SESSION, current, requires
 from desk.web.i18n import TEXTS, language
 from desk.web.keys import HUB, WALLBOARD
+from desk.web.messages import WALLBOARD as TOPIC
+from desk.web.messages import MessageType
 from desk.web.templating import render
 
 
@@ -40,10 +42,10 @@ async def wallboard_json(request: web.Request) -> web.Response:
 @requires(Role.LEAD)
 async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
     """GET /ws/wallboard: snapshots as they change (the first one at once)."""
-    hello: dict[str, Any] = {"type": "wallboard"}
+    hello: dict[str, Any] = {"type": MessageType.WALLBOARD.value}
     if WALLBOARD in request.app:
         hello.update(await request.app[WALLBOARD].snapshot())
-    return await request.app[HUB].serve(request, {"wallboard"}, hello)
+    return await request.app[HUB].serve(request, {TOPIC}, hello)
 
 
 def setup(app: web.Application) -> None:

@@ -12,12 +12,11 @@ from sqlalchemy import select
 
 from cti.ami.client import AmiClient
 from cti.ami.events import QueueMemberStatus, parse_event
+from cti.journal.models import AgentStateSpan
 from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
-from cti.tracker import CallEvent, CallEventKind
-from desk.models import AgentStateSpan
 from desk.web.app import create_app
-from desk.web.keys import AGENTS, SESSIONS, STATE_LOG
+from desk.web.keys import CORE, SESSIONS
 from tests.conftest import server_settings
 from tests.support.staff import add_staff, browser_like, logged_in, login
 from tests.support.tcpproxy import TcpProxy
@@ -141,7 +140,7 @@ async def test_states_follow_asterisk_through_a_call_and_a_reconnect(
             assert "1201" not in await members(sim_client)
 
             # The state spans for occupancy: one after another, in order, only the last one open.
-            await http.server.app[STATE_LOG].flush()
+            await http.server.app[CORE].agent_log.flush()
             async with http.server.app[SESSIONS]() as s:
                 spans = (await s.scalars(select(AgentStateSpan).where(AgentStateSpan.ext == "1201")
                                          .order_by(AgentStateSpan.id))).all()  # fmt: skip
@@ -169,12 +168,12 @@ async def test_a_stale_member_event_is_corrected_from_asterisk(
         await http.post("/api/agent/me/state", json={"state": "paused", "reason": "培训"})
         await until(lambda: _is(http, "paused"), what="paused")
 
-        agents = http.server.app[AGENTS]
+        agents = http.server.app[CORE].agents
         stale = parse_event({"Event": "QueueMemberStatus", "Queue": QUEUE, "MemberName": "1203",
                              "Interface": "Local/1203@sim-agent/n", "Status": "1", "Paused": "0",
                              "PausedReason": "", "InCall": "0"})  # fmt: skip
         assert isinstance(stale, QueueMemberStatus)
-        agents.on_call_event(CallEvent(CallEventKind.QUEUE_MEMBER, None, member=stale))
+        agents.on_member(stale)
         assert (await state_of(http))["state"] == "ready"  # what the stale event said
         await agents.verify("1203", delay=0)
         agent = await state_of(http)

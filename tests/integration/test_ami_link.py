@@ -267,6 +267,7 @@ async def test_failing_listener_does_not_drop_the_link(
     sandbox_state: InstanceState, sim_client: AmiClient, tmp_path
 ) -> None:
     from cti.db import create_engine, migrate, session_maker
+    from cti.live.bus import CallEvent
     from cti.runtime import CtiCore
     from desk.migrations import MIGRATIONS
     from tests.conftest import server_settings
@@ -279,7 +280,7 @@ async def test_failing_listener_does_not_drop_the_link(
     def boom(_event: object) -> None:
         raise RuntimeError("a broken subscriber")
 
-    core.tracker.listeners.append(boom)
+    core.bus.subscribe(CallEvent, boom)
     await core.start()
     try:
         await originate(sim_client, "boom-1", "Listener", patience=1)

@@ -187,7 +187,7 @@ async def test_incident_life_with_notices_by_email(app_client: TestClient, smtp:
         user, _ = await upsert_user(s, {"employee_no": "E1001", "name": "张三", "department": "财务部",
                                         "location": "A座3楼", "office_phone": "010-62345678",
                                         "mobile": "13800138000", "email": "zhangsan@example.com"},
-                                    by="test", now=datetime.now(UTC), plan=NumberPlan())  # fmt: skip
+                                    by="test", now=datetime.now(UTC), plan=NumberPlan(area_code="10"))  # fmt: skip
         user_id = user.id
     r = await app_client.post(
         "/api/incidents", json={"type": "fault", "symptom": "VPN 连不上", "user_id": user_id}

@@ -28,7 +28,7 @@ async def sessions(tmp_path: Path):  # type: ignore[no-untyped-def]
 async def test_import_and_lookup_by_any_form_of_the_number(sessions) -> None:  # type: ignore[no-untyped-def]
     async with sessions.begin() as s:
         result = await directory.import_users(
-            s, CSV.read_bytes(), by="test", now=NOW, plan=NumberPlan()
+            s, CSV.read_bytes(), by="test", now=NOW, plan=NumberPlan(area_code="10")
         )
     assert (result.created, result.errors) == (3, [])
     async with sessions() as s:
@@ -40,13 +40,15 @@ async def test_import_and_lookup_by_any_form_of_the_number(sessions) -> None:  #
 
 async def test_update_keeps_history_and_reindexes_phones(sessions) -> None:  # type: ignore[no-untyped-def]
     async with sessions.begin() as s:
-        await directory.import_users(s, CSV.read_bytes(), by="test", now=NOW, plan=NumberPlan())
+        await directory.import_users(
+            s, CSV.read_bytes(), by="test", now=NOW, plan=NumberPlan(area_code="10")
+        )
     changed = (
         CSV.read_text().replace("13800138000", "13811112222").replace("信息中心", "信息技术部")
     )
     async with sessions.begin() as s:
         result = await directory.import_users(
-            s, changed.encode(), by="agent 1001", now=NOW, plan=NumberPlan()
+            s, changed.encode(), by="agent 1001", now=NOW, plan=NumberPlan(area_code="10")
         )
     assert (result.created, result.updated, result.unchanged) == (0, 1, 2)
     async with sessions() as s:
@@ -58,7 +60,7 @@ async def test_errors_name_the_line_and_change_nothing(sessions, tmp_path: Path)
     bad = "工号,姓名,手机,邮箱\n30001,王五,13600136000,w@example.com\n30002,,12,not-an-email\n30001,赵六,,\n"
     async with sessions.begin() as s:
         result = await directory.import_users(
-            s, bad.encode("gb18030"), by="t", now=NOW, plan=NumberPlan()
+            s, bad.encode("gb18030"), by="t", now=NOW, plan=NumberPlan(area_code="10")
         )
     assert result.created == 0
     assert result.errors[0].startswith("line 3: ") and "name is required" in result.errors[0]

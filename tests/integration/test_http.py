@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from cti.calls import LiveCall
 from cti.journal import repo
+from cti.live.model import LiveCall
 from cti.sandbox.instance import InstanceState
 from cti.settings import load_settings
 from cti.types import CallOutcome

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from cti.calls import LiveCall
 from cti.db import create_engine, migrate, session_maker
 from cti.journal import repo
+from cti.live.model import LiveCall
 from desk.migrations import MIGRATIONS
 
 PG = os.environ.get("CTI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -13,13 +13,13 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import update
 
-from cti.calls import LiveCall
 from cti.db import create_engine, migrate, session_maker
 from cti.journal import repo
-from cti.journal.models import Call
+from cti.journal.models import AgentStateSpan, Call
+from cti.live.model import LiveCall, OverflowKind, OverflowStep, StepResult
 from cti.types import CallOutcome
 from desk.migrations import MIGRATIONS
-from desk.models import AgentStateSpan, Incident, SurveyResponse
+from desk.models import Incident, SurveyResponse
 from reports.build import ReportOptions, build_report, period_for
 from reports.render import write
 
@@ -58,13 +58,7 @@ def make(
     c.outcome = outcome
     if outcome == CallOutcome.OVERFLOWED:
         c.overflows = [
-            {
-                "kind": "mobile",
-                "to": "13900000003",
-                "at": t + 80,
-                "answered_at": t + 84,
-                "result": "answered",
-            }
+            OverflowStep(OverflowKind.MOBILE, "13900000003", t + 80, t + 84, StepResult.ANSWERED)
         ]
     return c
 

@@ -78,7 +78,11 @@ async def import_users(tmp_path: Path, csv_file: Path) -> None:
     try:
         async with session_maker(engine).begin() as session:
             result = await directory.import_users(
-                session, csv_file.read_bytes(), by="test", now=datetime.now(UTC), plan=NumberPlan()
+                session,
+                csv_file.read_bytes(),
+                by="test",
+                now=datetime.now(UTC),
+                plan=NumberPlan(area_code="10"),
             )
             assert not result.errors, result.errors
     finally:
@@ -91,7 +95,7 @@ async def make_incident(tmp_path: Path, caller: str, *, state: str = "new") -> s
     now = datetime.now(UTC)
     try:
         async with session_maker(engine).begin() as session:
-            key = normalize(caller).key
+            key = normalize(caller, NumberPlan(area_code="10")).key
             users = await directory.find_by_key(session, key) if key else []
             requester = directory.requester_of(users[0]) if users else None
             new = NewIncident(

@@ -7,7 +7,8 @@ from typing import Any
 
 from cti.ami.client import AmiClient, AmiOptions
 from cti.ami.protocol import CtiAmiProtocol
-from cti.tracker import CallTracker
+from cti.live.bus import Bus
+from cti.live.tracker import CallTracker
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ami"
 
@@ -34,10 +35,12 @@ def protocol_for(factory: Any) -> CtiAmiProtocol:
     return proto
 
 
-def replay(raw: bytes, *, chunk: int | None = None, seed: int = 0) -> tuple[CallTracker, AmiClient]:
+def replay(
+    raw: bytes, *, chunk: int | None = None, seed: int = 0, bus: Bus | None = None
+) -> tuple[CallTracker, AmiClient]:
     """Replay `raw` in chunks (random sizes up to `chunk`, or 64 KiB) into a fresh tracker."""
     client = AmiClient(AmiOptions("127.0.0.1", 0, "cti", "x", queue_size=1_000_000))
-    tracker = CallTracker(["cti-inbound"])
+    tracker = CallTracker(["cti-inbound"], bus)
     proto = protocol_for(client)
     rng = random.Random(seed)
     i = 0

@@ -4,6 +4,8 @@ import pytest
 
 from cti.phone import NumberKind, NumberPlan, normalize
 
+BEIJING = NumberPlan(area_code="10")
+
 
 @pytest.mark.parametrize(
     ("raw", "kind", "key"),
@@ -28,7 +30,7 @@ from cti.phone import NumberKind, NumberPlan, normalize
     ],
 )
 def test_normalize(raw: str, kind: NumberKind, key: str | None) -> None:
-    n = normalize(raw)
+    n = normalize(raw, BEIJING)
     assert (n.kind, n.key) == (kind, key)
 
 
@@ -38,4 +40,11 @@ def test_area_code_is_a_setting() -> None:
 
 def test_never_raises_on_anything() -> None:
     for raw in ["\x00", "+", "++86", "０１０", "电话", None, " " * 10, "+86-" + "9" * 30]:
-        normalize(raw)
+        normalize(raw, BEIJING)
+
+
+def test_a_local_number_takes_the_desks_own_area_code() -> None:
+    # At a desk in Shanghai (021), an 8-digit local number is a Shanghai landline, not Beijing's.
+    shanghai = NumberPlan(area_code="21")
+    assert normalize("62345678", shanghai).key == "+862162345678"
+    assert normalize("62345678", BEIJING).key == "+861062345678"

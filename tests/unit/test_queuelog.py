@@ -4,10 +4,10 @@ import os
 from pathlib import Path
 
 from cti.ami import events as ev
-from cti.calls import LiveCall
+from cti.live.model import LiveCall
+from cti.live.tracker import CallTracker
 from cti.queuelog import Position, QueueLogReader, parse_line, queue_calls
 from cti.reconcile import call_from_queue_log, finish_gone, group_by_call
-from cti.tracker import CallTracker
 from cti.types import CallOutcome, RecordSource
 
 LINES = """1795637294|sim-c1|helpdesk|NONE|ENTERQUEUE||13800138000|1

@@ -1,9 +1,12 @@
 """Captured real AMI sessions replayed through protocol, parser and tracker."""
 
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from cti.live.bus import Bus, CallEvent
+from cti.live.model import CallState, StateCounter
 from cti.queuelog import QueueLogReader, queue_calls
 from tests.support import journal
 from tests.support.replay import FIXTURES, load, replay
@@ -43,3 +46,24 @@ def test_uniqueids_sharing_their_seconds_stay_separate_calls() -> None:
     arrived_seconds = [int(c.arrived_at) for c in rows]
     assert len(set(arrived_seconds)) < len(rows), "the fixture has calls within one second"
     assert len({c.uniqueid for c in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("name", ["small", "burst"])
+def test_real_sessions_move_calls_only_along_the_state_table(name: str) -> None:
+    """Every state a call takes in a real Asterisk session is a move the table allows, and every
+    call that reached a queue was seen waiting, and every answered one talking."""
+    seen: dict[str, list[CallState]] = defaultdict(list)
+    bus = Bus()
+    bus.subscribe(CallEvent, lambda e: seen[e.call.uniqueid].append(e.call.state))
+    before = StateCounter.unexpected
+    tracker, _ = replay(load(name), bus=bus)
+    assert StateCounter.unexpected == before
+    rows = [c for c in tracker.take_dirty() if c.ended_at is not None]
+    assert rows and all(c.state == CallState.ENDED for c in rows)
+    for c in rows:
+        states = seen[c.uniqueid]
+        assert states[-1] == CallState.ENDED
+        if c.queued_at is not None:
+            assert CallState.WAITING in states, (c.uniqueid, states)
+        if c.answered_at is not None:
+            assert CallState.TALKING in states and CallState.RINGING in states, states

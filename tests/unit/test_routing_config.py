@@ -38,6 +38,7 @@ def test_defaults_load() -> None:
         ('queues:\n  "*":\n    rules: {}\nim:\n  channels:\n    x: {kind: icq, url: "http://a"}\n', "line 6: kind must be"),
         ('queues:\n  "*":\n    rules: {}\nim:\n  channels: {}\n  alerts: [nope]\n', "line 6: unknown channel nope"),
         ('queues:\n  "*":\n    rules: {}\nwallboard:\n  waiting: [1]\n', "line 5: expected [amber, red]"),
+        ('queues:\n  "*":\n    rules: {}\nwallboard:\n  service_level_seconds: 30\n', "line 5: the service-level threshold is one setting"),
         ("queues: [\n", "line"),
     ],
 )  # fmt: skip

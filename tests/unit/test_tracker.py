@@ -2,7 +2,8 @@
 captured sessions; the captured sessions themselves are replayed in test_replay)."""
 
 from cti.ami import events as ev
-from cti.tracker import CallEventKind, CallTracker
+from cti.live.bus import Bus, CallEvent, CallEventKind
+from cti.live.tracker import CallTracker
 from cti.types import CallOutcome, OfferResult
 
 T0 = 1_800_000_000.0
@@ -108,19 +109,22 @@ def test_uniqueids_with_the_same_seconds_are_separate_calls() -> None:
     assert {c.caller_name for c in tr.calls.values()} == {"张三", "李四"}
 
 
-def test_listeners_hear_domain_events_and_a_failing_one_is_contained() -> None:
-    tr = CallTracker(["cti-inbound"])
+def test_subscribers_hear_call_events_and_a_failing_one_is_contained() -> None:
+    bus = Bus()
+    tr = CallTracker(["cti-inbound"], bus)
     heard: list[CallEventKind] = []
-    tr.listeners.append(lambda e: (_ for _ in ()).throw(RuntimeError("boom")))
-    tr.listeners.append(lambda e: heard.append(e.kind))
+    bus.subscribe(CallEvent, lambda e: (_ for _ in ()).throw(RuntimeError("boom")))
+    bus.subscribe(CallEvent, lambda e: heard.append(e.kind))
     uid = "1800000000.40"
     feed(tr, [*inbound(uid, T0), join(uid, T0 + 3)])
     tr.handle(ev.Hangup(T0 + 9, f"PJSIP/carrier-{uid}", uid, uid, 16, ""))
     assert heard == [
         CallEventKind.CALL_ARRIVED,
+        CallEventKind.CALL_CHANGED,  # out of the IVR
         CallEventKind.CALL_QUEUED,
         CallEventKind.CALL_ENDED,
     ]
+    assert bus.failures == 4
 
 
 def test_anonymous_caller_id_is_empty_not_unknown() -> None:

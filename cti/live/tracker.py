@@ -1,65 +1,51 @@
-"""The call tracker: the single owner of live call state.
+"""The call tracker: the owner of live call state.
 
 It consumes typed AMI events in order, keeps one LiveCall per call keyed by the caller channel's
-Uniqueid (with an explicit Linkedid map for the other legs), marks changed calls for the journal
-writer, and tells subscribers what happened (call_arrived, call_queued, agent_ringing,
-call_answered, call_ended) so that nothing live can disagree with the journal.
+Uniqueid (with an explicit Linkedid map for the other legs), moves each call along its state
+table, marks changed calls for the journal writer, and publishes what happened on the bus
+(CallEvent: arrived, queued, agent ringing, answered, talk ended, ended), so that nothing live
+can disagree with the journal.
 """
 
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from cti.ami import events as ev
-from cti.calls import LiveCall, Offer
+from cti.ami.responses import cid
+from cti.live.bus import Bus, CallEvent, CallEventKind, QueueChanged
+from cti.live.model import (
+    CallState,
+    LiveCall,
+    Offer,
+    OverflowKind,
+    OverflowStep,
+    StepResult,
+    offer_view,
+    view_of,
+)
 from cti.types import OfferResult
 
 logger = logging.getLogger(__name__)
 
 
-class CallEventKind(StrEnum):
-    """Domain events the tracker publishes."""
-
-    CALL_ARRIVED = "call_arrived"
-    CALL_QUEUED = "call_queued"
-    AGENT_RINGING = "agent_ringing"
-    AGENT_RING_ENDED = "agent_ring_ended"
-    CALL_ANSWERED = "call_answered"
-    CALL_ENDED = "call_ended"
-    # The agent's part of an answered call is over (AgentComplete): the survey may follow.
-    TALK_ENDED = "talk_ended"
-    QUEUE_MEMBER = "queue_member"
-    # Live state was rebuilt from Asterisk after a reconnect or an event gap (call is None).
-    RESYNCED = "resynced"
-
-
-@dataclass(frozen=True, slots=True)
-class CallEvent:
-    """A domain event; `call` is the live call (read it, do not change it)."""
-
-    kind: CallEventKind
-    call: LiveCall | None
-    offer: Offer | None = None
-    member: ev.QueueMemberEvent | ev.QueueMemberRemoved | None = None
-
-
-Listener = Callable[[CallEvent], None]
-
-
 class CallTracker:
     """Turns the AMI event stream into call records."""
 
-    def __init__(self, inbound_contexts: Iterable[str], clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        inbound_contexts: Iterable[str],
+        bus: Bus | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.inbound_contexts = frozenset(inbound_contexts)
+        self.bus = bus or Bus()
         self.clock = clock
         self.calls: dict[str, LiveCall] = {}  # caller Uniqueid -> call
         self.by_linkedid: dict[str, LiveCall] = {}
         self._created: dict[str, float] = {}  # Uniqueid -> Newchannel time, until hang-up
         self._dirty: dict[str, LiveCall] = {}
-        self.listeners: list[Listener] = []
         self.last_event_at: float | None = None
         self._handlers: dict[type[ev.AmiEvent], Callable[[Any], None]] = {
             ev.Newchannel: self._newchannel,
@@ -74,10 +60,6 @@ class CallTracker:
             ev.AgentConnect: self._agent_connect,
             ev.AgentComplete: self._agent_complete,
             ev.UserEvent: self._user_event,
-            ev.QueueMemberStatus: self._member,
-            ev.QueueMemberAdded: self._member,
-            ev.QueueMemberPause: self._member,
-            ev.QueueMemberRemoved: self._member,
         }
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -89,14 +71,19 @@ class CallTracker:
             self.last_event_at = event.timestamp
             handler(event)
 
-    def _publish(self, kind: CallEventKind, call: LiveCall | None, **kw: Any) -> None:
-        for listener in self.listeners:
-            try:
-                listener(CallEvent(kind, call, **kw))
-            except Exception:
-                logger.exception(
-                    "listener failed on %s linkedid=%s", kind, call.linkedid if call else "-"
-                )
+    def _publish(self, kind: CallEventKind, call: LiveCall, offer: Offer | None = None) -> None:
+        now = self.last_event_at or self.clock()
+        self.bus.publish(
+            CallEvent(kind, view_of(call, now), offer_view(offer) if offer is not None else None)
+        )
+
+    def waiting_in(self, queue: str) -> int:
+        """Callers in `queue` now."""
+        return sum(1 for c in self.calls.values() if c.queue == queue and c.waiting)
+
+    def _queue_changed(self, queue: str | None) -> None:
+        if queue:
+            self.bus.publish(QueueChanged(queue, self.waiting_in(queue)))
 
     def _touch(self, call: LiveCall) -> None:
         call.seen_since_link = True
@@ -128,10 +115,7 @@ class CallTracker:
             ",".join(sorted(call.inferred)),
         )
         self._publish(CallEventKind.CALL_ENDED, call)
-
-    def resynced(self) -> None:
-        """Tell listeners that live state was rebuilt (they re-read what they mirror)."""
-        self._publish(CallEventKind.RESYNCED, None)
+        self._queue_changed(call.queue)
 
     def forget(self, call: LiveCall) -> None:
         """Drop a finished call from live state (it stays dirty until written)."""
@@ -168,16 +152,21 @@ class CallTracker:
         call = self.calls.get(e.uniqueid)
         if call is None:
             if e.context in self.inbound_contexts and e.priority == 1:
-                self._new_call(e, _cid(e.caller_num), _cid(e.caller_name), e.exten)
+                self._new_call(e, cid(e.caller_num), cid(e.caller_name), e.exten)
             return
         if e.application == "AGI":
             if call.ivr_entered_at is None:
                 call.ivr_entered_at = e.timestamp
-            call.in_ivr = True
+            call.move(CallState.IVR)
             self._touch(call)
         elif call.in_ivr:
             call.ivr_left_at = e.timestamp
-            call.in_ivr = False
+            call.move(CallState.DIALPLAN)
+            self._touch(call)
+            self._publish(CallEventKind.CALL_CHANGED, call)
+        elif call.state == CallState.RINGING and call.in_queue_since is None:
+            # Out of the queue while a phone still rang (a timeout): the dialplan goes on.
+            call.move(CallState.DIALPLAN)
             self._touch(call)
         if e.application == "VoiceMail":
             call.voicemail = True
@@ -189,11 +178,14 @@ class CallTracker:
         if call is None:
             return
         call.hangup_cause = e.cause
+        was_waiting = call.waiting
         call.finish(e.timestamp)
         self._touch(call)
         self.forget(call)
         logger.debug("call ended linkedid=%s outcome=%s", call.linkedid, call.outcome)
         self._publish(CallEventKind.CALL_ENDED, call)
+        if was_waiting:
+            self._queue_changed(call.queue)
 
     def _user_event(self, e: ev.UserEvent) -> None:
         # UserEvents our dialplan and IVR raise on the caller's channel (see asterisk-conf);
@@ -215,26 +207,32 @@ class CallTracker:
             call.transferred_to = f.get("To") or "?"
         elif e.name in ("CtiOverflow", "CtiCallback"):
             call.overflowed = True
-            kind = "callback" if e.name == "CtiCallback" else f.get("Kind", "mobile")
+            if e.name == "CtiCallback":
+                kind, result = OverflowKind.CALLBACK, StepResult.REQUESTED
+            else:
+                raw = f.get("Kind", "mobile")
+                if raw not in OverflowKind.__members__.values():
+                    logger.warning("CtiOverflow with kind %r linkedid=%s", raw, call.linkedid)
+                    raw = "mobile"
+                kind, result = OverflowKind(raw), StepResult.DIALLING
             to = f.get("To") or f.get("Number") or "?"
-            result = "requested" if kind == "callback" else "dialling"
-            call.overflows.append(
-                {"kind": kind, "to": to, "at": e.timestamp, "answered_at": None, "result": result}
-            )
+            call.overflows.append(OverflowStep(kind, to, e.timestamp, None, result))
         elif e.name == "CtiCallbackOf":
             call.callback_of = f.get("Call") or None
         elif e.name == "CtiOverflowAnswered" and call.overflows:
-            call.overflows[-1].update(answered_at=e.timestamp, result="answered")
+            last = call.overflows[-1]
+            last.answered_at, last.result = e.timestamp, StepResult.ANSWERED
         elif e.name == "CtiOverflowResult" and call.overflows:
             last = call.overflows[-1]
-            if last["result"] == "dialling":
-                last["result"] = (f.get("Status") or "failed").lower()
+            if last.result == StepResult.DIALLING:
+                last.result = StepResult.of_dial(f.get("Status") or "failed")
         elif e.name == "CtiSurvey":
             score = f.get("Score", "")
             call.survey_score = int(score) if score.isdigit() else call.survey_score
         else:
             return
         self._touch(call)
+        self._publish(CallEventKind.CALL_CHANGED, call)
 
     # -- queue events ---------------------------------------------------------------------------
 
@@ -243,20 +241,28 @@ class CallTracker:
         if call is None:
             # A call that reached a queue without passing an inbound context (an internal
             # transfer, a misconfigured context): it still gets a record.
-            call = self._new_call(e, _cid(e.caller_num), _cid(e.caller_name), "")
+            call = self._new_call(e, cid(e.caller_num), cid(e.caller_name), "")
         if call.queued_at is None:
             call.queued_at = e.timestamp
         call.queue = e.queue
         call.in_queue_since = e.timestamp
         call.queue_status = None
+        call.move(CallState.WAITING)
         self._touch(call)
         self._publish(CallEventKind.CALL_QUEUED, call)
+        self._queue_changed(call.queue)
 
     def _leave(self, e: ev.QueueCallerLeave) -> None:
         call = self.calls.get(e.uniqueid)
         if call is not None:
             call.leave_queue(e.timestamp)
+            # Asterisk sends QueueCallerLeave just before AgentConnect: a call whose phone rings
+            # stays "ringing" until the answer (or the ring's end) says where it went.
+            if call.state != CallState.RINGING:
+                call.move(CallState.DIALPLAN)
             self._touch(call)
+            self._publish(CallEventKind.CALL_CHANGED, call)
+            self._queue_changed(call.queue)
 
     def _abandon(self, e: ev.QueueCallerAbandon) -> None:
         # Also fires on timeout and on an emptied queue; the CtiQueueResult UserEvent that the
@@ -272,6 +278,7 @@ class CallTracker:
             return
         offer = Offer(e.member_name, e.interface, e.timestamp, dest_uniqueid=e.dest_uniqueid)
         call.offers.append(offer)
+        call.move(CallState.RINGING)
         self._touch(call)
         self._publish(CallEventKind.AGENT_RINGING, call, offer=offer)
 
@@ -279,6 +286,13 @@ class CallTracker:
         offer = call.open_offer(interface)
         if offer is not None:
             offer.result, offer.ended_at = result, ts
+            if (
+                result != OfferResult.ANSWERED
+                and call.state == CallState.RINGING
+                and not any(o.result == OfferResult.RINGING for o in call.offers)
+            ):
+                in_queue = call.in_queue_since is not None
+                call.move(CallState.WAITING if in_queue else CallState.DIALPLAN)
             self._publish(CallEventKind.AGENT_RING_ENDED, call, offer=offer)
 
     def _agent_rna(self, e: ev.AgentRingNoAnswer) -> None:
@@ -307,6 +321,7 @@ class CallTracker:
         for offer in call.offers:  # ringall: the others lose the call
             if offer.result == OfferResult.RINGING:
                 offer.result, offer.ended_at = OfferResult.LOST, e.timestamp
+        call.move(CallState.TALKING)
         self._touch(call)
         self._publish(CallEventKind.CALL_ANSWERED, call)
 
@@ -320,16 +335,10 @@ class CallTracker:
             # The answer came from queue_log (whole seconds) while we were away: a precise end
             # minus it would be up to a second long, so take Asterisk's own talk figure.
             call.talk_override = float(e.talk_time)
+        if call.state == CallState.TALKING:
+            call.move(CallState.DIALPLAN)
         self._touch(call)
         self._publish(CallEventKind.TALK_ENDED, call)
-
-    def _member(self, e: ev.QueueMemberEvent | ev.QueueMemberRemoved) -> None:
-        self._publish(CallEventKind.QUEUE_MEMBER, None, member=e)
-
-
-def _cid(value: str) -> str:
-    # Asterisk writes "<unknown>" for an absent caller ID.
-    return "" if value in ("<unknown>", "") else value
 
 
 def mark_unseen(tracker: CallTracker) -> None:

@@ -1,10 +1,50 @@
-"""A live call as the tracker holds it, and its conversion to a journal row."""
+"""A live call as the tracker holds it: its explicit state, its offers, and its journal row.
 
+Readers ask a call what it is doing (`call.state`) instead of re-deriving it from timestamps;
+only the tracker moves a call from one state to another, along `TRANSITIONS`.
+"""
+
+import logging
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, overload
 
 from cti.types import QUEUE_STATUS_OUTCOME, CallOutcome, OfferResult, RecordSource
+
+logger = logging.getLogger(__name__)
+
+
+class CallState(StrEnum):
+    """What the caller is doing now."""
+
+    DIALPLAN = "dialplan"  # in the dialplan between steps (arrived, left a queue, overflowing)
+    IVR = "ivr"  # in our FastAGI (menus, incident read-back, survey)
+    WAITING = "waiting"  # in a queue, no agent's phone ringing
+    RINGING = "ringing"  # in a queue, one or more agents' phones ringing
+    TALKING = "talking"  # an agent answered; until the agent's part ends (AgentComplete)
+    ENDED = "ended"  # the caller's channel hung up
+
+
+S = CallState
+# Asterisk is the truth: a move outside this table is still made (and logged, and counted), since
+# events can be lost in an outage; the replayed real sessions make none (tests/unit/test_replay).
+TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    S.DIALPLAN: frozenset({S.IVR, S.WAITING, S.ENDED}),
+    S.IVR: frozenset({S.DIALPLAN, S.WAITING, S.ENDED}),
+    # QueueCallerLeave comes just before AgentConnect; a ringing call stays ringing through it.
+    S.WAITING: frozenset({S.RINGING, S.TALKING, S.DIALPLAN, S.ENDED}),
+    S.RINGING: frozenset({S.WAITING, S.TALKING, S.DIALPLAN, S.ENDED}),
+    S.TALKING: frozenset({S.DIALPLAN, S.ENDED}),
+    S.ENDED: frozenset(),
+}
+IN_QUEUE = frozenset({S.WAITING, S.RINGING})
+
+
+class StateCounter:
+    """How many moves outside TRANSITIONS were made (for /healthz and the replay tests)."""
+
+    unexpected = 0
 
 
 @overload
@@ -37,6 +77,73 @@ class Offer:
     dest_uniqueid: str = ""
 
 
+class OverflowKind(StrEnum):
+    """Where an overflow step moved the caller."""
+
+    MOBILE = "mobile"  # an on-call engineer's mobile
+    IM = "im"  # an IM responder who took the call from a take link
+    CALLBACK = "callback"  # a call-back was booked
+
+
+class StepResult(StrEnum):
+    """How an overflow step went (the Dial statuses, lower case, and our own)."""
+
+    DIALLING = "dialling"
+    ANSWERED = "answered"
+    REQUESTED = "requested"  # a call-back booked
+    NOANSWER = "noanswer"
+    BUSY = "busy"
+    CONGESTION = "congestion"
+    CHANUNAVAIL = "chanunavail"
+    CANCEL = "cancel"
+    FAILED = "failed"  # any other status
+
+    @classmethod
+    def of_dial(cls, status: str) -> "StepResult":
+        """The result a DIALSTATUS means."""
+        try:
+            return cls(status.lower())
+        except ValueError:
+            return cls.FAILED
+
+
+@dataclass
+class OverflowStep:
+    """One move of the caller out of the queue (journaled on the call's `overflows`)."""
+
+    kind: OverflowKind
+    to: str
+    at: float
+    answered_at: float | None = None
+    result: StepResult = StepResult.DIALLING
+
+    @property
+    def over(self) -> bool:
+        """The attempt is over (and its target free again), unless answered and still talking."""
+        return self.result not in (StepResult.DIALLING, StepResult.ANSWERED)
+
+    def as_json(self) -> dict[str, Any]:
+        """The journal's form (ISO times)."""
+        return {
+            "kind": self.kind.value,
+            "to": self.to,
+            "at": to_dt(self.at).isoformat(),
+            "answered_at": to_dt(self.answered_at).isoformat() if self.answered_at else None,
+            "result": self.result.value,
+        }
+
+    @classmethod
+    def from_state(cls, raw: dict[str, Any]) -> "OverflowStep":
+        """Back from the journal's live state (Unix times)."""
+        return cls(
+            OverflowKind(raw["kind"]),
+            str(raw["to"]),
+            float(raw["at"]),
+            raw.get("answered_at"),
+            StepResult(raw.get("result", "dialling")),
+        )
+
+
 @dataclass
 class LiveCall:
     """A call from its first event to its hang-up. Times are Unix seconds (UTC)."""
@@ -67,7 +174,7 @@ class LiveCall:
     survey_score: int | None = None
     voicemail: bool = False
     overflowed: bool = False
-    overflows: list[dict[str, Any]] = field(default_factory=list)
+    overflows: list[OverflowStep] = field(default_factory=list)
     callback_of: str | None = None
     transferred_to: str | None = None
     outcome: CallOutcome | None = None
@@ -78,8 +185,53 @@ class LiveCall:
     wait_accum: float = 0.0
     wait_override: float | None = None  # Asterisk's own figure when reconciled from queue_log
     talk_override: float | None = None
-    in_ivr: bool = False
     seen_since_link: bool = True
+    state: CallState = CallState.DIALPLAN
+
+    def move(self, to: CallState) -> None:
+        """Change state (a no-op if already there); a move outside TRANSITIONS is logged."""
+        if to == self.state:
+            return
+        if to not in TRANSITIONS[self.state]:
+            StateCounter.unexpected += 1
+            logger.warning(
+                "call state %s -> %s is not in the table linkedid=%s", self.state, to, self.linkedid
+            )
+        self.state = to
+
+    @property
+    def in_ivr(self) -> bool:
+        """In our FastAGI now."""
+        return self.state == CallState.IVR
+
+    @property
+    def waiting(self) -> bool:
+        """In a queue now (ringing or not)."""
+        return self.state in IN_QUEUE
+
+    @property
+    def talking(self) -> bool:
+        """Talking to an agent now."""
+        return self.state == CallState.TALKING
+
+    def waited(self, now: float) -> float:
+        """Seconds in queues so far, including the current stint."""
+        if self.wait_override is not None:
+            return self.wait_override
+        current = max(0.0, now - self.in_queue_since) if self.in_queue_since is not None else 0.0
+        return self.wait_accum + current
+
+    def rebuild_state(self) -> None:
+        """The state of a call rebuilt from a journal row, queue_log or a snapshot (not events)."""
+        if self.ended_at is not None:
+            self.state = CallState.ENDED
+        elif self.answered_at is not None and self.talk_ended_at is None:
+            self.state = CallState.TALKING
+        elif self.in_queue_since is not None:
+            ringing = any(o.result == OfferResult.RINGING for o in self.offers)
+            self.state = CallState.RINGING if ringing else CallState.WAITING
+        elif self.state in IN_QUEUE or self.state == CallState.TALKING:
+            self.state = CallState.DIALPLAN
 
     def infer(self, name: str) -> None:
         """Note that field `name` was inferred (snapshot, queue_log), not observed live."""
@@ -110,7 +262,7 @@ class LiveCall:
         self.leave_queue(ts)
         if self.in_ivr and self.ivr_left_at is None:
             self.ivr_left_at = ts
-            self.in_ivr = False
+        self.move(CallState.ENDED)
         if self.answered_at is not None and self.talk_ended_at is None:
             self.talk_ended_at = ts
         for offer in self.offers:
@@ -172,7 +324,7 @@ class LiveCall:
             "queue": self.queue,
             "agent": self.agent,
             "offers": [_offer_json(o) for o in self.offers],
-            "overflows": [_overflow_json(o) for o in self.overflows],
+            "overflows": [o.as_json() for o in self.overflows],
             "callback_of": self.callback_of,
             "ring_no_answer": self.ring_no_answer,
             "outcome": self.outcome.value if self.outcome else None,
@@ -195,10 +347,10 @@ class LiveCall:
         return {
             "in_queue_since": self.in_queue_since,
             "wait_accum": self.wait_accum,
-            "in_ivr": self.in_ivr,
+            "state": self.state.value,
             "voicemail": self.voicemail,
             "overflowed": self.overflowed,
-            "overflows": self.overflows,
+            "overflows": [asdict(o) for o in self.overflows],
             "transferred_to": self.transferred_to,
             "offers": [asdict(o) for o in self.offers],
         }
@@ -234,10 +386,9 @@ class LiveCall:
             inferred=set(row.inferred or []),
             in_queue_since=state.get("in_queue_since"),
             wait_accum=float(state.get("wait_accum", 0.0)),
-            in_ivr=bool(state.get("in_ivr", False)),
             voicemail=bool(state.get("voicemail", False)),
             overflowed=bool(state.get("overflowed", False)),
-            overflows=list(state.get("overflows", [])),
+            overflows=[OverflowStep.from_state(o) for o in state.get("overflows", [])],
             transferred_to=state.get("transferred_to"),
             hangup_cause=row.hangup_cause,
             seen_since_link=False,
@@ -245,15 +396,12 @@ class LiveCall:
         call.offers = [
             Offer(**{**o, "result": OfferResult(o["result"])}) for o in state.get("offers", [])
         ]
+        if "state" in state:
+            call.state = CallState(state["state"])
+        else:  # a row written before states were explicit
+            call.state = CallState.IVR if state.get("in_ivr") else CallState.DIALPLAN
+            call.rebuild_state()
         return call
-
-
-def _overflow_json(o: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **o,
-        "at": to_dt(o["at"]).isoformat(),
-        "answered_at": to_dt(o["answered_at"]).isoformat() if o.get("answered_at") else None,
-    }
 
 
 def _offer_json(o: Offer) -> dict[str, Any]:
@@ -265,3 +413,98 @@ def _offer_json(o: Offer) -> dict[str, Any]:
         "ended_at": ended.isoformat() if ended else None,
         "result": o.result.value,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class OfferView:
+    """An offer of a call to an agent, as plain data."""
+
+    agent: str
+    interface: str
+    at: float
+    result: OfferResult
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallView:
+    """A live call at one moment, as plain data (what the bus carries; a broker could too)."""
+
+    uniqueid: str
+    linkedid: str
+    channel: str
+    state: CallState
+    caller_number: str
+    caller_name: str
+    dialled_number: str
+    queue: str | None
+    agent: str | None
+    incident_number: str | None
+    ivr_path: str | None
+    language: str | None
+    arrived_at: float
+    queued_at: float | None
+    answered_at: float | None
+    ended_at: float | None
+    wait_seconds: float  # in queues so far, the current stint included
+    outcome: CallOutcome | None
+    overflowed: bool
+    callback_of: str | None
+    ringing: tuple[str, ...] = ()  # agents whose phones ring for this call now
+    offered_to: tuple[str, ...] = ()  # every agent the call was offered to, in order
+
+
+def view_of(call: LiveCall, now: float) -> CallView:
+    """The call as plain data, at `now`."""
+    return CallView(
+        uniqueid=call.uniqueid,
+        linkedid=call.linkedid,
+        channel=call.channel,
+        state=call.state,
+        caller_number=call.caller_number,
+        caller_name=call.caller_name,
+        dialled_number=call.dialled_number,
+        queue=call.queue,
+        agent=call.agent,
+        incident_number=call.incident_number,
+        ivr_path=call.ivr_path,
+        language=call.language,
+        arrived_at=call.arrived_at,
+        queued_at=call.queued_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        wait_seconds=round(call.waited(call.ended_at or now), 3),
+        outcome=call.outcome,
+        overflowed=call.overflowed,
+        callback_of=call.callback_of,
+        ringing=tuple(o.agent for o in call.offers if o.result == OfferResult.RINGING),
+        offered_to=tuple(dict.fromkeys(o.agent for o in call.offers)),
+    )
+
+
+def offer_view(offer: Offer) -> OfferView:
+    """The offer as plain data."""
+    return OfferView(offer.agent, offer.interface, offer.at, offer.result, offer.ended_at)
+
+
+class AgentState(StrEnum):
+    """What the agent page and the wallboard show."""
+
+    LOGGED_OUT = "logged_out"
+    READY = "ready"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """An agent at one moment, as plain data."""
+
+    ext: str
+    state: AgentState
+    reason: str
+    since: float
+    queues: tuple[str, ...]
+    wrapup_until: float | None

@@ -16,17 +16,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
+from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient
-from cti.errors import AmiActionFailed, InvalidInput
+from cti.ami.responses import QueueMember
+from cti.errors import InvalidInput
+from cti.live.bus import (
+    AgentStateChanged,
+    Bus,
+    CallEvent,
+    CallEventKind,
+    LiveResynced,
+    WrapupEnded,
+)
+from cti.live.model import AgentState, AgentView
 from cti.tasks import Background
-from cti.tracker import CallEvent, CallEventKind
-from desk.web.hub import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -34,17 +41,6 @@ WRAP_UP = "wrap-up"
 # app_queue's member (device) status codes.
 RINGING_CODES = {6, 7}
 BUSY_CODES = {2, 3, 8}
-
-
-class AgentState(StrEnum):
-    """What the agent page and the wallboard show."""
-
-    LOGGED_OUT = "logged_out"
-    READY = "ready"
-    RINGING = "ringing"
-    ON_CALL = "on_call"
-    WRAP_UP = "wrap_up"
-    PAUSED = "paused"
 
 
 @dataclass
@@ -87,16 +83,16 @@ class Agent:
             return (AgentState.WRAP_UP, "") if reason == WRAP_UP else (AgentState.PAUSED, reason)
         return AgentState.READY, ""
 
-    def as_json(self) -> dict[str, Any]:
-        """For pages."""
-        return {
-            "ext": self.ext,
-            "state": self.state.value,
-            "reason": self.reason,
-            "since": self.since,
-            "wrapup_until": self.wrapup_until if self.state == AgentState.WRAP_UP else None,
-            "queues": sorted(self.queues),
-        }
+    def view(self) -> AgentView:
+        """The agent as plain data."""
+        return AgentView(
+            self.ext,
+            self.state,
+            self.reason,
+            self.since,
+            tuple(sorted(self.queues)),
+            self.wrapup_until if self.state == AgentState.WRAP_UP else None,
+        )
 
 
 class AgentService:
@@ -105,12 +101,12 @@ class AgentService:
     def __init__(
         self,
         client: AmiClient,
-        hub: Hub,
+        bus: Bus,
         interface: Callable[[str], str],
         wrapup_seconds: float,
     ) -> None:
         self.client = client
-        self.hub = hub
+        self.bus = bus
         self.interface = interface
         self.wrapup_seconds = wrapup_seconds
         self.agents: dict[str, Agent] = {}
@@ -118,30 +114,35 @@ class AgentService:
         self.tasks = Background(logger)
         # Member events seen per agent: a read-back that raced with an event is read again.
         self._events: dict[str, int] = {}
-        self.listeners: list[Callable[[Agent], None]] = []
-        # Told (call uniqueid, seconds) when an agent's wrap-up after a call ends.
-        self.on_wrapup_end: Callable[[str, float], Any] | None = None
+        self._unsubscribe = [
+            bus.subscribe(CallEvent, self._on_call),
+            bus.subscribe(LiveResynced, lambda _e: self.tasks.spawn(self.refresh())),
+        ]
 
     def agent(self, ext: str) -> Agent:
         """The agent with this extension (logged out if unknown)."""
         return self.agents.setdefault(ext, Agent(ext))
 
+    def count(self, state: AgentState, queue: str | None = None) -> int:
+        """Agents in `state` (in `queue`, or in any)."""
+        return sum(
+            1
+            for a in self.agents.values()
+            if a.state == state and (queue is None or queue in a.queues)
+        )
+
     # -- from Asterisk -------------------------------------------------------------------------
 
-    def on_call_event(self, event: CallEvent) -> None:
-        """Tracker listener: queue member changes, ends of answered calls, resyncs."""
-        if event.kind == CallEventKind.QUEUE_MEMBER and event.member is not None:
-            self._member(event.member)
-        elif event.kind == CallEventKind.TALK_ENDED and event.call is not None:
-            if event.call.agent:
-                agent = self.agent(event.call.agent)
-                self._record_wrapup(agent)  # the previous call's, if not yet settled
-                agent.wrapup_call, agent.wrapup_started = event.call.uniqueid, time.time()
-                self.tasks.spawn(self.start_wrapup(event.call.agent))
-        elif event.kind == CallEventKind.RESYNCED:
-            self.tasks.spawn(self.refresh())
+    def _on_call(self, event: CallEvent) -> None:
+        """The end of an answered call starts the agent's wrap-up."""
+        if event.kind == CallEventKind.TALK_ENDED and event.call.agent:
+            agent = self.agent(event.call.agent)
+            self._record_wrapup(agent)  # the previous call's, if not yet settled
+            agent.wrapup_call, agent.wrapup_started = event.call.uniqueid, time.time()
+            self.tasks.spawn(self.start_wrapup(event.call.agent))
 
-    def _member(self, e: ev.QueueMemberEvent | ev.QueueMemberRemoved) -> None:
+    def on_member(self, e: ev.QueueMemberEvent | ev.QueueMemberRemoved) -> None:
+        """A QueueMember* event from Asterisk."""
         agent = self.agent(e.member_name)
         self._events[agent.ext] = self._events.get(agent.ext, 0) + 1
         if isinstance(e, ev.QueueMemberRemoved):
@@ -174,21 +175,16 @@ class AgentService:
             left = (agent.wrapup_until or 0) - time.time()
             seconds = left if left > 0 else None
             self.tasks.spawn(self.start_wrapup(agent.ext, seconds, pause=False))
-        self.hub.publish(f"agent:{agent.ext}", {"type": "agent_state", "agent": agent.as_json()})
-        for listener in self.listeners:
-            try:
-                listener(agent)
-            except Exception:
-                logger.exception("agent listener failed for %s", agent.ext)
+        self.bus.publish(AgentStateChanged(agent.view()))
 
     async def refresh(self) -> None:
         """Rebuild every membership from QueueStatus (after a reconnect)."""
         try:
-            rows = await self.client.action("QueueStatus", as_list=True, timeout=30)
+            status = await actions.queue_status(self.client)
         except Exception as exc:
             logger.warning("agent states not refreshed: %s", exc)
             return
-        seen = _memberships(rows)
+        seen = _memberships(status.members)
         for ext in set(self.agents) | set(seen):
             agent = self.agent(ext)
             agent.queues = seen.get(ext, {})
@@ -200,14 +196,14 @@ class AgentService:
             await asyncio.sleep(delay)
             before = self._events.get(ext, 0)
             try:
-                rows = await self.client.action("QueueStatus", as_list=True, Member=ext, timeout=10)
+                status = await actions.queue_status(self.client, member=ext, timeout=10)
             except Exception as exc:
                 logger.warning("agent %s not read back: %s", ext, exc)
                 return
             if self._events.get(ext, 0) != before:
                 continue  # an event crossed the answer: which is newer is unknown, read again
             agent = self.agent(ext)
-            queues = _memberships(rows).get(ext, {})
+            queues = _memberships(status.members).get(ext, {})
             if queues != agent.queues:
                 logger.info("agent %s corrected from Asterisk: %s", ext, queues)
                 agent.queues = queues
@@ -220,20 +216,13 @@ class AgentService:
         """Join the agent's queues (ready)."""
         iface = self.interface(ext)
         for queue in queues:
-            try:
-                await self.client.action(
-                    "QueueAdd", Queue=queue, Interface=iface, MemberName=ext, Paused="false"
-                )
-            except AmiActionFailed as exc:
-                if "already" not in str(exc).lower():
-                    raise
+            await actions.queue_add(self.client, queue, iface, ext)
         self.tasks.spawn(self.verify(ext))
 
     async def logout(self, ext: str) -> None:
         """Leave every queue."""
         for queue, m in list(self.agent(ext).queues.items()):
-            with contextlib.suppress(AmiActionFailed):
-                await self.client.action("QueueRemove", Queue=queue, Interface=m.interface)
+            await actions.queue_remove(self.client, queue, m.interface)
         self.tasks.spawn(self.verify(ext))
 
     async def set_paused(self, ext: str, paused: bool, reason: str = "") -> None:
@@ -246,10 +235,7 @@ class AgentService:
         if len(reason) > 60:
             raise InvalidInput("the reason is longer than 60 characters")
         for m in agent.queues.values():
-            headers = {"Interface": m.interface, "Paused": "true" if paused else "false"}
-            if paused:
-                headers["Reason"] = reason
-            await self.client.request("QueuePause", headers)
+            await actions.queue_pause(self.client, m.interface, paused, reason)
         self.tasks.spawn(self.verify(ext))
 
     async def start_wrapup(
@@ -274,7 +260,7 @@ class AgentService:
                 if self._timers.get(ext) is timer:
                     del self._timers[ext]
                 return
-        self.hub.publish(f"agent:{ext}", {"type": "agent_state", "agent": agent.as_json()})
+        self.bus.publish(AgentStateChanged(agent.view()))
 
     async def _settle_wrapup(self, agent: Agent, call: str, delay: float = 2.0) -> None:
         """Record the after-call work of `call` once the agent has really left wrap-up."""
@@ -287,8 +273,9 @@ class AgentService:
         if agent.wrapup_call is None or agent.state == AgentState.WRAP_UP:
             return
         started = agent.wrapup_started or agent.wrapup_left
-        if self.on_wrapup_end is not None:
-            self.tasks.spawn(self.on_wrapup_end(agent.wrapup_call, agent.wrapup_left - started))
+        self.bus.publish(
+            WrapupEnded(agent.wrapup_call, agent.ext, max(0.0, agent.wrapup_left - started))
+        )
         agent.wrapup_call = agent.wrapup_started = None
 
     async def _end_wrapup(self, ext: str, seconds: float) -> None:
@@ -302,6 +289,8 @@ class AgentService:
 
     async def close(self) -> None:
         """Cancel timers and pending work."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
         timers = list(self._timers.values())
         for task in timers:
             task.cancel()
@@ -311,18 +300,11 @@ class AgentService:
         await self.tasks.close()
 
 
-def _memberships(rows: list[Any]) -> dict[str, dict[str, Membership]]:
-    """QueueStatus's QueueMember rows: member name -> queue -> membership."""
+def _memberships(rows: Iterable[QueueMember]) -> dict[str, dict[str, Membership]]:
+    """QueueStatus's member rows: member name -> queue -> membership."""
     seen: dict[str, dict[str, Membership]] = {}
     for m in rows:
-        if m.get("Event") != "QueueMember":
-            continue
-        ext = m.get("Name") or m.get("Location", "")
-        seen.setdefault(ext, {})[m["Queue"]] = Membership(
-            m.get("Location", ""),
-            int(m.get("Status", "1") or 1),
-            m.get("Paused") == "1",
-            m.get("PausedReason", ""),
-            m.get("InCall") == "1",
+        seen.setdefault(m.name, {})[m.queue] = Membership(
+            m.interface, m.status, m.paused, m.paused_reason, m.in_call
         )
     return seen

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from sqlalchemy import insert, update
 
 from cti.db import SessionMaker
-from desk.agents import Agent
-from desk.models import AgentStateSpan
+from cti.journal.models import AgentStateSpan
+from cti.live.bus import AgentStateChanged, Bus
 
 logger = logging.getLogger(__name__)
 
@@ -23,17 +23,23 @@ logger = logging.getLogger(__name__)
 class StateLog:
     """Writes agent state changes to agent_states in batches."""
 
-    def __init__(self, sessions: SessionMaker, interval: float = 1.0) -> None:
+    def __init__(self, sessions: SessionMaker, bus: Bus, interval: float = 1.0) -> None:
         self.sessions = sessions
         self.interval = interval
         self._pending: list[tuple[str, str, str, float]] = []
         self._task: asyncio.Task[None] | None = None
         # One flush at a time (the timer's and a caller's), so batches commit in their order.
         self._writing = asyncio.Lock()
+        self._last: dict[str, tuple[str, str]] = {}
+        self._unsubscribe = bus.subscribe(AgentStateChanged, self.note)
 
-    def note(self, agent: Agent) -> None:
-        """AgentService listener: the agent's new state, from now on."""
-        self._pending.append((agent.ext, agent.state.value, agent.reason, agent.since))
+    def note(self, event: AgentStateChanged) -> None:
+        """The agent's new state, from now on (a wrap-up timer change alone is no new span)."""
+        a = event.agent
+        if self._last.get(a.ext) == (a.state.value, a.reason):
+            return
+        self._last[a.ext] = (a.state.value, a.reason)
+        self._pending.append((a.ext, a.state.value, a.reason, a.since))
 
     def start(self) -> None:
         """Write once a second from now on."""
@@ -74,6 +80,7 @@ class StateLog:
 
     async def close(self) -> None:
         """Stop the timer and write the rest."""
+        self._unsubscribe()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

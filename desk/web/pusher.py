@@ -1,0 +1,119 @@
+"""The wallboard pusher: keeps the back-up banners (from the bus) and sends the board
+(reports/wallboard.py builds it) whenever the bus says something changed — at most twice a
+second, and every few seconds anyway."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from datetime import tzinfo
+from typing import Any
+
+from cti.db import SessionMaker
+from cti.live.bus import (
+    AgentStateChanged,
+    BackupCleared,
+    BackupRaised,
+    Bus,
+    CallEvent,
+    DomainEvent,
+    QueueChanged,
+)
+from cti.runtime import CtiCore
+from desk.web.hub import Hub
+from desk.web.messages import WALLBOARD as TOPIC
+from desk.web.messages import MessageType
+from reports.wallboard import MetricSettings, snapshot
+
+logger = logging.getLogger(__name__)
+
+
+class WallboardPusher:
+    """Keeps the back-up banners (from the bus) and pushes snapshots to the wallboard topic."""
+
+    def __init__(
+        self,
+        sessions: SessionMaker,
+        core: CtiCore,
+        hub: Hub,
+        tz: tzinfo,
+        metrics: MetricSettings,
+        thresholds: Mapping[str, tuple[float, float]],
+    ) -> None:
+        self.sessions = sessions
+        self.core = core
+        self.hub = hub
+        self.tz = tz
+        self.metrics = metrics
+        self.thresholds = thresholds
+        self.banners: dict[str, dict[str, Any]] = {}
+        self.pushed = 0
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        bus: Bus = core.bus
+        self._unsubscribe = [
+            bus.subscribe(kind, self._changed)
+            for kind in (CallEvent, AgentStateChanged, QueueChanged)
+        ] + [
+            bus.subscribe(BackupRaised, self._raised),
+            bus.subscribe(BackupCleared, self._cleared),
+        ]
+
+    def _changed(self, _event: DomainEvent) -> None:
+        self._dirty.set()
+
+    def _raised(self, e: BackupRaised) -> None:
+        self.banners[e.queue] = {
+            "queue": e.queue,
+            "since": e.since,
+            "alert_id": e.alert_id,
+            "rules": dict(e.rules),
+        }
+        self._dirty.set()
+
+    def _cleared(self, e: BackupCleared) -> None:
+        self.banners.pop(e.queue, None)
+        self._dirty.set()
+
+    def touch(self) -> None:
+        """Something outside live state changed (announcements, the roster)."""
+        self._dirty.set()
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The board now."""
+        core = self.core
+        return await snapshot(
+            self.sessions,
+            core.queues,
+            core.agents,
+            self.tz,
+            self.metrics,
+            self.thresholds,
+            self.banners,
+        )
+
+    def start(self) -> None:
+        """Push from now on."""
+        self._task = asyncio.create_task(self._run(), name="wallboard")
+
+    async def close(self) -> None:
+        """Stop pushing."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._dirty.wait(), timeout=5.0)
+            self._dirty.clear()
+            try:
+                board = await self.snapshot()
+                self.hub.publish(TOPIC, {"type": MessageType.WALLBOARD.value, **board})
+                self.pushed += 1
+            except Exception:
+                logger.exception("wallboard snapshot failed")
+            await asyncio.sleep(0.5)

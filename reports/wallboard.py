@@ -1,0 +1,182 @@
+"""The desk lead's wallboard (5.2.1, 6.3.1.4) as data: per queue and in total, callers waiting and
+the longest wait, agents by state, and today's figures, with a row per agent, the waiting calls,
+the back-up banners and the announcements.
+
+Today's figures are `reports.metrics.call_figures` over today's calls in the desk's time zone —
+the very computation the daily report makes — so the board and the report cannot disagree. Live
+figures come from cti/live. No I/O but the database reads; the web layer pushes the result.
+"""
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from sqlalchemy import select
+
+from cti.db import SessionMaker
+from cti.journal.models import Call
+from cti.live.agents import AgentService
+from cti.live.model import AgentState
+from cti.live.queues import QueueBook
+from desk.announcements import active as active_announcements
+from desk.models import Staff
+from reports.metrics import CallFigures, call_figures
+
+
+@dataclass(frozen=True)
+class MetricSettings:
+    """The thresholds every figure of the day is computed with (one setting each)."""
+
+    sl_seconds: float = 20.0
+    short_abandon: float = 5.0
+
+
+def day_start(tz: tzinfo, now: datetime | None = None) -> datetime:
+    """The start of today in the desk's time zone (as UTC)."""
+    local = (now or datetime.now(UTC)).astimezone(tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+async def today_figures(
+    sessions: SessionMaker, tz: tzinfo, metrics: MetricSettings, now: datetime | None = None
+) -> dict[str, CallFigures]:
+    """Today's figures per queue and under "*" for all: the daily report's own computation."""
+    start = day_start(tz, now)
+    async with sessions() as s:
+        by_queue = await call_figures(
+            s,
+            start,
+            start + timedelta(days=1),
+            sl_seconds=metrics.sl_seconds,
+            short_abandon=metrics.short_abandon,
+            by=Call.queue,
+        )
+    out: dict[str, CallFigures] = {}
+    total = CallFigures()
+    for queue, figures in by_queue.items():
+        total.add(figures)
+        if queue:  # calls that never queued have no queue: in the total only
+            out[str(queue)] = figures
+    out["*"] = total
+    return out
+
+
+@dataclass
+class HandleTimeCache:
+    """Today's AHT per queue for the routing executor's predicted wait (cti/routing/ports.py),
+    read at most every `ttl` seconds."""
+
+    sessions: SessionMaker
+    tz: tzinfo
+    metrics: MetricSettings
+    ttl: float = 10.0
+    _at: float = 0.0
+    _figures: dict[str, CallFigures] = field(default_factory=dict)
+
+    async def aht(self, queue: str) -> float | None:
+        """Today's average handle time of `queue`, in seconds."""
+        if time.monotonic() - self._at > self.ttl:
+            self._figures = await today_figures(self.sessions, self.tz, self.metrics)
+            self._at = time.monotonic()
+        figures = self._figures.get(queue)
+        return figures.aht if figures else None
+
+
+def _agent_counts(agents: AgentService, queue: str | None) -> dict[str, int]:
+    counts = dict.fromkeys((s.value for s in AgentState), 0)
+    for a in agents.agents.values():
+        if queue is None or queue in a.queues:
+            counts[a.state.value] += 1
+    return counts
+
+
+async def snapshot(
+    sessions: SessionMaker,
+    queues: QueueBook,
+    agents: AgentService,
+    tz: tzinfo,
+    metrics: MetricSettings,
+    thresholds: Mapping[str, tuple[float, float]],
+    banners: Mapping[str, Mapping[str, Any]],
+    day: datetime | None = None,
+) -> dict[str, Any]:
+    """The whole board (`day`: a moment of the day whose figures to show; default now)."""
+    now = time.time()
+    figures = await today_figures(sessions, tz, metrics, day)
+    rows = []
+    for q in sorted(queues.queues() | {q for q in figures if q != "*"}):
+        waiting = queues.waiting(q, now)
+        rows.append(
+            {
+                "queue": q,
+                "waiting": len(waiting),
+                "longest_wait": round(waiting[0][1], 1) if waiting else 0.0,
+                "agents": _agent_counts(agents, q),
+                "today": figures.get(q, CallFigures()).as_dict(),
+                "arrival_rate_per_hour": round(queues.arrival_rate(q, now) * 3600, 1),
+                "backed_up": banners.get(q),
+            }
+        )
+    waiting_all = queues.waiting(None, now)
+    talking = {c.agent: c for c in queues.tracker.calls.values() if c.talking and c.agent}
+    async with sessions() as s:
+        names = {
+            st.extension: st.name
+            for st in (await s.scalars(select(Staff).where(Staff.extension.is_not(None)))).all()
+        }
+        active = await active_announcements(s, datetime.now(UTC))
+    agent_rows = []
+    for a in sorted(agents.agents.values(), key=lambda a: a.ext):
+        call = talking.get(a.ext)
+        view = a.view()
+        agent_rows.append(
+            {
+                "ext": a.ext,
+                "state": view.state.value,
+                "reason": view.reason,
+                "since": view.since,
+                "wrapup_until": view.wrapup_until,
+                "queues": list(view.queues),
+                "name": names.get(a.ext, ""),
+                "call": {
+                    "caller_number": call.caller_number,
+                    "caller_name": call.caller_name,
+                    "incident_number": call.incident_number,
+                    "answered_at": call.answered_at,
+                }
+                if call
+                else None,
+            }
+        )
+    return {
+        "at": now,
+        "service_level_seconds": metrics.sl_seconds,
+        "thresholds": dict(thresholds),
+        "queues": rows,
+        "total": {
+            "queue": "*",
+            "waiting": len(waiting_all),
+            "longest_wait": round(waiting_all[0][1], 1) if waiting_all else 0.0,
+            "agents": _agent_counts(agents, None),
+            "today": figures["*"].as_dict(),
+        },
+        "agents": agent_rows,
+        "waiting_calls": [
+            {
+                "uniqueid": c.uniqueid,
+                "queue": c.queue,
+                "caller_number": c.caller_number,
+                "incident_number": c.incident_number,
+                "wait": round(w, 1),
+                "overflowed": c.overflowed,
+            }
+            for c, w in waiting_all[:50]
+        ],
+        "banners": [dict(b) for b in banners.values()],
+        "announcements": [
+            {"kind": a.kind, "title": a.title, "text_zh": a.text_zh, "text_en": a.text_en}
+            for a in active
+        ],
+    }
