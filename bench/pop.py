@@ -93,7 +93,7 @@ async def seed(db_url: str, agents: int) -> list[str]:
                     "打印机卡纸",
                     "phone",
                     mobile,
-                    normalize(mobile).key,
+                    normalize(mobile, NumberPlan(area_code="10")).key,
                     directory.requester_of(user),
                     "",
                     "zh",

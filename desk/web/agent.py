@@ -13,7 +13,7 @@ from desk import directory
 from desk.models import Role, Staff, User, WebSession
 from desk.staff import staff_by_username, staff_json, start_session, verify_password
 from desk.validation import text_field
-from desk.web.auth import COOKIE, WEB_SESSION, current, requires, set_cookie
+from desk.web.auth import COOKIE, WEB_SESSION, checks_own_credentials, current, requires, set_cookie
 from desk.web.i18n import TEXTS, language
 from desk.web.keys import CORE, HUB, LIMITER, PLAN, POP, SESSIONS, SETTINGS
 from desk.web.messages import MessageType, agent_topic
@@ -44,6 +44,7 @@ async def _login(request: web.Request, username: str, password: str) -> tuple[St
     return staff, ws
 
 
+@checks_own_credentials
 async def api_login(request: web.Request) -> web.Response:
     """POST /api/login {username, password} -> {staff, csrf} and the session cookie."""
     body = await body_of(request)
@@ -65,6 +66,7 @@ async def login_page(request: web.Request) -> web.Response:
     )
 
 
+@checks_own_credentials
 async def login_form(request: web.Request) -> web.Response:
     """POST /login (form)."""
     lang = language(request)

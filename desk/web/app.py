@@ -41,6 +41,7 @@ from desk.web import (
     pages,
     portal,
     reports,
+    take,
     wallboard,
 )
 from desk.web.auth import COOKIE, STAFF, WEB_SESSION, LoginLimiter, check_csrf, security_headers
@@ -91,21 +92,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return web.json_response({"error": type(exc).__name__, "message": str(exc)}, status=status)
 
 
-# Unsafe requests that may come without a session (they check their own credentials).
-_NO_CSRF = frozenset({"/login", "/api/login"})
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Who is logged in (from the session cookie), and the CSRF check for their unsafe requests."""
+    """Who is logged in (from the session cookie), and the CSRF check for their unsafe requests.
+
+    Only for the staff application's own routes: a sub-application (the portal, take links)
+    carries its own policy, and a handler that checks its own credentials (the login) says so.
+    """
     sid = request.cookies.get(COOKIE)
-    if sid:
+    if sid and len(request.match_info.apps) == 1:
         async with request.app[SESSIONS]() as session:
             found = await load_session(session, sid)
         if found is not None:
             request[STAFF], request[WEB_SESSION] = found
-            exempt = request.path in _NO_CSRF or request.path.startswith("/take/")
+            exempt = getattr(request.match_info.handler, "csrf_exempt", False)
             if request.method in _UNSAFE and not exempt:
                 supplied = request.headers.get("X-CSRF-Token")
                 if supplied is None and request.content_type in (
@@ -298,6 +301,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         wallboard,
         overflow,
         reports,
+        take,
         openapi,
     ):
         module.setup(app)

@@ -115,3 +115,10 @@ def security_headers(response: web.StreamResponse) -> None:
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
     )
+
+
+def checks_own_credentials(handler: Handler) -> Handler:
+    """Mark a handler that takes unsafe requests without a session's CSRF token because it checks
+    credentials itself (the login form and API)."""
+    handler.csrf_exempt = True  # type: ignore[attr-defined]
+    return handler

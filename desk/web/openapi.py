@@ -14,13 +14,21 @@ _PARAM = re.compile(r"{(\w+)}")
 _ROLE_TEXT = {"agent": "agent, lead or admin", "lead": "lead or admin", "admin": "admin"}
 
 
+def _tag(path: str) -> str:
+    """/api/incidents/{number} -> incidents; /portal/api/requests -> portal (a sub-application)."""
+    parts = path.split("/")
+    if path.startswith("/api/"):
+        return parts[2]
+    return parts[1] if "/api/" in path else "pages"
+
+
 def _operation(method: str, path: str, handler: Any) -> dict[str, Any]:
     doc = inspect.getdoc(handler) or ""
     first, _, rest = doc.partition("\n")
     op: dict[str, Any] = {
         "operationId": f"{method.lower()}_{handler.__name__}",
         "summary": first.strip(),
-        "tags": [path.split("/")[2] if path.startswith("/api/") else "pages"],
+        "tags": [_tag(path)],
         "parameters": [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in _PARAM.findall(path)
@@ -67,11 +75,7 @@ def describe(app: web.Application) -> dict[str, Any]:
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
-        if (
-            not path
-            or not (path.startswith("/api/") or path.startswith("/ws/"))
-            or route.method == "HEAD"
-        ):
+        if not path or not ("/api/" in path or path.startswith("/ws/")) or route.method == "HEAD":
             continue
         paths.setdefault(path, {})[route.method.lower()] = _operation(
             route.method, path, route.handler

@@ -16,9 +16,7 @@ from cti.routing.models import BackupAlert, CallbackRequest, OverflowOffer
 from desk.models import OncallShift, Role, Staff
 from desk.validation import text_field, when
 from desk.web.auth import requires
-from desk.web.i18n import TEXTS, language
-from desk.web.keys import ROUTING, ROUTING_CONFIG, SESSIONS, SETTINGS
-from desk.web.templating import render
+from desk.web.keys import ROUTING_CONFIG, SESSIONS, SETTINGS
 from desk.web.validation import body_of
 
 
@@ -168,63 +166,9 @@ async def list_alerts(request: web.Request) -> web.Response:
     )
 
 
-async def _offer_for(request: web.Request) -> tuple[OverflowOffer | None, str | None]:
-    if ROUTING not in request.app:
-        return None, "service unavailable"
-    try:
-        offer_id, _ = request.app[ROUTING].overflow.read_token(request.match_info["token"])
-    except ValueError as exc:
-        return None, str(exc)
-    async with request.app[SESSIONS]() as s:
-        return await s.get(OverflowOffer, offer_id), None
-
-
-def _take_view(
-    request: web.Request,
-    offer: OverflowOffer | None,
-    error: str | None,
-    result: dict[str, Any] | None,
-    status: int,
-) -> web.Response:
-    lang = language(request)
-    resp = render(
-        "take.html",
-        lang=lang,
-        t=TEXTS[lang],
-        offer=offer,
-        error=error,
-        result=result,
-        token=request.match_info["token"],
-    )
-    resp.set_status(status)
-    return resp
-
-
-async def take_page(request: web.Request) -> web.Response:
-    """GET /take/{token}: the waiting call, and one button to take it."""
-    offer, error = await _offer_for(request)
-    return _take_view(request, offer, error, None, 200 if offer else 410)
-
-
-async def take_post(request: web.Request) -> web.Response:
-    """POST /take/{token}: take the call (the first click wins)."""
-    offer, error = await _offer_for(request)
-    result = None
-    if offer is not None:
-        result = (await request.app[ROUTING].overflow.take(request.match_info["token"])).as_json()
-    if request.headers.get("Accept") == "application/json":
-        return web.json_response(
-            result or {"ok": False, "error": error}, status=200 if result else 410
-        )
-    status = 200 if result and result["ok"] else 409 if result else 410
-    return _take_view(request, offer, error, result, status)
-
-
 def setup(app: web.Application) -> None:
     """Register the routes."""
     app.router.add_get("/api/oncall", list_oncall)
     app.router.add_post("/api/oncall", add_oncall)
     app.router.add_delete("/api/oncall/{id}", delete_oncall)
     app.router.add_get("/api/alerts", list_alerts)
-    app.router.add_get("/take/{token}", take_page)
-    app.router.add_post("/take/{token}", take_post)

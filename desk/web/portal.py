@@ -9,6 +9,7 @@ The HTML forms carry a double-submit token (cookie + hidden field); the JSON end
 
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from desk.web.templating import render
 from desk.web.validation import body_of
 
 TOKEN_COOKIE = "cti_portal"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATE_WORDS = {
     "zh": {
         "new": "已受理",
@@ -48,7 +50,7 @@ STATE_WORDS = {
 
 
 def _plan(request: web.Request) -> NumberPlan:
-    return request.app[PLAN]
+    return request.config_dict[PLAN]
 
 
 def public_incident(i: Incident, lang: str) -> dict[str, Any]:
@@ -68,7 +70,7 @@ def public_incident(i: Incident, lang: str) -> dict[str, Any]:
 async def lookup(request: web.Request, session: AsyncSession, number: str, phone: str) -> Incident:
     """The incident with this number, if `phone` is one the incident was reported from (or one of
     its requester's phones). Failures count against the caller's address."""
-    limiter = request.app[PORTAL_LIMITER]
+    limiter = request.config_dict[PORTAL_LIMITER]
     address = request.remote or "?"
     if limiter.blocked("portal", address):
         raise web.HTTPTooManyRequests(
@@ -138,7 +140,7 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
         new,
         recorded_by="web",
         now=now,
-        local_day=now.astimezone(request.app[SETTINGS].tz).date(),
+        local_day=now.astimezone(request.config_dict[SETTINGS].tz).date(),
     )
     if requester is None:
         inc.requester_name = fields.get("name", "")[:120]
@@ -189,25 +191,25 @@ def _json_only(request: web.Request) -> None:
 
 
 async def api_lookup(request: web.Request) -> web.Response:
-    """GET /api/portal/incidents/{number}?phone=: the incident's state, for its requester."""
+    """GET /portal/api/incidents/{number}?phone=: the incident's state, for its requester."""
     lang = language(request)
-    async with request.app[SESSIONS]() as s:
+    async with request.config_dict[SESSIONS]() as s:
         inc = await lookup(request, s, request.match_info["number"], request.query.get("phone", ""))
     return web.json_response(public_incident(inc, lang))
 
 
 async def api_submit(request: web.Request) -> web.Response:
-    """POST /api/portal/requests {type, symptom, phone, employee_no?, name?, email?}: its number."""
+    """POST /portal/api/requests {type, symptom, phone, employee_no?, name?, email?}: its number."""
     _json_only(request)
     fields = _form_fields(await body_of(request))
-    async with request.app[SESSIONS].begin() as s:
+    async with request.config_dict[SESSIONS].begin() as s:
         inc = await submit(request, s, fields)
     return web.json_response(public_incident(inc, language(request)), status=201)
 
 
 async def api_announcements(request: web.Request) -> web.Response:
-    """GET /api/portal/announcements: the ones in force now."""
-    async with request.app[SESSIONS]() as s:
+    """GET /portal/api/announcements: the ones in force now."""
+    async with request.config_dict[SESSIONS]() as s:
         rows = await announcements.active(s, datetime.now(UTC))
     keep = ("id", "kind", "title", "text_zh", "text_en", "service", "starts_at", "ends_at")
     return web.json_response(
@@ -220,11 +222,11 @@ async def api_announcements(request: web.Request) -> web.Response:
 
 
 async def api_knowledge(request: web.Request) -> web.Response:
-    """GET /api/portal/knowledge?q=: published articles, ranked."""
+    """GET /portal/api/knowledge?q=: published articles, ranked."""
     q = request.query.get("q", "")
     if not q.strip() or len(q) > 200:
         raise InvalidInput("q: 1 to 200 characters")
-    found = await request.app[KNOWLEDGE].match(q, published_only=True)
+    found = await request.config_dict[KNOWLEDGE].match(q, published_only=True)
     return web.json_response({"knowledge": found["knowledge"]})
 
 
@@ -237,12 +239,11 @@ def _token(request: web.Request) -> str:
 
 async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     lang = language(request)
-    async with request.app[SESSIONS]() as s:
+    async with request.config_dict[SESSIONS]() as s:
         active = await announcements.active(s, datetime.now(UTC))
     q = request.query.get("q", "").strip()[:200]
-    articles = (
-        (await request.app[KNOWLEDGE].match(q, published_only=True))["knowledge"] if q else []
-    )
+    knowledge = request.config_dict[KNOWLEDGE]
+    articles = (await knowledge.match(q, published_only=True))["knowledge"] if q else []
     token = _token(request)
     context: dict[str, Any] = {
         "lang": lang,
@@ -265,7 +266,7 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
         httponly=True,
         samesite="Strict",
         path="/portal",
-        secure=request.app[SETTINGS].secure_cookies,
+        secure=request.config_dict[SETTINGS].secure_cookies,
     )
     return resp
 
@@ -285,11 +286,11 @@ async def portal_post(request: web.Request) -> web.Response:
     data = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     try:
         if request.path.endswith("/lookup"):
-            async with request.app[SESSIONS]() as s:
+            async with request.config_dict[SESSIONS]() as s:
                 inc = await lookup(request, s, data.get("number", ""), data.get("phone", ""))
             return await _page(request, found=public_incident(inc, lang))
         data["language"] = lang
-        async with request.app[SESSIONS].begin() as s:
+        async with request.config_dict[SESSIONS].begin() as s:
             inc = await submit(request, s, _form_fields(data))
         return await _page(request, 201, created=public_incident(inc, lang))
     except (InvalidInput, NotFound) as exc:
@@ -299,12 +300,23 @@ async def portal_post(request: web.Request) -> web.Response:
         return await _page(request, 429, error=TEXTS[lang]["portal_slow_down"], form=data)
 
 
+@web.middleware
+async def portal_policy(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The portal's own rules (it has no staff sessions): nothing it answers is cached."""
+    response = await handler(request)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def setup(app: web.Application) -> None:
-    """Register the routes."""
-    app.router.add_get("/portal", portal_page)
-    app.router.add_post("/portal/lookup", portal_post)
-    app.router.add_post("/portal/requests", portal_post)
-    app.router.add_get("/api/portal/incidents/{number}", api_lookup)
-    app.router.add_post("/api/portal/requests", api_submit)
-    app.router.add_get("/api/portal/announcements", api_announcements)
-    app.router.add_get("/api/portal/knowledge", api_knowledge)
+    """Mount the portal: a sub-application at /portal with its own policy (no staff session, no
+    staff CSRF token: its forms carry their own token, its JSON API takes JSON only)."""
+    portal = web.Application(middlewares=[portal_policy])  # reads the desk's keys by config_dict
+    portal.router.add_get("", portal_page)
+    portal.router.add_post("/lookup", portal_post)
+    portal.router.add_post("/requests", portal_post)
+    portal.router.add_get("/api/incidents/{number}", api_lookup)
+    portal.router.add_post("/api/requests", api_submit)
+    portal.router.add_get("/api/announcements", api_announcements)
+    portal.router.add_get("/api/knowledge", api_knowledge)
+    app.add_subapp("/portal", portal)

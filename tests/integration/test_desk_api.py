@@ -131,7 +131,7 @@ async def test_roles_are_enforced_on_every_route(app_client: TestClient) -> None
     doc = await (await app_client.get("/api/openapi.json")).json()
     assert doc["paths"]["/api/knowledge"]["post"]["x-required-role"] == "lead"
     assert doc["paths"]["/api/incidents"]["get"]["x-required-role"] == "agent"
-    assert "/ws/agent" in doc["paths"] and "/api/portal/requests" in doc["paths"]
+    assert "/ws/agent" in doc["paths"] and "/portal/api/requests" in doc["paths"]
 
 
 async def test_csrf_token_is_required_for_changes(app_client: TestClient) -> None:
@@ -302,24 +302,24 @@ async def test_knowledge_matching_ranks_chinese_and_english(app_client: TestClie
 
 
 async def test_portal_lookup_submit_and_limits(app_client: TestClient) -> None:
-    r = await app_client.post("/api/portal/requests", json={"type": "service_request", "symptom": "申请开通 VPN 账号",
+    r = await app_client.post("/portal/api/requests", json={"type": "service_request", "symptom": "申请开通 VPN 账号",
                                                              "phone": "13912345678", "name": "赵六",
                                                              "email": "zhaoliu@example.com"})  # fmt: skip
     assert r.status == 201, await r.text()
     number = (await r.json())["number"]
     assert number.isdigit()
     r = await app_client.get(
-        f"/api/portal/incidents/{number}", params={"phone": "+86 139 1234 5678"}
+        f"/portal/api/incidents/{number}", params={"phone": "+86 139 1234 5678"}
     )
     assert r.status == 200 and (await r.json())["state"] == "new"
-    r = await app_client.get(f"/api/portal/incidents/{number}", params={"phone": "13800000000"})
+    r = await app_client.get(f"/portal/api/incidents/{number}", params={"phone": "13800000000"})
     assert r.status == 404
     # Not JSON: refused (a cross-site form cannot post JSON).
-    r = await app_client.post("/api/portal/requests", data={"symptom": "x", "phone": "13912345678"})
+    r = await app_client.post("/portal/api/requests", data={"symptom": "x", "phone": "13912345678"})
     assert r.status == 415
-    r = await app_client.post("/api/portal/requests", json={"symptom": "", "phone": "13912345678"})
+    r = await app_client.post("/portal/api/requests", json={"symptom": "", "phone": "13912345678"})
     assert r.status == 400
-    r = await app_client.post("/api/portal/requests", json={"symptom": "x", "phone": "not a phone"})
+    r = await app_client.post("/portal/api/requests", json={"symptom": "x", "phone": "not a phone"})
     assert r.status == 400
     # The HTML form: without the page's token it is refused; with it, the number is shown.
     page = await app_client.get("/portal")
@@ -341,9 +341,9 @@ async def test_portal_lookup_submit_and_limits(app_client: TestClient) -> None:
     # Guessing is slow: ten failed lookups from one address, then 429 even for a right pair.
     for i in range(10):
         await app_client.get(
-            f"/api/portal/incidents/{int(number) + 100 + i}", params={"phone": "13912345678"}
+            f"/portal/api/incidents/{int(number) + 100 + i}", params={"phone": "13912345678"}
         )
-    r = await app_client.get(f"/api/portal/incidents/{number}", params={"phone": "13912345678"})
+    r = await app_client.get(f"/portal/api/incidents/{number}", params={"phone": "13912345678"})
     assert r.status == 429
 
 
