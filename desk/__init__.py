@@ -1,1 +1,2 @@
-"""The service-desk application: records, services and the web app (pages, API, WebSocket)."""
+"""The service desk: its records and services, one module per domain (no aiohttp here; the web
+application is desk/web/)."""

@@ -104,7 +104,6 @@ class PopBuilder:
         )
         self.built += 1
         return {
-            "type": "pop",
             "phase": phase,
             "call": call_json(call),
             "caller": directory.user_json(user) if user else None,

@@ -119,7 +119,10 @@ async def _me_body(request: web.Request) -> dict[str, Any]:
         found = request.app[POP].current(core.tracker, staff.extension)
         if found is not None:
             call, phase = found
-            body["pop"] = await request.app[POP].build(call, phase)
+            body["pop"] = {
+                "type": MessageType.POP.value,
+                **await request.app[POP].build(call, phase),
+            }
     return body
 
 

@@ -74,7 +74,7 @@ class Notifier:
 
     async def _pop(self, agent: str, call: CallView, rang_at: float) -> None:
         try:
-            pop = await self.pops.build(call, "ringing")
+            pop = {"type": MessageType.POP.value, **await self.pops.build(call, "ringing")}
             pop["event_at"] = rang_at  # the AMI event's own timestamp (for latency measurement)
             pop["sent_at"] = time.time()
             self.hub.publish(agent_topic(agent), pop)

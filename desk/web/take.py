@@ -20,7 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def _offer_for(request: web.Request) -> tuple[OverflowOffer | None, str | None]:
-    if ROUTING not in request.app:
+    if ROUTING not in request.config_dict:
         return None, "service unavailable"
     try:
         offer_id, _ = request.config_dict[ROUTING].overflow.read_token(request.match_info["token"])

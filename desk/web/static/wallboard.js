@@ -46,7 +46,7 @@
     body.replaceChildren(...snap.queues.map((q) => queueRow(q, false)), queueRow(snap.total, true));
     const banners = document.getElementById("banners");
     banners.replaceChildren(...snap.banners.map((b) => {
-      const div = el("div", `${t("backed_up")}: ${b.queue} — ` + Object.entries(b.rules).map(([k, v]) => `${k}=${Math.round(v * 10) / 10}`).join(", "), "banner");
+      const div = el("div", `${t("backed_up")}: ${b.queue} — ` + Object.entries(b.rules).map(([k, v]) => `${k}=${v === null ? "∞" : Math.round(v * 10) / 10}`).join(", "), "banner");
       div.dataset.queue = b.queue;
       return div;
     }));
