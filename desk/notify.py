@@ -1,4 +1,5 @@
-"""Progress notices to the user by e-mail (5.2.2 e), over SMTP (aiosmtplib)."""
+"""Progress notices to the user by e-mail (5.2.2 e), over SMTP (aiosmtplib): one message in
+Mandarin, then English, both from the catalogue."""
 
 import logging
 from dataclasses import dataclass
@@ -6,17 +7,28 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
-from desk.models import Incident
+from desk.i18n import N_, Msg, translate
+from desk.models import Incident, IncidentState
 
 logger = logging.getLogger(__name__)
 
-STATE_TEXT = {
-    "in_progress": ("正在处理", "is being worked on"),
-    "escalated_incident": ("已转交二线技术支持", "has been passed to second-line support"),
-    "escalated_problem": ("已转交问题管理", "has been passed to problem management"),
-    "resolved": ("已解决，请确认", "has been resolved; please confirm"),
-    "closed": ("已关闭", "is closed"),
+# The headlines end the sentence "Your incident <number> (<category>) ...".
+STATE_HEADLINES: dict[IncidentState, Msg] = {
+    IncidentState.IN_PROGRESS: N_("is being worked on"),
+    IncidentState.ESCALATED_INCIDENT: N_("has been passed to second-line support"),
+    IncidentState.ESCALATED_PROBLEM: N_("has been passed to problem management"),
+    IncidentState.RESOLVED: N_("has been resolved; please confirm"),
+    IncidentState.CLOSED: N_("is closed"),
 }
+NEWS_HEADLINE = N_("has news")  # a note the agent chose to send
+
+_SUBJECT = N_("Incident %(number)s: %(headline)s")
+_NEWS = N_("Your incident %(number)s (%(category)s) %(headline)s.")
+# TRANSLATORS: the greeting line; %(name)s is the requester's name, or "Hello" without one.
+_GREETING = N_("%(name)s:")
+_HELLO = N_("Hello")
+_ASK = N_("If you have any questions, call the service desk and give the incident number.")
+_SIGNATURE = N_("IT service desk")
 
 
 @dataclass(frozen=True)
@@ -42,22 +54,25 @@ class Mailer:
         """True when an SMTP host is configured."""
         return bool(self.smtp.host)
 
-    def compose(
-        self, incident: Incident, headline_zh: str, headline_en: str, text: str
-    ) -> EmailMessage:
-        """A bilingual notice about an incident."""
+    def compose(self, incident: Incident, headline: Msg, text: str) -> EmailMessage:
+        """A bilingual notice about an incident: the Mandarin half greets the user and says how
+        to ask; the English half is the news alone."""
+
+        def say(lang: str, message: Msg) -> str:
+            return translate(lang, message) % {
+                "number": incident.number,
+                "category": incident.category,
+                "headline": translate(lang, headline),
+                "name": incident.requester_name or translate(lang, _HELLO),
+            }
+
         msg = EmailMessage()
         msg["From"] = self.smtp.sender
         msg["To"] = incident.requester_email
-        msg["Subject"] = (
-            f"[事件 {incident.number}] {headline_zh} / Incident {incident.number}: {headline_en}"
-        )
+        msg["Subject"] = f"{say('zh', _SUBJECT)} / {say('en', _SUBJECT)}"
         msg.set_content(
-            f"{incident.requester_name or '您好'}：\n\n"
-            f"您的事件 {incident.number}（{incident.category}）{headline_zh}。\n"
-            f"{text}\n\n如有疑问，请致电服务台并提供事件编号。\n\n"
-            f"Your incident {incident.number} ({incident.category}) {headline_en}.\n{text}\n\n"
-            "信息技术服务台 / IT service desk\n"
+            f"{say('zh', _GREETING)}\n\n{say('zh', _NEWS)}\n{text}\n\n{say('zh', _ASK)}\n\n"
+            f"{say('en', _NEWS)}\n{text}\n\n{say('zh', _SIGNATURE)} / {say('en', _SIGNATURE)}\n"
         )
         return msg
 

@@ -15,38 +15,31 @@ from markupsafe import escape
 from openpyxl import Workbook
 
 from cti.errors import CtiError
+from desk.i18n import N_, NC_, Msg, translate, translations
 
 FORMATS = ("html", "csv", "xlsx", "pdf")
-TITLES = {
-    "zh": {
-        "daily": "日报",
-        "weekly": "周报",
-        "monthly": "月报",
-        "forward": "前瞻报告",
-        "custom": "自定义报告",
-    },
-    "en": {
-        "daily": "Daily report",
-        "weekly": "Weekly report",
-        "monthly": "Monthly report",
-        "forward": "Forward-looking report",
-        "custom": "Custom report",
-    },
+TITLES: dict[str, Msg] = {
+    "daily": N_("Daily report"),
+    "weekly": N_("Weekly report"),
+    "monthly": N_("Monthly report"),
+    "forward": N_("Forward-looking report"),
+    "custom": N_("Custom report"),
 }
-METRIC_NAMES = {
-    "offered": ("呼入(进入队列)", "Offered"),
-    "answered": ("坐席接听", "Answered"),
-    "service_level": ("服务水平", "Service level"),
-    "asa": ("平均等待响应时长(秒)", "ASA (s)"),
-    "aht": ("平均联系时长(秒)", "AHT (s)"),
-    "abandon_rate": ("放弃率(总)", "Abandon rate (gross)"),
-    "net_abandon_rate": ("放弃率(净)", "Abandon rate (net)"),
-    "answer_rate": ("接通率", "Answer rate"),
-    "first_line": ("一线解决率", "First-line resolution"),
-    "satisfaction": ("满意率(4-5分)", "Satisfied (4-5)"),
-    "satisfaction_mean": ("平均满意度得分", "Mean score"),
-    "survey_response_rate": ("调查回复率", "Survey response rate"),
-    "occupancy": ("坐席占用率", "Occupancy"),
+# The metrics' short names in the report's tables (the cards in cards.yaml carry the long ones).
+METRIC_NAMES: dict[str, Msg] = {
+    "offered": NC_("metric", "Offered"),
+    "answered": NC_("metric", "Answered"),
+    "service_level": NC_("metric", "Service level"),
+    "asa": NC_("metric", "ASA (s)"),
+    "aht": NC_("metric", "AHT (s)"),
+    "abandon_rate": NC_("metric", "Abandon rate (gross)"),
+    "net_abandon_rate": NC_("metric", "Abandon rate (net)"),
+    "answer_rate": NC_("metric", "Answer rate"),
+    "first_line": NC_("metric", "First-line resolution"),
+    "satisfaction": NC_("metric", "Satisfied (4-5)"),
+    "satisfaction_mean": NC_("metric", "Mean score"),
+    "survey_response_rate": NC_("metric", "Survey response rate"),
+    "occupancy": NC_("metric", "Occupancy"),
 }
 RATES = {
     "service_level",
@@ -107,12 +100,14 @@ def bar_chart(values: list[int], labels: list[str], width: int = 720, height: in
 
 
 @cache
-def _env() -> jinja2.Environment:
+def _env(lang: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("reports", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
     )
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["fmt"] = lambda v, k="": fmt(k, v)
     return env
 
@@ -120,7 +115,6 @@ def _env() -> jinja2.Environment:
 def to_html(report: dict[str, Any]) -> str:
     """The printable page."""
     lang = report["options"]["lang"]
-    z = 0 if lang == "zh" else 1
     if report["kind"] == "daily":
         labels = [f"{h:02d}" for h in range(24)]
     else:
@@ -128,14 +122,14 @@ def to_html(report: dict[str, Any]) -> str:
             str(i + 1) for i in range(len(report["hours"]))
         ]
     chart = bar_chart(report["hours"], labels)
-    names = {k: v[z] for k, v in METRIC_NAMES.items()}
+    names = {k: translate(lang, v) for k, v in METRIC_NAMES.items()}
     return (
-        _env()
+        _env(lang)
         .get_template("report.html")
         .render(
             r=report,
             lang=lang,
-            title=TITLES[lang][report["kind"]],
+            title=translate(lang, TITLES[report["kind"]]),
             names=names,
             chart=chart,
             fmt=fmt,
@@ -201,13 +195,15 @@ def to_pdf(html: str, path: Path) -> None:
 
 def _tables(report: dict[str, Any]) -> list[tuple[str, list[list[Any]]]]:
     lang = report["options"]["lang"]
-    z = 0 if lang == "zh" else 1
     out: list[tuple[str, list[list[Any]]]] = []
     out.append(
         (
             "metrics",
             [["metric", "name", "value"]]
-            + [[k, METRIC_NAMES.get(k, (k, k))[z], v] for k, v in report["metrics"].items()],
+            + [
+                [k, translate(lang, METRIC_NAMES[k]) if k in METRIC_NAMES else k, v]
+                for k, v in report["metrics"].items()
+            ],
         )
     )
     calls = report["calls"]

@@ -10,39 +10,41 @@ from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from desk.i18n import NC_, Msg, translate
 from desk.models import Incident, Staff
 
-A1: tuple[str, ...] = (
-    "编号 Number",
-    "时间 Time",
-    "渠道 Channel",
-    "请求人 Requester",
-    "部门 Department",
-    "位置 Location",
-    "电话 Phone",
-    "电子邮件 E-mail",
-    "类型 Type",
-    "类别 Category",
-    "现象 Symptom",
-    "优先级 Priority",
-    "状态 State",
-    "记录人 Recorded by",
-    "处理人 Assignee",
-    "升级至 Escalated to",
-    "解决时间 Resolved",
-    "关闭时间 Closed",
-    "满意度 Satisfaction",
+# Column headings in both languages, "编号 Number": the tables are the standard's own forms.
+A1: tuple[Msg, ...] = (
+    NC_("Table A.1", "Number"),
+    NC_("Table A.1", "Time"),
+    NC_("Table A.1", "Channel"),
+    NC_("Table A.1", "Requester"),
+    NC_("Table A.1", "Department"),
+    NC_("Table A.1", "Location"),
+    NC_("Table A.1", "Phone"),
+    NC_("Table A.1", "E-mail"),
+    NC_("Table A.1", "Type"),
+    NC_("Table A.1", "Category"),
+    NC_("Table A.1", "Symptom"),
+    NC_("Table A.1", "Priority"),
+    NC_("Table A.1", "State"),
+    NC_("Table A.1", "Recorded by"),
+    NC_("Table A.1", "Assignee"),
+    NC_("Table A.1", "Escalated to"),
+    NC_("Table A.1", "Resolved"),
+    NC_("Table A.1", "Closed"),
+    NC_("Table A.1", "Satisfaction"),
 )
-A2: tuple[str, ...] = (
-    "姓名 Name",
-    "职务 Position",
-    "负责的服务 Services",
-    "办公电话 Office phone",
-    "手机 Mobile",
-    "电子邮件 E-mail",
-    "即时通讯 IM",
-    "分机 Extension",
-    "角色 Role",
+A2: tuple[Msg, ...] = (
+    NC_("Table A.2", "Name"),
+    NC_("Table A.2", "Position"),
+    NC_("Table A.2", "Services"),
+    NC_("Table A.2", "Office phone"),
+    NC_("Table A.2", "Mobile"),
+    NC_("Table A.2", "E-mail"),
+    NC_("Table A.2", "IM"),
+    NC_("Table A.2", "Extension"),
+    NC_("Table A.2", "Role"),
 )
 
 
@@ -104,8 +106,14 @@ async def staff_list(session: AsyncSession) -> list[list[Any]]:
     ]
 
 
-def table_bytes(header: tuple[str, ...], rows: list[list[Any]], fmt: str) -> bytes:
+def headings(columns: tuple[Msg, ...]) -> list[str]:
+    """A table's column headings, Mandarin then English."""
+    return [f"{translate('zh', c)} {translate('en', c)}" for c in columns]
+
+
+def table_bytes(columns: tuple[Msg, ...], rows: list[list[Any]], fmt: str) -> bytes:
     """The table as CSV (UTF-8 with BOM) or XLSX."""
+    header = headings(columns)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -116,7 +124,7 @@ def table_bytes(header: tuple[str, ...], rows: list[list[Any]], fmt: str) -> byt
         wb = Workbook()
         ws = wb.active
         assert ws is not None
-        ws.append(list(header))
+        ws.append(header)
         for row in rows:
             ws.append(row)
         out = io.BytesIO()

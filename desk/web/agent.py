@@ -10,11 +10,12 @@ from cti.errors import InvalidInput, NotFound
 from cti.live.model import AgentState
 from cti.phone import normalize
 from desk import directory
+from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
 from desk.staff import staff_by_username, staff_json, start_session, verify_password
 from desk.validation import text_field
 from desk.web.auth import COOKIE, WEB_SESSION, checks_own_credentials, current, requires, set_cookie
-from desk.web.i18n import TEXTS, language
+from desk.web.i18n import language, script_texts
 from desk.web.keys import CORE, HUB, LIMITER, PLAN, POP, SESSIONS, SETTINGS
 from desk.web.messages import MessageType, agent_topic
 from desk.web.notifier import agent_json
@@ -61,9 +62,7 @@ async def api_login(request: web.Request) -> web.Response:
 async def login_page(request: web.Request) -> web.Response:
     """GET /login."""
     lang = language(request)
-    return render(
-        "login.html", lang=lang, t=TEXTS[lang], error=None, next=request.query.get("next", "")
-    )
+    return render("login.html", lang=lang, error=None, next=request.query.get("next", ""))
 
 
 @checks_own_credentials
@@ -76,8 +75,13 @@ async def login_form(request: web.Request) -> web.Response:
     try:
         staff, ws = await _login(request, username[:60], password[:200])
     except (web.HTTPUnauthorized, web.HTTPTooManyRequests) as exc:
-        key = "login_locked" if isinstance(exc, web.HTTPTooManyRequests) else "login_failed"
-        resp = render("login.html", lang=lang, t=TEXTS[lang], error=TEXTS[lang][key], next=nxt)
+        _ = translations(lang).gettext
+        error = (
+            _("Too many failed logins; try again in a few minutes")
+            if isinstance(exc, web.HTTPTooManyRequests)
+            else _("Wrong user name or password")
+        )
+        resp = render("login.html", lang=lang, error=error, next=nxt)
         resp.set_status(exc.status)
         return resp
     target = (
@@ -181,7 +185,13 @@ async def agent_page(request: web.Request) -> web.Response:
     staff = current(request)
     assert staff is not None
     ws = request.get(WEB_SESSION)
-    return render("agent.html", lang=lang, t=TEXTS[lang], staff=staff, csrf=ws.csrf if ws else "")
+    return render(
+        "agent.html",
+        lang=lang,
+        texts=script_texts(lang),
+        staff=staff,
+        csrf=ws.csrf if ws else "",
+    )
 
 
 @requires(Role.AGENT)

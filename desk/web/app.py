@@ -23,6 +23,7 @@ from cti.routing.executor import RoutingExecutor
 from cti.runtime import CtiCore
 from cti.sandbox.root import chroot_prefix
 from cti.settings import Settings
+from desk.i18n import LANGUAGES, translations
 from desk.ivr_port import DeskService
 from desk.knowledge import KnowledgeService
 from desk.migrations import MIGRATIONS
@@ -268,6 +269,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(settings: Settings, *, with_core: bool = True) -> web.Application:
     """Build the application; long-lived resources start in order and stop in reverse."""
+    for lang in LANGUAGES:
+        translations(lang)  # a broken catalogue stops the start, not a page later
     app = web.Application(
         middlewares=[error_middleware, session_middleware], client_max_size=1 << 20
     )

@@ -14,10 +14,11 @@ from cti.errors import InvalidInput, NotFound
 from cti.journal import repo
 from cti.journal.models import Call
 from cti.types import CallOutcome
+from desk.labels import CALL_OUTCOMES
 from desk.models import Role
 from desk.validation import when
 from desk.web.auth import requires
-from desk.web.i18n import TEXTS, language
+from desk.web.i18n import language
 from desk.web.keys import CORE, SESSIONS, SETTINGS
 from desk.web.templating import render
 
@@ -169,12 +170,11 @@ async def calls_page(request: web.Request) -> web.Response:
     response = render(
         "calls.html",
         lang=lang,
-        t=TEXTS[lang],
         calls=calls,
         total=total,
         outcome=q.outcome,
         queue=q.queue,
-        outcomes=[o.value for o in CallOutcome],
+        outcomes=CALL_OUTCOMES,
         ami_up=request.app[CORE].client.connected if CORE in request.app else False,
         prev_offset=max(0, q.offset - q.limit) if q.offset else None,
         next_offset=q.offset + q.limit if q.offset + q.limit < total else None,

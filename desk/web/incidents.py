@@ -14,9 +14,10 @@ from cti.ivr.ports import NewIncident
 from cti.journal.models import Call
 from cti.phone import normalize
 from desk import directory, incidents
+from desk.i18n import Msg, translate
 from desk.incidents import incident_json, sla_due
 from desk.models import Incident, IncidentEvent, IncidentState, IncidentType, Role, Staff, User
-from desk.notify import STATE_TEXT
+from desk.notify import NEWS_HEADLINE, STATE_HEADLINES
 from desk.validation import text_field
 from desk.web.auth import current, requires
 from desk.web.keys import CORE, MAILER, PLAN, SESSIONS, SETTINGS
@@ -47,7 +48,7 @@ async def _notify(
     request: web.Request,
     session: Any,
     incident: Incident,
-    headline: tuple[str, str],
+    headline: Msg,
     text: str,
     by: str,
 ) -> dict[str, Any]:
@@ -65,14 +66,14 @@ async def _notify(
         )
         return {"sent": False, "reason": "no e-mail address for the requester"}
     mailer = request.app[MAILER]
-    error = await mailer.send(mailer.compose(incident, headline[0], headline[1], text))
+    error = await mailer.send(mailer.compose(incident, headline, text))
     session.add(
         IncidentEvent(
             incident_id=incident.id,
             at=now,
             by=by,
             kind="notice" if error is None else "notice_failed",
-            text=f"to {incident.requester_email}: {error or headline[1]}",
+            text=f"to {incident.requester_email}: {error or translate('en', headline)}",
         )
     )
     return {"sent": error is None, "to": incident.requester_email, "error": error}
@@ -257,8 +258,8 @@ async def _transition(
         await incidents.change_state(s, inc, to, by=_by(me), now=now, text=text)
         inc.assignee = inc.assignee or me.username
         sent = None
-        if notice and to.value in STATE_TEXT:
-            sent = await _notify(request, s, inc, STATE_TEXT[to.value], text, _by(me))
+        if notice and to in STATE_HEADLINES:
+            sent = await _notify(request, s, inc, STATE_HEADLINES[to], text, _by(me))
     out = incident_json(inc)
     out["notice"] = sent
     return web.json_response(out)
@@ -339,11 +340,7 @@ async def add_note(request: web.Request) -> web.Response:
                 incident_id=inc.id, at=datetime.now(UTC), by=_by(me), kind="note", text=text
             )
         )
-        sent = (
-            await _notify(request, s, inc, ("有新的进展", "has news"), text, _by(me))
-            if notice
-            else None
-        )
+        sent = await _notify(request, s, inc, NEWS_HEADLINE, text, _by(me)) if notice else None
     return web.json_response({"number": inc.number, "notice": sent}, status=201)
 
 

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from desk.models import Role
 from desk.web.auth import WEB_SESSION, current, requires
-from desk.web.i18n import TEXTS, language
+from desk.web.i18n import language, script_texts
 from desk.web.templating import render
 
 STATIC = Path(__file__).parent / "static"
@@ -27,7 +27,11 @@ async def incidents_page(request: web.Request) -> web.Response:
     staff = current(request)
     ws = request.get(WEB_SESSION)
     return render(
-        "incidents.html", lang=lang, t=TEXTS[lang], staff=staff, csrf=ws.csrf if ws else ""
+        "incidents.html",
+        lang=lang,
+        texts=script_texts(lang),
+        staff=staff,
+        csrf=ws.csrf if ws else "",
     )
 
 

@@ -20,33 +20,17 @@ from cti.errors import InvalidInput, NotFound
 from cti.ivr.ports import NewIncident
 from cti.phone import NumberPlan, normalize
 from desk import announcements, directory, incidents
+from desk.i18n import translate, translations
+from desk.labels import REQUESTER_STATES
 from desk.models import Incident, IncidentEvent, IncidentType
 from desk.validation import text_field
-from desk.web.i18n import TEXTS, language
+from desk.web.i18n import language
 from desk.web.keys import KNOWLEDGE, PLAN, PORTAL_LIMITER, SESSIONS, SETTINGS
 from desk.web.templating import render
 from desk.web.validation import body_of
 
 TOKEN_COOKIE = "cti_portal"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-STATE_WORDS = {
-    "zh": {
-        "new": "已受理",
-        "in_progress": "处理中",
-        "escalated_incident": "已转二线处理",
-        "escalated_problem": "已转问题管理",
-        "resolved": "已解决，待您确认",
-        "closed": "已关闭",
-    },
-    "en": {
-        "new": "Received",
-        "in_progress": "Being worked on",
-        "escalated_incident": "With second line",
-        "escalated_problem": "With problem management",
-        "resolved": "Resolved, awaiting your confirmation",
-        "closed": "Closed",
-    },
-}
 
 
 def _plan(request: web.Request) -> NumberPlan:
@@ -58,7 +42,9 @@ def public_incident(i: Incident, lang: str) -> dict[str, Any]:
     return {
         "number": i.number,
         "state": i.state,
-        "state_text": STATE_WORDS[lang].get(i.state, i.state),
+        "state_text": (
+            translate(lang, REQUESTER_STATES[i.state]) if i.state in REQUESTER_STATES else i.state
+        ),
         "type": i.type,
         "category": i.category,
         "created_at": i.created_at.isoformat(),
@@ -247,7 +233,6 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     token = _token(request)
     context: dict[str, Any] = {
         "lang": lang,
-        "t": TEXTS[lang],
         "announcements": active,
         "q": q,
         "articles": articles,
@@ -280,9 +265,10 @@ async def portal_post(request: web.Request) -> web.Response:
     """POST /portal/lookup and /portal/requests (HTML forms)."""
     form = await request.post()
     lang = language(request)
+    _ = translations(lang).gettext
     cookie = request.cookies.get(TOKEN_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie, str(form.get("token", ""))):
-        return await _page(request, 403, error=TEXTS[lang]["portal_expired"])
+        return await _page(request, 403, error=_("This page expired; please submit again"))
     data = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     try:
         if request.path.endswith("/lookup"):
@@ -297,7 +283,8 @@ async def portal_post(request: web.Request) -> web.Response:
         status = 404 if isinstance(exc, NotFound) else 400
         return await _page(request, status, error=str(exc), form=data)
     except web.HTTPTooManyRequests:
-        return await _page(request, 429, error=TEXTS[lang]["portal_slow_down"], form=data)
+        error = _("Too many failed lookups; try again in ten minutes")
+        return await _page(request, 429, error=error, form=data)
 
 
 @web.middleware

@@ -7,9 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from cti.errors import InvalidInput, NotFound
+from desk.i18n import NC_, Msg
 from desk.models import Role
 from desk.web.auth import WEB_SESSION, current, requires
-from desk.web.i18n import TEXTS, language
+from desk.web.i18n import language
 from desk.web.keys import ARCHIVE, SESSIONS, SETTINGS
 from desk.web.templating import render
 from desk.web.validation import body_of
@@ -23,6 +24,14 @@ CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "pdf": "application/pdf",
+}
+# The kinds as the form and the archive list name them (a report's title: reports/render.py).
+KIND_NAMES: dict[str, Msg] = {
+    "daily": NC_("report kind", "Daily"),
+    "weekly": NC_("report kind", "Weekly"),
+    "monthly": NC_("report kind", "Monthly"),
+    "forward": NC_("report kind", "Forward-looking"),
+    "custom": NC_("report kind", "Custom"),
 }
 
 
@@ -88,11 +97,10 @@ async def reports_page(request: web.Request) -> web.Response:
     return render(
         "reports.html",
         lang=lang,
-        t=TEXTS[lang],
         staff=current(request),
         csrf=ws.csrf if ws else "",
         files=request.app[ARCHIVE].listing(),
-        kinds=KINDS,
+        kinds=KIND_NAMES,
         formats=FORMATS,
     )
 

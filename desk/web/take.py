@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from cti.routing.models import OverflowOffer
-from desk.web.i18n import TEXTS, language
+from desk.web.i18n import language
 from desk.web.keys import ROUTING, SESSIONS
 from desk.web.templating import render
 
@@ -41,7 +41,6 @@ def _take_view(
     resp = render(
         "take.html",
         lang=lang,
-        t=TEXTS[lang],
         offer=offer,
         error=error,
         result=result,

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from desk.models import Role
 from desk.web.auth import WEB_SESSION, current, requires
-from desk.web.i18n import TEXTS, language
+from desk.web.i18n import language, script_texts
 from desk.web.keys import HUB, WALLBOARD
 from desk.web.messages import WALLBOARD as TOPIC
 from desk.web.messages import MessageType
@@ -22,7 +22,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
     return render(
         "wallboard.html",
         lang=lang,
-        t=TEXTS[lang],
+        texts=script_texts(lang),
         staff=current(request),
         csrf=ws.csrf if ws else "",
         mode=mode,
