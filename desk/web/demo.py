@@ -34,7 +34,7 @@ from desk.web.app import serving, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "demo"
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo"
 KNOWN = [
     ("13800138000", "张三"),
     ("13900139000", "李四"),
