@@ -110,6 +110,8 @@ class WallboardPusher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=5.0)
             self._dirty.clear()
+            if not self.hub.clients(TOPIC):
+                continue  # nobody watches: no database work (a page gets one on connecting)
             try:
                 board = await self.snapshot()
                 self.hub.publish(TOPIC, {"type": MessageType.WALLBOARD.value, **board})
