@@ -73,8 +73,8 @@ async def test_fifty_calls_match_queue_log(
         sim = await run_sim(sim_client, mixed_callers(50, seed=1))
         result = await sim.run()
         assert all(c.ended_at for c in result.calls)
-        records = await journal.wait_finished(tmp_path / "cti.sqlite3", f"sim-{sim.run_id}-", 50)
-        assert_journal_matches(tmp_path / "cti.sqlite3", sandbox_state, sim.run_id, 50, records)
+        records = await journal.wait_finished(tmp_path, f"sim-{sim.run_id}-", 50)
+        assert_journal_matches(tmp_path, sandbox_state, sim.run_id, 50, records)
         outcomes = Counter(r["outcome"] for r in records)
         # The scenario really exercises each outcome the test claims to check.
         assert {"answered", "abandoned", "queue_timeout"} <= set(outcomes), outcomes
@@ -109,11 +109,9 @@ async def test_ami_cut_and_asterisk_restart(
             handled = [c for c in result.calls if not c.failed]
             assert len(handled) >= 40
             records = await journal.wait_finished(
-                tmp_path / "cti.sqlite3", f"sim-{sim.run_id}-", len(handled), timeout=90
+                tmp_path, f"sim-{sim.run_id}-", len(handled), timeout=90
             )
-            assert_journal_matches(
-                tmp_path / "cti.sqlite3", sandbox_state, sim.run_id, len(handled), records
-            )
+            assert_journal_matches(tmp_path, sandbox_state, sim.run_id, len(handled), records)
             reconciled = [r for r in records if r["source"] == "reconciled"]
             print(
                 "outcomes",
@@ -161,8 +159,8 @@ async def test_server_killed_and_restarted(
         result = await run
         handled = [c for c in result.calls if not c.failed]
         assert len(handled) == 40
-        records = await journal.wait_finished(tmp_path / "cti.sqlite3", f"sim-{sim.run_id}-", 40)
-        assert_journal_matches(tmp_path / "cti.sqlite3", sandbox_state, sim.run_id, 40, records)
+        records = await journal.wait_finished(tmp_path, f"sim-{sim.run_id}-", 40)
+        assert_journal_matches(tmp_path, sandbox_state, sim.run_id, 40, records)
         assert any(r["source"] == "reconciled" for r in records)
     finally:
         server.send_signal(signal.SIGTERM)

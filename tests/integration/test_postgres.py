@@ -1,33 +1,10 @@
-"""The journal on PostgreSQL (the machine's local server): migrations, upserts, queries."""
-
-import os
-import uuid
-from collections.abc import AsyncIterator
-
-import asyncpg
-import pytest
+"""The journal and the reports on PostgreSQL (a server of the tests' own, tests/support/postgres.py):
+migrations, upserts, queries."""
 
 from cti.db import create_engine, migrate, session_maker
 from cti.journal import repo
 from cti.live.model import LiveCall
 from desk.migrations import MIGRATIONS
-
-PG = os.environ.get("CTI_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    name = f"cti_test_{uuid.uuid4().hex[:8]}"
-    try:
-        conn = await asyncpg.connect(PG)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"the local PostgreSQL at {PG} is needed for this test: {exc}")
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    yield PG.replace("postgresql://", "postgresql+asyncpg://").rsplit("/", 1)[0] + f"/{name}"
-    conn = await asyncpg.connect(PG)
-    await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await conn.close()
 
 
 async def test_journal_on_postgresql(pg_url: str) -> None:
