@@ -189,6 +189,12 @@ class CtiCore:
             "journal": {
                 "last_flush_at": self.journal.last_flush_at,
                 "flush_errors": self.journal.flush_errors,
+                # Calls whose row the database refused (set aside so the others are written).
+                "rejected_rows": self.journal.rejected_rows,
+                "rejected": [
+                    {"uniqueid": uid, "at": at, "error": error}
+                    for uid, (at, error) in self.journal.rejected.items()
+                ],
                 "resyncs": self.resyncs,
                 "reconciled_calls": self.journal.reconciled_total,
                 "outage_open_since": self.journal.outage_started_at,
