@@ -314,3 +314,34 @@ async def test_known_outage_is_announced_and_the_caller_linked(
         assert "announcement_intro" not in later.prompts
     finally:
         await http.close()
+
+
+@pytest.mark.postgresql
+async def test_a_caller_pressing_star_again_and_again_is_served_and_journaled_on_postgresql(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """`*` repeats the menu; 36 of them make a 258-character IVR path. PostgreSQL refuses that in
+    a VARCHAR(200) (SQLite keeps it), which crashed the IVR for the caller and failed the
+    journal's batch again and again, so that no call was recorded any more."""
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        keys = "|".join(["*"] * 36 + ["1"])
+        stars = CallerSpec(150, 0, "", "13800138000", "张三", reactions={"main_menu": keys})
+        (call,) = (await simulate(sim_client, [stars])).calls
+        assert call.prompts.count("main_menu") == 37
+        assert "system_error" not in call.prompts, "the IVR crashed for this caller"
+        incident = db.incident_of_call(tmp_path, call.uniqueid)
+        assert incident is not None and incident["type"] == "fault"
+        assert incident["menu_path"].startswith("main:*>main:*")
+        assert len(incident["menu_path"]) <= 200
+        record = await db.call(tmp_path, call.uniqueid)
+        assert record["ivr_path"].startswith("main:*>main:*") and len(record["ivr_path"]) <= 200
+        assert record["outcome"] == "answered" and record["incident_number"] == incident["number"]
+        # The journal goes on recording the calls that follow.
+        after = CallerSpec(60, 0, "", "13900139000", "李四", reactions={"main_menu": "0"})
+        (later,) = (await simulate(sim_client, [after])).calls
+        assert (await db.call(tmp_path, later.uniqueid))["outcome"] == "answered"
+        journal = (await (await http.get("/healthz")).json())["journal"]
+        assert journal["rejected_rows"] == 0, journal
+    finally:
+        await http.close()
