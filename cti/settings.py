@@ -50,6 +50,8 @@ class Settings:
     asterisk_media_dir: str = ""
     # Text-to-speech for announcements runs inside this root (the sandbox's), else on this host.
     tts_root: str = ""
+    # Seconds one announcement text's synthesis may take; then it is stopped (no audio).
+    tts_timeout: float = 20.0
     # The desk's area code, for local landline caller IDs without it.
     area_code: str = "10"
     # Dialplan contexts where an inbound call starts (its first priority opens a call record).

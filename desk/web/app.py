@@ -139,8 +139,8 @@ def _synthesizer(settings: Settings) -> Synthesizer | None:
     try:
         if settings.tts_root:
             root = Path(settings.tts_root)
-            return Synthesizer(root, chroot_prefix(root))
-        return Synthesizer()
+            return Synthesizer(root, chroot_prefix(root), timeout=settings.tts_timeout)
+        return Synthesizer(timeout=settings.tts_timeout)
     except CtiError as exc:
         logger.warning("announcements will have no audio: %s", exc)
         return None
