@@ -128,6 +128,7 @@ def server_settings(
         "CTI_AMI_SECRET": st.ami_secret,
         "CTI_QUEUE_LOG_PATH": st.queue_log,
         "CTI_AGI_PORT": str(st.agi_port),
+        "CTI_AGI_SECRET": st.agi_secret,
         "CTI_MEDIA_DIR": st.media_dir,
         "CTI_ASTERISK_MEDIA_DIR": st.asterisk_media_dir,
         "CTI_TTS_ROOT": st.root,

@@ -68,6 +68,7 @@ class InstanceState:
     globals: dict[str, str] | None = None
     media_dir: str = ""
     asterisk_media_dir: str = ""
+    agi_secret: str = ""
 
 
 class Instance:
@@ -187,6 +188,7 @@ class Instance:
             root=str(self.root),
             media_dir=str(d / "media"),
             asterisk_media_dir=f"{self.inner}/media",
+            agi_secret=old.agi_secret if old and old.agi_secret else secrets.token_urlsafe(18),
         )
 
     def _render(self, st: InstanceState, globals_: dict[str, str]) -> None:
@@ -224,6 +226,7 @@ class Instance:
             "extensions.conf": [
                 ("globals", "CTI_AGI_HOST", st.agi_host),
                 ("globals", "CTI_AGI_PORT", str(st.agi_port)),
+                ("globals", "CTI_AGI_SECRET", st.agi_secret),
                 # The carrier of the sandbox: on-call mobiles are simulated Local channels.
                 ("globals", "CTI_OUTBOUND_TECH", "Local"),
                 ("globals", "CTI_OUTBOUND_SUFFIX", "@sim-mobile"),
