@@ -12,9 +12,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cti.confedit import set_option
 from cti.errors import SandboxError
-from cti.sandbox.confedit import set_option
 from cti.sandbox.root import cache_dir, chroot_prefix, ensure_prompts, ensure_root
+from cti.sitesecrets import write_site_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -220,13 +221,11 @@ class Instance:
             "manager.conf": [
                 ("general", "port", str(st.ami_port)),
                 ("general", "bindaddr", "127.0.0.1"),
-                ("cti", "secret", st.ami_secret),
             ],
             "pjsip.conf": [("transport-udp", "bind", f"127.0.0.1:{st.sip_port}")],
             "extensions.conf": [
                 ("globals", "CTI_AGI_HOST", st.agi_host),
                 ("globals", "CTI_AGI_PORT", str(st.agi_port)),
-                ("globals", "CTI_AGI_SECRET", st.agi_secret),
                 # The carrier of the sandbox: on-call mobiles are simulated Local channels.
                 ("globals", "CTI_OUTBOUND_TECH", "Local"),
                 ("globals", "CTI_OUTBOUND_SUFFIX", "@sim-mobile"),
@@ -240,6 +239,8 @@ class Instance:
             for section, key, value in changes:
                 text = set_option(text, section, key, value)
             path.write_text(text)
+        # Secrets of its own, made the way a site's are at deploy (the phones' are new each time).
+        write_site_secrets(etc, ami_secret=st.ami_secret, agi_secret=st.agi_secret)
         # The sandbox adds the simulation on top of exactly what a site deploys.
         for fname, include in (
             ("extensions.conf", "sim/extensions_sim.conf"),
