@@ -97,7 +97,8 @@ def test_entrypoint_will_not_start_with_a_placeholder_it_cannot_replace(tmp_path
     started = tmp_path / "started"
     run = entrypoint(etc, tmp_path / "state", started, CTI_AMI_SECRET="a1", CTI_AGI_SECRET="b2")
     assert run.returncode != 0 and not started.exists()
-    assert "manager.conf" in run.stderr and "[monitor]" not in run.stderr
+    assert "placeholder" in run.stderr and "manager.conf" in run.stderr
+    assert "[monitor]" not in run.stderr  # where, not what
 
 
 def test_cti_asterisk_secrets_command(tmp_path: Path) -> None:
