@@ -167,6 +167,7 @@ async def run(n_agents: int, rate: float, seconds: int) -> None:
         "CTI_QUEUE_LOG_PATH": st.queue_log,
         "CTI_IVR_ENABLED": "0",
         "CTI_AGI_PORT": str(st.agi_port),
+        "CTI_AGI_SECRET": st.agi_secret,
         "CTI_AGENT_INTERFACE": "Local/{ext}@sim-agent/n",
         "CTI_WRAPUP_SECONDS": "1",
         # The report scheduler's first run (a minute after start) would land in the measurement.

@@ -10,10 +10,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
 from cti.db import SessionMaker
-from cti.errors import AmiError
+from cti.errors import AmiActionFailed, AmiError, ConfigError
 from cti.journal.agent_states import StateLog
 from cti.journal.service import JournalService
 from cti.live.agents import AgentService
@@ -23,9 +24,11 @@ from cti.live.queues import QueueBook
 from cti.live.tracker import CallTracker
 from cti.queuelog import QueueLogReader
 from cti.settings import Settings
+from cti.sitesecrets import is_placeholder
 
 logger = logging.getLogger(__name__)
 
+NOT_CHECKED = "not checked yet"
 # The dialplan contexts a call passes through after the inbound one (asterisk-conf/extensions.conf).
 FLOW_CONTEXTS = ("cti-next",)
 
@@ -69,15 +72,32 @@ class CtiCore:
             call_contexts=frozenset(settings.inbound_contexts) | frozenset(FLOW_CONTEXTS),
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Whether Asterisk's PJSIP passwords were checked for shipped placeholders, for /healthz.
+        self.sip_secrets = NOT_CHECKED
         self.events_handled = 0
         self.event_errors = 0
         self.resyncs = 0
 
     async def start(self) -> None:
-        """Resume the journal and connect to Asterisk (a wrong AMI secret raises here)."""
+        """Resume the journal and connect to Asterisk (a wrong AMI secret raises here, and so
+        does a placeholder secret, ours or Asterisk's: ConfigError)."""
+        if is_placeholder(self.settings.ami_secret):
+            raise ConfigError(
+                "CTI_AMI_SECRET is empty or the placeholder asterisk-conf ships (change-me…): "
+                "give Asterisk's [cti] AMI user a secret of this site's own, e.g. with "
+                "`cti asterisk-secrets /etc/asterisk` (see SECURITY.md)"
+            )
         await self.journal.resume()
         await self.queues.preload(self.sessions)
         await self.client.start()
+        if self.client.connected:
+            try:
+                await self.check_sip_secrets()
+            except AmiError as exc:
+                logger.warning("PJSIP passwords not checked: %s", exc)
+            except BaseException:
+                await self.client.close()
+                raise
         self.agent_log.start()
         await self.agents.refresh()
         self._tasks = [
@@ -86,6 +106,33 @@ class CtiCore:
                 self.journal.run_writer(lambda: self.client.connected), name="journal-writer"
             ),
         ]
+
+    async def check_sip_secrets(self) -> None:
+        """Refuse an Asterisk whose PJSIP auths still have a shipped placeholder password
+        (anyone could register as an agent's phone or use the trunk). Asterisk lists them only
+        to an AMI user with write=system, which ours deliberately lacks (it would allow the
+        System() application): then this says so in the log and /healthz, and the check is the
+        deploy's (`cti asterisk-secrets`, the container's entrypoint)."""
+        try:
+            auths = await actions.pjsip_auths(self.client)
+        except AmiActionFailed as exc:
+            self.sip_secrets = f"not checked: {exc}"
+            logger.warning(
+                "cannot check Asterisk's PJSIP passwords for placeholders (%s); "
+                "make sure they were set at deploy (SECURITY.md)",
+                exc,
+            )
+            return
+        weak = sorted({a.name for a in auths if is_placeholder(a.password)})
+        if weak:
+            self.sip_secrets = f"placeholders: {', '.join(weak)}"
+            raise ConfigError(
+                f"Asterisk at {self.settings.ami_host} still has the placeholder passwords "
+                f"asterisk-conf ships for the PJSIP auths {', '.join(weak)}: anyone could "
+                "register as those phones. Give each a password of its own "
+                "(`cti asterisk-secrets /etc/asterisk`, then reload pjsip; see SECURITY.md)"
+            )
+        self.sip_secrets = f"checked: {len(auths)} auths, no placeholder"
 
     async def stop(self) -> None:
         """Stop the pump, flush the journal, log off."""
@@ -154,6 +201,14 @@ class CtiCore:
     async def _resync(self, event: ev.AmiEvent) -> None:
         if isinstance(event, ev.StreamGap):
             logger.error("%d AMI events were dropped: rebuilding state", event.dropped)
+        if isinstance(event, ev.LinkUp) and self.sip_secrets == NOT_CHECKED:
+            # Asterisk was not reachable at start: check now (too late to refuse; say it loudly).
+            try:
+                await self.check_sip_secrets()
+            except ConfigError as exc:
+                logger.error("%s", exc)
+            except AmiError as exc:
+                logger.warning("PJSIP passwords not checked: %s", exc)
         try:
             await self.journal.resync(self.client, self._drain)
             self.resyncs += 1
@@ -176,6 +231,7 @@ class CtiCore:
                 "garbled": s.garbled,
                 "queue_depth": self.client.events.qsize(),
                 "last_error": s.last_error,
+                "sip_secrets": self.sip_secrets,
             },
             "tracker": {
                 "live_calls": len(self.tracker.calls),
@@ -189,6 +245,12 @@ class CtiCore:
             "journal": {
                 "last_flush_at": self.journal.last_flush_at,
                 "flush_errors": self.journal.flush_errors,
+                # Calls whose row the database refused (set aside so the others are written).
+                "rejected_rows": self.journal.rejected_rows,
+                "rejected": [
+                    {"uniqueid": uid, "at": at, "error": error}
+                    for uid, (at, error) in self.journal.rejected.items()
+                ],
                 "resyncs": self.resyncs,
                 "reconciled_calls": self.journal.reconciled_total,
                 "outage_open_since": self.journal.outage_started_at,

@@ -38,6 +38,11 @@ class Settings:
     # FastAGI server for the IVR (the dialplan's CTI_AGI_HOST/CTI_AGI_PORT point here).
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # Who may open FastAGI sessions: the Asterisk hosts (addresses, networks, host names).
+    # Empty: the AMI host and this host's loopback.
+    agi_allowed_hosts: tuple[str, ...] = ()
+    # The shared secret every AGI URL carries (the dialplan's CTI_AGI_SECRET); empty: unchecked.
+    agi_secret: str = field(default="", repr=False)
     # Asterisk's queue_log as this host sees it (shared volume); empty disables reconciliation.
     queue_log_path: str = ""
     # Run the IVR's FastAGI server (off: the dialplan sends every call straight to the queue).
@@ -50,6 +55,8 @@ class Settings:
     asterisk_media_dir: str = ""
     # Text-to-speech for announcements runs inside this root (the sandbox's), else on this host.
     tts_root: str = ""
+    # Seconds one announcement text's synthesis may take; then it is stopped (no audio).
+    tts_timeout: float = 20.0
     # The desk's area code, for local landline caller IDs without it.
     area_code: str = "10"
     # Dialplan contexts where an inbound call starts (its first priority opens a call record).
@@ -105,6 +112,13 @@ class Settings:
     def effective_asterisk_media_dir(self) -> str:
         """The same folder as Asterisk sees it."""
         return self.asterisk_media_dir or str(self.effective_media_dir)
+
+    @property
+    def effective_agi_allowed_hosts(self) -> tuple[str, ...]:
+        """The FastAGI allow-list: as set, else the AMI host and loopback."""
+        if self.agi_allowed_hosts:
+            return self.agi_allowed_hosts
+        return tuple(dict.fromkeys(h for h in (self.ami_host, "127.0.0.1", "::1") if h))
 
     @property
     def effective_agent_interface(self) -> str:
@@ -236,6 +250,7 @@ def _from_sandbox(settings: Settings) -> Settings:
         ami_user=st.ami_user,
         ami_secret=st.ami_secret,
         agi_port=st.agi_port,
+        agi_secret=settings.agi_secret or st.agi_secret,
         queue_log_path=settings.queue_log_path or st.queue_log,
         media_dir=settings.media_dir or st.media_dir,
         asterisk_media_dir=settings.asterisk_media_dir or st.asterisk_media_dir,

@@ -93,10 +93,18 @@ def prompts_of(a: Announcement) -> AnnouncementPrompt:
     return AnnouncementPrompt(a.id, a.kind, dict(a.prompts))
 
 
+def texts_of(a: Announcement) -> tuple[str, str]:
+    """What callers hear (the texts the audio is made from)."""
+    return a.text_zh, a.text_en
+
+
 async def synthesise(
     a: Announcement, synth: Synthesizer | None, media: MediaPaths
 ) -> dict[str, str]:
-    """Audio for each language that has text; {} when no text-to-speech is available."""
+    """Audio for each language that has text; {} when no text-to-speech is available.
+
+    Call it outside any transaction: synthesis takes up to the synthesizer's time limit, and
+    an open write transaction would hold every other writer (SQLite) meanwhile."""
     if synth is None:
         return {}
     out = {}
@@ -114,3 +122,14 @@ async def synthesise(
             continue
         out[lang] = f"{media.asterisk}/announcements/{name}"
     return out
+
+
+async def attach_audio(
+    session: AsyncSession, announcement_id: int, texts: tuple[str, str], prompts: dict[str, str]
+) -> Announcement | None:
+    """Store the audio made from `texts`, unless the texts changed meanwhile (that edit makes
+    audio of its own); the announcement, or None if it is gone."""
+    a = await session.get(Announcement, announcement_id)
+    if a is not None and texts_of(a) == texts:
+        a.prompts = prompts
+    return a

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cti.journal.models import Base
+from cti.journal.models import Base, Clipped
 
 
 class IncidentType(StrEnum):
@@ -97,7 +97,7 @@ class Incident(Base):
     recorded_by: Mapped[str] = mapped_column(String(80))  # "IVR", "web", or an agent
     channel: Mapped[str] = mapped_column(String(20))
     type: Mapped[str] = mapped_column(String(20))
-    category: Mapped[str] = mapped_column(String(200), default="")
+    category: Mapped[str] = mapped_column(Clipped(200), default="")
     symptom: Mapped[str] = mapped_column(Text, default="")
     priority: Mapped[int] = mapped_column(Integer, default=3)
     state: Mapped[str] = mapped_column(String(20), index=True)
@@ -109,13 +109,13 @@ class Incident(Base):
     requester_office_phone: Mapped[str] = mapped_column(String(60), default="")
     requester_mobile: Mapped[str] = mapped_column(String(60), default="")
     requester_email: Mapped[str] = mapped_column(String(200), default="")
-    caller_number: Mapped[str] = mapped_column(String(80), default="")
-    caller_key: Mapped[str | None] = mapped_column(String(40), index=True)
-    language: Mapped[str] = mapped_column(String(8), default="zh")
-    call_uniqueid: Mapped[str | None] = mapped_column(String(150), index=True)
-    menu_path: Mapped[str] = mapped_column(String(200), default="")
+    caller_number: Mapped[str] = mapped_column(Clipped(80), default="")
+    caller_key: Mapped[str | None] = mapped_column(Clipped(40), index=True)
+    language: Mapped[str] = mapped_column(Clipped(8), default="zh")
+    call_uniqueid: Mapped[str | None] = mapped_column(Clipped(150), index=True)
+    menu_path: Mapped[str] = mapped_column(Clipped(200), default="")
     announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcements.id"))
-    recording: Mapped[str | None] = mapped_column(String(300))
+    recording: Mapped[str | None] = mapped_column(Clipped(300))
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     assignee: Mapped[str | None] = mapped_column(String(60), index=True)  # staff username
     escalated_to: Mapped[str | None] = mapped_column(String(120))  # group
@@ -136,7 +136,7 @@ class IncidentEvent(Base):
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
     at: Mapped[datetime]
-    by: Mapped[str] = mapped_column(String(80))
+    by: Mapped[str] = mapped_column(Clipped(80))
     kind: Mapped[str] = mapped_column(String(30))  # created, state, note, link ...
     from_state: Mapped[str | None] = mapped_column(String(20))
     to_state: Mapped[str | None] = mapped_column(String(20))
@@ -178,9 +178,9 @@ class SurveyResponse(Base):
     __tablename__ = "survey_responses"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    call_uniqueid: Mapped[str] = mapped_column(String(150), unique=True)
-    incident_number: Mapped[str | None] = mapped_column(String(20), index=True)
-    agent: Mapped[str | None] = mapped_column(String(80), index=True)
+    call_uniqueid: Mapped[str] = mapped_column(Clipped(150), unique=True)
+    incident_number: Mapped[str | None] = mapped_column(Clipped(20), index=True)
+    agent: Mapped[str | None] = mapped_column(Clipped(80), index=True)
     score: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(index=True)
 

@@ -1,8 +1,117 @@
 #!/bin/sh
-# Site values that are not in the image: the AMI secret, where the CTI server's FastAGI listens,
-# and AMI on the container network (the CTI server runs in another container).
+# Site values that are not in the image, written into the configuration at every start:
+# - the secrets Asterisk shares with the CTI server: CTI_AMI_SECRET (the [cti] AMI user) and
+#   CTI_AGI_SECRET (carried by every AGI URL); required, and never a placeholder;
+# - a password of this site's own for every PJSIP auth still at a change-me placeholder (the
+#   phones, the trunk), made once and kept in CTI_SECRETS_DIR (the asterisk-db volume), so that
+#   provisioned phones keep working when the container is re-created; the carrier's credentials
+#   from CTI_TRUNK_USER / CTI_TRUNK_PASSWORD when given;
+# - where the CTI server's FastAGI listens, and AMI on the container network.
+# Asterisk is not started while any placeholder secret is left. Then it runs the command given
+# (the image's CMD: asterisk in the foreground).
 set -eu
-: "${CTI_AMI_SECRET:?set CTI_AMI_SECRET}"
-sed -i "s/^bindaddr = 127.0.0.1/bindaddr = 0.0.0.0/; s/^secret = change-me-on-every-site/secret = ${CTI_AMI_SECRET}/" /etc/asterisk/manager.conf
-sed -i "s/^CTI_AGI_HOST = .*/CTI_AGI_HOST = ${CTI_AGI_HOST:-cti}/; s/^CTI_AGI_PORT = .*/CTI_AGI_PORT = ${CTI_AGI_PORT:-4573}/" /etc/asterisk/extensions.conf
-exec asterisk -f -U asterisk -G asterisk
+ETC="${ASTERISK_ETC:-/etc/asterisk}"
+STATE="${CTI_SECRETS_DIR:-/var/lib/asterisk/cti-secrets}"
+say() { echo "asterisk-entrypoint: $*" >&2; }
+
+is_placeholder() {
+    case "$1" in "" | change-me* | trunk-password) return 0 ;; esac
+    return 1
+}
+for name in CTI_AMI_SECRET CTI_AGI_SECRET; do
+    eval "value=\${$name:-}"
+    if is_placeholder "$value"; then
+        say "set $name to a secret of this site's own (not empty, not change-me...)"
+        exit 1
+    fi
+    case "$value" in
+        *[!A-Za-z0-9._~-]*)
+            say "$name: use letters, digits and . _ ~ - only (it travels in a URL)"
+            exit 1
+            ;;
+    esac
+done
+
+# Rewrite a file through awk, keeping its owner and mode.
+edit() {
+    file="$1"
+    shift
+    awk "$@" "$file" >"$file.new"
+    cat "$file.new" >"$file"
+    rm -f "$file.new"
+}
+
+# Options are set by section; values come from the environment (ENVIRON), never through a
+# shell or sed pattern, so any character in a password is safe.
+AWK_LIB='
+function section_of(line) { sub(/^[ \t]*\[/, "", line); sub(/\].*$/, "", line); return line }
+/^[ \t]*\[/ { section = section_of($0) }
+function value_of(line) { sub(/^[^=]*=>?[ \t]*/, "", line); sub(/[ \t]*;.*$/, "", line); return line }
+function key_of(line) { sub(/^[ \t]*/, "", line); sub(/[ \t]*=.*$/, "", line); return line }
+'
+
+export CTI_AGI_HOST="${CTI_AGI_HOST:-cti}" CTI_AGI_PORT="${CTI_AGI_PORT:-4573}"
+edit "$ETC/manager.conf" "$AWK_LIB"'
+key_of($0) == "bindaddr" && section == "general" { print "bindaddr = 0.0.0.0"; next }
+key_of($0) == "secret" && section == "cti" { print "secret = " ENVIRON["CTI_AMI_SECRET"]; next }
+{ print }'
+edit "$ETC/extensions.conf" "$AWK_LIB"'
+section == "globals" && key_of($0) ~ /^CTI_AGI_(HOST|PORT|SECRET)$/ && /=/ {
+    print key_of($0) " = " ENVIRON[key_of($0)]; next
+}
+{ print }'
+
+# Phones and trunk: a stored password for each auth still at a placeholder, made the first time.
+mkdir -p "$STATE"
+chmod 700 "$STATE"
+stored="$STATE/sip-passwords"
+touch "$stored"
+chmod 600 "$stored"
+for section in $(awk "$AWK_LIB"'
+    key_of($0) == "password" {
+        v = value_of($0)
+        if (v == "" || v ~ /^change-me/ || v == "trunk-password") print section
+    }' "$ETC/pjsip.conf"); do
+    if [ "$section" = carrier ] && [ -n "${CTI_TRUNK_PASSWORD:-}" ]; then
+        continue
+    fi
+    if ! grep -q "^$section " "$stored"; then
+        echo "$section $(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >>"$stored"
+        say "made a password for the PJSIP auth [$section] (kept in $stored)"
+    fi
+done
+export CTI_STORED_PASSWORDS="$stored"
+edit "$ETC/pjsip.conf" "$AWK_LIB"'
+BEGIN {
+    while ((getline line < ENVIRON["CTI_STORED_PASSWORDS"]) > 0) {
+        split(line, f, " "); made[f[1]] = f[2]
+    }
+}
+key_of($0) == "password" && section == "carrier" && ENVIRON["CTI_TRUNK_PASSWORD"] != "" {
+    pw = ENVIRON["CTI_TRUNK_PASSWORD"]
+    gsub(/;/, "\\;", pw)  # a bare ; starts a comment in the Asterisk files
+    print "password = " pw; next
+}
+key_of($0) == "username" && section == "carrier" && ENVIRON["CTI_TRUNK_USER"] != "" {
+    print "username = " ENVIRON["CTI_TRUNK_USER"]; next
+}
+key_of($0) == "password" && (section in made) {
+    v = value_of($0)
+    if (v == "" || v ~ /^change-me/ || v == "trunk-password") { print "password = " made[section]; next }
+}
+{ print }'
+
+# Only Asterisk (and root) reads the files with secrets in them.
+if getent group asterisk >/dev/null 2>&1; then
+    chgrp asterisk "$ETC/manager.conf" "$ETC/pjsip.conf" "$ETC/extensions.conf"
+    chmod 640 "$ETC/manager.conf" "$ETC/pjsip.conf" "$ETC/extensions.conf"
+fi
+
+left=$(grep -En '^[[:space:]]*(secret|password|CTI_AGI_SECRET)[[:space:]]*=>?[[:space:]]*(change-me|trunk-password|;|$)' \
+    "$ETC/manager.conf" "$ETC/pjsip.conf" "$ETC/extensions.conf" | cut -d= -f1 || true)
+if [ -n "$left" ]; then
+    say "placeholder secrets left, not starting Asterisk:"
+    echo "$left" >&2
+    exit 1
+fi
+exec "$@"

@@ -9,4 +9,7 @@ COPY docker/asterisk-entrypoint.sh /usr/local/bin/asterisk-entrypoint
 # The sandbox-only simulation files are not part of a deployment.
 RUN rm -rf /etc/asterisk/sim && chmod +x /usr/local/bin/asterisk-entrypoint
 EXPOSE 5038/tcp 5060/udp 10000-20000/udp
+# Writes the site's secrets into /etc/asterisk (and refuses to go on with a placeholder left),
+# then runs the CMD.
 ENTRYPOINT ["/usr/local/bin/asterisk-entrypoint"]
+CMD ["asterisk", "-f", "-U", "asterisk", "-G", "asterisk"]

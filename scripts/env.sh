@@ -1,6 +1,7 @@
 # Sourced by scripts/demo, scripts/test and .ci/run: makes this machine ready, idempotently.
 #  - Debian packages the project needs on the host (the Asterisk sandbox root builder, Chromium
-#    and CJK fonts for the browser tests), installed with apt-get when missing;
+#    and CJK fonts for the browser tests, PostgreSQL's initdb/pg_ctl for the tests' own database
+#    server), installed with apt-get when missing;
 #  - a virtualenv in .venv with the pinned Python dependencies, reinstalled when pyproject changes.
 # The Asterisk root itself is built by `cti sandbox up` (cached in ~/.cache/cti).
 set -euo pipefail
@@ -16,6 +17,8 @@ for spec in "$_builder" chromium:chromium \
     if [[ "$probe" == /* ]]; then [[ -e "$probe" ]] || _need_debs+=("$pkg")
     else command -v "$probe" >/dev/null 2>&1 || _need_debs+=("$pkg"); fi
 done
+# tests/support/postgres.py runs a server of its own with these (any major version).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || _need_debs+=(postgresql)
 if (( ${#_need_debs[@]} )); then
     echo "env: installing Debian packages: ${_need_debs[*]}" >&2
     if [[ $(id -u) -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi

@@ -1,4 +1,9 @@
-"""Shared fixtures: a real Asterisk sandbox for the session, the simulator, the CTI server."""
+"""Shared fixtures: a real Asterisk sandbox for the session, the simulator, the CTI server, and a
+PostgreSQL server of our own for the tests that (or a run that) ask for it.
+
+CTI_TEST_DATABASE=postgresql runs every test that builds its server with `server_settings` on a
+fresh PostgreSQL database; the `postgresql` marker does it for one test in every run.
+"""
 
 import asyncio
 import contextlib
@@ -13,9 +18,50 @@ from cti.errors import AmiActionFailed
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState, free_port
 from cti.settings import Settings, load_settings
+from tests.support import db
+from tests.support.postgres import PostgresServer
 
 # The queue timeout of the test sandbox: short, so tests see timed-out calls quickly.
 QUEUE_TIMEOUT = 15
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of our own (initdb + pg_ctl, a free loopback port), for the session."""
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test (its SQLAlchemy URL), dropped afterwards."""
+    name = postgres.create_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+def wants_postgresql(request: pytest.FixtureRequest) -> bool:
+    """The test is marked `postgresql`, or the run asks for it (CTI_TEST_DATABASE=postgresql)."""
+    if request.node.get_closest_marker("postgresql") is not None:
+        return True
+    return (
+        os.environ.get("CTI_TEST_DATABASE", "sqlite") == "postgresql"
+        and "tmp_path" in request.fixturenames
+    )
+
+
+@pytest.fixture(autouse=True)
+def _test_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Give the test's server (server_settings) and the readers in tests.support a PostgreSQL
+    database instead of the SQLite file in tmp_path, when asked for."""
+    if not wants_postgresql(request):
+        yield
+        return
+    folder: Path = request.getfixturevalue("tmp_path")
+    db.use(folder, request.getfixturevalue("pg_url"))
+    yield
+    db.forget(folder)
 
 
 @pytest.fixture(scope="session")
@@ -72,15 +118,17 @@ async def sim_client(sandbox_state: InstanceState) -> AsyncIterator[AmiClient]:
 def server_settings(
     st: InstanceState, tmp_path: Path, *, ami_port: int | None = None, **extra: str
 ) -> Settings:
-    """Settings for a CTI server on this sandbox with its own SQLite file."""
+    """Settings for a CTI server on this sandbox with its own database (the SQLite file in
+    tmp_path, or the test's PostgreSQL database)."""
     env = {
-        "CTI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cti.sqlite3'}",
+        "CTI_DATABASE_URL": db.url_of(tmp_path),
         "CTI_AMI_HOST": st.ami_host,
         "CTI_AMI_PORT": str(ami_port or st.ami_port),
         "CTI_AMI_USER": st.ami_user,
         "CTI_AMI_SECRET": st.ami_secret,
         "CTI_QUEUE_LOG_PATH": st.queue_log,
         "CTI_AGI_PORT": str(st.agi_port),
+        "CTI_AGI_SECRET": st.agi_secret,
         "CTI_MEDIA_DIR": st.media_dir,
         "CTI_ASTERISK_MEDIA_DIR": st.asterisk_media_dir,
         "CTI_TTS_ROOT": st.root,

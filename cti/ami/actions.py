@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from cti.ami import responses
 from cti.ami.client import AmiClient
-from cti.ami.responses import CoreShowChannel, QueueStatus
+from cti.ami.responses import AuthList, CoreShowChannel, QueueStatus
 from cti.errors import AmiActionFailed, InvalidInput
 
 # The characters that would break a header of an Originate (a caller ID name, a variable value).
@@ -185,3 +185,10 @@ async def play_dtmf(client: AmiClient, channel: str, digit: str, duration_ms: in
 async def ping(client: AmiClient, *, timeout: float | None = None) -> None:
     """A round trip to Asterisk."""
     await client.action("Ping", timeout=timeout)
+
+
+async def pjsip_auths(client: AmiClient, *, timeout: float = 30) -> list[AuthList]:
+    """Every PJSIP auth with its password (Asterisk lets only an AMI user with write=system ask:
+    AmiActionFailed "Permission denied" otherwise)."""
+    rows = await client.action("PJSIPShowAuths", as_list=True, timeout=timeout)
+    return responses.pjsip_auths(rows)

@@ -7,7 +7,7 @@ that knows the header names.
 """
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from cti.errors import ProtocolError
@@ -58,6 +58,16 @@ class QueueStatus:
 
     members: tuple[QueueMember, ...]
     entries: tuple[QueueEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthList:
+    """One PJSIP auth object (PJSIPShowAuths), secrets included: only to check them."""
+
+    name: str  # the section name in pjsip.conf
+    username: str
+    auth_type: str  # userpass, md5, ...
+    password: str = field(repr=False)
 
 
 Msg = Mapping[str, Any]
@@ -119,6 +129,10 @@ def _entry(m: Msg) -> QueueEntry:
     )
 
 
+def _auth(m: Msg) -> AuthList:
+    return AuthList(m["ObjectName"], m.get("Username", ""), m.get("AuthType", ""), m["Password"])
+
+
 def _rows(messages: Iterable[Msg], event: str, parse: Callable[[Msg], Row]) -> list[Row]:
     out = []
     for m in messages:
@@ -144,3 +158,8 @@ def queue_status(messages: Iterable[Msg]) -> QueueStatus:
     return QueueStatus(
         tuple(_rows(rows, "QueueMember", _member)), tuple(_rows(rows, "QueueEntry", _entry))
     )
+
+
+def pjsip_auths(messages: Iterable[Msg]) -> list[AuthList]:
+    """The AuthList rows of a PJSIPShowAuths response."""
+    return _rows(messages, "AuthList", _auth)

@@ -5,18 +5,29 @@ sending its headers (a port probe), so the server here is our own: every connect
 header timeout and size limits, a probe is dropped quietly, and one call's failure never touches
 another's.
 
+Whoever reaches the port could otherwise open incidents and set satisfaction scores with forged
+sessions, so a session is refused, before any route runs, unless it comes from an allowed host
+(AgiAccess: the Asterisk hosts) and carries the shared secret in its URL when one is set
+(`agi://host:port/route?key=SECRET`).
+
 Protocol facts (Asterisk 22): `AGI(agi://host:port/route,arg1,...)` opens one TCP connection per
-call and sends `agi_*: value` lines ending with a blank line; the route is agi_network_script and
-arguments are agi_arg_N. When the caller hangs up Asterisk writes an unsolicited `HANGUP` line and
-later commands get `511`; `HANGUP`, `result=-1` and 511 all mean the call is over.
+call and sends `agi_*: value` lines ending with a blank line; the route is agi_network_script (all
+of the URL after host:port/, a query included) and arguments are agi_arg_N. When the caller hangs
+up Asterisk writes an unsolicited `HANGUP` line and later commands get `511`; `HANGUP`,
+`result=-1` and 511 all mean the call is over.
 """
 
 import asyncio
 import contextlib
+import hmac
+import ipaddress
 import logging
 import re
+import socket
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 
 from cti.errors import IvrError, ProtocolError
 
@@ -97,8 +108,8 @@ class AgiChannel:
 
     @property
     def route(self) -> str:
-        """The path of agi://host:port/<route>."""
-        return self.env.get("agi_network_script", "").strip("/")
+        """The path of agi://host:port/<route>[?key=...]."""
+        return script_route(self.env)
 
     def arg(self, n: int) -> str:
         """agi_arg_N, or ''."""
@@ -183,23 +194,116 @@ class AgiChannel:
 
 
 Handler = Callable[[AgiChannel], Awaitable[None]]
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def script_route(env: dict[str, str]) -> str:
+    """The route of agi_network_script, without its query."""
+    return env.get("agi_network_script", "").partition("?")[0].strip("/")
+
+
+def script_key(env: dict[str, str]) -> str:
+    """The `key` parameter of agi_network_script's query ('' if none)."""
+    query = env.get("agi_network_script", "").partition("?")[2]
+    return parse_qs(query).get("key", [""])[0]
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+@dataclass
+class AgiAccess:
+    """Who may open a FastAGI session: a peer among `allowed` (addresses, networks such as
+    10.0.0.0/8, or host names, resolved again when an unknown peer knocks, at most every
+    RESOLVE_EVERY seconds: a container's address changes when it is re-created), carrying
+    `secret` in the URL when one is set."""
+
+    allowed: tuple[str, ...] = ("127.0.0.1", "::1")
+    secret: str = field(default="", repr=False)
+    networks: list[IpNetwork] = field(init=False, default_factory=list)
+    names: list[str] = field(init=False, default_factory=list)
+    _resolved: set[str] = field(init=False, default_factory=set)
+    _resolved_at: float = field(init=False, default=-1e9)
+
+    RESOLVE_EVERY = 10.0
+
+    def __post_init__(self) -> None:
+        for entry in (a.strip() for a in self.allowed):
+            if not entry:
+                continue
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.names.append(entry)
+
+    async def allows_peer(self, peer: str) -> bool:
+        """True if the connecting address is an allowed host."""
+        ip = _address(peer)
+        if ip is None:
+            return False
+        if any(ip in net for net in self.networks):
+            return True
+        if not self.names:
+            return False
+        now = time.monotonic()
+        if str(ip) not in self._resolved and now - self._resolved_at >= self.RESOLVE_EVERY:
+            self._resolved_at = now
+            self._resolved = await self._resolve()
+        return str(ip) in self._resolved
+
+    async def _resolve(self) -> set[str]:
+        loop = asyncio.get_running_loop()
+        found: set[str] = set()
+        for name in self.names:
+            try:
+                async with asyncio.timeout(2.0):
+                    infos = await loop.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+            except (OSError, TimeoutError) as exc:
+                logger.warning("FastAGI allow-list: cannot resolve %r: %s", name, exc)
+                continue
+            for info in infos:
+                ip = _address(str(info[4][0]))
+                if ip is not None:
+                    found.add(str(ip))
+        return found
+
+    def allows_session(self, env: dict[str, str]) -> bool:
+        """True if the session carries the shared secret (or none is set)."""
+        if not self.secret:
+            return True
+        return hmac.compare_digest(script_key(env).encode(), self.secret.encode())
 
 
 class AgiServer:
     """A FastAGI server: one coroutine per call, all owned and cancelled on stop."""
 
     def __init__(
-        self, host: str, port: int, handler: Handler, *, header_timeout: float = 5.0
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        access: AgiAccess | None = None,
+        header_timeout: float = 5.0,
     ) -> None:
         self.host = host
         self.port = port
         self.handler = handler
+        self.access = access or AgiAccess()
         self.header_timeout = header_timeout
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.calls = 0
         self.probes = 0
         self.failures = 0
+        self.refused = 0
 
     async def start(self) -> None:
         """Listen."""
@@ -226,9 +330,23 @@ class AgiServer:
         assert task is not None
         self._tasks.add(task)
         try:
+            peer = writer.get_extra_info("peername")
+            source = str(peer[0]) if peer else ""
+            if not await self.access.allows_peer(source):
+                self.refused += 1
+                logger.warning("FastAGI connection from %s refused: not an allowed host", source)
+                return
             env = await self._read_env(reader)
             if env is None:
                 self.probes += 1
+                return
+            if not self.access.allows_session(env):
+                self.refused += 1
+                logger.warning(
+                    "FastAGI session from %s refused: wrong or missing key linkedid=%s",
+                    source,
+                    env.get("agi_uniqueid", "-"),
+                )
                 return
             self.calls += 1
             channel = AgiChannel(reader, writer, env)

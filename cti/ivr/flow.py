@@ -13,12 +13,17 @@ from cti.ivr.agi import AgiChannel, AgiHangup
 from cti.ivr.context import IvrContext, StepLog
 from cti.ivr.menu import Action, Menu, Option
 from cti.ivr.ports import NewIncident, Requester
+from cti.journal.models import clip
 from cti.phone import CallerNumber, normalize
 
 logger = logging.getLogger(__name__)
 
 ALL_KEYS = "0123456789*#"
 MAX_REPEATS = 3
+# The way through the menus is kept short whatever the caller keys (`*` repeats a menu without
+# end): it travels in an AGI command (Asterisk reads at most 2 KB of one) and into VARCHAR(200)s.
+PATH_STEPS = 64
+PATH_CHARS = 200
 
 
 class CallFlow:
@@ -101,9 +106,18 @@ class CallFlow:
         if not self.agi.hung_up:
             await self.finish()
 
+    def went(self, step: str) -> None:
+        """Note a step of the way through the menus (the first PATH_STEPS of them)."""
+        if len(self.path) < PATH_STEPS:
+            self.path.append(step)
+
+    def path_text(self, sep: str = ">") -> str:
+        """The way through the menus, at most PATH_CHARS characters (cut with an ellipsis)."""
+        return clip(sep.join(self.path), PATH_CHARS)
+
     async def finish(self) -> None:
         """Tell the journal which way the caller went through the menus."""
-        fields = {"Path": ">".join(self.path) or "-", "Lang": self.lang}
+        fields = {"Path": self.path_text() or "-", "Lang": self.lang}
         if self.voicemail:
             fields["Voicemail"] = "1"
         await self.user_event("CtiIvr", **fields)
@@ -126,11 +140,11 @@ class CallFlow:
                 tries += 1
                 await self.play("no_input" if not key else "invalid_choice")
                 if tries >= self.ctx.menu.retries:
-                    self.path.append(f"{menu.name}:retries")
+                    self.went(f"{menu.name}:retries")
                     await self.act(menu.after_retries, menu)
                     return
                 continue
-            self.path.append(f"{menu.name}:{key}")
+            self.went(f"{menu.name}:{key}")
             if option.action == Action.REPEAT:
                 continue
             tries = 0
@@ -207,14 +221,14 @@ class CallFlow:
             NewIncident(
                 type=option.type,
                 category=category,
-                symptom=f"{category}（IVR: {' > '.join(self.path) or '-'}）",
+                symptom=f"{category}（IVR: {self.path_text(' > ') or '-'}）",
                 channel=channel,
                 caller_number=self.caller.raw,
                 caller_key=self.caller.key,
                 requester=self.requester,
                 call_uniqueid=self.agi.uniqueid,
                 language=self.lang,
-                menu_path=">".join(self.path),
+                menu_path=self.path_text(),
                 announcement_id=announcement,
                 recording=recording,
             )
@@ -269,7 +283,7 @@ class CallFlow:
                     await self.play("closed_thanks")
                 elif key == "2" and await self.ctx.desk.reopen(st.number, by):
                     await self.play("reopened")
-        self.path.append(f"status:{st.number}")
+        self.went(f"status:{st.number}")
         key = await self.ask("status_more", max_digits=1, timeout_s=5)
         if key == "3":
             return await self.status(menu)
@@ -308,7 +322,7 @@ class CallFlow:
             key = await self.play("outage_affected", "1") or await self.agi.wait_for_digit(3000)
             if key != "1":
                 continue
-            self.path.append(f"outage:{ann.id}")
+            self.went(f"outage:{ann.id}")
             await self.identify()
             option = Option(
                 Action.REPORT, type="fault", category="已知故障", category_en="Known outage"

@@ -7,12 +7,16 @@ recorded file with the same name replaces the placeholder. Mandarin `SAY DIGITS`
 `digits/0..9` in `sounds/zh/`; they are made the same way.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +81,20 @@ def load_prompts(path: Path) -> PromptCatalogue:
 
 
 class Synthesizer:
-    """Text to an 8 kHz WAV file with espeak-ng and sox, on this host or inside a root."""
+    """Text to an 8 kHz WAV file with espeak-ng and sox, on this host or inside a root.
 
-    def __init__(self, root: Path | None = None, prefix: list[str] | None = None) -> None:
+    The text is data: it reaches espeak-ng on its standard input (`--stdin`), never as an
+    argument, where "-f FILE" would have read a file aloud and "-w FILE" left espeak-ng reading
+    the server's own standard input forever. Every step runs under the `timeout` of its
+    synthesis and is killed (with anything it started) when that runs out.
+    """
+
+    def __init__(
+        self, root: Path | None = None, prefix: list[str] | None = None, *, timeout: float = 60.0
+    ) -> None:
         self.root = root
         self.prefix = prefix or []
+        self.timeout = timeout
         if root is None and not (shutil.which("espeak-ng") and shutil.which("sox")):
             raise CtiError("text-to-speech needs espeak-ng and sox on this host")
 
@@ -92,10 +105,34 @@ class Synthesizer:
             return str(path)
         return "/" + str(path.relative_to(self.root))
 
-    def _run(self, cmd: list[str], what: str) -> None:
-        proc = subprocess.run([*self.prefix, *cmd], capture_output=True, text=True, check=False)
+    def _run(
+        self, cmd: list[str], what: str, *, stdin: bytes = b"", deadline: float | None = None
+    ) -> None:
+        if deadline is None:
+            deadline = time.monotonic() + self.timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CtiError(f"{cmd[0]} for {what}: no time left (limit {self.timeout:g} s)")
+        # A session of its own, so that the kill reaches chroot's or unshare's child too.
+        proc = subprocess.Popen(
+            [*self.prefix, *cmd],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            _, err = proc.communicate(stdin, timeout=left)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise CtiError(
+                f"{cmd[0]} for {what} took longer than {self.timeout:g} s: stopped"
+            ) from None
         if proc.returncode != 0:
-            raise CtiError(f"{cmd[0]} failed for {what}: {proc.stderr.strip()[:300]}")
+            message = err.decode("utf-8", "replace").strip()[:300]
+            raise CtiError(f"{cmd[0]} failed for {what}: {message}")
 
     def _mkdir(self, folder: Path) -> None:
         if self.root is None:
@@ -104,17 +141,21 @@ class Synthesizer:
             self._run(["mkdir", "-p", self._inner(folder)], str(folder))
 
     def synth(self, text: str, language: str, dest: Path) -> None:
-        """Write `text` spoken in `language` to `dest` (a .wav path)."""
+        """Write `text` spoken in `language` to `dest` (a .wav path), within `timeout` seconds."""
+        deadline = time.monotonic() + self.timeout
         self._mkdir(dest.parent)
         tmp_dir = Path(tempfile.mkdtemp(dir=self.root / "tmp" if self.root else None))
         try:
             raw = tmp_dir / "raw.wav"
             voice = VOICES[language]
-            espeak = ["espeak-ng", "-v", voice, "-s", "150", "-w", self._inner(raw), text]
-            self._run(espeak, dest.name)
+            # -b 1: the text is UTF-8 whatever the locale; --stdin: all of it, as words.
+            espeak = ["espeak-ng", "-v", voice, "-s", "150", "-b", "1", "-w", self._inner(raw),
+                      "--stdin"]  # fmt: skip
+            self._run(espeak, dest.name, stdin=text.encode("utf-8"), deadline=deadline)
             self._run(
                 ["sox", self._inner(raw), *SOX_8K, self._inner(dest)],
                 dest.name,
+                deadline=deadline,
             )
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)

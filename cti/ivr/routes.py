@@ -7,7 +7,7 @@ from typing import Protocol
 
 from cti.db import SessionMaker
 from cti.errors import CtiError
-from cti.ivr.agi import AgiChannel, AgiHangup, AgiServer
+from cti.ivr.agi import AgiAccess, AgiChannel, AgiHangup, AgiServer
 from cti.ivr.context import IvrContext, StepLog
 from cti.ivr.flow import CallFlow, record_message
 from cti.ivr.menu import Action, Option
@@ -96,10 +96,11 @@ class IvrService:
         ctx: IvrContext,
         sessions: SessionMaker,
         callbacks: CallbackPort | None = None,
+        access: AgiAccess | None = None,
     ) -> None:
         self.ctx = ctx
         self.sessions = sessions
-        self.server = AgiServer(host, port, self.handle)
+        self.server = AgiServer(host, port, self.handle, access=access)
         self.callbacks = callbacks  # the call-back bookings (routing), if they run
 
     async def start(self) -> None:

@@ -30,6 +30,36 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+ELLIPSIS = "…"
+
+
+def clip(value: str, limit: int) -> str:
+    """`value` fitted into `limit` characters: NUL characters (which PostgreSQL refuses in text)
+    dropped, and a longer value cut with an ellipsis as its last character, so the cut shows."""
+    value = value.replace("\x00", "")
+    return value if len(value) <= limit else value[: limit - 1] + ELLIPSIS
+
+
+class Clipped(TypeDecorator[str]):
+    """VARCHAR(n) for text that comes from outside and cannot be refused: AMI events, FastAGI
+    sessions, queue_log, what a caller keys. Every value is clipped to n characters on its way
+    into the database, whatever path writes it: PostgreSQL refuses a longer value (SQLite keeps
+    it), and one refused value would fail the whole statement it is part of.
+
+    Text typed over HTTP is checked by the handlers instead, with a message naming the field."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.limit = length
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        """Clip on the way in."""
+        return None if value is None else clip(value, self.limit)
+
+
 class Base(DeclarativeBase):
     """Declarative base of every table."""
 
@@ -46,12 +76,12 @@ class Call(Base):
     __tablename__ = "calls"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    uniqueid: Mapped[str] = mapped_column(String(150), unique=True)
-    linkedid: Mapped[str] = mapped_column(String(150), index=True)
-    channel: Mapped[str] = mapped_column(String(200), default="")
-    caller_number: Mapped[str] = mapped_column(String(80), default="")
-    caller_name: Mapped[str] = mapped_column(String(200), default="")
-    dialled_number: Mapped[str] = mapped_column(String(80), default="")
+    uniqueid: Mapped[str] = mapped_column(Clipped(150), unique=True)
+    linkedid: Mapped[str] = mapped_column(Clipped(150), index=True)
+    channel: Mapped[str] = mapped_column(Clipped(200), default="")
+    caller_number: Mapped[str] = mapped_column(Clipped(80), default="")
+    caller_name: Mapped[str] = mapped_column(Clipped(200), default="")
+    dialled_number: Mapped[str] = mapped_column(Clipped(80), default="")
     arrived_at: Mapped[datetime] = mapped_column(index=True)
     ivr_entered_at: Mapped[datetime | None]
     ivr_left_at: Mapped[datetime | None]
@@ -59,8 +89,8 @@ class Call(Base):
     answered_at: Mapped[datetime | None]
     talk_ended_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None] = mapped_column(index=True)
-    queue: Mapped[str | None] = mapped_column(String(80), index=True)
-    agent: Mapped[str | None] = mapped_column(String(80), index=True)
+    queue: Mapped[str | None] = mapped_column(Clipped(80), index=True)
+    agent: Mapped[str | None] = mapped_column(Clipped(80), index=True)
     # Each offer to an agent: {"agent", "interface", "at", "ended_at", "result"} (times as ISO).
     offers: Mapped[list[Any]] = mapped_column(default=list)
     ring_no_answer: Mapped[int] = mapped_column(Integer, default=0)
@@ -70,18 +100,18 @@ class Call(Base):
     # After-call work of the agent who answered (their wrap-up), written when it ends.
     acw_seconds: Mapped[float | None] = mapped_column(Float)
     # A call-back the desk placed: the Uniqueid of the call whose caller asked for it.
-    callback_of: Mapped[str | None] = mapped_column(String(150))
-    outcome: Mapped[str | None] = mapped_column(String(20), index=True)
-    queue_status: Mapped[str | None] = mapped_column(String(20))
-    complete_reason: Mapped[str | None] = mapped_column(String(20))
+    callback_of: Mapped[str | None] = mapped_column(Clipped(150))
+    outcome: Mapped[str | None] = mapped_column(Clipped(20), index=True)
+    queue_status: Mapped[str | None] = mapped_column(Clipped(20))
+    complete_reason: Mapped[str | None] = mapped_column(Clipped(20))
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
-    incident_number: Mapped[str | None] = mapped_column(String(20), index=True)
-    ivr_path: Mapped[str | None] = mapped_column(String(200))
-    language: Mapped[str | None] = mapped_column(String(8))
+    incident_number: Mapped[str | None] = mapped_column(Clipped(20), index=True)
+    ivr_path: Mapped[str | None] = mapped_column(Clipped(200))
+    language: Mapped[str | None] = mapped_column(Clipped(8))
     survey_score: Mapped[int | None] = mapped_column(Integer)
-    source: Mapped[str] = mapped_column(String(12), default="ami")
+    source: Mapped[str] = mapped_column(Clipped(12), default="ami")
     # Names of the fields that were inferred (snapshot, queue_log) rather than observed live.
     inferred: Mapped[list[Any]] = mapped_column(default=list)
     # The tracker's working state while the call is live (so a restarted server can resume it).
@@ -116,14 +146,14 @@ class IvrStep(Base):
     __tablename__ = "ivr_steps"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    call_uniqueid: Mapped[str] = mapped_column(String(150), index=True)
+    call_uniqueid: Mapped[str] = mapped_column(Clipped(150), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
-    route: Mapped[str] = mapped_column(String(20))  # ivr, survey
-    menu: Mapped[str] = mapped_column(String(60), default="")
-    step: Mapped[str] = mapped_column(String(60))
-    digits: Mapped[str] = mapped_column(String(40), default="")
-    result: Mapped[str] = mapped_column(String(120), default="")
+    route: Mapped[str] = mapped_column(Clipped(20))  # ivr, survey
+    menu: Mapped[str] = mapped_column(Clipped(60), default="")
+    step: Mapped[str] = mapped_column(Clipped(60))
+    digits: Mapped[str] = mapped_column(Clipped(40), default="")
+    result: Mapped[str] = mapped_column(Clipped(120), default="")
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
@@ -133,8 +163,8 @@ class AgentStateSpan(Base):
     __tablename__ = "agent_states"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ext: Mapped[str] = mapped_column(String(40), index=True)
-    state: Mapped[str] = mapped_column(String(20))
-    reason: Mapped[str] = mapped_column(String(60), default="")
+    ext: Mapped[str] = mapped_column(Clipped(40), index=True)
+    state: Mapped[str] = mapped_column(Clipped(20))
+    reason: Mapped[str] = mapped_column(Clipped(60), default="")
     started_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]

@@ -11,6 +11,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
 
 from cti.ami import actions
 from cti.ami.client import AmiClient
@@ -30,6 +41,23 @@ META_LAST_EVENT = "last_event_at"
 META_QUEUE_LOG = "queue_log_position"
 # How long a queue_log line stays re-readable after we pass it (see advance_position).
 POSITION_LAG = 30.0
+# How many refused calls /healthz lists (the count covers them all).
+REJECTED_SHOWN = 20
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached or is busy (locked, connection lost): no row is at
+    fault, and everything is kept for the next attempt."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | OSError)
+
+
+def _row_refused(exc: BaseException) -> bool:
+    """The database (or the value's conversion on the way) refused this row's values."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
 class JournalService:
@@ -54,6 +82,10 @@ class JournalService:
         self._lagging_position: tuple[float, Position] | None = None
         self.last_flush_at: float | None = None
         self.flush_errors = 0
+        # Calls whose row the database refused: how many times, and the latest (uniqueid -> when,
+        # why), for /healthz.
+        self.rejected_rows = 0
+        self.rejected: dict[str, tuple[float, str]] = {}
         self.reconciled_total = 0
         self._acw: dict[str, float] = {}  # call uniqueid -> after-call work seconds, to write
         self._unsubscribe = tracker.bus.subscribe(WrapupEnded, self._wrapup_ended)
@@ -68,31 +100,86 @@ class JournalService:
     # -- writing ---------------------------------------------------------------------------------
 
     async def flush(self) -> int:
-        """Write every changed call and pending after-call work; on failure they stay pending
-        for the next attempt."""
+        """Write every changed call and pending after-call work, in one transaction.
+
+        If the database refuses that batch, the calls are written one by one: a call whose row
+        it refuses is set aside (counted and listed in /healthz, and tried again when the call
+        changes), the others are written, so one call can never stop the journal. When the
+        database itself is unavailable, everything stays pending for the next attempt.
+        """
         calls = self.tracker.take_dirty()
         acw, self._acw = self._acw, {}
         if not calls and not acw:
             return 0
         now = time.time()
-        rows = [c.to_row(now) for c in calls]
+        rows: list[tuple[LiveCall, dict[str, Any]]] = []
+        for call in calls:
+            try:
+                rows.append((call, call.to_row(now)))
+            except Exception as exc:  # a value no row can hold (a timestamp out of range)
+                self._reject(call.uniqueid, exc)
         meta = {}
         if self.tracker.last_event_at is not None:
             meta[META_LAST_EVENT] = repr(self.tracker.last_event_at)
         try:
-            async with self.sessions.begin() as session:
-                if rows:
-                    await repo.upsert_calls(session, rows)
-                    await repo.set_meta(session, meta)
-                for uniqueid, seconds in acw.items():
-                    await repo.set_acw(session, uniqueid, seconds)
+            try:
+                await self._write([row for _, row in rows], meta, acw)
+            except Exception as exc:
+                if not rows or _database_unavailable(exc):
+                    raise
+                logger.warning("journal batch of %d calls refused (%s): writing them one by one",
+                               len(rows), exc)  # fmt: skip
+                await self._write_apart(rows)
+                await self._write([], meta, acw)
         except Exception:
             self.flush_errors += 1
-            self.tracker.mark_dirty(calls)
+            self.tracker.mark_dirty(call for call, _ in rows)
             self._acw = {**acw, **self._acw}
             raise
         self.last_flush_at = now
         return len(rows)
+
+    async def _write(
+        self, rows: list[dict[str, Any]], meta: dict[str, str], acw: dict[str, float]
+    ) -> None:
+        async with self.sessions.begin() as session:
+            if rows:
+                await repo.upsert_calls(session, rows)
+            await repo.set_meta(session, meta)
+            for uniqueid, seconds in acw.items():
+                await repo.set_acw(session, uniqueid, seconds)
+
+    async def _write_apart(self, rows: list[tuple[LiveCall, dict[str, Any]]]) -> None:
+        """Each row in a transaction of its own; the refused ones are set aside. Raises (and
+        writes nothing more) when the database, not a row, is the trouble: it is unavailable, or
+        it refused every row for a reason that is not known to be the row's."""
+        refused: list[tuple[str, Exception]] = []
+        written = 0
+        for call, row in rows:
+            try:
+                async with self.sessions.begin() as session:
+                    await repo.upsert_calls(session, [row])
+                written += 1
+            except Exception as exc:
+                if _database_unavailable(exc):
+                    raise
+                if _row_refused(exc) or written:
+                    self._reject(call.uniqueid, exc)
+                else:
+                    refused.append((call.uniqueid, exc))
+        if refused and not written:
+            raise refused[0][1]
+        for uniqueid, error in refused:  # others were written after them: these rows are at fault
+            self._reject(uniqueid, error)
+
+    def _reject(self, uniqueid: str, exc: Exception) -> None:
+        self.rejected_rows += 1
+        self.rejected.pop(uniqueid, None)
+        self.rejected[uniqueid] = (time.time(), f"{type(exc).__name__}: {str(exc)[:300]}")
+        while len(self.rejected) > REJECTED_SHOWN:
+            del self.rejected[next(iter(self.rejected))]
+        logger.error("journal: the database refused the call's row, set aside linkedid=%s: %s",
+                     uniqueid, exc)  # fmt: skip
 
     async def run_writer(self, connected: Callable[[], bool]) -> None:
         """Flush every interval until cancelled (then flush once more)."""

@@ -1,13 +1,15 @@
-"""The routing executor's own records: back-up alerts, IM offers of waiting calls, call-backs."""
+"""The routing executor's own records: back-up alerts, IM offers of waiting calls, call-backs.
+
+Their text comes from the calls (Asterisk) and the roster, so every text column is Clipped."""
 
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cti.journal.models import Base
+from cti.journal.models import Base, Clipped
 
 
 class OfferState(StrEnum):
@@ -34,7 +36,7 @@ class BackupAlert(Base):
     __tablename__ = "backup_alerts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    queue: Mapped[str] = mapped_column(String(80), index=True)
+    queue: Mapped[str] = mapped_column(Clipped(80), index=True)
     raised_at: Mapped[datetime] = mapped_column(index=True)
     cleared_at: Mapped[datetime | None]
     rules: Mapped[dict[str, Any]]  # measure -> highest value seen
@@ -47,15 +49,15 @@ class OverflowOffer(Base):
     __tablename__ = "overflow_offers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    uniqueid: Mapped[str] = mapped_column(String(150), index=True)
-    queue: Mapped[str] = mapped_column(String(80))
-    caller_number: Mapped[str] = mapped_column(String(80), default="")
-    caller_name: Mapped[str] = mapped_column(String(200), default="")
-    incident_number: Mapped[str | None] = mapped_column(String(20))
+    uniqueid: Mapped[str] = mapped_column(Clipped(150), index=True)
+    queue: Mapped[str] = mapped_column(Clipped(80))
+    caller_number: Mapped[str] = mapped_column(Clipped(80), default="")
+    caller_name: Mapped[str] = mapped_column(Clipped(200), default="")
+    incident_number: Mapped[str | None] = mapped_column(Clipped(20))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(12), default=OfferState.OPEN)
-    taken_by: Mapped[str | None] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(Clipped(12), default=OfferState.OPEN)
+    taken_by: Mapped[str | None] = mapped_column(Clipped(120))
     taken_at: Mapped[datetime | None]
     deliveries: Mapped[list[Any]] = mapped_column(default=list)
 
@@ -66,14 +68,14 @@ class CallbackRequest(Base):
     __tablename__ = "callback_requests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    uniqueid: Mapped[str] = mapped_column(String(150), unique=True)
-    queue: Mapped[str] = mapped_column(String(80))
-    number: Mapped[str] = mapped_column(String(80))
-    incident_number: Mapped[str | None] = mapped_column(String(20))
+    uniqueid: Mapped[str] = mapped_column(Clipped(150), unique=True)
+    queue: Mapped[str] = mapped_column(Clipped(80))
+    number: Mapped[str] = mapped_column(Clipped(80))
+    incident_number: Mapped[str | None] = mapped_column(Clipped(20))
     queued_at: Mapped[datetime] = mapped_column(index=True)  # their original place
     requested_at: Mapped[datetime]
-    state: Mapped[str] = mapped_column(String(12), default=CallbackState.PENDING)
+    state: Mapped[str] = mapped_column(Clipped(12), default=CallbackState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    callback_uniqueid: Mapped[str | None] = mapped_column(String(150))
-    result: Mapped[str] = mapped_column(String(40), default="")
+    callback_uniqueid: Mapped[str | None] = mapped_column(Clipped(150))
+    result: Mapped[str] = mapped_column(Clipped(40), default="")
     updated_at: Mapped[datetime]

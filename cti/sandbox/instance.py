@@ -12,9 +12,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cti.confedit import set_option
 from cti.errors import SandboxError
-from cti.sandbox.confedit import set_option
 from cti.sandbox.root import cache_dir, chroot_prefix, ensure_prompts, ensure_root
+from cti.sitesecrets import write_site_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class InstanceState:
     globals: dict[str, str] | None = None
     media_dir: str = ""
     asterisk_media_dir: str = ""
+    agi_secret: str = ""
 
 
 class Instance:
@@ -187,6 +189,7 @@ class Instance:
             root=str(self.root),
             media_dir=str(d / "media"),
             asterisk_media_dir=f"{self.inner}/media",
+            agi_secret=old.agi_secret if old and old.agi_secret else secrets.token_urlsafe(18),
         )
 
     def _render(self, st: InstanceState, globals_: dict[str, str]) -> None:
@@ -218,7 +221,6 @@ class Instance:
             "manager.conf": [
                 ("general", "port", str(st.ami_port)),
                 ("general", "bindaddr", "127.0.0.1"),
-                ("cti", "secret", st.ami_secret),
             ],
             "pjsip.conf": [("transport-udp", "bind", f"127.0.0.1:{st.sip_port}")],
             "extensions.conf": [
@@ -237,6 +239,8 @@ class Instance:
             for section, key, value in changes:
                 text = set_option(text, section, key, value)
             path.write_text(text)
+        # Secrets of its own, made the way a site's are at deploy (the phones' are new each time).
+        write_site_secrets(etc, ami_secret=st.ami_secret, agi_secret=st.agi_secret)
         # The sandbox adds the simulation on top of exactly what a site deploys.
         for fname, include in (
             ("extensions.conf", "sim/extensions_sim.conf"),

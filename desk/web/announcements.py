@@ -6,7 +6,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.errors import InvalidInput, NotFound
-from desk.announcements import active, as_json, synthesise, validate
+from desk.announcements import active, as_json, attach_audio, synthesise, texts_of, validate
 from desk.models import Announcement, Role
 from desk.web.auth import requires
 from desk.web.keys import MEDIA, SESSIONS, SETTINGS, SYNTH
@@ -35,9 +35,8 @@ async def create_announcement(request: web.Request) -> web.Response:
     async with request.app[SESSIONS].begin() as session:
         a = Announcement(created_at=now, updated_at=now, prompts={}, **fields)
         session.add(a)
-        await session.flush()
-        a.prompts = await synthesise(a, request.app[SYNTH].synth, request.app[MEDIA])
-    return web.json_response(as_json(a), status=201)
+    # Committed first: synthesis runs outside any transaction (see _with_audio).
+    return web.json_response(as_json(await _with_audio(request, a)), status=201)
 
 
 @requires(Role.LEAD)
@@ -48,13 +47,29 @@ async def update_announcement(request: web.Request) -> web.Response:
         a = await session.get(Announcement, _id(request))
         if a is None:
             raise NotFound(f"no announcement {request.match_info['id']}")
-        texts = (a.text_zh, a.text_en)
+        texts = texts_of(a)
         for key, value in fields.items():
             setattr(a, key, value)
         a.updated_at = datetime.now(UTC)
-        if (a.text_zh, a.text_en) != texts:
-            a.prompts = await synthesise(a, request.app[SYNTH].synth, request.app[MEDIA])
+        spoken_changed = texts_of(a) != texts
+        if spoken_changed:
+            a.prompts = {}  # the old audio says something else
+    if spoken_changed:
+        a = await _with_audio(request, a)
     return web.json_response(as_json(a))
+
+
+async def _with_audio(request: web.Request, a: Announcement) -> Announcement:
+    """Synthesise a committed announcement's texts, then store the audio in a transaction of its
+    own: synthesis takes up to CTI_TTS_TIMEOUT seconds, and an open write transaction would hold
+    every other writer of the database (SQLite) all that time."""
+    texts = texts_of(a)
+    prompts = await synthesise(a, request.app[SYNTH].synth, request.app[MEDIA])
+    if not prompts:
+        return a
+    async with request.app[SESSIONS].begin() as session:
+        stored = await attach_audio(session, a.id, texts, prompts)
+    return stored or a
 
 
 @requires(Role.LEAD)

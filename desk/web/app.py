@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from cti.db import create_engine, migrate, session_maker
 from cti.errors import Conflict, CtiError, InvalidInput, NotFound
+from cti.ivr.agi import AgiAccess
 from cti.ivr.config import load_ivr_config
 from cti.ivr.context import IvrContext, MediaPaths
 from cti.ivr.prompts import Synthesizer
@@ -139,8 +140,8 @@ def _synthesizer(settings: Settings) -> Synthesizer | None:
     try:
         if settings.tts_root:
             root = Path(settings.tts_root)
-            return Synthesizer(root, chroot_prefix(root))
-        return Synthesizer()
+            return Synthesizer(root, chroot_prefix(root), timeout=settings.tts_timeout)
+        return Synthesizer(timeout=settings.tts_timeout)
     except CtiError as exc:
         logger.warning("announcements will have no audio: %s", exc)
         return None
@@ -235,7 +236,8 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     desk = DeskService(app[SESSIONS], plan, s.tz)
     ctx = IvrContext(cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA])
     callbacks = app[ROUTING].callbacks if ROUTING in app else None
-    service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS], callbacks)
+    access = AgiAccess(s.effective_agi_allowed_hosts, s.agi_secret)
+    service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS], callbacks, access)
     await service.start()
     app[IVR] = service
     yield

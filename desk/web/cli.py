@@ -49,6 +49,37 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_asterisk_secrets(args: argparse.Namespace) -> int:
+    """`cti asterisk-secrets CONF_DIR`: per-site secrets into a deployed Asterisk configuration."""
+    import os
+
+    from cti.sitesecrets import placeholders, write_site_secrets
+
+    env = os.environ
+    result = write_site_secrets(
+        args.conf_dir,
+        ami_secret=env.get("CTI_AMI_SECRET") or None,
+        agi_secret=env.get("CTI_AGI_SECRET") or None,
+        trunk_password=env.get("CTI_TRUNK_PASSWORD") or None,
+    )
+    for name in result.changed:
+        print(f"set {name}")
+    if args.env_file:
+        # What the CTI server needs to share with this Asterisk; readable by this user only.
+        args.env_file.touch(mode=0o600)
+        args.env_file.chmod(0o600)
+        args.env_file.write_text(
+            f"CTI_AMI_SECRET={result.ami_secret}\nCTI_AGI_SECRET={result.agi_secret}\n"
+        )
+        print(f"CTI_AMI_SECRET and CTI_AGI_SECRET for the CTI server: {args.env_file}")
+    left = placeholders(args.conf_dir)
+    if left:
+        print(f"cti: placeholders left: {', '.join(left)}", file=sys.stderr)
+        return 1
+    print("no placeholder secret left; reload Asterisk (or restart it) to use them")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`cti serve`: the CTI server (AMI link, call tracker, FastAGI, web)."""
     from cti.settings import load_settings
@@ -162,6 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--sip-port", type=int)
     sb.add_argument("--agi-port", type=int)
     sb.set_defaults(func=cmd_sandbox)
+
+    ak = sub.add_parser(
+        "asterisk-secrets",
+        help="per-site secrets into a deployed Asterisk configuration (replaces placeholders)",
+        description="Replace every placeholder secret in CONF_DIR (the AMI user's, the phones' "
+        "and the trunk's passwords, the FastAGI secret) with a random one; CTI_AMI_SECRET, "
+        "CTI_AGI_SECRET and CTI_TRUNK_PASSWORD in the environment are used instead when set. "
+        "Secrets a site set itself are kept.",
+    )
+    ak.add_argument("conf_dir", type=Path, help="the Asterisk configuration, e.g. /etc/asterisk")
+    ak.add_argument("--env-file", type=Path, help="write CTI_AMI_SECRET/CTI_AGI_SECRET here (0600)")
+    ak.set_defaults(func=cmd_asterisk_secrets)
 
     sv = sub.add_parser("serve", help="run the CTI server")
     sv.set_defaults(func=cmd_serve)

@@ -314,3 +314,97 @@ async def test_known_outage_is_announced_and_the_caller_linked(
         assert "announcement_intro" not in later.prompts
     finally:
         await http.close()
+
+
+@pytest.mark.postgresql
+async def test_a_caller_pressing_star_again_and_again_is_served_and_journaled_on_postgresql(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """`*` repeats the menu; 36 of them make a 258-character IVR path. PostgreSQL refuses that in
+    a VARCHAR(200) (SQLite keeps it), which crashed the IVR for the caller and failed the
+    journal's batch again and again, so that no call was recorded any more."""
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        keys = "|".join(["*"] * 36 + ["1"])
+        stars = CallerSpec(150, 0, "", "13800138000", "张三", reactions={"main_menu": keys})
+        (call,) = (await simulate(sim_client, [stars])).calls
+        assert call.prompts.count("main_menu") == 37
+        assert "system_error" not in call.prompts, "the IVR crashed for this caller"
+        incident = db.incident_of_call(tmp_path, call.uniqueid)
+        assert incident is not None and incident["type"] == "fault"
+        assert incident["menu_path"].startswith("main:*>main:*")
+        assert len(incident["menu_path"]) <= 200
+        record = await db.call(tmp_path, call.uniqueid)
+        assert record["ivr_path"].startswith("main:*>main:*") and len(record["ivr_path"]) <= 200
+        assert record["outcome"] == "answered" and record["incident_number"] == incident["number"]
+        # The journal goes on recording the calls that follow.
+        after = CallerSpec(60, 0, "", "13900139000", "李四", reactions={"main_menu": "0"})
+        (later,) = (await simulate(sim_client, [after])).calls
+        assert (await db.call(tmp_path, later.uniqueid))["outcome"] == "answered"
+        journal = (await (await http.get("/healthz")).json())["journal"]
+        assert journal["rejected_rows"] == 0, journal
+    finally:
+        await http.close()
+
+
+async def forge_session(port: int, script: str, uniqueid: str, *, source: str = "127.0.0.1") -> int:
+    """Play Asterisk on the FastAGI port, as anyone who reaches it could: a session of route
+    `script` for a caller at 13800138000 who keys 1 at every prompt. The number of commands
+    the server sent (0: it refused the session)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+    head = {"agi_network_script": script, "agi_request": f"agi://127.0.0.1:{port}/{script}",
+            "agi_channel": "PJSIP/carrier-00000001", "agi_uniqueid": uniqueid,
+            "agi_callerid": "13800138000", "agi_language": "zh"}  # fmt: skip
+    commands = 0
+    try:
+        writer.write("".join(f"{k}: {v}\n" for k, v in head.items()).encode() + b"\n")
+        await writer.drain()
+        async with asyncio.timeout(60):
+            while line := (await reader.readline()).decode().strip():
+                commands += 1
+                if line.startswith("GET VARIABLE"):
+                    value = {"CHANNEL(language)": "zh", "MEMBERNAME": "1001"}.get(
+                        line.split('"')[1]
+                    )
+                    answer = f"200 result=1 ({value})" if value else "200 result=0"
+                elif line.startswith(("STREAM FILE", "WAIT FOR DIGIT", "GET DATA")):
+                    answer = "200 result=49 endpos=0"  # the key 1
+                else:
+                    answer = "200 result=0"
+                writer.write(answer.encode() + b"\n")
+                await writer.drain()
+    except ConnectionError:
+        pass  # refused: the server closed the connection
+    finally:
+        writer.close()
+    return commands
+
+
+async def test_forged_fastagi_sessions_are_refused_before_any_route_runs(
+    sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """Anyone who reached the FastAGI port opened incidents and set satisfaction scores. Now a
+    session needs an allowed source address (by default the AMI host and loopback: 127.0.0.1,
+    not the rest of 127.0.0.0/8) and the dialplan's shared secret in its URL."""
+    http = await ivr_server(sandbox_state, tmp_path)
+    port, key = sandbox_state.agi_port, sandbox_state.agi_secret
+    try:
+        forged = {
+            "no-key": await forge_session(port, "survey", "forged-no-key"),
+            "wrong-key": await forge_session(port, "survey?key=guessed", "forged-wrong-key"),
+            "other-host": await forge_session(
+                port, f"survey?key={key}", "forged-other-host", source="127.0.0.3"
+            ),
+            "ivr": await forge_session(port, "ivr", "forged-ivr"),
+        }
+        assert forged == {"no-key": 0, "wrong-key": 0, "other-host": 0, "ivr": 0}
+        for name in forged:
+            assert db.incident_of_call(tmp_path, f"forged-{name}") is None
+            assert db.survey_of_call(tmp_path, f"forged-{name}") is None
+        # The same sessions, from Asterisk's address with the key, do what they say.
+        assert await forge_session(port, f"ivr?key={key}", "asterisk-ivr") > 0
+        assert await forge_session(port, f"survey?key={key}", "asterisk-survey") > 0
+        assert db.incident_of_call(tmp_path, "asterisk-ivr") is not None
+        assert db.survey_of_call(tmp_path, "asterisk-survey")["score"] == 1
+    finally:
+        await http.close()

@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -22,7 +23,7 @@ from cti.sandbox.instance import InstanceState, free_port
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.web.app import create_app
 from tests.conftest import server_settings
-from tests.support import journal
+from tests.support import db, journal
 from tests.support.staff import logged_in
 from tests.support.tcpproxy import TcpProxy
 
@@ -73,8 +74,8 @@ async def test_fifty_calls_match_queue_log(
         sim = await run_sim(sim_client, mixed_callers(50, seed=1))
         result = await sim.run()
         assert all(c.ended_at for c in result.calls)
-        records = await journal.wait_finished(tmp_path / "cti.sqlite3", f"sim-{sim.run_id}-", 50)
-        assert_journal_matches(tmp_path / "cti.sqlite3", sandbox_state, sim.run_id, 50, records)
+        records = await journal.wait_finished(tmp_path, f"sim-{sim.run_id}-", 50)
+        assert_journal_matches(tmp_path, sandbox_state, sim.run_id, 50, records)
         outcomes = Counter(r["outcome"] for r in records)
         # The scenario really exercises each outcome the test claims to check.
         assert {"answered", "abandoned", "queue_timeout"} <= set(outcomes), outcomes
@@ -85,6 +86,40 @@ async def test_fifty_calls_match_queue_log(
         resp = await http.get("/api/calls", params={"limit": "100"})
         body = await resp.json()
         assert body["total"] == 50
+
+
+REFUSED_NAME = "refused by the database"
+
+
+@pytest.mark.postgresql
+async def test_a_row_the_database_refuses_does_not_stop_the_journal(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """One call whose row PostgreSQL refuses is set aside, counted and shown in /healthz; the
+    calls around it are recorded. (Before: the batch with the bad row failed and was retried
+    forever, so no call was recorded until the server restarted.) The refusal is a real CHECK
+    constraint the test adds, standing for any value the database cannot take."""
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
+    async with TestClient(TestServer(create_app(settings))) as http:
+        dsn = db.url_of(tmp_path).replace("postgresql+asyncpg://", "postgresql://")
+        con = await asyncpg.connect(dsn)
+        await con.execute(
+            f"ALTER TABLE calls ADD CONSTRAINT refuse_one CHECK (caller_name <> '{REFUSED_NAME}')"
+        )
+        await con.close()
+        callers = [CallerSpec(40, 0, "", f"1380013800{i}", f"caller {i}") for i in range(6)]
+        callers[0] = CallerSpec(40, 0, "", "13800138009", REFUSED_NAME)
+        sim = await run_sim(sim_client, callers)
+        result = await sim.run()
+        assert all(c.ended_at and not c.failed for c in result.calls)
+        records = await journal.wait_finished(tmp_path, f"sim-{sim.run_id}-", 5, timeout=30)
+        refused = result.calls[0].uniqueid
+        assert len([r for r in records if r["ended_at"]]) == 5, records
+        assert refused not in {r["uniqueid"] for r in records}
+        await logged_in(http, "admin")
+        health = await (await http.get("/healthz")).json()
+        assert health["journal"]["rejected_rows"] >= 1, health["journal"]
+        assert refused in [r["uniqueid"] for r in health["journal"]["rejected"]]
 
 
 async def test_ami_cut_and_asterisk_restart(
@@ -109,11 +144,9 @@ async def test_ami_cut_and_asterisk_restart(
             handled = [c for c in result.calls if not c.failed]
             assert len(handled) >= 40
             records = await journal.wait_finished(
-                tmp_path / "cti.sqlite3", f"sim-{sim.run_id}-", len(handled), timeout=90
+                tmp_path, f"sim-{sim.run_id}-", len(handled), timeout=90
             )
-            assert_journal_matches(
-                tmp_path / "cti.sqlite3", sandbox_state, sim.run_id, len(handled), records
-            )
+            assert_journal_matches(tmp_path, sandbox_state, sim.run_id, len(handled), records)
             reconciled = [r for r in records if r["source"] == "reconciled"]
             print(
                 "outcomes",
@@ -161,8 +194,8 @@ async def test_server_killed_and_restarted(
         result = await run
         handled = [c for c in result.calls if not c.failed]
         assert len(handled) == 40
-        records = await journal.wait_finished(tmp_path / "cti.sqlite3", f"sim-{sim.run_id}-", 40)
-        assert_journal_matches(tmp_path / "cti.sqlite3", sandbox_state, sim.run_id, 40, records)
+        records = await journal.wait_finished(tmp_path, f"sim-{sim.run_id}-", 40)
+        assert_journal_matches(tmp_path, sandbox_state, sim.run_id, 40, records)
         assert any(r["source"] == "reconciled" for r in records)
     finally:
         server.send_signal(signal.SIGTERM)

@@ -25,7 +25,7 @@ async def test_daily_report_agrees_with_queue_log(
         sim = await run_sim(sim_client, mixed_callers(24, seed=5), rate=3)
         result = await sim.run()
         prefix = f"sim-{sim.run_id}-"
-        records = await journal.wait_finished(tmp_path / "cti.sqlite3", prefix, len(result.calls))
+        records = await journal.wait_finished(tmp_path, prefix, len(result.calls))
         assert len(records) == 24
         app = http.server.app
         tz = app[SETTINGS].tz

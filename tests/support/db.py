@@ -1,11 +1,16 @@
-"""Reading (and seeding) the test database file directly."""
+"""Reading (and seeding) a test server's database directly: the SQLite file in the test's folder,
+or the PostgreSQL database the test was given (tests/conftest.py registers it with `use`)."""
 
 import asyncio
+import re
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from cti.db import create_engine, session_maker
 from cti.ivr.ports import NewIncident
@@ -13,28 +18,57 @@ from cti.phone import NumberPlan, normalize
 from desk import directory, incidents
 from desk.models import IncidentState
 
-
-def _db(tmp_path: Path) -> Path:
-    return tmp_path / "cti.sqlite3"
+_URLS: dict[Path, str] = {}
 
 
-def _one(tmp_path: Path, sql: str, *args: Any) -> dict[str, Any] | None:
-    con = sqlite3.connect(_db(tmp_path))
-    con.row_factory = sqlite3.Row
-    try:
-        row = con.execute(sql, args).fetchone()
-        return dict(row) if row else None
-    finally:
-        con.close()
+def use(folder: Path, url: str) -> None:
+    """Servers of the test whose folder this is store into `url` (see server_settings)."""
+    _URLS[folder] = url
 
 
-def _all(tmp_path: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
-    con = sqlite3.connect(_db(tmp_path))
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    finally:
-        con.close()
+def forget(folder: Path) -> None:
+    """Back to the SQLite file in the folder."""
+    _URLS.pop(folder, None)
+
+
+def url_of(folder: Path) -> str:
+    """The database URL of the test whose folder this is."""
+    return _URLS.get(folder) or f"sqlite+aiosqlite:///{folder / 'cti.sqlite3'}"
+
+
+def query(folder: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Rows of `sql` (with ? placeholders) from the test's database."""
+    url = url_of(folder)
+    if url.startswith("sqlite"):
+        con = sqlite3.connect(url.split(":///", 1)[1])
+        con.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in con.execute(sql, args)]
+        finally:
+            con.close()
+    numbered = iter(range(1, 1000))
+    pg_sql = re.sub(r"\?", lambda _: f"${next(numbered)}", sql)
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def fetch() -> list[dict[str, Any]]:
+        con = await asyncpg.connect(dsn)
+        try:
+            return [dict(r) for r in await con.fetch(pg_sql, *args)]
+        finally:
+            await con.close()
+
+    # The caller may be inside the event loop that runs the server: a loop of its own, aside.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, fetch()).result()
+
+
+def _one(folder: Path, sql: str, *args: Any) -> dict[str, Any] | None:
+    rows = query(folder, sql, *args)
+    return rows[0] if rows else None
+
+
+def _all(folder: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
+    return query(folder, sql, *args)
 
 
 async def call(tmp_path: Path, uniqueid: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -74,7 +108,7 @@ def ivr_steps(tmp_path: Path, uniqueid: str) -> list[dict[str, Any]]:
 
 
 async def import_users(tmp_path: Path, csv_file: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{_db(tmp_path)}")
+    engine = create_engine(url_of(tmp_path))
     try:
         async with session_maker(engine).begin() as session:
             result = await directory.import_users(
@@ -91,7 +125,7 @@ async def import_users(tmp_path: Path, csv_file: Path) -> None:
 
 async def make_incident(tmp_path: Path, caller: str, *, state: str = "new") -> str:
     """An incident opened from `caller`'s phone, moved to `state`."""
-    engine = create_engine(f"sqlite+aiosqlite:///{_db(tmp_path)}")
+    engine = create_engine(url_of(tmp_path))
     now = datetime.now(UTC)
     try:
         async with session_maker(engine).begin() as session:

@@ -1,38 +1,32 @@
 """Reading the journal and comparing it with Asterisk's queue_log."""
 
 import asyncio
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cti.queuelog import QueueLogCall, QueueLogReader, queue_calls
+from tests.support.db import query
 
 
-def rows(db_file: Path, prefix: str) -> list[dict[str, Any]]:
-    """Journal rows whose Uniqueid starts with `prefix` (read straight from the SQLite file)."""
-    con = sqlite3.connect(db_file)
-    con.row_factory = sqlite3.Row
-    try:
-        return [
-            dict(r)
-            for r in con.execute(
-                "SELECT * FROM calls WHERE uniqueid LIKE ? ORDER BY uniqueid", (prefix + "%",)
-            )
-        ]
-    finally:
-        con.close()
+def rows(folder: Path, prefix: str) -> list[dict[str, Any]]:
+    """Journal rows whose Uniqueid starts with `prefix` (read straight from the test's database,
+    SQLite or PostgreSQL: see tests.support.db)."""
+    return query(
+        folder, "SELECT * FROM calls WHERE uniqueid LIKE ? ORDER BY uniqueid", prefix + "%"
+    )
 
 
 async def wait_finished(
-    db_file: Path, prefix: str, count: int, timeout: float = 60
+    folder: Path, prefix: str, count: int, timeout: float = 60
 ) -> list[dict[str, Any]]:
-    """Wait until `count` finished records with that prefix are in the journal."""
+    """Wait until `count` finished records with that prefix are in the journal of the test
+    whose folder this is."""
     deadline = time.monotonic() + timeout
     found: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        found = rows(db_file, prefix)
+        found = rows(folder, prefix)
         if len([r for r in found if r["ended_at"]]) >= count:
             return found
         await asyncio.sleep(0.25)

@@ -16,9 +16,9 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def substituted(env: dict[str, str]) -> dict[str, str]:
     """Compose's ${VAR:?msg} with values a site would pass."""
-    values = {"CTI_AMI_SECRET": "s3cret", "POSTGRES_PASSWORD": "pw"}
+    values = {"CTI_AMI_SECRET": "s3cret", "CTI_AGI_SECRET": "agi-s3cret", "POSTGRES_PASSWORD": "pw"}
     return {
-        k: re.sub(r"\$\{(\w+)(:\?[^}]*)?\}", lambda m: values[m.group(1)], str(v))
+        k: re.sub(r"\$\{(\w+)(:[?-][^}]*)?\}", lambda m: values.get(m.group(1), ""), str(v))
         for k, v in env.items()
     }
 
@@ -59,14 +59,16 @@ def test_agi_address_matches_between_asterisk_and_cti() -> None:
     a = substituted(c["services"]["asterisk"]["environment"])
     s = load_settings(None, substituted(c["services"]["cti"]["environment"]))
     assert a["CTI_AGI_HOST"] == "cti" and int(a["CTI_AGI_PORT"]) == s.agi_port
-    entry = (ROOT / "docker" / "asterisk-entrypoint.sh").read_text()
-    conf = (ROOT / "asterisk-conf" / "extensions.conf").read_text()
-    # The entrypoint's edits hit lines that really exist in the shipped configuration.
-    assert "CTI_AGI_HOST = " in conf and "s/^CTI_AGI_HOST = " in entry
-    assert (
-        "secret = change-me-on-every-site" in (ROOT / "asterisk-conf" / "manager.conf").read_text()
-    )
-    assert "bindaddr = 127.0.0.1" in (ROOT / "asterisk-conf" / "manager.conf").read_text()
+    # The same FastAGI secret on both sides, and only the asterisk container may use FastAGI.
+    assert a["CTI_AGI_SECRET"] == s.agi_secret == "agi-s3cret"
+    assert s.effective_agi_allowed_hosts == ("asterisk",)
+    assert not [p for p in c["services"]["cti"].get("ports", []) if "4573" in str(p)]
+
+
+def test_sip_is_not_published_on_every_interface_by_default() -> None:
+    for port in compose()["services"]["asterisk"]["ports"]:
+        address = re.sub(r"\$\{CTI_SIP_ADDRESS:-([^}]*)\}", r"\1", str(port)).split(":")[0]
+        assert address == "127.0.0.1", port
 
 
 def test_images_are_built_from_this_repository() -> None:

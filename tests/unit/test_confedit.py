@@ -1,6 +1,6 @@
 """Setting options in Asterisk configuration text."""
 
-from cti.sandbox.confedit import set_option
+from cti.confedit import set_option
 
 TEXT = """[general]
 port = 5038 ; AMI port
@@ -34,3 +34,16 @@ def test_arrow_syntax() -> None:
         "[directories]\nastetcdir => /etc/asterisk\n", "directories", "astetcdir", "/x"
     )
     assert "astetcdir => /x" in out
+
+
+def test_every_option_of_a_repeated_section_name() -> None:
+    from cti.confedit import options, replace_options
+
+    text = (
+        "[1001](agent-endpoint)\nauth = 1001\n[1001](agent-auth)\npassword = change-me-1001\n"
+        "[1002](agent-auth)\npassword = mine ; kept\n[globals]\nCTI_AGI_SECRET =\n"
+    )
+    assert options(text, "password") == [("1001", "change-me-1001"), ("1002", "mine")]
+    out = replace_options(text, "password", lambda s, v: "new" if v.startswith("change") else None)
+    assert "password = new\n" in out and "password = mine ; kept" in out
+    assert "CTI_AGI_SECRET = abc" in set_option(text, "globals", "CTI_AGI_SECRET", "abc")
