@@ -1,0 +1,197 @@
+"""Benchmark: the server's part of the screen pop, with many agents and no browser in the way.
+
+    python -m bench.pop_ws [--agents 200] [--rates 10,30] [--seconds 20]
+
+The same set-up as bench.pop (a private sandbox; `cti serve` in its own process, IVR off; callers
+are directory users with an earlier incident each, so every pop runs the directory, history and
+knowledge queries), but the agents are lightweight aiohttp WebSocket clients, logged in and ready,
+one per simulated phone. 40 Chromium pages load two cores so much that bench.pop measures the
+machine more than the server; this one measures the server: from the AMI event that rings an
+agent (AgentCalled, Asterisk's timestamp) to the pop leaving the server (`sent_at`) and to its
+arrival at the client, p50 / p99 / max, and the server process's CPU seconds per pop (from
+/proc). A baseline phase at 1 call/s runs first, in the same run.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.pop import PASSWORD, seed
+from bench.stats import pct
+from cti.ami.client import AmiClient, AmiOptions
+from cti.sandbox import Instance
+from cti.sandbox.instance import free_port
+from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class WsAgent:
+    """One agent's WebSocket, recording the pops it receives."""
+
+    def __init__(self, http: aiohttp.ClientSession, ext: int) -> None:
+        self.http = http
+        self.ext = ext
+        self.pops: list[dict[str, float]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self, url: str) -> None:
+        r = await self.http.post(
+            f"{url}api/login", json={"username": f"a{self.ext}", "password": PASSWORD}
+        )
+        r.raise_for_status()
+        csrf = (await r.json())["csrf"]
+        ws = await self.http.ws_connect(f"{url}ws/agent", heartbeat=20)
+        self.task = asyncio.create_task(self._read(ws))
+        r = await self.http.post(
+            f"{url}api/agent/me/state", json={"state": "ready"}, headers={"X-CSRF-Token": csrf}
+        )
+        r.raise_for_status()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data: dict[str, Any] = msg.json()
+            if data.get("type") == "pop" and data.get("event_at"):
+                self.pops.append(
+                    {"event": data["event_at"], "sent": data["sent_at"], "got": time.time()}
+                )
+
+
+async def phase(
+    sim_client: AmiClient,
+    agents: list[AgentSpec],
+    ws_agents: list[WsAgent],
+    numbers: list[str],
+    rate: float,
+    count: int,
+    server_pid: int,
+) -> dict[str, Any]:
+    for a in ws_agents:
+        a.pops.clear()
+    cpu0 = cpu_seconds(server_pid)
+    callers = [CallerSpec(90, 0, "", numbers[i % len(numbers)], "") for i in range(count)]
+    sim = Simulator(sim_client, SimulationPlan(rate=rate, agents=agents, callers=callers))
+    await sim.run(timeout=300)
+    await asyncio.sleep(1)
+    cpu = cpu_seconds(server_pid) - cpu0
+    pops = [p for a in ws_agents for p in a.pops]
+    return {
+        "calls": len(sim.calls),
+        "pops": len(pops),
+        "server": [p["sent"] - p["event"] for p in pops],
+        "total": [p["got"] - p["event"] for p in pops],
+        "cpu_per_pop_ms": cpu / len(pops) * 1000 if pops else float("nan"),
+    }
+
+
+async def run(n_agents: int, rates: list[float], seconds: int) -> None:
+    inst = Instance(f"benchws{os.getpid()}")
+    st = await asyncio.to_thread(
+        inst.up,
+        ami_port=free_port(),
+        sip_port=free_port(),
+        agi_port=free_port(),
+        globals_={"CTI_QUEUE_TIMEOUT": "120"},
+    )
+    work = Path(tempfile.mkdtemp(prefix="bench-popws-"))
+    db_url = f"sqlite+aiosqlite:///{work / 'cti.sqlite3'}"
+    numbers = await seed(db_url, n_agents)
+    port = free_port()
+    env = {
+        **os.environ,
+        "CTI_DATABASE_URL": db_url,
+        "CTI_DATA_DIR": str(work),
+        "CTI_HTTP_PORT": str(port),
+        "CTI_AMI_HOST": st.ami_host,
+        "CTI_AMI_PORT": str(st.ami_port),
+        "CTI_AMI_USER": st.ami_user,
+        "CTI_AMI_SECRET": st.ami_secret,
+        "CTI_QUEUE_LOG_PATH": st.queue_log,
+        "CTI_IVR_ENABLED": "0",
+        "CTI_AGI_PORT": str(st.agi_port),
+        "CTI_AGENT_INTERFACE": "Local/{ext}@sim-agent/n",
+        "CTI_WRAPUP_SECONDS": "1",
+        "CTI_REPORT_SCHEDULE": "0",
+    }
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cti", "serve", env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}/"
+    sim_client = AmiClient(
+        AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret, queue_size=500000)
+    )
+    sessions: list[aiohttp.ClientSession] = []
+    try:
+        for _ in range(150):
+            with contextlib.suppress(OSError):
+                _r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                break
+            await asyncio.sleep(0.2)
+        await sim_client.start()
+        await sim_client.wait_connected(30)
+        agents = [AgentSpec(str(2001 + i), (1, 1), (1, 1)) for i in range(n_agents)]
+        await Simulator(
+            sim_client, SimulationPlan(rate=1, agents=agents, callers=[])
+        ).prime_agents()
+        ws_agents = []
+        for i in range(n_agents):
+            http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            sessions.append(http)
+            agent = WsAgent(http, 2001 + i)
+            await agent.start(url)
+            ws_agents.append(agent)
+        await asyncio.sleep(3)  # every agent ready in Asterisk
+        print(f"{n_agents} WebSocket agents ready; sandbox {inst.name}")
+        results = {"baseline 1 call/s": await phase(
+            sim_client, agents, ws_agents, numbers, 1, 15, server.pid
+        )}  # fmt: skip
+        for rate in rates:
+            results[f"{rate:g} calls/s x {seconds}s"] = await phase(
+                sim_client, agents, ws_agents, numbers, rate, int(rate * seconds), server.pid
+            )
+        head = f"{'':24}{'pops':>6}{'server p50':>11}{'p99':>8}{'max':>8}"
+        print(f"{head}{'total p50':>11}{'p99':>8}{'CPU/pop':>9}")
+        for name, r in results.items():
+            srv, tot = r["server"], r["total"]
+            print(
+                f"{name:24}{r['pops']:6}{pct(srv, 0.5):11.1f}{pct(srv, 0.99):8.1f}"
+                f"{max(srv, default=0) * 1000:8.1f}{pct(tot, 0.5):11.1f}{pct(tot, 0.99):8.1f}"
+                f"{r['cpu_per_pop_ms']:8.1f}ms   ({r['calls']} calls)"
+            )
+    finally:
+        for http in sessions:
+            await http.close()
+        await sim_client.close()
+        server.terminate()
+        await server.wait()
+        await asyncio.to_thread(inst.purge)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--agents", type=int, default=200)
+    p.add_argument("--rates", default="10,30")
+    p.add_argument("--seconds", type=int, default=20)
+    a = p.parse_args()
+    asyncio.run(run(a.agents, [float(x) for x in a.rates.split(",")], a.seconds))
+
+
+if __name__ == "__main__":
+    main()
