@@ -113,7 +113,8 @@ class CtiAmiProtocol(ami_protocol.AMIProtocol):  # type: ignore[misc]
             self._fail_action_of(message, exc)
 
     def _fail_action_of(self, message: Message, exc: Exception) -> None:
-        action = self.responses.pop(message.id, None) if message.id else None
+        key = message.id  # a list when the frame repeats its ActionID: no action's then
+        action = self.responses.pop(key, None) if isinstance(key, str) and key else None
         if action is not None and not action.future.done():
             action.future.set_exception(ProtocolError(f"response to {action['action']}: {exc!r}"))
 

@@ -64,6 +64,25 @@ def test_the_banner_cut_across_reads_still_gives_the_version() -> None:
         assert proto.garbled == 0
 
 
+def test_a_response_that_repeats_its_actionid_costs_only_itself() -> None:
+    # Found by the fuzzer: the frame `ActionID: \r\nEvent: \r\nActionID: n` (panoramisk makes a
+    # repeated header a list) raised TypeError out of data_received, which drops the connection.
+    async def run() -> None:
+        frames = Frames()
+        proto = protocol_for(frames)
+        ping = CtiAction({"Action": "Ping", "ActionID": "a-1"}, as_list=False)
+        proto.send(ping, as_list=False)
+        proto.data_received(b"ActionID: \r\nEvent: \r\nActionID: n\r\n\r\n")
+        proto.data_received(b"Response: Success\r\nActionID: a-1\r\nActionID: a-1\r\n\r\n")
+        proto.data_received(GOOD + b"Response: Success\r\nActionID: a-1\r\nPing: Pong\r\n\r\n")
+        assert proto.garbled == 2
+        assert [m["Channel"] for m in frames.seen] == ["c"]
+        assert (await ping.future)["Ping"] == "Pong"
+        proto.close()
+
+    asyncio.run(run())
+
+
 def test_an_unterminated_giant_frame_in_small_reads_costs_linear_time() -> None:
     """A peer that trickles a frame that never ends: time in proportion to its bytes.
 
