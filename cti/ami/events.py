@@ -5,6 +5,7 @@ the server does not use parse to None and go no further. A required header that 
 ProtocolError (the AMI client counts and logs it); it is never silently ''.
 """
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -260,7 +261,12 @@ Msg = Headers
 def _ts(m: Msg) -> float:
     # timestampevents=yes in manager.conf gives every event a Timestamp; without it, arrival time.
     ts = m.get("Timestamp")
-    return float(ts) if ts else time.time()
+    if not ts:
+        return time.time()
+    value = float(ts)
+    if not math.isfinite(value):  # float() reads "nan" and "inf"; neither is a time
+        raise ValueError(f"Timestamp {ts!r} is not a time")
+    return value
 
 
 def _ch(m: Msg) -> tuple[float, str, str, str]:

@@ -80,3 +80,11 @@ def test_a_list_row_with_a_repeated_header_is_malformed() -> None:
     )
     with pytest.raises(ProtocolError, match="Location is repeated"):
         responses.queue_status([row])
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-inf", "1e400"])
+def test_a_timestamp_that_is_not_a_time_is_malformed(stamp: str) -> None:
+    # Found by the fuzzer: 'Timestamp: nan' on a captured Newexten gave an event at time NaN,
+    # and every wait and talk time computed from it NaN.
+    with pytest.raises(ProtocolError, match="malformed"):
+        ev.parse_event(Message.from_line(LEAVE.replace("1795638672.122316", stamp)))
