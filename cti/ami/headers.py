@@ -9,6 +9,8 @@ report as ProtocolError, instead of putting a list where a string belongs.
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
 
 class Headers(Mapping[str, str]):
     """A read-only view of a frame whose values are single strings."""
@@ -36,4 +38,9 @@ def integer(m: Mapping[str, str], key: str, default: int | None = None) -> int:
         if default is None:
             raise KeyError(key)
         return default
-    return int(raw)
+    value = int(raw)
+    # Counts, positions, seconds and cause codes: a value past a database INTEGER is garbage,
+    # and stored as it is it would fail the journal's write.
+    if not INT_MIN <= value <= INT_MAX:
+        raise ValueError(f"header {key} is out of range: {raw[:40]}")
+    return value

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from cti.ami.headers import Headers
+from cti.ami.headers import INT_MAX, Headers
 from cti.ami.headers import integer as _int
 from cti.errors import ProtocolError
 
@@ -82,7 +82,8 @@ def _duration(raw: str) -> int:
         h, m, s = (int(x) for x in raw.split(":"))
     except ValueError:
         return 0
-    return h * 3600 + m * 60 + s
+    seconds = h * 3600 + m * 60 + s
+    return seconds if 0 <= seconds <= INT_MAX else 0
 
 
 def cid(value: str) -> str:

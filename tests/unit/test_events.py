@@ -88,3 +88,26 @@ def test_a_timestamp_that_is_not_a_time_is_malformed(stamp: str) -> None:
     # and every wait and talk time computed from it NaN.
     with pytest.raises(ProtocolError, match="malformed"):
         ev.parse_event(Message.from_line(LEAVE.replace("1795638672.122316", stamp)))
+
+
+@pytest.mark.parametrize(("name", "header"), [("AgentConnect", "RingTime"), ("Hangup", "Cause")])
+def test_a_number_past_a_database_integer_is_malformed(name: str, header: str) -> None:
+    # Found by the fuzzer: RingTime 2147483648 on AgentConnect and Cause 2147483648 on Hangup
+    # parsed, and would have failed the journal's write of the call.
+    frame = (
+        LEAVE.replace("QueueCallerLeave", name) + "\r\nMemberName: 1001\r\n"
+        f"Interface: Local/1001@a/n\r\nHoldTime: 3\r\n{header}: 2147483648"
+    )
+    with pytest.raises(ProtocolError, match=f"{header} is out of range"):
+        ev.parse_event(Message.from_line(frame))
+    assert ev.parse_event(Message.from_line(frame.replace("2147483648", "2147483647")))
+
+
+def test_a_channel_duration_past_a_database_integer_reads_as_unknown() -> None:
+    # Seen while reading the row parser next to the above: Asterisk's HH:MM:SS can overflow too.
+    row = Message.from_line(
+        "Event: CoreShowChannel\r\nChannel: c\r\nUniqueid: u\r\nDuration: 99999999:00:00"
+    )
+    assert responses.core_show_channels([row])[0].duration == 0
+    row["Duration"] = "01:02:03"
+    assert responses.core_show_channels([row])[0].duration == 3723
