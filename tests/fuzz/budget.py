@@ -10,6 +10,7 @@ keeps failures in `.hypothesis/`, so a failure found once is tried first next ti
 (libFuzzer options apply; the captured AMI sessions and the shipped files are its seed corpus).
 """
 
+import logging
 import os
 import sys
 import tempfile
@@ -37,6 +38,9 @@ def atheris_main(one_input: Callable[[bytes], None], seeds: Iterable[bytes] = ()
     Without a corpus folder on the command line, a fresh one in /tmp is seeded with `seeds`.
     """
     import atheris  # only the long, by-hand run needs it
+
+    # The parsers log every bad input they skip; millions of runs would drown libFuzzer's output.
+    logging.disable(logging.CRITICAL)
 
     args = list(sys.argv)
     if not any(not a.startswith("-") for a in args[1:]):
