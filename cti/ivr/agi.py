@@ -33,6 +33,7 @@ from cti.errors import IvrError, ProtocolError
 
 logger = logging.getLogger(__name__)
 
+DTMF_KEYS = frozenset("0123456789*#ABCD")
 MAX_HEADER_LINES = 128
 MAX_LINE = 8192
 _RESPONSE = re.compile(
@@ -56,12 +57,14 @@ class AgiResponse:
 
     @property
     def digit(self) -> str | None:
-        """The DTMF digit of STREAM FILE / WAIT FOR DIGIT (ASCII code in `result`), or None."""
+        """The DTMF key of STREAM FILE / WAIT FOR DIGIT (ASCII code in `result`), or None."""
         try:
             code = int(self.result)
         except ValueError:
             return None
-        return chr(code) if code > 0 else None
+        # Anything but a phone key's code is no key press (chr() of a large code even raised).
+        key = chr(code) if 0 < code < 128 else ""
+        return key if key in DTMF_KEYS else None
 
 
 def parse_response(line: str) -> AgiResponse:
