@@ -36,9 +36,12 @@ logger = logging.getLogger(__name__)
 DTMF_KEYS = frozenset("0123456789*#ABCD")
 MAX_HEADER_LINES = 128
 MAX_LINE = 8192
+# Three ASCII digits, then the end of the line, a space or '-' (520- starts a usage text).
 _RESPONSE = re.compile(
-    r"^(\d{3})(?:[ -](?:result=(-?[0-9*#A-D]*))?\s*(?:\((.*)\))?\s*(?:endpos=(\d+))?)?"
+    r"^(\d{3})(?:$|[ -](?:result=(-?[0-9*#A-D]*))?\s*(?:\((.*)\))?\s*(?:endpos=(\d+))?)",
+    re.ASCII,
 )
+MAX_ENDPOS = 2**63 - 1  # a file offset
 
 
 class AgiHangup(IvrError):
@@ -71,8 +74,13 @@ def parse_response(line: str) -> AgiResponse:
     """Parse `200 result=49 (timeout) endpos=1234`."""
     m = _RESPONSE.match(line)
     if not m:
-        raise ProtocolError(f"unparseable AGI response {line!r}")
-    endpos = int(m.group(4)) if m.group(4) else None
+        raise ProtocolError(f"unparseable AGI response {line[:200]!r}")
+    endpos = None
+    if m.group(4):
+        # int() refuses more than 4300 digits with ValueError; a sample offset has at most 19.
+        endpos = int(m.group(4)) if len(m.group(4)) <= 19 else MAX_ENDPOS + 1
+        if endpos > MAX_ENDPOS:
+            raise ProtocolError(f"AGI response with an impossible endpos: {line[:200]!r}")
     return AgiResponse(int(m.group(1)), m.group(2) or "", m.group(3) or "", endpos, line)
 
 

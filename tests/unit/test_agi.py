@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from cti.errors import ProtocolError
 from cti.ivr.agi import AgiChannel, AgiServer, parse_response
 
 ENV = b"agi_network_script: ivr\nagi_uniqueid: 1795637294.2\n\n"
@@ -51,3 +52,30 @@ def test_only_a_phone_key_is_a_digit(result: str, digit: str | None) -> None:
     assert parse_response(f"200 result={result}").digit == digit
     got = one_command(f"200 result={result} endpos=1\n".encode(), lambda ch: ch.stream_file("x"))
     assert got == digit
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "000 result=endpos=" + "0" * 4301,  # int() refused it with ValueError
+        "000 result=endpos=9223372036854775808",  # past any file offset
+        "0000",  # four digits are no response code
+        "2001 result=1",
+        "٢٠٠ result=0",  # Arabic-Indic digits matched \d and int() read them as 200
+    ],
+)
+def test_malformed_response_lines_are_protocol_errors(line: str) -> None:
+    # Minimal examples from the fuzzer's property: parse_response returns or raises ProtocolError.
+    with pytest.raises(ProtocolError):
+        parse_response(line)
+
+
+def test_an_endpos_of_five_thousand_digits_ends_the_step_with_a_protocol_error() -> None:
+    got = one_command(b"200 result=-1 () endpos=" + b"9" * 5000 + b"\n", lambda ch: ch.exec("x"))
+    assert isinstance(got, ProtocolError)
+
+
+def test_response_lines_asterisk_writes_still_parse() -> None:
+    assert parse_response("200 result=0 endpos=9223372036854775807").endpos == 2**63 - 1
+    assert parse_response("200").code == 200
+    assert parse_response("520-Invalid command syntax.  Proper usage follows:").code == 520
