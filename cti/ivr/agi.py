@@ -155,7 +155,10 @@ class AgiChannel:
             return resp
 
     async def _readline(self) -> str:
-        raw = await self.reader.readline()
+        try:
+            raw = await self.reader.readline()
+        except ValueError:  # the reader's limit: StreamReader says so with a bare ValueError
+            raise ProtocolError(f"AGI response line longer than {MAX_LINE} bytes") from None
         if not raw:
             self.hung_up = True
             raise AgiHangup("AGI connection closed")

@@ -79,3 +79,10 @@ def test_response_lines_asterisk_writes_still_parse() -> None:
     assert parse_response("200 result=0 endpos=9223372036854775807").endpos == 2**63 - 1
     assert parse_response("200").code == 200
     assert parse_response("520-Invalid command syntax.  Proper usage follows:").code == 520
+
+
+def test_a_reply_line_over_the_limit_is_a_protocol_error() -> None:
+    # Found by the fuzzer: b'200 result=0 (' + b'x' * 8178 + b')\n' raised the StreamReader's bare
+    # ValueError ("Separator is found, but chunk is longer than limit") out of the IVR step.
+    got = one_command(b"200 result=0 (" + b"x" * 8178 + b")\n", lambda ch: ch.stream_file("x"))
+    assert isinstance(got, ProtocolError) and "longer than 8192" in str(got)
