@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 DTMF_KEYS = frozenset("0123456789*#ABCD")
 MAX_HEADER_LINES = 128
 MAX_LINE = 8192
+MAX_REPLY_LINES = 200  # a 520 usage text is a few dozen lines
 # Three ASCII digits, then the end of the line, a space or '-' (520- starts a usage text).
 _RESPONSE = re.compile(
     r"^(\d{3})(?:$|[ -](?:result=(-?[0-9*#A-D]*))?\s*(?:\((.*)\))?\s*(?:endpos=(\d+))?)",
@@ -133,17 +134,23 @@ class AgiChannel:
         line = " ".join([cmd, *(quote(a) for a in args), *raw])
         self.writer.write(line.encode() + b"\n")
         await self.writer.drain()
-        while True:
-            raw_line = await asyncio.wait_for(self._readline(), self.command_timeout)
+        # One deadline and one line budget for the whole reply, however many lines it takes.
+        async with asyncio.timeout(self.command_timeout):
+            return await self._reply(cmd, line)
+
+    async def _reply(self, cmd: str, line: str) -> AgiResponse:
+        for _ in range(MAX_REPLY_LINES):
+            raw_line = await self._readline()
             if raw_line == "HANGUP":
                 # Unsolicited: the response to our command still follows.
                 self.hung_up = True
                 continue
             resp = parse_response(raw_line)
             if resp.code == 520 and raw_line.startswith("520-"):
-                while not (await self._readline()).startswith("520 "):
-                    pass
-                raise IvrError(f"AGI usage error for {line!r}")
+                for _ in range(MAX_REPLY_LINES):
+                    if (await self._readline()).startswith("520 "):
+                        raise IvrError(f"AGI usage error for {line!r}")
+                raise ProtocolError(f"AGI usage text for {cmd} does not end")
             if resp.code == 511:
                 self.hung_up = True
                 raise AgiHangup(f"{cmd}: channel is dead")
@@ -153,6 +160,7 @@ class AgiChannel:
                 self.hung_up = True
                 raise AgiHangup(f"{cmd}: result=-1")
             return resp
+        raise ProtocolError(f"AGI {cmd}: no response in {MAX_REPLY_LINES} lines")
 
     async def _readline(self) -> str:
         try:

@@ -1,21 +1,27 @@
 """The FastAGI reader on a real socket: regressions the fuzzers found (tests/fuzz/test_agi.py)."""
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from cti.errors import ProtocolError
+from cti.errors import IvrError, ProtocolError
 from cti.ivr.agi import AgiChannel, AgiServer, parse_response
 
 ENV = b"agi_network_script: ivr\nagi_uniqueid: 1795637294.2\n\n"
 
 
 def one_command(
-    reply: bytes, command: Callable[[AgiChannel], Awaitable[Any]], *, timeout: float = 5.0
+    reply: bytes,
+    command: Callable[[AgiChannel], Awaitable[Any]],
+    *,
+    timeout: float = 5.0,
+    hold: bool = False,
 ) -> Any:
-    """What `command` returns (or raises) when Asterisk answers it with `reply` and hangs up."""
+    """What `command` returns (or raises) when Asterisk answers it with `reply` (then, with
+    `hold`, keeps the connection open and says nothing)."""
     outcome: list[Any] = []
 
     async def handler(ch: AgiChannel) -> None:
@@ -33,7 +39,11 @@ def one_command(
             writer.write(ENV)
             await reader.readline()
             writer.write(reply)
-            await asyncio.wait_for(reader.read(), timeout + 5)  # the server closes the call
+            if not hold:
+                await asyncio.wait_for(reader.read(), timeout + 5)  # the server closes the call
+            else:  # say nothing more, and stay: the server must give up by itself
+                async with asyncio.timeout(timeout + 5):
+                    assert await reader.read() == b""
             writer.close()
         finally:
             await server.stop()
@@ -86,3 +96,30 @@ def test_a_reply_line_over_the_limit_is_a_protocol_error() -> None:
     # ValueError ("Separator is found, but chunk is longer than limit") out of the IVR step.
     got = one_command(b"200 result=0 (" + b"x" * 8178 + b")\n", lambda ch: ch.stream_file("x"))
     assert isinstance(got, ProtocolError) and "longer than 8192" in str(got)
+
+
+def test_a_usage_text_that_never_ends_times_out() -> None:
+    # Found by the fuzzer: '520-' and usage lines, then silence, held the session for ever (the
+    # 520 loop read without a deadline, and only the first line of a reply had one).
+    start = time.monotonic()
+    got = one_command(
+        b"520-Invalid command syntax.  Proper usage follows:\n Usage: x\n",
+        lambda ch: ch.stream_file("x"),
+        timeout=0.5,
+        hold=True,
+    )
+    assert isinstance(got, TimeoutError) and time.monotonic() - start < 5
+
+
+@pytest.mark.parametrize("reply", [b"520-" + b"x\n" * 300, b"HANGUP\n" * 300])
+def test_a_reply_of_endless_lines_is_a_protocol_error(reply: bytes) -> None:
+    got = one_command(reply, lambda ch: ch.stream_file("x"), hold=True)
+    assert isinstance(got, ProtocolError)
+
+
+def test_a_usage_text_that_ends_is_an_ivr_error() -> None:
+    reply = (
+        b"520-Invalid command syntax.  Proper usage follows:\n Usage: x\n520 End of proper usage.\n"
+    )
+    got = one_command(reply, lambda ch: ch.stream_file("x"))
+    assert type(got) is IvrError
