@@ -11,6 +11,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+MAX_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
+
 
 @dataclass(frozen=True, slots=True)
 class QueueLogEntry:
@@ -41,10 +43,14 @@ def parse_line(line: str) -> QueueLogEntry | None:
     if len(parts) < 5:
         return None
     try:
-        when = int(float(parts[0]))
+        when = float(parts[0])
     except ValueError:
         return None
-    return QueueLogEntry(when, parts[1], parts[2], parts[3], parts[4], tuple(parts[5:]))
+    # Epoch seconds a report can turn into a date: not inf or nan (int() raised on those), not
+    # before 1970, not past the year 9999.
+    if not 0 <= when <= MAX_TIME:
+        return None
+    return QueueLogEntry(int(when), parts[1], parts[2], parts[3], parts[4], tuple(parts[5:]))
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,14 @@ def test_answer_seen_live_and_end_from_queue_log_keeps_asterisks_talk_figure() -
     call.answered_at, call.agent = 1795637297.81, "1001"
     finish_gone(call, lines, outage_start=1795637300.0)
     assert call.talk_ended_at == 1795637303 and call.talk_seconds == 6
+
+
+def test_parse_line_refuses_times_a_report_cannot_use() -> None:
+    # Found by the fuzzer: 'INF||||' raised OverflowError (one such line made every report fail);
+    # negative and huge times parsed, and failed later where a report turns them into dates.
+    for stamp in ("inf", "INF", "-inf", "nan", "1e400", "1e300", "-1", "253402300800"):
+        assert parse_line(f"{stamp}|sim-c1|helpdesk|1001|CONNECT|3") is None, stamp
+    e = parse_line("253402300799|sim-c1|helpdesk|1001|CONNECT|3")
+    assert e is not None and e.time == 253402300799
+    e = parse_line("1795637297.9|sim-c1|helpdesk|1001|CONNECT|3")
+    assert e is not None and e.time == 1795637297
