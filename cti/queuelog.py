@@ -78,6 +78,7 @@ class QueueLogReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.malformed = 0  # lines skipped so far, for the logs and the tests
 
     def end(self) -> Position | None:
         """The current end of the file, or None if it does not exist."""
@@ -111,6 +112,7 @@ class QueueLogReader:
             else:
                 entries.append(entry)
         if bad:
+            self.malformed += bad
             logger.warning("queue_log: %d malformed lines skipped", bad)
         return entries, Position(st.st_ino, offset + cut)
 
