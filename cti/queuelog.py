@@ -105,10 +105,13 @@ class QueueLogReader:
         cut = data.rfind(b"\n") + 1
         entries = []
         bad = 0
-        for raw in data[:cut].decode("utf-8", errors="replace").splitlines():
-            entry = parse_line(raw)
+        # Lines end at b"\n" only: str.splitlines() would also break at \x0b, \x1c, \x85 or
+        # U+2028 inside a field, losing the line (or making two).
+        for raw in data[:cut].split(b"\n"):
+            line = raw.decode("utf-8", errors="replace")
+            entry = parse_line(line)
             if entry is None:
-                bad += 1 if raw.strip() else 0
+                bad += 1 if line.strip() else 0
             else:
                 entries.append(entry)
         if bad:

@@ -110,3 +110,16 @@ def test_parse_line_refuses_times_a_report_cannot_use() -> None:
     assert e is not None and e.time == 253402300799
     e = parse_line("1795637297.9|sim-c1|helpdesk|1001|CONNECT|3")
     assert e is not None and e.time == 1795637297
+
+
+def test_a_field_with_a_line_separator_like_character_keeps_its_line(tmp_path: Path) -> None:
+    # Found by the fuzzer: b'0|||\xc2\x85|ENTERQUEUE\n' (U+0085 in the agent field) was split in
+    # two by str.splitlines(), and the line was lost as two malformed ones.
+    path = tmp_path / "queue_log"
+    path.write_bytes(
+        b"0|||\xc2\x85|ENTERQUEUE\n1795637294|sim-c1|helpdesk|NONE|PAUSE|\xe2\x80\xa8x\x1cy\n"
+    )
+    reader = QueueLogReader(path)
+    entries, _ = reader.read_since(None)
+    assert [(e.agent, e.data) for e in entries] == [("\x85", ()), ("NONE", ("\u2028x\x1cy",))]
+    assert reader.malformed == 0
