@@ -96,6 +96,13 @@ class QueueLogReader:
                 offset = 0
                 if pos is not None and pos.inode == st.st_ino and pos.offset <= st.st_size:
                     offset = pos.offset
+                    # We stopped just after a newline; if that byte is something else now, the
+                    # file was truncated and written again past our offset (copytruncate), and
+                    # resuming there would read the middle of a line as one: start over.
+                    if offset:
+                        fh.seek(offset - 1)
+                        if fh.read(1) != b"\n":
+                            offset = 0
                 fh.seek(offset)
                 data = fh.read()
         except FileNotFoundError:

@@ -123,3 +123,20 @@ def test_a_field_with_a_line_separator_like_character_keeps_its_line(tmp_path: P
     entries, _ = reader.read_since(None)
     assert [(e.agent, e.data) for e in entries] == [("\x85", ()), ("NONE", ("\u2028x\x1cy",))]
     assert reader.malformed == 0
+
+
+def test_a_file_truncated_and_rewritten_past_our_offset_is_read_from_the_start(
+    tmp_path: Path,
+) -> None:
+    # Found by the fuzzer (truncate_and_grow): after logrotate's copytruncate, Asterisk wrote
+    # past the offset we had stopped at before we read again, and we resumed mid-line: here
+    # '0|sim-c2|helpdesk|NONE|CONNECT|3|x|3' came out as a call at time 0.
+    path = tmp_path / "queue_log"
+    path.write_bytes(b"1|a|b|c|\n")
+    reader = QueueLogReader(path)
+    _, pos = reader.read_since(None)
+    with path.open("r+b") as fh:
+        fh.truncate(0)
+        fh.write(b"1795637300|sim-c2|helpdesk|NONE|CONNECT|3|x|3\n")
+    entries, _ = reader.read_since(pos)
+    assert [(e.time, e.callid) for e in entries] == [(1795637300, "sim-c2")]
