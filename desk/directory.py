@@ -148,10 +148,11 @@ def decode_csv(data: bytes) -> str:
 
 def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[str]]:
     """Rows as dicts keyed by our field names, and errors that name the line."""
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None:
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
         return [], ["line 1: empty file"]
-    names = [ALIASES.get(h.strip(), h.strip().lower()) for h in reader.fieldnames]
+    names = [ALIASES.get(h.strip(), h.strip().lower()) for h in header]
     unknown = [h for h in names if h not in FIELDS]
     if unknown:
         return [], [f"line 1: unknown columns {', '.join(unknown)} (expected {', '.join(FIELDS)})"]
@@ -159,8 +160,14 @@ def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[s
         if required not in names:
             return [], [f"line 1: a column {required} is required"]
     rows, errors, seen = [], [], set()
-    for line_no, raw in enumerate(reader, start=2):
-        data = {n: (v or "").strip() for n, v in zip(names, raw.values(), strict=False)}
+    end = reader.line_num
+    for cells in reader:
+        # A record starts on the line after the previous one ended: a quoted cell may hold
+        # line breaks, and blank lines are skipped, so counting records would name wrong lines.
+        line_no, end = end + 1, reader.line_num
+        if not cells:
+            continue
+        data = {n: v.strip() for n, v in zip(names, cells, strict=False)}
         problems = validate(data, plan)
         if data.get("employee_no") in seen:
             problems.append(f"employee_no {data['employee_no']} appears twice")
