@@ -149,7 +149,10 @@ def decode_csv(data: bytes) -> str:
 def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[str]]:
     """Rows as dicts keyed by our field names, and errors that name the line."""
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:  # e.g. a cell over the csv module's size limit
+        return [], [f"line 1: {exc}"]
     if header is None:
         return [], ["line 1: empty file"]
     names = [ALIASES.get(h.strip(), h.strip().lower()) for h in header]
@@ -161,7 +164,14 @@ def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[s
             return [], [f"line 1: a column {required} is required"]
     rows, errors, seen = [], [], set()
     end = reader.line_num
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # the reader cannot go on (a cell over its size limit)
+            errors.append(f"line {end + 1}: {exc}; the rest of the file was not read")
+            break
         # A record starts on the line after the previous one ended: a quoted cell may hold
         # line breaks, and blank lines are skipped, so counting records would name wrong lines.
         line_no, end = end + 1, reader.line_num

@@ -17,3 +17,12 @@ def test_errors_name_the_line_after_blank_lines_and_multi_line_cells() -> None:
     assert errors(HEADER + "\nE0,,,,,,\n") == ["line 3: name is required"]
     text = HEADER + 'E1,"Zhang, San",IT,"Block A\nFloor 3",,,\nE2,,,,,,\n'
     assert [e.split(":")[0] for e in errors(text)] == ["line 4"]
+
+
+def test_a_cell_over_the_csv_field_limit_is_an_error_naming_its_line() -> None:
+    # Found by the fuzzer: a 140,000-character cell raised _csv.Error out of the import.
+    huge = "x" * 140_000
+    assert errors(HEADER + f"E1,{huge},,,,,\n") == [
+        "line 2: field larger than field limit (131072); the rest of the file was not read"
+    ]
+    assert errors(f"employee_no,{huge}\n") == ["line 1: field larger than field limit (131072)"]
