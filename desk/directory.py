@@ -148,7 +148,9 @@ def decode_csv(data: bytes) -> str:
 
 def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[str]]:
     """Rows as dicts keyed by our field names, and errors that name the line."""
-    reader = csv.reader(io.StringIO(text))
+    # newline="": the csv module itself splits lines at \n, \r\n or a bare \r (as its docs ask),
+    # so a bare \r is a line break, not a broken cell.
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
     except csv.Error as exc:  # e.g. a cell over the csv module's size limit

@@ -26,3 +26,12 @@ def test_a_cell_over_the_csv_field_limit_is_an_error_naming_its_line() -> None:
         "line 2: field larger than field limit (131072); the rest of the file was not read"
     ]
     assert errors(f"employee_no,{huge}\n") == ["line 1: field larger than field limit (131072)"]
+
+
+def test_a_bare_carriage_return_is_a_line_break() -> None:
+    # Found by the fuzzer: b'\r\x00' raised "_csv.Error: new-line character seen in unquoted
+    # field"; files saved with old Mac line endings failed the same way.
+    assert errors("\r\x00") == ["line 1: a column employee_no is required"]
+    rows, errs = parse_csv(HEADER.replace("\n", "\r") + "E1,张三,,,,,\rE2,,,,,,\r", PLAN)
+    assert [r["employee_no"] for r in rows] == ["E1", "E2"]
+    assert errs == ["line 3: name is required"]
