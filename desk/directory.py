@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import InvalidInput
@@ -24,6 +24,8 @@ ALIASES = {
     "座机": "office_phone", "手机": "mobile", "手机号": "mobile", "邮箱": "email",
     "电子邮件": "email",
 }  # fmt: skip
+# The users table's column sizes: a longer value passes SQLite and fails the insert on PostgreSQL.
+MAX_CHARS = {f: cast(String, User.__table__.c[f].type).length or 200 for f in FIELDS}
 _EMPLOYEE_NO = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -61,8 +63,9 @@ def validate(data: dict[str, str], plan: NumberPlan) -> list[str]:
             if not normalize(number, plan).usable:
                 problems.append(f"{fld} {number!r} is not a phone number or extension")
     for key, value in data.items():
-        if len(value) > 200:
-            problems.append(f"{key} is longer than 200 characters")
+        limit = MAX_CHARS.get(key, 200)
+        if len(value) > limit:
+            problems.append(f"{key} is longer than {limit} characters")
     return problems
 
 

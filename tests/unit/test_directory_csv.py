@@ -35,3 +35,15 @@ def test_a_bare_carriage_return_is_a_line_break() -> None:
     rows, errs = parse_csv(HEADER.replace("\n", "\r") + "E1,张三,,,,,\rE2,,,,,,\r", PLAN)
     assert [r["employee_no"] for r in rows] == ["E1", "E2"]
     assert errs == ["line 3: name is required"]
+
+
+def test_values_must_fit_their_columns() -> None:
+    # Found by the fuzzer: a 121-character name (the column is VARCHAR(120)) and a 71-character
+    # mobile field (VARCHAR(60)) passed, being under the one 200-character check.
+    name = "名" * 121
+    assert errors(HEADER + f"E1,{name},,,,,\n") == ["line 2: name is longer than 120 characters"]
+    mobile = "/".join(["13800138000"] * 6)
+    assert errors(HEADER + f"E1,张三,,,,{mobile},\n") == [
+        "line 2: mobile is longer than 60 characters"
+    ]
+    assert errors(HEADER + f"E1,{name[:120]},,,,{mobile[:47]},\n") == []
