@@ -27,6 +27,9 @@ ALIASES = {
 # The users table's column sizes: a longer value passes SQLite and fails the insert on PostgreSQL.
 MAX_CHARS = {f: cast(String, User.__table__.c[f].type).length or 200 for f in FIELDS}
 _EMPLOYEE_NO = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# One-line fields: a line break or NUL in a name travels into e-mails, exports and PostgreSQL
+# (which refuses NUL in text).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -63,6 +66,8 @@ def validate(data: dict[str, str], plan: NumberPlan) -> list[str]:
             if not normalize(number, plan).usable:
                 problems.append(f"{fld} {number!r} is not a phone number or extension")
     for key, value in data.items():
+        if _CONTROL.search(value):
+            problems.append(f"{key} contains a line break or a control character")
         limit = MAX_CHARS.get(key, 200)
         if len(value) > limit:
             problems.append(f"{key} is longer than {limit} characters")

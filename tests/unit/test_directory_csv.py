@@ -16,7 +16,8 @@ def test_errors_name_the_line_after_blank_lines_and_multi_line_cells() -> None:
     # (records were counted, not lines).
     assert errors(HEADER + "\nE0,,,,,,\n") == ["line 3: name is required"]
     text = HEADER + 'E1,"Zhang, San",IT,"Block A\nFloor 3",,,\nE2,,,,,,\n'
-    assert [e.split(":")[0] for e in errors(text)] == ["line 4"]
+    # (A line break in a cell is an error of its own since; the next record is still line 4.)
+    assert [e.split(":")[0] for e in errors(text)] == ["line 2", "line 4"]
 
 
 def test_a_cell_over_the_csv_field_limit_is_an_error_naming_its_line() -> None:
@@ -47,3 +48,16 @@ def test_values_must_fit_their_columns() -> None:
         "line 2: mobile is longer than 60 characters"
     ]
     assert errors(HEADER + f"E1,{name[:120]},,,,{mobile[:47]},\n") == []
+
+
+def test_a_cell_with_a_line_break_or_control_character_is_an_error() -> None:
+    # Found by the fuzzer: the name "张\n三" (a quoted cell over two lines), "IT\x00" and a tab
+    # were imported as they were.
+    assert errors(HEADER + 'E0,"张\n三",,,,,\n') == [
+        "line 2: name contains a line break or a control character"
+    ]
+    assert errors(HEADER + "E0,张三,IT\x00,a\tb,,,\n") == [
+        "line 2: department contains a line break or a control character; "
+        "location contains a line break or a control character"
+    ]
+    assert errors(HEADER + 'E0,"=HYPERLINK(""http://x"",""y"")",-2,@SUM(A1),,,\n') == []
