@@ -146,12 +146,17 @@ class ImportResult:
 
 def decode_csv(data: bytes) -> str:
     """UTF-8 (with or without BOM) or GB18030, as Chinese spreadsheets save CSV."""
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidInput("the file is neither UTF-8 nor GB18030 text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        not_utf8 = exc
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
+    # Name where it stops being UTF-8, the likelier intent, so the user can find the line.
+    line = data[: not_utf8.start].count(b"\n") + 1
+    raise InvalidInput(f"line {line}: the file is neither UTF-8 nor GB18030 text")
 
 
 def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[str]]:

@@ -1,7 +1,10 @@
 """The user CSV reader on its own: regressions the fuzzers found (tests/fuzz/test_user_csv.py)."""
 
+import pytest
+
+from cti.errors import InvalidInput
 from cti.phone import NumberPlan
-from desk.directory import parse_csv
+from desk.directory import decode_csv, parse_csv
 
 PLAN = NumberPlan(area_code="10")
 HEADER = "employee_no,name,department,location,office_phone,mobile,email\n"
@@ -61,3 +64,12 @@ def test_a_cell_with_a_line_break_or_control_character_is_an_error() -> None:
         "location contains a line break or a control character"
     ]
     assert errors(HEADER + 'E0,"=HYPERLINK(""http://x"",""y"")",-2,@SUM(A1),,,\n') == []
+
+
+def test_a_file_that_is_no_text_names_the_line() -> None:
+    # Found by the fuzzer: b'\x80' gave "the file is neither UTF-8 nor GB18030 text" with no line.
+    with pytest.raises(InvalidInput, match=r"^line 1: the file is neither UTF-8 nor GB18030"):
+        decode_csv(b"\x80")
+    with pytest.raises(InvalidInput, match=r"^line 3: "):
+        decode_csv(HEADER.encode() + "E1,张三\n".encode() + b"E2,\x80\xff\n")
+    assert decode_csv("工号,姓名\n".encode("gb18030")) == "工号,姓名\n"
