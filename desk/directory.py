@@ -194,6 +194,9 @@ def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[s
             continue
         data = {n: v.strip() for n, v in zip(names, cells, strict=False)}
         problems = validate(data, plan)
+        # A cell past the last column is data with nowhere to go (an unquoted comma, often).
+        if len(cells) > len(names) and any(c.strip() for c in cells[len(names) :]):
+            problems.append(f"{len(cells)} cells, but the header has {len(names)} columns")
         if data.get("employee_no") in seen:
             problems.append(f"employee_no {data['employee_no']} appears twice")
         seen.add(data.get("employee_no", ""))

@@ -73,3 +73,10 @@ def test_a_file_that_is_no_text_names_the_line() -> None:
     with pytest.raises(InvalidInput, match=r"^line 3: "):
         decode_csv(HEADER.encode() + "E1,张三\n".encode() + b"E2,\x80\xff\n")
     assert decode_csv("工号,姓名\n".encode("gb18030")) == "工号,姓名\n"
+
+
+def test_a_cell_past_the_last_column_is_an_error() -> None:
+    # Found by the fuzzer: a good row with one cell more ('0') was imported and the cell dropped;
+    # an unquoted comma in a name shifts the rest of the row the same way.
+    assert errors(HEADER + "E0,张三,,,,,,0\n") == ["line 2: 8 cells, but the header has 7 columns"]
+    assert errors(HEADER + "E0,张三,,,,,,\n") == []  # an empty cell too many loses nothing
