@@ -177,6 +177,9 @@ def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[s
     for required in ("employee_no", "name"):
         if required not in names:
             return [], [f"line 1: a column {required} is required"]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # the later column would silently win over the earlier one
+        return [], [f"line 1: columns given twice: {', '.join(repeated)} (or with their alias)"]
     rows, errors, seen = [], [], set()
     end = reader.line_num
     while True:

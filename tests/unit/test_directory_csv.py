@@ -80,3 +80,14 @@ def test_a_cell_past_the_last_column_is_an_error() -> None:
     # an unquoted comma in a name shifts the rest of the row the same way.
     assert errors(HEADER + "E0,张三,,,,,,0\n") == ["line 2: 8 cells, but the header has 7 columns"]
     assert errors(HEADER + "E0,张三,,,,,,\n") == []  # an empty cell too many loses nothing
+
+
+def test_a_column_given_twice_is_an_error() -> None:
+    # Found by the fuzzer: with 'name' twice in the header, the later column silently won and
+    # the earlier one's names were lost; a column next to its alias (手机 and mobile) the same.
+    assert errors("employee_no,name,department,name\nE1,张三,IT,李四\n") == [
+        "line 1: columns given twice: name (or with their alias)"
+    ]
+    assert errors("工号,姓名,手机,mobile\nE1,张三,13800138000,\n") == [
+        "line 1: columns given twice: mobile (or with their alias)"
+    ]
