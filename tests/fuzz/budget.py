@@ -10,12 +10,14 @@ keeps failures in `.hypothesis/`, so a failure found once is tried first next ti
 (libFuzzer options apply; the captured AMI sessions and the shipped files are its seed corpus).
 """
 
+import inspect
 import logging
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import ModuleType
 
 from hypothesis import HealthCheck, settings
 
@@ -32,10 +34,16 @@ def budget(short: int) -> settings:
     return settings(max_examples=short, derandomize=True, database=None, **common)  # type: ignore[arg-type]
 
 
-def atheris_main(one_input: Callable[[bytes], None], seeds: Iterable[bytes] = ()) -> None:
+def atheris_main(
+    one_input: Callable[[bytes], None],
+    seeds: Iterable[bytes] = (),
+    modules: Iterable[ModuleType] = (),
+) -> None:
     """Run `one_input` under atheris with libFuzzer's command line (sys.argv).
 
     Without a corpus folder on the command line, a fresh one in /tmp is seeded with `seeds`.
+    Coverage comes from the functions of `modules` (the parsers), or from everything loaded when
+    none are named (slow to set up when SQLAlchemy is loaded).
     """
     import atheris  # only the long, by-hand run needs it
 
@@ -49,6 +57,16 @@ def atheris_main(one_input: Callable[[bytes], None], seeds: Iterable[bytes] = ()
             (corpus / f"seed-{i:04d}").write_bytes(seed)
         print(f"atheris: corpus in {corpus}", file=sys.stderr)
         args.append(str(corpus))
-    atheris.instrument_all()
+    targets = list(modules)
+    if not targets:
+        atheris.instrument_all()
+    for module in targets:
+        for value in vars(module).values():
+            if getattr(value, "__module__", None) != module.__name__:
+                continue
+            functions = vars(value).values() if inspect.isclass(value) else [value]
+            for f in functions:
+                if inspect.isfunction(f):
+                    atheris.instrument_func(f)
     atheris.Setup(args, one_input)
     atheris.Fuzz()

@@ -381,4 +381,5 @@ if __name__ == "__main__":
             GOOD_ENV + b"HANGUP\n200 result=-1\n511 Command Not Permitted\n",
             GOOD_ENV + b"520-Invalid command syntax.\n Usage\n520 End of proper usage.\n",
         ],
+        [agi],
     )

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from panoramisk.message import Message
 
 from cti.ami import events as ev
-from cti.ami import protocol, responses
+from cti.ami import headers, protocol, responses
 from cti.ami.client import AmiClient, AmiOptions
 from cti.ami.protocol import EOL, FRAME_END, CtiAction, CtiAmiProtocol
 from cti.errors import CtiError, ProtocolError
@@ -344,4 +344,5 @@ if __name__ == "__main__":
     atheris_main(
         fuzz_one,
         [bytes([i % 256]) + RAW[i * 4000 : i * 4000 + 8000] for i in range(len(RAW) // 4000)],
+        [protocol, ev, responses, headers],
     )

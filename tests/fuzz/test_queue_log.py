@@ -19,6 +19,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cti import queuelog
 from cti.queuelog import QueueLogEntry, QueueLogReader, parse_line
 from tests.fuzz.budget import atheris_main, budget
 from tests.support.replay import FIXTURES
@@ -175,4 +176,5 @@ if __name__ == "__main__":
     atheris_main(
         fuzz_one,
         [p.read_bytes()[:4000] for p in sorted(FIXTURES.glob("*.queue_log"))],
+        [queuelog],
     )
