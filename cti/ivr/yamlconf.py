@@ -67,13 +67,24 @@ class Node:
 
 def load(path: Path) -> Node:
     """Parse a YAML file into a Node (syntax errors name the line)."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} line {line}: not UTF-8 text") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}{where}: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (NUL, BEL, ...)
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(f"{path} line {line}: {exc.reason} (#x{exc.character:04x})") from None
     if node is None:
         raise ConfigError(f"{path}: empty file")
     return Node(node, str(path))
