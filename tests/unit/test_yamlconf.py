@@ -1,11 +1,13 @@
 """Reading YAML configuration files: regressions the fuzzers found (tests/fuzz/test_yaml_config.py)."""
 
+import time
 from pathlib import Path
 
 import pytest
 
 from cti.errors import ConfigError
 from cti.ivr.hours import load_hours
+from cti.ivr.menu import load_menu
 
 
 def hours_file(tmp_path: Path, data: bytes) -> Path:
@@ -35,3 +37,40 @@ def test_a_file_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "hours.yaml").mkdir()  # a folder where the file should be
     with pytest.raises(ConfigError, match=r"hours\.yaml: cannot be read"):
         load_hours(tmp_path / "hours.yaml")
+
+
+def bomb(levels: int, width: int, where: str) -> str:
+    lines = [f"x0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join([*lines, f"{where}: *a{levels - 1}", ""])
+
+
+def test_a_yaml_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    # Found by the fuzzer: nine lines whose aliases stand for 9**9 values, used as menu.yaml's
+    # languages (or as a key), kept the loader busy for minutes (str() of the expanded list).
+    path = tmp_path / "menu.yaml"
+    path.write_text(bomb(9, 9, "languages"), encoding="utf-8")
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=r"menu\.yaml line 6: more than 100000 values"):
+        load_menu(path, set())
+    assert time.monotonic() - start < 5
+
+
+def test_deep_nesting_is_refused_with_its_line(tmp_path: Path) -> None:
+    # Found by the fuzzer: 'languages: [[[[...' raised RecursionError out of PyYAML's composer.
+    path = hours_file(tmp_path, b"weekly: {}\nholidays: " + b"[" * 2000 + b"]" * 2000 + b"\n")
+    with pytest.raises(ConfigError, match=r"hours\.yaml line 2: nested deeper than 64 levels"):
+        load_hours(path)
+
+
+def test_an_alias_inside_its_own_anchor_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"line 2: an alias inside the node it refers to"):
+        load_hours(hours_file(tmp_path, b"weekly: {}\nholidays: &h [*h]\n"))
+
+
+def test_anchors_and_aliases_within_reason_still_work(tmp_path: Path) -> None:
+    path = hours_file(
+        tmp_path,
+        b'weekly:\n  mon: &day ["08:30-12:00", "13:00-17:30"]\n  tue: *day\n  wed: *day\n',
+    )
+    assert load_hours(path).weekly["wed"] == load_hours(path).weekly["mon"]
