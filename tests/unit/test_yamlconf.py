@@ -6,8 +6,12 @@ from pathlib import Path
 import pytest
 
 from cti.errors import ConfigError
+from cti.ivr.config import DEFAULTS as IVR_DEFAULTS
 from cti.ivr.hours import load_hours
 from cti.ivr.menu import load_menu
+from cti.ivr.prompts import load_prompts
+from cti.routing.config import DEFAULTS as ROUTING_DEFAULTS
+from cti.routing.config import load_routing
 
 
 def hours_file(tmp_path: Path, data: bytes) -> Path:
@@ -74,3 +78,35 @@ def test_anchors_and_aliases_within_reason_still_work(tmp_path: Path) -> None:
         b'weekly:\n  mon: &day ["08:30-12:00", "13:00-17:30"]\n  tue: *day\n  wed: *day\n',
     )
     assert load_hours(path).weekly["wed"] == load_hours(path).weekly["mon"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        # Found by the fuzzer: 'languages: ~' raised TypeError ('NoneType' object is not
+        # iterable) and 'languages: ' a yaml ParserError, out of load_menu.
+        ("languages: [zh, en]", "languages: ~", r"menu\.yaml line 3: expected a list"),
+        ("languages: [zh, en]", "languages: ", r"menu\.yaml line 3: expected a list"),
+        ("languages: [zh, en]", "languages: 5", r"menu\.yaml line 3: expected a list"),
+        ("languages: [zh, en]", "languages: [[zh]]", r"menu\.yaml line 3: expected a single"),
+    ],
+)
+def test_menu_languages_must_be_a_list_of_names(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    text = (IVR_DEFAULTS / "menu.yaml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "menu.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_menu(path, load_prompts(IVR_DEFAULTS / "prompts.yaml").names())
+
+
+@pytest.mark.parametrize("value", ["5", "~", "[[a]]"])
+def test_routing_alert_channels_must_be_a_list_of_names(tmp_path: Path, value: str) -> None:
+    text = ROUTING_DEFAULTS.read_text(encoding="utf-8").replace(
+        "  alerts: []", f"  alerts: {value}"
+    )
+    (tmp_path / "routing.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"routing\.yaml line \d+: expected a"):
+        load_routing(tmp_path)
