@@ -99,7 +99,14 @@ class Node:
 
     def value(self) -> Any:
         """The plain Python value (for simple scalars and lists)."""
-        return yaml.safe_load(yaml.serialize(self.node))
+        if isinstance(self.node, yaml.ScalarNode) and self.node.tag == "tag:yaml.org,2002:null":
+            return None  # 'key:' with nothing after it, which serialize() cannot write back
+        try:
+            return yaml.safe_load(yaml.serialize(self.node))
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            # Tags and values PyYAML cannot construct: !!python/object, !!int abc, month 13, ...
+            problem = getattr(exc, "problem", None) or exc
+            raise self.error(f"not a plain value: {problem}") from None
 
     def integer(self, low: int, high: int) -> int:
         """A whole number within bounds."""

@@ -110,3 +110,24 @@ def test_routing_alert_channels_must_be_a_list_of_names(tmp_path: Path, value: s
     (tmp_path / "routing.yaml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"routing\.yaml line \d+: expected a"):
         load_routing(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        # Found by the fuzzer in routing.yaml's wallboard: each escaped as its own exception.
+        ("!!float x", "not a plain value"),  # ValueError
+        ("!!int abc", "not a plain value"),  # ValueError
+        ("!!timestamp 2026-13-45", "not a plain value"),  # ValueError: month must be in 1..12
+        ("!!python/object:os.system x", "not a plain value: could not determine a constructor"),
+        ("", r"expected \[amber, red\]"),  # yaml.parser.ParserError
+    ],
+)
+def test_a_value_yaml_cannot_construct_is_a_config_error(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    text = ROUTING_DEFAULTS.read_text(encoding="utf-8")
+    assert "  waiting: [3, 6]" in text
+    (tmp_path / "routing.yaml").write_text(text.replace("  waiting: [3, 6]", f"  waiting: {value}"))
+    with pytest.raises(ConfigError, match=rf"routing\.yaml line \d+: {message}"):
+        load_routing(tmp_path)
