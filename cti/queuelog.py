@@ -11,6 +11,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+MAX_TIME = 253402300799  # 9999-12-31 23:59:59 UTC
+
 
 @dataclass(frozen=True, slots=True)
 class QueueLogEntry:
@@ -41,10 +43,14 @@ def parse_line(line: str) -> QueueLogEntry | None:
     if len(parts) < 5:
         return None
     try:
-        when = int(float(parts[0]))
+        when = float(parts[0])
     except ValueError:
         return None
-    return QueueLogEntry(when, parts[1], parts[2], parts[3], parts[4], tuple(parts[5:]))
+    # Epoch seconds a report can turn into a date: not inf or nan (int() raised on those), not
+    # before 1970, not past the year 9999.
+    if not 0 <= when <= MAX_TIME:
+        return None
+    return QueueLogEntry(int(when), parts[1], parts[2], parts[3], parts[4], tuple(parts[5:]))
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class QueueLogReader:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.malformed = 0  # lines skipped so far, for the logs and the tests
 
     def end(self) -> Position | None:
         """The current end of the file, or None if it does not exist."""
@@ -89,6 +96,13 @@ class QueueLogReader:
                 offset = 0
                 if pos is not None and pos.inode == st.st_ino and pos.offset <= st.st_size:
                     offset = pos.offset
+                    # We stopped just after a newline; if that byte is something else now, the
+                    # file was truncated and written again past our offset (copytruncate), and
+                    # resuming there would read the middle of a line as one: start over.
+                    if offset:
+                        fh.seek(offset - 1)
+                        if fh.read(1) != b"\n":
+                            offset = 0
                 fh.seek(offset)
                 data = fh.read()
         except FileNotFoundError:
@@ -98,13 +112,17 @@ class QueueLogReader:
         cut = data.rfind(b"\n") + 1
         entries = []
         bad = 0
-        for raw in data[:cut].decode("utf-8", errors="replace").splitlines():
-            entry = parse_line(raw)
+        # Lines end at b"\n" only: str.splitlines() would also break at \x0b, \x1c, \x85 or
+        # U+2028 inside a field, losing the line (or making two).
+        for raw in data[:cut].split(b"\n"):
+            line = raw.decode("utf-8", errors="replace")
+            entry = parse_line(line)
             if entry is None:
-                bad += 1 if raw.strip() else 0
+                bad += 1 if line.strip() else 0
             else:
                 entries.append(entry)
         if bad:
+            self.malformed += bad
             logger.warning("queue_log: %d malformed lines skipped", bad)
         return entries, Position(st.st_ino, offset + cut)
 

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import String, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import InvalidInput
@@ -24,7 +24,12 @@ ALIASES = {
     "座机": "office_phone", "手机": "mobile", "手机号": "mobile", "邮箱": "email",
     "电子邮件": "email",
 }  # fmt: skip
+# The users table's column sizes: a longer value passes SQLite and fails the insert on PostgreSQL.
+MAX_CHARS = {f: cast(String, User.__table__.c[f].type).length or 200 for f in FIELDS}
 _EMPLOYEE_NO = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+# One-line fields: a line break or NUL in a name travels into e-mails, exports and PostgreSQL
+# (which refuses NUL in text).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -61,8 +66,11 @@ def validate(data: dict[str, str], plan: NumberPlan) -> list[str]:
             if not normalize(number, plan).usable:
                 problems.append(f"{fld} {number!r} is not a phone number or extension")
     for key, value in data.items():
-        if len(value) > 200:
-            problems.append(f"{key} is longer than 200 characters")
+        if _CONTROL.search(value):
+            problems.append(f"{key} contains a line break or a control character")
+        limit = MAX_CHARS.get(key, 200)
+        if len(value) > limit:
+            problems.append(f"{key} is longer than {limit} characters")
     return problems
 
 
@@ -138,30 +146,60 @@ class ImportResult:
 
 def decode_csv(data: bytes) -> str:
     """UTF-8 (with or without BOM) or GB18030, as Chinese spreadsheets save CSV."""
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return data.decode(enc)
-        except UnicodeDecodeError:
-            continue
-    raise InvalidInput("the file is neither UTF-8 nor GB18030 text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        not_utf8 = exc
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
+    # Name where it stops being UTF-8, the likelier intent, so the user can find the line.
+    line = data[: not_utf8.start].count(b"\n") + 1
+    raise InvalidInput(f"line {line}: the file is neither UTF-8 nor GB18030 text")
 
 
 def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[str]]:
     """Rows as dicts keyed by our field names, and errors that name the line."""
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None:
+    # newline="": the csv module itself splits lines at \n, \r\n or a bare \r (as its docs ask),
+    # so a bare \r is a line break, not a broken cell.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:  # e.g. a cell over the csv module's size limit
+        return [], [f"line 1: {exc}"]
+    if header is None:
         return [], ["line 1: empty file"]
-    names = [ALIASES.get(h.strip(), h.strip().lower()) for h in reader.fieldnames]
+    names = [ALIASES.get(h.strip(), h.strip().lower()) for h in header]
     unknown = [h for h in names if h not in FIELDS]
     if unknown:
         return [], [f"line 1: unknown columns {', '.join(unknown)} (expected {', '.join(FIELDS)})"]
     for required in ("employee_no", "name"):
         if required not in names:
             return [], [f"line 1: a column {required} is required"]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:  # the later column would silently win over the earlier one
+        return [], [f"line 1: columns given twice: {', '.join(repeated)} (or with their alias)"]
     rows, errors, seen = [], [], set()
-    for line_no, raw in enumerate(reader, start=2):
-        data = {n: (v or "").strip() for n, v in zip(names, raw.values(), strict=False)}
+    end = reader.line_num
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # the reader cannot go on (a cell over its size limit)
+            errors.append(f"line {end + 1}: {exc}; the rest of the file was not read")
+            break
+        # A record starts on the line after the previous one ended: a quoted cell may hold
+        # line breaks, and blank lines are skipped, so counting records would name wrong lines.
+        line_no, end = end + 1, reader.line_num
+        if not cells:
+            continue
+        data = {n: v.strip() for n, v in zip(names, cells, strict=False)}
         problems = validate(data, plan)
+        # A cell past the last column is data with nowhere to go (an unquoted comma, often).
+        if len(cells) > len(names) and any(c.strip() for c in cells[len(names) :]):
+            problems.append(f"{len(cells)} cells, but the header has {len(names)} columns")
         if data.get("employee_no") in seen:
             problems.append(f"employee_no {data['employee_no']} appears twice")
         seen.add(data.get("employee_no", ""))

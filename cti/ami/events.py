@@ -5,11 +5,14 @@ the server does not use parse to None and go no further. A required header that 
 ProtocolError (the AMI client counts and logs it); it is never silently ''.
 """
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cti.ami.headers import Headers
+from cti.ami.headers import integer as _int
 from cti.errors import ProtocolError
 
 
@@ -252,22 +255,18 @@ class StreamGap(AmiEvent):
 
 # -- parsing ---------------------------------------------------------------------------------------
 
-Msg = Mapping[str, Any]
+Msg = Headers
 
 
 def _ts(m: Msg) -> float:
     # timestampevents=yes in manager.conf gives every event a Timestamp; without it, arrival time.
     ts = m.get("Timestamp")
-    return float(ts) if ts else time.time()
-
-
-def _int(m: Msg, key: str, default: int | None = None) -> int:
-    raw = m.get(key)
-    if raw is None or raw == "":
-        if default is None:
-            raise KeyError(key)
-        return default
-    return int(raw)
+    if not ts:
+        return time.time()
+    value = float(ts)
+    if not math.isfinite(value):  # float() reads "nan" and "inf"; neither is a time
+        raise ValueError(f"Timestamp {ts!r} is not a time")
+    return value
 
 
 def _ch(m: Msg) -> tuple[float, str, str, str]:
@@ -299,7 +298,8 @@ _STANDARD = {
 
 
 def _user_event(m: Msg) -> UserEvent:
-    fields = {k: v for k, v in m.items() if k not in _STANDARD and isinstance(v, str)}
+    # The dialplan's own fields; a repeated one (ChanVariable) is not one of ours.
+    fields = {k: v for k, v in m.raw.items() if k not in _STANDARD and isinstance(v, str)}
     return UserEvent(_ts(m), m["UserEvent"], m.get("Uniqueid", ""), m.get("Linkedid", ""), fields)
 
 
@@ -379,14 +379,14 @@ _PARSERS: dict[str, Callable[[Msg], AmiEvent]] = {
 }
 
 
-def parse_event(message: Msg) -> AmiEvent | None:
+def parse_event(message: Mapping[str, Any]) -> AmiEvent | None:
     """The typed event for an AMI event frame, or None for events the server does not use."""
     name = message.get("Event")
     parser = _PARSERS.get(name) if isinstance(name, str) else None
     if parser is None:
         return None
     try:
-        return parser(message)
+        return parser(Headers(message))
     except KeyError as exc:
         raise ProtocolError(f"{name} event without header {exc.args[0]}") from exc
     except (TypeError, ValueError) as exc:

@@ -2,7 +2,9 @@
 
 - Bytes are decoded incrementally, so a multibyte UTF-8 character split across two TCP reads
   (张三 arriving as 三) survives.
-- A frame that never ends is bounded; a frame that does not parse is counted and skipped.
+- A frame longer than MAX_FRAME_CHARS is counted and dropped whole, however the reads cut it; a
+  frame that does not parse is counted and skipped. What comes out never depends on the reads,
+  and a frame trickled in small reads costs time in proportion to its size.
 - An exception while pairing a response with its action fails that action only; in panoramisk it
   escapes into asyncio and drops the connection (e.g. Originate without an explicit Async).
 - Actions pending when the connection drops fail with AmiDisconnected; panoramisk would queue them
@@ -37,43 +39,82 @@ class CtiAmiProtocol(ami_protocol.AMIProtocol):  # type: ignore[misc]
         """Set up per-connection state (the decoder and the partial frame)."""
         super().connection_made(transport)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._partial = ""
+        # The unfinished frame, as the reads that brought it (joined once, when it ends, so a
+        # frame trickled in small reads costs time in proportion to its size, not its square).
+        self._pieces: list[str] = []
+        self._held = 0
+        self._tail = ""  # the last characters held, where a frame end may have begun
+        self._skipping = False  # inside a frame already dropped as too long
         self.garbled = 0
 
     def data_received(self, data: bytes) -> None:
-        """Split the byte stream into AMI frames and hand each to `handle_message`."""
-        text = self._partial + self._decoder.decode(data)
-        if self.version is None and text.startswith("Asterisk Call Manager/"):
-            line, _, text = text.partition(EOL)
-            self.version = line.partition("/")[2].strip()
-        frames = text.split(FRAME_END)
-        self._partial = frames.pop()
-        if len(self._partial) > MAX_FRAME_CHARS:
+        """Split the byte stream into AMI frames and hand each to `handle_message`.
+
+        What comes out does not depend on how the stream was cut into reads.
+        """
+        text = self._decoder.decode(data)
+        if FRAME_END not in self._tail + text:
+            self._hold(text)
+            return
+        # While skipping, nothing is held but the last characters, where the end may have begun.
+        held = self._tail if self._skipping else "".join(self._pieces)
+        frames = (held + text).split(FRAME_END)
+        self._pieces, self._held, self._tail = [], 0, ""
+        rest = frames.pop()
+        if self._skipping:
+            # The end of a frame already counted and dropped as too long.
+            self._skipping = False
+            frames.pop(0)
+        for frame in frames:
+            self._frame(frame)
+        self._hold(rest)
+
+    def _hold(self, text: str) -> None:
+        if not text:
+            return
+        self._tail = (self._tail + text)[-(len(FRAME_END) - 1) :]
+        if self._skipping:
+            return
+        self._pieces.append(text)
+        self._held += len(text)
+        # What is held may end with the first characters of the frame end: only past those is
+        # the frame itself surely too long (the same bound as for a frame that arrived whole).
+        if self._held > MAX_FRAME_CHARS + len(FRAME_END) - 1:
             logger.error("AMI frame exceeds %d characters without an end; dropped", MAX_FRAME_CHARS)
             self.garbled += 1
-            self._partial = ""
-        for frame in frames:
-            # Asterisk sometimes ends a frame with a single EOL before the next one.
-            frame = frame.strip()
-            if not frame:
-                continue
-            try:
-                message = Message.from_line(frame)
-            except Exception:
-                message = None
-            if message is None:
-                self.garbled += 1
-                logger.warning("unparseable AMI frame skipped: %.200r", frame)
-                continue
-            try:
-                self.handle_message(message)
-            except Exception as exc:
-                self.garbled += 1
-                logger.exception("AMI frame could not be handled: %.200r", frame)
-                self._fail_action_of(message, exc)
+            self._pieces, self._held, self._skipping = [], 0, True
+
+    def _frame(self, frame: str) -> None:
+        if len(frame) > MAX_FRAME_CHARS:
+            logger.error("AMI frame exceeds %d characters; dropped", MAX_FRAME_CHARS)
+            self.garbled += 1
+            return
+        # The banner line is the start of the first frame (the login response follows it).
+        if self.version is None and frame.startswith("Asterisk Call Manager/"):
+            line, _, frame = frame.partition(EOL)
+            self.version = line.partition("/")[2].strip()
+        # Asterisk sometimes ends a frame with a single EOL before the next one.
+        frame = frame.strip()
+        if not frame:
+            return
+        try:
+            message = Message.from_line(frame)
+        except Exception:
+            message = None
+        if message is None:
+            self.garbled += 1
+            logger.warning("unparseable AMI frame skipped: %.200r", frame)
+            return
+        try:
+            self.handle_message(message)
+        except Exception as exc:
+            self.garbled += 1
+            logger.exception("AMI frame could not be handled: %.200r", frame)
+            self._fail_action_of(message, exc)
 
     def _fail_action_of(self, message: Message, exc: Exception) -> None:
-        action = self.responses.pop(message.id, None) if message.id else None
+        key = message.id  # a list when the frame repeats its ActionID: no action's then
+        action = self.responses.pop(key, None) if isinstance(key, str) and key else None
         if action is not None and not action.future.done():
             action.future.set_exception(ProtocolError(f"response to {action['action']}: {exc!r}"))
 

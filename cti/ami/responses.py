@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from cti.ami.headers import INT_MAX, Headers
+from cti.ami.headers import integer as _int
 from cti.errors import ProtocolError
 
 
@@ -70,17 +72,8 @@ class AuthList:
     password: str = field(repr=False)
 
 
-Msg = Mapping[str, Any]
+Msg = Headers
 Row = TypeVar("Row")
-
-
-def _int(m: Msg, key: str, default: int | None = None) -> int:
-    raw = m.get(key)
-    if raw is None or raw == "":
-        if default is None:
-            raise KeyError(key)
-        return default
-    return int(raw)
 
 
 def _duration(raw: str) -> int:
@@ -89,7 +82,8 @@ def _duration(raw: str) -> int:
         h, m, s = (int(x) for x in raw.split(":"))
     except ValueError:
         return 0
-    return h * 3600 + m * 60 + s
+    seconds = h * 3600 + m * 60 + s
+    return seconds if 0 <= seconds <= INT_MAX else 0
 
 
 def cid(value: str) -> str:
@@ -133,13 +127,15 @@ def _auth(m: Msg) -> AuthList:
     return AuthList(m["ObjectName"], m.get("Username", ""), m.get("AuthType", ""), m["Password"])
 
 
-def _rows(messages: Iterable[Msg], event: str, parse: Callable[[Msg], Row]) -> list[Row]:
+def _rows(
+    messages: Iterable[Mapping[str, Any]], event: str, parse: Callable[[Msg], Row]
+) -> list[Row]:
     out = []
     for m in messages:
         if m.get("Event") != event:
             continue
         try:
-            out.append(parse(m))
+            out.append(parse(Headers(m)))
         except KeyError as exc:
             raise ProtocolError(f"{event} row without header {exc.args[0]}") from exc
         except (TypeError, ValueError) as exc:
@@ -147,12 +143,12 @@ def _rows(messages: Iterable[Msg], event: str, parse: Callable[[Msg], Row]) -> l
     return out
 
 
-def core_show_channels(messages: Iterable[Msg]) -> list[CoreShowChannel]:
+def core_show_channels(messages: Iterable[Mapping[str, Any]]) -> list[CoreShowChannel]:
     """The CoreShowChannel rows of a CoreShowChannels response."""
     return _rows(messages, "CoreShowChannel", _channel)
 
 
-def queue_status(messages: Iterable[Msg]) -> QueueStatus:
+def queue_status(messages: Iterable[Mapping[str, Any]]) -> QueueStatus:
     """The QueueMember and QueueEntry rows of a QueueStatus response."""
     rows = list(messages)
     return QueueStatus(
@@ -160,6 +156,6 @@ def queue_status(messages: Iterable[Msg]) -> QueueStatus:
     )
 
 
-def pjsip_auths(messages: Iterable[Msg]) -> list[AuthList]:
+def pjsip_auths(messages: Iterable[Mapping[str, Any]]) -> list[AuthList]:
     """The AuthList rows of a PJSIPShowAuths response."""
     return _rows(messages, "AuthList", _auth)

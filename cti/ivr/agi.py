@@ -33,11 +33,16 @@ from cti.errors import IvrError, ProtocolError
 
 logger = logging.getLogger(__name__)
 
+DTMF_KEYS = frozenset("0123456789*#ABCD")
 MAX_HEADER_LINES = 128
 MAX_LINE = 8192
+MAX_REPLY_LINES = 200  # a 520 usage text is a few dozen lines
+# Three ASCII digits, then the end of the line, a space or '-' (520- starts a usage text).
 _RESPONSE = re.compile(
-    r"^(\d{3})(?:[ -](?:result=(-?[0-9*#A-D]*))?\s*(?:\((.*)\))?\s*(?:endpos=(\d+))?)?"
+    r"^(\d{3})(?:$|[ -](?:result=(-?[0-9*#A-D]*))?\s*(?:\((.*)\))?\s*(?:endpos=(\d+))?)",
+    re.ASCII,
 )
+MAX_ENDPOS = 2**63 - 1  # a file offset
 
 
 class AgiHangup(IvrError):
@@ -56,20 +61,27 @@ class AgiResponse:
 
     @property
     def digit(self) -> str | None:
-        """The DTMF digit of STREAM FILE / WAIT FOR DIGIT (ASCII code in `result`), or None."""
+        """The DTMF key of STREAM FILE / WAIT FOR DIGIT (ASCII code in `result`), or None."""
         try:
             code = int(self.result)
         except ValueError:
             return None
-        return chr(code) if code > 0 else None
+        # Anything but a phone key's code is no key press (chr() of a large code even raised).
+        key = chr(code) if 0 < code < 128 else ""
+        return key if key in DTMF_KEYS else None
 
 
 def parse_response(line: str) -> AgiResponse:
     """Parse `200 result=49 (timeout) endpos=1234`."""
     m = _RESPONSE.match(line)
     if not m:
-        raise ProtocolError(f"unparseable AGI response {line!r}")
-    endpos = int(m.group(4)) if m.group(4) else None
+        raise ProtocolError(f"unparseable AGI response {line[:200]!r}")
+    endpos = None
+    if m.group(4):
+        # int() refuses more than 4300 digits with ValueError; a sample offset has at most 19.
+        endpos = int(m.group(4)) if len(m.group(4)) <= 19 else MAX_ENDPOS + 1
+        if endpos > MAX_ENDPOS:
+            raise ProtocolError(f"AGI response with an impossible endpos: {line[:200]!r}")
     return AgiResponse(int(m.group(1)), m.group(2) or "", m.group(3) or "", endpos, line)
 
 
@@ -122,17 +134,23 @@ class AgiChannel:
         line = " ".join([cmd, *(quote(a) for a in args), *raw])
         self.writer.write(line.encode() + b"\n")
         await self.writer.drain()
-        while True:
-            raw_line = await asyncio.wait_for(self._readline(), self.command_timeout)
+        # One deadline and one line budget for the whole reply, however many lines it takes.
+        async with asyncio.timeout(self.command_timeout):
+            return await self._reply(cmd, line)
+
+    async def _reply(self, cmd: str, line: str) -> AgiResponse:
+        for _ in range(MAX_REPLY_LINES):
+            raw_line = await self._readline()
             if raw_line == "HANGUP":
                 # Unsolicited: the response to our command still follows.
                 self.hung_up = True
                 continue
             resp = parse_response(raw_line)
             if resp.code == 520 and raw_line.startswith("520-"):
-                while not (await self._readline()).startswith("520 "):
-                    pass
-                raise IvrError(f"AGI usage error for {line!r}")
+                for _ in range(MAX_REPLY_LINES):
+                    if (await self._readline()).startswith("520 "):
+                        raise IvrError(f"AGI usage error for {line!r}")
+                raise ProtocolError(f"AGI usage text for {cmd} does not end")
             if resp.code == 511:
                 self.hung_up = True
                 raise AgiHangup(f"{cmd}: channel is dead")
@@ -142,9 +160,13 @@ class AgiChannel:
                 self.hung_up = True
                 raise AgiHangup(f"{cmd}: result=-1")
             return resp
+        raise ProtocolError(f"AGI {cmd}: no response in {MAX_REPLY_LINES} lines")
 
     async def _readline(self) -> str:
-        raw = await self.reader.readline()
+        try:
+            raw = await self.reader.readline()
+        except ValueError:  # the reader's limit: StreamReader says so with a bare ValueError
+            raise ProtocolError(f"AGI response line longer than {MAX_LINE} bytes") from None
         if not raw:
             self.hung_up = True
             raise AgiHangup("AGI connection closed")

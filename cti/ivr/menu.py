@@ -115,7 +115,7 @@ def load_menu(path: Path, prompt_names: set[str]) -> MenuConfig:
         {"languages", "default_language", "queues", "start", "digit_timeout", "retries", "menus"},
         {"languages", "default_language", "queues", "start", "menus"},
     )
-    languages = tuple(str(x) for x in top["languages"].value())
+    languages = tuple(n.scalar() for n in top["languages"].items())
     if not set(languages) <= {"zh", "en"} or not languages:
         raise top["languages"].error("languages must be among zh, en")
     default = top["default_language"].scalar()

@@ -115,7 +115,7 @@ def load_routing(config_dir: Path | None = None) -> RoutingConfig:
             secret = fields["secret"].scalar() if "secret" in fields else ""
             channels[name] = ImChannel(name, kind, url, secret)
         for key in ("alerts", "offers"):
-            names = tuple(str(n) for n in im[key].value()) if key in im else ()
+            names = tuple(n.scalar() for n in im[key].items()) if key in im else ()
             unknown = [n for n in names if n not in channels]
             if unknown:
                 raise im[key].error(f"unknown channel {', '.join(unknown)}")

@@ -4,6 +4,7 @@ import pytest
 from panoramisk.message import Message
 
 from cti.ami import events as ev
+from cti.ami import responses
 from cti.errors import ProtocolError
 
 
@@ -42,3 +43,71 @@ def test_user_event_keeps_its_own_fields() -> None:
                              Uniqueid="u", Linkedid="u", Channel="c", Queue="helpdesk",
                              Status="TIMEOUT"))  # fmt: skip
     assert isinstance(e, ev.UserEvent) and e.fields == {"Queue": "helpdesk", "Status": "TIMEOUT"}
+
+
+# -- regressions found by tests/fuzz/test_ami_frames.py --------------------------------------------
+
+LEAVE = (
+    "Event: QueueCallerLeave\r\nTimestamp: 1795638672.122316\r\nChannel: Local/12*0*n@sim-caller;1"
+    "\r\nUniqueid: sim-3087d7-0002\r\nLinkedid: sim-3087d7-0002\r\nQueue: helpdesk\r\n"
+    "Position: 1\r\nCount: 4"
+)
+
+
+def test_a_repeated_header_is_malformed_not_a_list() -> None:
+    # A captured frame with its Uniqueid line repeated gave an event whose uniqueid was a list.
+    repeated = Message.from_line(
+        LEAVE.replace("Linkedid:", "Uniqueid: sim-3087d7-0002\r\nLinkedid:")
+    )
+    with pytest.raises(ProtocolError, match="Uniqueid is repeated"):
+        ev.parse_event(repeated)
+    e = ev.parse_event(Message.from_line(LEAVE))
+    assert isinstance(e, ev.QueueCallerLeave) and e.uniqueid == "sim-3087d7-0002"
+
+
+def test_a_user_event_keeps_its_fields_next_to_repeated_chanvariables() -> None:
+    e = ev.parse_event(Message.from_line(
+        "Event: UserEvent\r\nTimestamp: 2\r\nUserEvent: CtiQueueResult\r\nUniqueid: u\r\n"
+        "Linkedid: u\r\nChanVariable: A=1\r\nChanVariable: B=2\r\nStatus: TIMEOUT"
+    ))  # fmt: skip
+    assert isinstance(e, ev.UserEvent) and e.fields == {"Status": "TIMEOUT"}
+
+
+def test_a_list_row_with_a_repeated_header_is_malformed() -> None:
+    row = Message.from_line(
+        "Event: QueueMember\r\nQueue: helpdesk\r\nName: 1001\r\nLocation: Local/1001@a/n\r\n"
+        "Location: Local/1002@a/n\r\nStatus: 1"
+    )
+    with pytest.raises(ProtocolError, match="Location is repeated"):
+        responses.queue_status([row])
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-inf", "1e400"])
+def test_a_timestamp_that_is_not_a_time_is_malformed(stamp: str) -> None:
+    # Found by the fuzzer: 'Timestamp: nan' on a captured Newexten gave an event at time NaN,
+    # and every wait and talk time computed from it NaN.
+    with pytest.raises(ProtocolError, match="malformed"):
+        ev.parse_event(Message.from_line(LEAVE.replace("1795638672.122316", stamp)))
+
+
+@pytest.mark.parametrize(("name", "header"), [("AgentConnect", "RingTime"), ("Hangup", "Cause")])
+def test_a_number_past_a_database_integer_is_malformed(name: str, header: str) -> None:
+    # Found by the fuzzer: RingTime 2147483648 on AgentConnect and Cause 2147483648 on Hangup
+    # parsed, and would have failed the journal's write of the call.
+    frame = (
+        LEAVE.replace("QueueCallerLeave", name) + "\r\nMemberName: 1001\r\n"
+        f"Interface: Local/1001@a/n\r\nHoldTime: 3\r\n{header}: 2147483648"
+    )
+    with pytest.raises(ProtocolError, match=f"{header} is out of range"):
+        ev.parse_event(Message.from_line(frame))
+    assert ev.parse_event(Message.from_line(frame.replace("2147483648", "2147483647")))
+
+
+def test_a_channel_duration_past_a_database_integer_reads_as_unknown() -> None:
+    # Seen while reading the row parser next to the above: Asterisk's HH:MM:SS can overflow too.
+    row = Message.from_line(
+        "Event: CoreShowChannel\r\nChannel: c\r\nUniqueid: u\r\nDuration: 99999999:00:00"
+    )
+    assert responses.core_show_channels([row])[0].duration == 0
+    row["Duration"] = "01:02:03"
+    assert responses.core_show_channels([row])[0].duration == 3723

@@ -99,3 +99,44 @@ def test_answer_seen_live_and_end_from_queue_log_keeps_asterisks_talk_figure() -
     call.answered_at, call.agent = 1795637297.81, "1001"
     finish_gone(call, lines, outage_start=1795637300.0)
     assert call.talk_ended_at == 1795637303 and call.talk_seconds == 6
+
+
+def test_parse_line_refuses_times_a_report_cannot_use() -> None:
+    # Found by the fuzzer: 'INF||||' raised OverflowError (one such line made every report fail);
+    # negative and huge times parsed, and failed later where a report turns them into dates.
+    for stamp in ("inf", "INF", "-inf", "nan", "1e400", "1e300", "-1", "253402300800"):
+        assert parse_line(f"{stamp}|sim-c1|helpdesk|1001|CONNECT|3") is None, stamp
+    e = parse_line("253402300799|sim-c1|helpdesk|1001|CONNECT|3")
+    assert e is not None and e.time == 253402300799
+    e = parse_line("1795637297.9|sim-c1|helpdesk|1001|CONNECT|3")
+    assert e is not None and e.time == 1795637297
+
+
+def test_a_field_with_a_line_separator_like_character_keeps_its_line(tmp_path: Path) -> None:
+    # Found by the fuzzer: b'0|||\xc2\x85|ENTERQUEUE\n' (U+0085 in the agent field) was split in
+    # two by str.splitlines(), and the line was lost as two malformed ones.
+    path = tmp_path / "queue_log"
+    path.write_bytes(
+        b"0|||\xc2\x85|ENTERQUEUE\n1795637294|sim-c1|helpdesk|NONE|PAUSE|\xe2\x80\xa8x\x1cy\n"
+    )
+    reader = QueueLogReader(path)
+    entries, _ = reader.read_since(None)
+    assert [(e.agent, e.data) for e in entries] == [("\x85", ()), ("NONE", ("\u2028x\x1cy",))]
+    assert reader.malformed == 0
+
+
+def test_a_file_truncated_and_rewritten_past_our_offset_is_read_from_the_start(
+    tmp_path: Path,
+) -> None:
+    # Found by the fuzzer (truncate_and_grow): after logrotate's copytruncate, Asterisk wrote
+    # past the offset we had stopped at before we read again, and we resumed mid-line: here
+    # '0|sim-c2|helpdesk|NONE|CONNECT|3|x|3' came out as a call at time 0.
+    path = tmp_path / "queue_log"
+    path.write_bytes(b"1|a|b|c|\n")
+    reader = QueueLogReader(path)
+    _, pos = reader.read_since(None)
+    with path.open("r+b") as fh:
+        fh.truncate(0)
+        fh.write(b"1795637300|sim-c2|helpdesk|NONE|CONNECT|3|x|3\n")
+    entries, _ = reader.read_since(pos)
+    assert [(e.time, e.callid) for e in entries] == [(1795637300, "sim-c2")]
