@@ -85,7 +85,7 @@ async def pipeline(raw: bytes, db_dir: Path) -> tuple[int, int, float]:
     stored += await journal.flush()
     elapsed = time.perf_counter() - started
     await engine.dispose()
-    return client.stats.events, stored, elapsed
+    return client.stats.events + proto.skipped, stored, elapsed
 
 
 async def main() -> None:

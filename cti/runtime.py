@@ -227,6 +227,7 @@ class CtiCore:
                 "connected_since": s.connected_since,
                 "logins": s.logins,
                 "events": s.events,
+                "skipped_unparsed": self.client.skipped,
                 "dropped": s.dropped,
                 "garbled": s.garbled,
                 "queue_depth": self.client.events.qsize(),

@@ -13,11 +13,11 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from panoramisk.message import Message
 
-from cti.ami.events import AmiEvent, LinkDown, LinkUp, StreamGap, parse_event
+from cti.ami.events import AmiEvent, LinkDown, LinkUp, StreamGap, known_events, parse_event
 from cti.ami.protocol import CtiAction, CtiAmiProtocol
 from cti.errors import (
     AmiActionFailed,
@@ -82,6 +82,7 @@ class AmiClient:
         self._task: asyncio.Task[None] | None = None
         self._gap = 0
         self._closing = False
+        self._skipped_before = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -108,6 +109,11 @@ class AmiClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    @property
+    def skipped(self) -> int:
+        """Unsolicited events dropped unread (nothing parses them), over every connection."""
+        return self._skipped_before + (self._protocol.skipped if self._protocol else 0)
 
     @property
     def connected(self) -> bool:
@@ -201,6 +207,7 @@ class AmiClient:
             self.stats.last_error = reason
         finally:
             protocol.close()
+            self._skipped_before += protocol.skipped
             self._protocol = None
             if self.stats.connected:
                 self.stats.connected = False
@@ -227,7 +234,10 @@ class AmiClient:
 
     # -- callbacks from the protocol (must never raise) ------------------------------------------
 
-    def dispatch(self, message: Message) -> None:
+    # The events worth parsing: the protocol drops every other unsolicited event unread.
+    wanted_events = known_events()
+
+    def dispatch(self, message: Mapping[str, Any]) -> None:
         """The one event callback: parse, count, queue. Never raises."""
         try:
             self.stats.events += 1

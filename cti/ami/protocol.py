@@ -9,11 +9,17 @@
   escapes into asyncio and drops the connection (e.g. Originate without an explicit Async).
 - Actions pending when the connection drops fail with AmiDisconnected; panoramisk would queue them
   and replay them minutes later after a reconnect.
+- Unsolicited events go the short way: an event the factory does not parse (most of Asterisk's
+  stream: DeviceStateChange, Newstate, Dial*, VarSet, ...) is counted and dropped on its first
+  line, and one it parses becomes a plain dict, never a panoramisk Message (whose case-insensitive
+  dict was most of the server's time at 30 calls a second). Responses and list rows (frames with
+  an ActionID) and Shutdown still take panoramisk's path, which pairs them with their actions.
 """
 
 import codecs
 import logging
 from typing import Any
+from urllib.parse import unquote
 
 from panoramisk import ami_protocol, utils
 from panoramisk.message import Message
@@ -46,6 +52,7 @@ class CtiAmiProtocol(ami_protocol.AMIProtocol):  # type: ignore[misc]
         self._tail = ""  # the last characters held, where a frame end may have begun
         self._skipping = False  # inside a frame already dropped as too long
         self.garbled = 0
+        self.skipped = 0  # unsolicited events nobody parses, dropped unread
 
     def data_received(self, data: bytes) -> None:
         """Split the byte stream into AMI frames and hand each to `handle_message`.
@@ -97,6 +104,12 @@ class CtiAmiProtocol(ami_protocol.AMIProtocol):  # type: ignore[misc]
         frame = frame.strip()
         if not frame:
             return
+        if frame.startswith("Event: ") and "\r\nActionID:" not in frame:
+            end = frame.find(EOL)
+            name = frame[7:] if end < 0 else frame[7:end]
+            if name != "Shutdown":
+                self._event(name, frame)
+                return
         try:
             message = Message.from_line(frame)
         except Exception:
@@ -111,6 +124,32 @@ class CtiAmiProtocol(ami_protocol.AMIProtocol):  # type: ignore[misc]
             self.garbled += 1
             logger.exception("AMI frame could not be handled: %.200r", frame)
             self._fail_action_of(message, exc)
+
+    def _event(self, name: str, frame: str) -> None:
+        """An unsolicited event: dropped unread unless the factory parses it."""
+        wanted: frozenset[str] | None = getattr(self.factory, "wanted_events", None)
+        if wanted is not None and name not in wanted:
+            self.skipped += 1
+            return
+        # The same headers panoramisk's Message.from_line would give (its empty "content" too).
+        headers: dict[str, Any] = {}
+        for line in frame.split(EOL):
+            key, sep, value = line.partition(": ")
+            if not sep:
+                continue  # a line without ": " carries no header
+            if key.lower() == "result":
+                value = unquote(value).strip()
+            if key in headers:  # repeated: a list, as panoramisk gives it (the parsers refuse it)
+                old = headers[key]
+                headers[key] = [*old, value] if isinstance(old, list) else [old, value]
+            else:
+                headers[key] = value
+        headers.setdefault("content", "")
+        try:
+            self.factory.dispatch(headers)
+        except Exception:
+            self.garbled += 1
+            logger.exception("AMI event could not be handled: %.200r", frame)
 
     def _fail_action_of(self, message: Message, exc: Exception) -> None:
         key = message.id  # a list when the frame repeats its ActionID: no action's then
