@@ -8,8 +8,11 @@ the members are read again with QueueStatus. So the page and Asterisk never disa
 
 Asterisk builds a member event under the queue's lock and publishes it afterwards, so when a
 device state change (the agent's phone going idle as a call ends) races with a pause, the older
-snapshot can arrive last. After each change it makes, the service therefore reads that agent's
-memberships back with QueueStatus (filtered by member) and corrects itself.
+snapshot can arrive last. After a pause or unpause it made, the service therefore watches the
+agent's member events for a few seconds, and when one contradicts the change it reads the agent's
+memberships back with QueueStatus (filtered by member) and corrects itself; after a log-in or
+log-out it always reads back. (Reading back after every pause — two per call, for the wrap-up —
+cost a QueueStatus listing every waiting caller each time, most of the AMI traffic at desk scale.)
 """
 
 import asyncio
@@ -38,6 +41,8 @@ from cti.tasks import Background
 logger = logging.getLogger(__name__)
 
 WRAP_UP = "wrap-up"
+# How long after a pause or unpause we made a contradicting member event is taken as stale.
+EXPECT_WINDOW = 5.0
 # app_queue's member (device) status codes.
 RINGING_CODES = {6, 7}
 BUSY_CODES = {2, 3, 8}
@@ -114,6 +119,9 @@ class AgentService:
         self.tasks = Background(logger)
         # Member events seen per agent: a read-back that raced with an event is read again.
         self._events: dict[str, int] = {}
+        # The pause state we just asked Asterisk for, per agent, and when (see the docstring).
+        self._expect: dict[str, tuple[bool, float]] = {}
+        self.readbacks = 0
         self._unsubscribe = [
             bus.subscribe(CallEvent, self._on_call),
             bus.subscribe(LiveResynced, lambda _e: self.tasks.spawn(self.refresh())),
@@ -148,6 +156,7 @@ class AgentService:
         if isinstance(e, ev.QueueMemberRemoved):
             agent.queues.pop(e.queue, None)
         else:
+            self._check_expected(agent.ext, e.paused)
             m = agent.queues.setdefault(e.queue, Membership(e.interface))
             m.interface, m.status, m.paused, m.reason, m.in_call = (
                 e.interface,
@@ -157,6 +166,18 @@ class AgentService:
                 e.in_call,
             )
         self._update(agent)
+
+    def _check_expected(self, ext: str, paused: bool) -> None:
+        """A member event that says the opposite of the pause we just made is suspect: read back."""
+        expected = self._expect.get(ext)
+        if expected is None:
+            return
+        want, at = expected
+        if time.monotonic() - at > EXPECT_WINDOW:
+            del self._expect[ext]
+        elif paused != want:
+            del self._expect[ext]
+            self.tasks.spawn(self.verify(ext))
 
     def _update(self, agent: Agent) -> None:
         state, reason = agent.derive()
@@ -202,6 +223,7 @@ class AgentService:
                 return
             if self._events.get(ext, 0) != before:
                 continue  # an event crossed the answer: which is newer is unknown, read again
+            self.readbacks += 1
             agent = self.agent(ext)
             queues = _memberships(status.members).get(ext, {})
             if queues != agent.queues:
@@ -234,9 +256,9 @@ class AgentService:
             raise InvalidInput("a pause needs a reason")
         if len(reason) > 60:
             raise InvalidInput("the reason is longer than 60 characters")
+        self._expect[ext] = (paused, time.monotonic())
         for m in agent.queues.values():
             await actions.queue_pause(self.client, m.interface, paused, reason)
-        self.tasks.spawn(self.verify(ext))
 
     async def start_wrapup(
         self, ext: str, seconds: float | None = None, *, pause: bool = True

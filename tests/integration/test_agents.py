@@ -157,8 +157,9 @@ async def test_a_stale_member_event_is_corrected_from_asterisk(
     sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
 ) -> None:
     """Asterisk can publish a member snapshot taken before a pause after the pause's own event (a
-    device state change racing with QueuePause as a call ends). The service reads the agent back
-    from Asterisk after each change it makes, so the page ends up right."""
+    device state change racing with QueuePause as a call ends). A member event that contradicts a
+    pause the service just made makes it read the agent back from Asterisk, so the page ends up
+    right — with no read-back when nothing contradicts."""
     settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
     async with TestClient(TestServer(create_app(settings))) as http:
         await add_staff(http.server.app, "zhouyi", "agent", "1203")
@@ -173,11 +174,12 @@ async def test_a_stale_member_event_is_corrected_from_asterisk(
                              "Interface": "Local/1203@sim-agent/n", "Status": "1", "Paused": "0",
                              "PausedReason": "", "InCall": "0"})  # fmt: skip
         assert isinstance(stale, QueueMemberStatus)
+        readbacks = agents.readbacks
         agents.on_member(stale)
         assert (await state_of(http))["state"] == "ready"  # what the stale event said
-        await agents.verify("1203", delay=0)
-        agent = await state_of(http)
+        agent = await until(lambda: _is(http, "paused"), what="corrected from Asterisk")
         assert (agent["state"], agent["reason"]) == ("paused", "培训")
+        assert agents.readbacks > readbacks  # it was read back, not merely waited out
         assert (await members(sim_client))["1203"]["Paused"] == "1"
 
 
