@@ -73,6 +73,9 @@ class Settings:
     wrapup_seconds: float = 30.0
     # Staff session cookies only over HTTPS (set when a TLS proxy fronts the server).
     secure_cookies: bool = False
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks): rate
+    # limits then count per client instead of per proxy. Empty: the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
     # Signs "take this call" links; empty: a random key kept in data_dir/secret.key.
     secret_key: str = field(default="", repr=False)
     # This server's address as people reach it from IM links (empty: http://<http_host>:<port>).

@@ -12,11 +12,20 @@ from cti.phone import normalize
 from desk import directory
 from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
-from desk.staff import staff_by_username, staff_json, start_session, verify_password
+from desk.staff import staff_by_username, staff_json, start_session
 from desk.validation import text_field
-from desk.web.auth import COOKIE, WEB_SESSION, checks_own_credentials, current, requires, set_cookie
+from desk.web.auth import (
+    COOKIE,
+    WEB_SESSION,
+    checks_own_credentials,
+    current,
+    remote,
+    requires,
+    set_cookie,
+)
 from desk.web.i18n import language, script_texts
-from desk.web.keys import CORE, HUB, LIMITER, PLAN, POP, SESSIONS, SETTINGS
+from desk.web.keys import CORE, HUB, LIMITER, PASSWORDS, PLAN, POP, SESSIONS, SETTINGS
+from desk.web.limits import login_keys, too_many
 from desk.web.messages import MessageType, agent_topic
 from desk.web.notifier import agent_json
 from desk.web.pages import HOME
@@ -25,22 +34,23 @@ from desk.web.validation import body_of
 
 
 async def _login(request: web.Request, username: str, password: str) -> tuple[Staff, WebSession]:
-    address = request.remote or "?"
+    address = remote(request)
     limiter = request.app[LIMITER]
-    if limiter.blocked(username, address):
-        raise web.HTTPTooManyRequests(
-            text='{"error":"too many failed logins; wait a few minutes"}',
-            content_type="application/json",
-        )
-    async with request.app[SESSIONS].begin() as s:
+    keys = login_keys(username, address)
+    # Counted before anything is awaited: parallel guesses cannot all pass the check.
+    ticket = limiter.acquire(keys)
+    if ticket is None:
+        raise too_many("too many failed logins; wait a few minutes")
+    async with request.app[SESSIONS]() as s:
         staff = await staff_by_username(s, username)
-        ok = verify_password(staff.password_hash if staff else None, password)
-        if not ok or staff is None or not staff.active:
-            limiter.failed(username, address)
-            raise web.HTTPUnauthorized(
-                text='{"error":"wrong user name or password"}', content_type="application/json"
-            )
-        limiter.succeeded(username)
+    ok = await request.app[PASSWORDS].verify(staff.password_hash if staff else None, password)
+    if not ok or staff is None or not staff.active:
+        raise web.HTTPUnauthorized(
+            text='{"error":"wrong user name or password"}', content_type="application/json"
+        )
+    limiter.release(ticket)
+    limiter.forget(keys[0][0])  # this pair's earlier failures
+    async with request.app[SESSIONS].begin() as s:
         ws = await start_session(s, staff, datetime.now(UTC))
     return staff, ws
 

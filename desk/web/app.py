@@ -31,7 +31,7 @@ from desk.migrations import MIGRATIONS
 from desk.notify import Mailer, SmtpSettings
 from desk.oncall import OncallRoster
 from desk.pop import PopBuilder
-from desk.staff import load_session
+from desk.staff import PasswordVerifier, load_session
 from desk.web import (
     agent,
     announcements,
@@ -46,7 +46,7 @@ from desk.web import (
     take,
     wallboard,
 )
-from desk.web.auth import COOKIE, STAFF, WEB_SESSION, LoginLimiter, check_csrf, security_headers
+from desk.web.auth import COOKIE, STAFF, WEB_SESSION, check_csrf, security_headers
 from desk.web.hub import Hub
 from desk.web.keys import (
     ARCHIVE,
@@ -59,6 +59,7 @@ from desk.web.keys import (
     MAILER,
     MEDIA,
     NOTIFIER,
+    PASSWORDS,
     PLAN,
     POP,
     PORTAL_LIMITER,
@@ -71,6 +72,7 @@ from desk.web.keys import (
     WALLBOARD,
     Tts,
 )
+from desk.web.limits import Limiter
 from desk.web.notifier import Notifier
 from desk.web.pusher import WallboardPusher
 from reports.service import Archive, Scheduler
@@ -166,6 +168,13 @@ async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SCHEDULER] = scheduler
     yield
     await scheduler.close()
+
+
+async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The threads that check login passwords (argon2), off the event loop."""
+    app[PASSWORDS] = PasswordVerifier()
+    yield
+    app[PASSWORDS].close()
 
 
 async def desk_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -279,13 +288,14 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     app[SETTINGS] = settings
     app[PLAN] = NumberPlan(area_code=settings.area_code)
     app[HUB] = Hub()
-    app[LIMITER] = LoginLimiter()
-    app[PORTAL_LIMITER] = LoginLimiter(limit=10, window=600)
+    app[LIMITER] = Limiter()
+    app[PORTAL_LIMITER] = Limiter()
     app[ARCHIVE] = Archive(settings.data_dir / "reports", settings.report_retention_days)
     app.on_response_prepare.append(_headers)
     # Checked here, before anything starts: an error names the file and line.
     app[ROUTING_CONFIG] = load_routing(Path(settings.config_dir) if settings.config_dir else None)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(passwords_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(desk_ctx)
     if with_core:

@@ -1,9 +1,7 @@
 """Staff login on the web: server-side sessions in HttpOnly SameSite cookies, the CSRF check,
-roles checked on every route and WebSocket, the login rate limit and the security headers."""
+roles checked on every route and WebSocket, who the client is, and the security headers."""
 
 import hmac
-import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from functools import wraps
 
@@ -11,6 +9,8 @@ from aiohttp import web
 
 from desk.models import Role, Staff, WebSession
 from desk.staff import RANKS, SESSION_HOURS
+from desk.web.keys import SETTINGS
+from desk.web.limits import client_address
 
 COOKIE = "cti_session"
 STAFF = web.RequestKey("staff", Staff)
@@ -19,33 +19,9 @@ WEB_SESSION = web.RequestKey("web_session", WebSession)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class LoginLimiter:
-    """At most `limit` failed logins per user name and per address in `window` seconds."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._fails: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str) -> deque[float]:
-        q = self._fails[key]
-        cutoff = time.monotonic() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
-
-    def blocked(self, username: str, address: str) -> bool:
-        """True when either the name or the address has used up its attempts."""
-        return any(len(self._recent(k)) >= self.limit for k in (f"u:{username}", f"a:{address}"))
-
-    def failed(self, username: str, address: str) -> None:
-        """Count a failure."""
-        for key in (f"u:{username}", f"a:{address}"):
-            self._recent(key).append(time.monotonic())
-
-    def succeeded(self, username: str) -> None:
-        """A good login clears the name's failures."""
-        self._fails.pop(f"u:{username}", None)
+def remote(request: web.Request) -> str:
+    """The client's address as rate limits count it (see desk/web/limits.py)."""
+    return client_address(request, request.config_dict[SETTINGS].trusted_proxies)
 
 
 def set_cookie(response: web.StreamResponse, sid: str, secure: bool) -> None:

@@ -24,8 +24,10 @@ from desk.i18n import translate, translations
 from desk.labels import REQUESTER_STATES
 from desk.models import Incident, IncidentEvent, IncidentType
 from desk.validation import text_field
+from desk.web.auth import remote
 from desk.web.i18n import language
 from desk.web.keys import KNOWLEDGE, PLAN, PORTAL_LIMITER, SESSIONS, SETTINGS
+from desk.web.limits import PORTAL_LOOKUP, PORTAL_SUBMIT, too_many
 from desk.web.templating import render
 from desk.web.validation import body_of
 
@@ -55,20 +57,18 @@ def public_incident(i: Incident, lang: str) -> dict[str, Any]:
 
 async def lookup(request: web.Request, session: AsyncSession, number: str, phone: str) -> Incident:
     """The incident with this number, if `phone` is one the incident was reported from (or one of
-    its requester's phones). Failures count against the caller's address."""
-    limiter = request.config_dict[PORTAL_LIMITER]
-    address = request.remote or "?"
-    if limiter.blocked("portal", address):
-        raise web.HTTPTooManyRequests(
-            text='{"error":"too many failed lookups; try again in ten minutes"}',
-            content_type="application/json",
-        )
+    its requester's phones). Failures count against the caller's address only."""
     number = number.strip()
     if not number.isdigit() or not 6 <= len(number) <= 20:
         raise InvalidInput("an incident number is 9 or more digits")
     key = normalize(phone, _plan(request)).key
     if not key:
         raise InvalidInput("give the phone number the incident was reported from")
+    limiter = request.config_dict[PORTAL_LIMITER]
+    # Counted before anything is awaited: parallel guesses cannot all pass the check.
+    ticket = limiter.acquire([(f"lookup:{remote(request)}", PORTAL_LOOKUP)])
+    if ticket is None:
+        raise too_many("too many failed lookups; try again in ten minutes")
     try:
         inc = await incidents.get(session, number)
     except NotFound:
@@ -81,8 +81,8 @@ async def lookup(request: web.Request, session: AsyncSession, number: str, phone
             if p
         }
     if inc is None or key not in keys:
-        limiter.failed("portal", address)
         raise NotFound("no incident with this number was reported from this phone")
+    limiter.release(ticket)
     return inc
 
 
@@ -101,6 +101,10 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
     key = normalize(phone, plan).key if phone else None
     if not key:
         raise InvalidInput("give a phone number where the desk can reach you")
+    # Counted before anything is awaited, like lookups: a flood from one address stops here.
+    limiter = request.config_dict[PORTAL_LIMITER]
+    if limiter.acquire([(f"submit:{remote(request)}", PORTAL_SUBMIT)]) is None:
+        raise too_many("too many requests from your address; try again later")
     user = None
     if fields.get("employee_no"):
         user = await directory.find_by_employee(session, fields["employee_no"].strip())
@@ -283,7 +287,11 @@ async def portal_post(request: web.Request) -> web.Response:
         status = 404 if isinstance(exc, NotFound) else 400
         return await _page(request, status, error=str(exc), form=data)
     except web.HTTPTooManyRequests:
-        error = _("Too many failed lookups; try again in ten minutes")
+        error = (
+            _("Too many failed lookups; try again in ten minutes")
+            if request.path.endswith("/lookup")
+            else _("Too many requests from this address; try again later")
+        )
         return await _page(request, 429, error=error, form=data)
 
 
