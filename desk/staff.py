@@ -141,8 +141,10 @@ async def upsert_staff(
     else:
         for key, value in fields.items():
             setattr(staff, key, value)
-        if password:
+        if password and not verify_password(staff.password_hash, password):
             staff.password_hash = hash_password(password)
+            # A new password ends every session made with the old one (a stolen cookie too).
+            await session.execute(delete(WebSession).where(WebSession.staff_id == staff.id))
         staff.updated_at = now
     if staff.extension:
         other = await session.scalar(

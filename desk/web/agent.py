@@ -19,8 +19,10 @@ from desk.web.auth import (
     WEB_SESSION,
     checks_own_credentials,
     current,
+    open_socket,
     remote,
     requires,
+    same_site_path,
     set_cookie,
 )
 from desk.web.i18n import language, script_texts
@@ -65,7 +67,7 @@ async def api_login(request: web.Request) -> web.Response:
         raise InvalidInput("password is required")
     staff, ws = await _login(request, username, password)
     resp = web.json_response({"staff": staff_json(staff), "csrf": ws.csrf})
-    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].secure_cookies)
+    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].effective_secure_cookies)
     return resp
 
 
@@ -94,11 +96,9 @@ async def login_form(request: web.Request) -> web.Response:
         resp = render("login.html", lang=lang, error=error, next=nxt)
         resp.set_status(exc.status)
         return resp
-    target = (
-        nxt if nxt.startswith("/") and not nxt.startswith("//") else HOME.get(staff.role, "/agent")
-    )
+    target = same_site_path(nxt) or HOME.get(staff.role, "/agent")
     resp = web.HTTPFound(target)
-    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].secure_cookies)
+    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].effective_secure_cookies)
     raise resp
 
 
@@ -110,6 +110,7 @@ async def logout(request: web.Request) -> web.Response:
             row = await s.get(WebSession, ws.id)
             if row is not None:
                 await s.delete(row)
+        await request.app[HUB].end_session(ws.id)
     resp = web.HTTPFound("/login")
     resp.del_cookie(COOKIE, path="/")
     raise resp
@@ -185,7 +186,7 @@ async def agent_ws(request: web.Request) -> web.WebSocketResponse:
     """GET /ws/agent: this agent's pops and state changes, nobody else's."""
     ext = _ext(request)
     hello = {"type": MessageType.HELLO.value, **(await _me_body(request))}
-    return await request.app[HUB].serve(request, {agent_topic(ext)}, hello)
+    return await open_socket(request, {agent_topic(ext)}, hello)
 
 
 @requires(Role.AGENT)

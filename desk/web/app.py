@@ -254,7 +254,9 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: AMI and database state; 200 when both are up, 503 otherwise."""
+    """GET /healthz: 200 when AMI and the database are up, 503 otherwise. Anyone (a load
+    balancer, a container healthcheck) gets {"ok": ...} alone; logged-in staff also get the AMI
+    link, journal and database state (hosts, paths and errors are not for strangers)."""
     db_ok, db_error = True, ""
     started = time.perf_counter()
     try:
@@ -262,6 +264,11 @@ async def healthz(request: web.Request) -> web.Response:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
+    ami_ok = CORE in request.app and request.app[CORE].client.connected
+    ok = db_ok and ami_ok
+    status = 200 if ok else 503
+    if request.get(STAFF) is None:
+        return web.json_response({"ok": ok}, status=status)
     body: dict[str, object] = {
         "database": {
             "ok": db_ok,
@@ -270,12 +277,10 @@ async def healthz(request: web.Request) -> web.Response:
             "error": db_error,
         }
     }
-    ami_ok = False
     if CORE in request.app:
         body.update(request.app[CORE].health())
-        ami_ok = request.app[CORE].client.connected
-    body["ok"] = db_ok and ami_ok
-    return web.json_response(body, status=200 if body["ok"] else 503)
+    body["ok"] = ok
+    return web.json_response(body, status=status)
 
 
 def create_app(settings: Settings, *, with_core: bool = True) -> web.Application:
@@ -292,6 +297,8 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     app[PORTAL_LIMITER] = Limiter()
     app[ARCHIVE] = Archive(settings.data_dir / "reports", settings.report_retention_days)
     app.on_response_prepare.append(_headers)
+    if with_core:
+        settings.effective_secret_key()  # a missing or short signing key stops the start here
     # Checked here, before anything starts: an error names the file and line.
     app[ROUTING_CONFIG] = load_routing(Path(settings.config_dir) if settings.config_dir else None)
     app.cleanup_ctx.append(database_ctx)

@@ -4,12 +4,13 @@ roles checked on every route and WebSocket, who the client is, and the security 
 import hmac
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
 from desk.models import Role, Staff, WebSession
-from desk.staff import RANKS, SESSION_HOURS
-from desk.web.keys import SETTINGS
+from desk.staff import RANKS, SESSION_HOURS, load_session
+from desk.web.keys import HUB, SESSIONS, SETTINGS
 from desk.web.limits import client_address
 
 COOKIE = "cti_session"
@@ -56,7 +57,7 @@ def requires(role: Role) -> Callable[[Handler], Handler]:
                     raise web.HTTPUnauthorized(
                         text='{"error":"login required"}', content_type="application/json"
                     )
-                raise web.HTTPFound(f"/login?next={request.path}")
+                raise web.HTTPFound("/login?" + urlencode({"next": request.path_qs}))
             if RANKS[Role(staff.role)] < RANKS[role]:
                 raise web.HTTPForbidden(
                     text='{"error":"your role may not do this"}'
@@ -72,6 +73,22 @@ def requires(role: Role) -> Callable[[Handler], Handler]:
     return wrap
 
 
+def same_site_path(target: str) -> str | None:
+    """`target` if it is a path on this site (where to go after the login), else None.
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so "/", a tab,
+    "/evil.example" would take the user to //evil.example: any control character, space or
+    backslash refuses the target instead of being interpreted."""
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
 def check_csrf(request: web.Request, supplied: str | None) -> None:
     """Unsafe methods must carry the session's CSRF token (form field or X-CSRF-Token)."""
     ws: WebSession | None = request.get(WEB_SESSION)
@@ -79,6 +96,58 @@ def check_csrf(request: web.Request, supplied: str | None) -> None:
         raise web.HTTPForbidden(
             text='{"error":"missing or wrong CSRF token"}', content_type="application/json"
         )
+
+
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+def _origin_of(url: str) -> tuple[str, int] | None:
+    """(host, port) of a URL, lower case, the port spelled out."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.hostname.lower(), port
+
+
+def check_origin(request: web.Request) -> None:
+    """A WebSocket opened by a page must come from a page of this server: the Origin a browser
+    sends must be this server as the request reached it (Host) or as people reach it
+    (CTI_PUBLIC_URL). SameSite cookies alone let a sibling subdomain's page open it. A client
+    that sends no Origin is not a browser, and carries no browser's cookie without being told."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    seen = _origin_of(origin)
+    own = {
+        _origin_of(f"{request.scheme}://{request.host}"),
+        _origin_of(request.config_dict[SETTINGS].effective_public_url),
+    }
+    if seen is None or seen not in own:
+        raise web.HTTPForbidden(
+            text='{"error":"WebSocket from another site"}', content_type="application/json"
+        )
+
+
+async def open_socket(
+    request: web.Request, topics: set[str], hello: dict[str, object]
+) -> web.WebSocketResponse:
+    """Serve a staff WebSocket (after @requires): from our own pages only, and for as long as
+    the login session it was opened with lasts."""
+    check_origin(request)
+    ws_session: WebSession = request[WEB_SESSION]
+    sessions = request.app[SESSIONS]
+
+    async def still_valid() -> bool:
+        async with sessions() as s:
+            return await load_session(s, ws_session.id) is not None
+
+    return await request.app[HUB].serve(
+        request, topics, dict(hello), session_id=ws_session.id, still_valid=still_valid
+    )
 
 
 def security_headers(response: web.StreamResponse) -> None:

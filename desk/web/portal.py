@@ -255,7 +255,7 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
         httponly=True,
         samesite="Strict",
         path="/portal",
-        secure=request.config_dict[SETTINGS].secure_cookies,
+        secure=request.config_dict[SETTINGS].effective_secure_cookies,
     )
     return resp
 

@@ -15,12 +15,16 @@ from cti.settings import Settings, load_settings
 from desk.web.app import create_app
 
 
+def desk_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server (or `cti` command) on its own SQLite file and data folder."""
+    return {"CTI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cti.sqlite3'}",
+            "CTI_AMI_HOST": "127.0.0.1", "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x",
+            "CTI_DATA_DIR": str(tmp_path), **extra}  # fmt: skip
+
+
 def desk_settings(tmp_path: Path, **extra: str) -> Settings:
-    """A server on its own SQLite file and data folder, with no Asterisk (no core is started)."""
-    env = {"CTI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cti.sqlite3'}",
-           "CTI_AMI_HOST": "127.0.0.1", "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x",
-           "CTI_DATA_DIR": str(tmp_path), **extra}  # fmt: skip
-    return load_settings(None, env)
+    """Settings for a server with no Asterisk (no core is started)."""
+    return load_settings(None, desk_env(tmp_path, **extra))
 
 
 @asynccontextmanager
