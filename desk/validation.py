@@ -4,6 +4,10 @@ from datetime import date, datetime, time, tzinfo
 from typing import Any
 
 from cti.errors import InvalidInput
+from desk.staff import QUEUE_CHARS
+
+# One queue's name: the characters staff queue lists use (desk/staff.py), without their comma.
+QUEUE_NAME_CHARS = QUEUE_CHARS - {","}
 
 
 def text_field(body: dict[str, Any], key: str, limit: int, *, required: bool = False) -> str | None:
@@ -37,3 +41,10 @@ def when(name: str, raw: Any, tz: tzinfo, *, day_ok: bool = False) -> datetime:
     except ValueError:
         raise InvalidInput(f"{name}: {raw!r} is not an ISO 8601 {what}") from None
     return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def queue_name(name: str, raw: Any) -> str:
+    """A queue's name: 1 to 80 of a-z, 0-9, '-' and '_' (it becomes part of file names)."""
+    if not isinstance(raw, str) or not 1 <= len(raw) <= 80 or set(raw) - QUEUE_NAME_CHARS:
+        raise InvalidInput(f"{name}: a queue name is 1 to 80 of a-z, 0-9, '-' and '_'")
+    return raw

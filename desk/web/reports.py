@@ -9,6 +9,7 @@ from aiohttp import web
 from cti.errors import InvalidInput, NotFound
 from desk.i18n import NC_, Msg
 from desk.models import Role
+from desk.validation import queue_name
 from desk.web.auth import WEB_SESSION, current, requires
 from desk.web.i18n import language
 from desk.web.keys import ARCHIVE, SESSIONS, SETTINGS
@@ -55,9 +56,7 @@ def _params(data: dict[str, Any]) -> dict[str, Any]:
     lang = data.get("lang", "zh")
     if lang not in ("zh", "en"):
         raise InvalidInput("lang must be zh or en")
-    queue = data.get("queue") or None
-    if queue is not None and (not isinstance(queue, str) or len(queue) > 80):
-        raise InvalidInput("queue must be a queue name")
+    queue = queue_name("queue", data["queue"]) if data.get("queue") else None
     brief = data.get("brief") in (True, "1", "true", "on")
     end = _day(data["end"], "end") if data.get("end") else None
     return {
@@ -134,12 +133,10 @@ async def list_reports(request: web.Request) -> web.Response:
 async def archived(request: web.Request) -> web.StreamResponse:
     """GET /reports/files/{kind}/{name}: an archived report."""
     kind, name = request.match_info["kind"], request.match_info["name"]
-    if kind not in KINDS or "/" in name or name.startswith(".") or "." not in name:
+    path = request.app[ARCHIVE].file(kind, name)
+    if path is None:
         raise NotFound("no such report")
-    path = request.app[ARCHIVE].root / kind / name
-    if not path.is_file():
-        raise NotFound("no such report")
-    fmt = name.rsplit(".", 1)[1]
+    fmt = path.suffix.lstrip(".")
     return web.FileResponse(
         path, headers={"Content-Type": CONTENT_TYPES.get(fmt, "application/octet-stream")}
     )
