@@ -4,11 +4,13 @@ unauthenticated portal, and a queue_log that is huge or has a garbled line."""
 
 import csv
 import io
+import tracemalloc
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 from openpyxl import load_workbook
 
@@ -122,3 +124,70 @@ async def test_reports_keep_portal_text_from_becoming_formulas(tmp_path: Path) -
         assert r.status == 200, await r.text()
         book = load_workbook(io.BytesIO(await r.read()))
         _no_formulas([c for ws in book.worksheets for row in ws.iter_rows() for c in row])
+
+
+def _line(at: float, callid: str, event: str = "ENTERQUEUE") -> str:
+    return f"{int(at)}|{callid}|helpdesk|NONE|{event}||13800138000|1\n"
+
+
+async def _coverage(lead: aiohttp.ClientSession) -> dict[str, str]:
+    r = await lead.get(
+        "/reports/view", params={"kind": "daily", "date": DAY.isoformat(), "format": "csv"}
+    )
+    assert r.status == 200, await r.text()
+    rows = list(csv.reader(io.StringIO((await r.read()).decode("utf-8-sig"))))
+    start = rows.index(["# coverage"])
+    return {row[0]: row[1] for row in rows[start + 2 :] if len(row) == 2}
+
+
+async def test_one_bad_queue_log_line_does_not_break_reports(tmp_path: Path) -> None:
+    log = tmp_path / "queue_log"
+    lines = [_line(LO + 60 * i, f"c{i}") for i in range(5)]
+    lines[2:2] = ["inf|x|helpdesk|NONE|ENTERQUEUE||1|1\n", "nan|y|helpdesk|NONE|ENTERQUEUE||1|1\n",
+                  "1e400|z|helpdesk|NONE|ENTERQUEUE\n", "-inf|w|q|a|ENTERQUEUE\n",
+                  "99999999999999999999|v|q|a|ENTERQUEUE\n", "garbage\n"]  # fmt: skip
+    log.write_text("".join(lines))
+    async with (
+        desk_server(tmp_path, CTI_QUEUE_LOG_PATH=str(log)) as server,
+        from_address(server, "127.0.0.2") as lead,
+    ):
+        await add_staff(server.app, "lead1", "lead")
+        await login(lead, "lead1")
+        coverage = await _coverage(lead)
+        assert coverage["queue_log_offered"] == "5"
+        assert coverage["queue_log_unreadable"] == "6"
+        r = await lead.get(
+            "/reports/view", params={"kind": "daily", "date": DAY.isoformat(), "format": "html"}
+        )
+        assert r.status == 200 and "queue_log" in await r.text()
+
+
+async def test_a_large_queue_log_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """A year of queue_log (here ~35 MB before the report's day, some lines after it): the
+    report's coverage reads a bounded amount of it, measured as the Python heap's peak while the
+    report is made (the whole file held as text and entries would cost several times its size)."""
+    log = tmp_path / "queue_log"
+    with log.open("w") as fh:
+        day_before = LO - 86400 * 365
+        for i in range(500_000):
+            fh.write(_line(day_before + i * 60, f"old-{i}-1764000000.{i}"))
+        for i in range(30):
+            fh.write(_line(LO + 600 * i, f"day-{i}"))
+            fh.write(_line(LO + 600 * i + 5, f"day-{i}", "CONNECT"))
+        for i in range(1000):
+            fh.write(_line(LO + 86400 + i * 60, f"after-{i}"))
+    assert log.stat().st_size > 30_000_000
+    async with (
+        desk_server(tmp_path, CTI_QUEUE_LOG_PATH=str(log)) as server,
+        from_address(server, "127.0.0.2") as lead,
+    ):
+        await add_staff(server.app, "lead1", "lead")
+        await login(lead, "lead1")
+        tracemalloc.start()
+        try:
+            coverage = await _coverage(lead)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert coverage["queue_log_offered"] == "30"
+        assert peak < 8_000_000, f"peak {peak / 1e6:.1f} MB"
