@@ -19,8 +19,8 @@ from cti.errors import InvalidInput
 from cti.settings import Settings
 from desk.migrations import MIGRATIONS
 from desk.models import Role, Staff, WebSession
+from desk.validation import QUEUE_CHARS
 
-QUEUE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_,")
 SESSION_HOURS = 12
 HASHER = PasswordHasher()
 # The hash of a password nobody has: verifying an unknown user costs the same time.

@@ -1,12 +1,21 @@
-"""Checking input fields (text, dates) with messages that name the field."""
+"""Checking input fields (text, dates, e-mail addresses, queue names) with messages that name
+the field."""
 
+import re
 from datetime import date, datetime, time, tzinfo
 from typing import Any
 
 from cti.errors import InvalidInput
-from desk.staff import QUEUE_CHARS
 
-# One queue's name: the characters staff queue lists use (desk/staff.py), without their comma.
+# One mailbox, plainly written: no display name, no list, no quoting, no white space (so it can
+# never carry a second address or a header into a message). ASCII only.
+EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+"
+)
+
+# Queue lists (a member of staff's queues) and one queue's name, which becomes part of file names.
+QUEUE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_,")
 QUEUE_NAME_CHARS = QUEUE_CHARS - {","}
 
 
@@ -47,4 +56,16 @@ def queue_name(name: str, raw: Any) -> str:
     """A queue's name: 1 to 80 of a-z, 0-9, '-' and '_' (it becomes part of file names)."""
     if not isinstance(raw, str) or not 1 <= len(raw) <= 80 or set(raw) - QUEUE_NAME_CHARS:
         raise InvalidInput(f"{name}: a queue name is 1 to 80 of a-z, 0-9, '-' and '_'")
+    return raw
+
+
+def is_email(value: str) -> bool:
+    """True for one plainly written mailbox (at most 254 characters)."""
+    return len(value) <= 254 and EMAIL.fullmatch(value) is not None
+
+
+def email_address(name: str, raw: str) -> str:
+    """An e-mail address field: one mailbox, or InvalidInput naming the field."""
+    if not is_email(raw):
+        raise InvalidInput(f"{name}: {raw!r} is not one e-mail address (name@example.com)")
     return raw

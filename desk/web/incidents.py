@@ -66,7 +66,10 @@ async def _notify(
         )
         return {"sent": False, "reason": "no e-mail address for the requester"}
     mailer = request.app[MAILER]
-    error = await mailer.send(mailer.compose(incident, headline, text))
+    try:
+        error = await mailer.send(mailer.compose(incident, headline, text))
+    except InvalidInput as exc:  # an address from before addresses were checked: no 500
+        error = str(exc)
     session.add(
         IncidentEvent(
             incident_id=incident.id,

@@ -23,7 +23,7 @@ from desk import announcements, directory, incidents
 from desk.i18n import translate, translations
 from desk.labels import REQUESTER_STATES
 from desk.models import Incident, IncidentEvent, IncidentType
-from desk.validation import text_field
+from desk.validation import email_address, text_field
 from desk.web.auth import remote
 from desk.web.i18n import language
 from desk.web.keys import KNOWLEDGE, PLAN, PORTAL_LIMITER, SESSIONS, SETTINGS
@@ -32,6 +32,19 @@ from desk.web.templating import render
 from desk.web.validation import body_of
 
 TOKEN_COOKIE = "cti_portal"
+# What a portal request may be filed under: a fixed list, as the IVR's menu has. A free text here
+# would let anyone write the subject line of the desk's e-mails.
+CATEGORIES = (
+    "故障报告",
+    "密码重置",
+    "账号开通与变更",
+    "软件安装",
+    "硬件",
+    "网络",
+    "邮件",
+    "其他服务请求",
+    "咨询",
+)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -87,7 +100,10 @@ async def lookup(request: web.Request, session: AsyncSession, number: str, phone
 
 
 async def submit(request: web.Request, session: AsyncSession, fields: dict[str, str]) -> Incident:
-    """A request from the portal: the requester is looked up by employee number or phone."""
+    """A request from the portal. Nothing typed here proves who sent it: the requester's
+    directory record is attached only when the phone given is one of its numbers (and, if an
+    employee number was typed, that record's), notices go only to a directory address, and the
+    incident's history says on what grounds (and what was typed but not believed)."""
     plan = _plan(request)
     kind = fields.get("type") or IncidentType.SERVICE_REQUEST.value
     if kind not in {t.value for t in IncidentType}:
@@ -105,16 +121,35 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
     limiter = request.config_dict[PORTAL_LIMITER]
     if limiter.acquire([(f"submit:{remote(request)}", PORTAL_SUBMIT)]) is None:
         raise too_many("too many requests from your address; try again later")
+    remarks = []
+    at_phone = list(await directory.find_by_key(session, key))
+    typed = fields.get("employee_no", "").strip()
     user = None
-    if fields.get("employee_no"):
-        user = await directory.find_by_employee(session, fields["employee_no"].strip())
-    if user is None:
-        found = await directory.find_by_key(session, key)
-        user = found[0] if len(found) == 1 else None
+    if typed:
+        named = await directory.find_by_employee(session, typed)
+        if named is not None and any(u.id == named.id for u in at_phone):
+            user = named
+        else:
+            remarks.append(
+                f"employee number {typed} was typed on the web form, but the phone given is not "
+                "in that directory record: not verified, no requester attached"
+            )
+    elif len(at_phone) == 1:
+        user = at_phone[0]
+    if user is not None:
+        remarks.append(
+            f"requester {user.name} ({user.employee_no}) attached because the phone given on the "
+            "web form is in their directory record (not verified that they sent it)"
+        )
+    if fields.get("email"):
+        remarks.append(
+            f"e-mail typed on the web form (not verified; notices go only to the directory's "
+            f"address): {fields['email']}"
+        )
     requester = directory.requester_of(user) if user else None
     new = NewIncident(
         kind,
-        fields.get("category", "")[:200],
+        fields.get("category", ""),
         symptom,
         "web",
         phone[:80],
@@ -134,19 +169,9 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
     )
     if requester is None:
         inc.requester_name = fields.get("name", "")[:120]
-        inc.requester_email = fields.get("email", "")[:200]
         inc.requester_mobile = phone[:60]
-    elif fields.get("email") and not inc.requester_email:
-        inc.requester_email = fields["email"][:200]
-    session.add(
-        IncidentEvent(
-            incident_id=inc.id,
-            at=now,
-            by="web",
-            kind="note",
-            text="submitted through the self-service portal",
-        )
-    )
+    for text in ["submitted through the self-service portal", *remarks]:
+        session.add(IncidentEvent(incident_id=inc.id, at=now, by="web", kind="note", text=text))
     return inc
 
 
@@ -165,8 +190,12 @@ def _form_fields(body: dict[str, Any]) -> dict[str, str]:
         value = text_field(body, key, limit)
         if value is not None:
             out[key] = value
-    if out.get("email") and "@" not in out["email"]:
-        raise InvalidInput("the e-mail address is not valid")
+    if out.get("email"):
+        email_address("email", out["email"])
+    if out.get("category") and out["category"] not in CATEGORIES:
+        raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
+    if out.get("language", "zh") not in ("zh", "en"):
+        raise InvalidInput("language must be zh or en")
     return out
 
 
@@ -189,7 +218,8 @@ async def api_lookup(request: web.Request) -> web.Response:
 
 
 async def api_submit(request: web.Request) -> web.Response:
-    """POST /portal/api/requests {type, symptom, phone, employee_no?, name?, email?}: its number."""
+    """POST /portal/api/requests {type, symptom, phone, category?, employee_no?, name?, email?}:
+    its number. The requester's record is attached only when the phone is in it."""
     _json_only(request)
     fields = _form_fields(await body_of(request))
     async with request.config_dict[SESSIONS].begin() as s:
