@@ -13,7 +13,7 @@ from desk import directory
 from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
 from desk.staff import staff_by_username, staff_json, start_session
-from desk.validation import text_field
+from desk.validation import record_id, text_field
 from desk.web.auth import (
     COOKIE,
     WEB_SESSION,
@@ -169,7 +169,9 @@ async def set_state(request: web.Request) -> web.Response:
         await agents.set_paused(ext, True, text_field(body, "reason", 60, required=True) or "")
     elif state == AgentState.WRAP_UP:
         seconds = body.get("seconds", request.app[SETTINGS].wrapup_seconds)
-        if not isinstance(seconds, int | float) or not 0 < seconds <= 3600:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise InvalidInput("seconds must be between 1 and 3600")
+        if not 0 < seconds <= 3600:
             raise InvalidInput("seconds must be between 1 and 3600")
         await agents.start_wrapup(ext, float(seconds))
     elif state == AgentState.LOGGED_OUT:
@@ -230,13 +232,11 @@ async def update_user(request: web.Request) -> web.Response:
     body = await body_of(request)
     staff = current(request)
     assert staff is not None
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput("user id must be a number")
+    user_id = record_id("user id", request.match_info["id"])
     async with request.app[SESSIONS].begin() as s:
-        user = await s.get(User, int(raw))
+        user = await s.get(User, user_id)
         if user is None:
-            raise NotFound(f"no user {raw}")
+            raise NotFound(f"no user {user_id}")
         data = {k: getattr(user, k) for k in directory.FIELDS}
         for key in directory.FIELDS[1:]:
             value = text_field(body, key, 200)

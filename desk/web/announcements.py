@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 from aiohttp import web
 from sqlalchemy import select
 
-from cti.errors import InvalidInput, NotFound
+from cti.errors import NotFound
 from desk.announcements import active, as_json, attach_audio, synthesise, texts_of, validate
 from desk.models import Announcement, Role
+from desk.validation import record_id
 from desk.web.auth import requires
 from desk.web.keys import MEDIA, SESSIONS, SETTINGS, SYNTH
 from desk.web.validation import body_of
@@ -85,10 +86,7 @@ async def delete_announcement(request: web.Request) -> web.Response:
 
 
 def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput(f"announcement id {raw!r} is not a number")
-    return int(raw)
+    return record_id("announcement id", request.match_info["id"])
 
 
 def setup(app: web.Application) -> None:

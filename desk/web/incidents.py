@@ -18,7 +18,7 @@ from desk.i18n import Msg, translate
 from desk.incidents import incident_json, sla_due
 from desk.models import Incident, IncidentEvent, IncidentState, IncidentType, Role, Staff, User
 from desk.notify import NEWS_HEADLINE, STATE_HEADLINES
-from desk.validation import text_field
+from desk.validation import text_field, whole_number
 from desk.web.auth import current, requires
 from desk.web.keys import CORE, MAILER, PLAN, SESSIONS, SETTINGS
 from desk.web.validation import body_of
@@ -168,12 +168,11 @@ async def create_incident(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     async with request.app[SESSIONS].begin() as s:
         requester = None
-        if body.get("user_id") is not None:
-            if not isinstance(body["user_id"], int):
-                raise InvalidInput("user_id must be a number")
-            user = await s.get(User, body["user_id"])
+        user_id = whole_number(body, "user_id", 1, 2**63 - 1)
+        if user_id is not None:
+            user = await s.get(User, user_id)
             if user is None:
-                raise InvalidInput(f"no user {body['user_id']}")
+                raise InvalidInput(f"user_id: no user {user_id}")
             requester = directory.requester_of(user)
         caller = text_field(body, "caller_number", 40) or ""
         key = normalize(caller, request.app[PLAN]).key if caller else None
@@ -211,7 +210,7 @@ async def classify(request: web.Request) -> web.Response:
             raise InvalidInput(f"type must be one of {', '.join(t.value for t in IncidentType)}")
         changes["type"] = body["type"]
     if "priority" in body:
-        if body["priority"] not in (1, 2, 3, 4):
+        if type(body["priority"]) is not int or body["priority"] not in (1, 2, 3, 4):
             raise InvalidInput("priority must be 1 (highest) to 4")
         changes["priority"] = body["priority"]
     for key, limit in (("category", 200), ("symptom", 5000), ("config_item", 120)):

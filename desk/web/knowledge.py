@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cti.errors import InvalidInput, NotFound
 from desk.knowledge import article_json, item_json
 from desk.models import ConfigItem, KnowledgeArticle, Role
-from desk.validation import text_field
+from desk.validation import record_id, text_field
 from desk.web.auth import requires
 from desk.web.keys import KNOWLEDGE, SESSIONS
 from desk.web.validation import body_of
@@ -147,10 +147,7 @@ async def update_item(request: web.Request) -> web.Response:
 
 
 def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput(f"id {raw!r} is not a number")
-    return int(raw)
+    return record_id("id", request.match_info["id"])
 
 
 def setup(app: web.Application) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from cti.errors import InvalidInput, NotFound
 from cti.routing.models import BackupAlert, CallbackRequest, OverflowOffer
 from desk.models import OncallShift, Role, Staff
-from desk.validation import text_field, when
+from desk.validation import record_id, text_field, when
 from desk.web.auth import requires
 from desk.web.keys import ROUTING_CONFIG, SESSIONS, SETTINGS
 from desk.web.validation import body_of
@@ -99,15 +99,13 @@ async def add_oncall(request: web.Request) -> web.Response:
 @requires(Role.LEAD)
 async def delete_oncall(request: web.Request) -> web.Response:
     """DELETE /api/oncall/{id}."""
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput("id must be a number")
+    shift_id = record_id("id", request.match_info["id"])
     async with request.app[SESSIONS].begin() as s:
-        row = await s.get(OncallShift, int(raw))
+        row = await s.get(OncallShift, shift_id)
         if row is None:
-            raise NotFound(f"no on-call entry {raw}")
+            raise NotFound(f"no on-call entry {shift_id}")
         await s.delete(row)
-    return web.json_response({"deleted": int(raw)})
+    return web.json_response({"deleted": shift_id})
 
 
 @requires(Role.LEAD)

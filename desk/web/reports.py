@@ -9,7 +9,7 @@ from aiohttp import web
 from cti.errors import InvalidInput, NotFound
 from desk.i18n import NC_, Msg
 from desk.models import Role
-from desk.validation import queue_name
+from desk.validation import day, queue_name
 from desk.web.auth import WEB_SESSION, current, requires
 from desk.web.i18n import language
 from desk.web.keys import ARCHIVE, SESSIONS, SETTINGS
@@ -37,12 +37,7 @@ KIND_NAMES: dict[str, Msg] = {
 
 
 def _day(raw: Any, name: str) -> date:
-    if not isinstance(raw, str):
-        raise InvalidInput(f"{name}: expected a date (YYYY-MM-DD)")
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}: {raw!r} is not a date (YYYY-MM-DD)") from None
+    return day(name, raw)
 
 
 def _params(data: dict[str, Any]) -> dict[str, Any]:
