@@ -34,6 +34,8 @@ def text_field(body: dict[str, Any], key: str, limit: int, *, required: bool = F
     if not isinstance(value, str):
         raise InvalidInput(f"{key} must be text")
     value = value.strip()
+    if "\x00" in value:  # PostgreSQL cannot store it: refused here rather than a 500 there
+        raise InvalidInput(f"{key}: text with a NUL character")
     if required and not value:
         raise InvalidInput(f"{key} is required")
     if len(value) > limit:

@@ -1,10 +1,10 @@
 """Login, the agent's own state and screen pop (REST + WebSocket), and caller details edits."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import String, select
 
 from cti.errors import InvalidInput, NotFound
 from cti.live.model import AgentState
@@ -30,9 +30,15 @@ from desk.web.keys import CORE, HUB, LIMITER, PASSWORDS, PLAN, POP, SESSIONS, SE
 from desk.web.limits import login_keys, too_many
 from desk.web.messages import MessageType, agent_topic
 from desk.web.notifier import agent_json
+from desk.web.openapi import documented, obj, string
 from desk.web.pages import HOME
 from desk.web.templating import render
-from desk.web.validation import body_of
+from desk.web.validation import body_of, check_text
+
+# As long as the directory's columns hold (PostgreSQL refuses longer text with an error).
+USER_FIELD_LENGTHS: dict[str, int] = {
+    key: cast(String, User.__table__.c[key].type).length or 200 for key in directory.FIELDS[1:]
+}
 
 
 async def _login(request: web.Request, username: str, password: str) -> tuple[Staff, WebSession]:
@@ -57,6 +63,10 @@ async def _login(request: web.Request, username: str, password: str) -> tuple[St
     return staff, ws
 
 
+@documented(
+    responses=(401, 429),
+    body=obj({"username": string(60), "password": string(200)}, ("username", "password")),
+)
 @checks_own_credentials
 async def api_login(request: web.Request) -> web.Response:
     """POST /api/login {username, password} -> {staff, csrf} and the session cookie."""
@@ -84,6 +94,7 @@ async def login_form(request: web.Request) -> web.Response:
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     nxt = str(form.get("next", ""))
+    check_text("username", username)
     try:
         staff, ws = await _login(request, username[:60], password[:200])
     except (web.HTTPUnauthorized, web.HTTPTooManyRequests) as exc:
@@ -147,6 +158,17 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response(await _me_body(request))
 
 
+@documented(
+    responses=(202, 503),
+    body=obj(
+        {
+            "state": {"enum": [s.value for s in AgentState]},
+            "reason": string(60),
+            "seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        },
+        ("state",),
+    ),
+)
 @requires(Role.AGENT)
 async def set_state(request: web.Request) -> web.Response:
     """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason}."""
@@ -207,6 +229,7 @@ async def agent_page(request: web.Request) -> web.Response:
     )
 
 
+@documented(query={"q": string(60, minLength=1)})
 @requires(Role.AGENT)
 async def find_users(request: web.Request) -> web.Response:
     """GET /api/users?q=: by employee number, name or phone."""
@@ -226,6 +249,7 @@ async def find_users(request: web.Request) -> web.Response:
     return web.json_response({"users": [directory.user_json(u) for u in found[:20]]})
 
 
+@documented(body=obj({k: string(USER_FIELD_LENGTHS[k]) for k in directory.FIELDS[1:]}))
 @requires(Role.AGENT)
 async def update_user(request: web.Request) -> web.Response:
     """PATCH /api/users/{id}: the agent confirms or corrects the caller's details (6.3.1.3)."""
@@ -239,7 +263,7 @@ async def update_user(request: web.Request) -> web.Response:
             raise NotFound(f"no user {user_id}")
         data = {k: getattr(user, k) for k in directory.FIELDS}
         for key in directory.FIELDS[1:]:
-            value = text_field(body, key, 200)
+            value = text_field(body, key, USER_FIELD_LENGTHS[key])
             if value is not None:
                 data[key] = value
         plan = request.app[PLAN]

@@ -75,6 +75,7 @@ from desk.web.keys import (
 from desk.web.limits import Limiter
 from desk.web.notifier import Notifier
 from desk.web.pusher import WallboardPusher
+from desk.web.validation import input_middleware
 from reports.service import Archive, Scheduler
 from reports.wallboard import HandleTimeCache, MetricSettings
 
@@ -288,7 +289,8 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     for lang in LANGUAGES:
         translations(lang)  # a broken catalogue stops the start, not a page later
     app = web.Application(
-        middlewares=[error_middleware, session_middleware], client_max_size=1 << 20
+        middlewares=[error_middleware, input_middleware, session_middleware],
+        client_max_size=1 << 20,
     )
     app[SETTINGS] = settings
     app[PLAN] = NumberPlan(area_code=settings.area_code)

@@ -28,6 +28,7 @@ from desk.web.auth import remote
 from desk.web.i18n import language
 from desk.web.keys import KNOWLEDGE, PLAN, PORTAL_LIMITER, SESSIONS, SETTINGS
 from desk.web.limits import PORTAL_LOOKUP, PORTAL_SUBMIT, too_many
+from desk.web.openapi import documented, obj, string
 from desk.web.templating import render
 from desk.web.validation import body_of
 
@@ -170,8 +171,8 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
     if requester is None:
         inc.requester_name = fields.get("name", "")[:120]
         inc.requester_mobile = phone[:60]
-    for text in ["submitted through the self-service portal", *remarks]:
-        session.add(IncidentEvent(incident_id=inc.id, at=now, by="web", kind="note", text=text))
+    for remark in ["submitted through the self-service portal", *remarks]:
+        session.add(IncidentEvent(incident_id=inc.id, at=now, by="web", kind="note", text=remark))
     return inc
 
 
@@ -209,6 +210,7 @@ def _json_only(request: web.Request) -> None:
 # -- JSON API ---------------------------------------------------------------------------------
 
 
+@documented(responses=(429,), query={"phone": string(40)})
 async def api_lookup(request: web.Request) -> web.Response:
     """GET /portal/api/incidents/{number}?phone=: the incident's state, for its requester."""
     lang = language(request)
@@ -217,6 +219,22 @@ async def api_lookup(request: web.Request) -> web.Response:
     return web.json_response(public_incident(inc, lang))
 
 
+@documented(
+    responses=(201, 415, 429),
+    body=obj(
+        {
+            "type": {"enum": [t.value for t in IncidentType]},
+            "symptom": string(5000),
+            "phone": string(40),
+            "category": {"enum": list(CATEGORIES)},
+            "employee_no": string(40),
+            "name": string(120),
+            "email": string(200, format="email"),
+            "language": {"enum": ["zh", "en"]},
+        },
+        ("symptom", "phone"),
+    ),
+)
 async def api_submit(request: web.Request) -> web.Response:
     """POST /portal/api/requests {type, symptom, phone, category?, employee_no?, name?, email?}:
     its number. The requester's record is attached only when the phone is in it."""
@@ -241,6 +259,7 @@ async def api_announcements(request: web.Request) -> web.Response:
     )
 
 
+@documented(query={"q": string(200, minLength=1)})
 async def api_knowledge(request: web.Request) -> web.Response:
     """GET /portal/api/knowledge?q=: published articles, ranked."""
     q = request.query.get("q", "")

@@ -13,6 +13,7 @@ from desk.validation import day, queue_name
 from desk.web.auth import WEB_SESSION, current, requires
 from desk.web.i18n import language
 from desk.web.keys import ARCHIVE, SESSIONS, SETTINGS
+from desk.web.openapi import documented, obj, string
 from desk.web.templating import render
 from desk.web.validation import body_of
 from reports.build import KINDS
@@ -109,6 +110,21 @@ async def view_report(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[p["formats"][0]]})
 
 
+@documented(
+    responses=(201,),
+    body=obj(
+        {
+            "kind": {"enum": list(KINDS)},
+            "date": {"type": "string", "format": "date"},
+            "end": {"type": "string", "format": "date"},
+            "formats": {"type": "array", "items": {"enum": list(FORMATS)}, "minItems": 1},
+            "lang": {"enum": ["zh", "en"]},
+            "queue": string(80, pattern="^[a-z0-9_-]+$"),
+            "brief": {"type": "boolean"},
+        },
+        ("kind", "date"),
+    ),
+)
 @requires(Role.LEAD)
 async def create_reports(request: web.Request) -> web.Response:
     """POST /api/reports {kind, date, end?, formats, lang, queue?, brief?}: into the archive."""
@@ -137,6 +153,13 @@ async def archived(request: web.Request) -> web.StreamResponse:
     )
 
 
+@documented(
+    query={
+        "since": {"type": "string", "format": "date"},
+        "until": {"type": "string", "format": "date"},
+        "format": {"enum": ["csv", "xlsx"]},
+    },
+)
 @requires(Role.LEAD)
 async def export_table(request: web.Request) -> web.StreamResponse:
     """GET /api/exports/requests?since=&until=&format=csv|xlsx (Table A.1, the user request log),

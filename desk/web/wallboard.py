@@ -10,6 +10,7 @@ from desk.web.i18n import language, script_texts
 from desk.web.keys import WALLBOARD
 from desk.web.messages import WALLBOARD as TOPIC
 from desk.web.messages import MessageType
+from desk.web.openapi import documented
 from desk.web.templating import render
 
 
@@ -29,6 +30,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
     )
 
 
+@documented(responses=(503,))
 @requires(Role.LEAD)
 async def wallboard_json(request: web.Request) -> web.Response:
     """GET /api/wallboard: the current snapshot."""

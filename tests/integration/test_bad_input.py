@@ -3,12 +3,16 @@ digit that is not 0-9 in a record id, dates at the ends of the calendar, a lone 
 JSON, and true where a number belongs. Each must get a 400 that names the field, and change
 nothing."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from cti.phone import NumberPlan
+from desk.directory import upsert_user
+from desk.web.keys import SESSIONS
 from tests.support.staff import add_staff, login
 from tests.support.web import desk_server, from_address
 
@@ -95,6 +99,42 @@ async def test_a_lone_surrogate_in_json_is_refused(tmp_path: Path) -> None:
         assert listed["incidents"] == []
 
 
+async def test_a_nul_character_is_refused_wherever_text_comes_in(tmp_path: Path) -> None:
+    """PostgreSQL cannot store NUL: schemathesis found /api/calls?queue=...%00... and a PATCH
+    with a NUL in a field answering 500 there. Refused at the door, on any database."""
+    async with desk_server(tmp_path) as server, from_address(server, "127.0.0.2") as lead:
+        await _staff(server, lead, "lead")
+        await _refused(await lead.get("/api/calls", params={"queue": "help\x00desk"}), "queue")
+        await _refused(await lead.get("/api/calls/abc%00def"), "uniqueid")
+        await _refused(await lead.get("/api/search", params={"q": "\x00"}), "q")
+        await _refused(await lead.post("/api/cmdb", json={"name": "mail\x00"}), "name")
+        await _refused(
+            await lead.patch("/api/incidents/1", json={"symptom": "x", "\x00": 1}), "field name"
+        )
+        r = await lead.post(
+            "/portal/api/requests", json={"symptom": "x\x00", "phone": "13912345678"}
+        )
+        await _refused(r, "symptom")
+        r = await lead.post("/login", data={"username": "lead1\x00", "password": "x"})
+        assert r.status == 400
+        assert (await (await lead.get("/api/cmdb")).json())["items"] == []
+
+
+async def test_directory_fields_fit_their_columns(tmp_path: Path) -> None:
+    """PostgreSQL refuses text longer than a column (SQLite stores it): a name of 121 characters
+    or a phone field of 61 was taken by PATCH /api/users (which allowed 200) and failed there."""
+    async with desk_server(tmp_path) as server, from_address(server, "127.0.0.2") as agent:
+        await _staff(server, agent, "agent")
+        async with server.app[SESSIONS].begin() as s:
+            user, _ = await upsert_user(s, {"employee_no": "E1", "name": "张三"}, by="t",
+                                        now=datetime.now(UTC), plan=NumberPlan(area_code="10"))  # fmt: skip
+        for field, value in (("name", "张" * 121), ("office_phone", "13800138000;" * 5 + "1")):
+            r = await agent.patch(f"/api/users/{user.id}", json={field: value})
+            await _refused(r, field)
+        found = await (await agent.get("/api/users", params={"q": "E1"})).json()
+        assert found["users"][0]["name"] == "张三"
+
+
 async def test_true_is_not_a_number(tmp_path: Path) -> None:
     async with desk_server(tmp_path) as server, from_address(server, "127.0.0.2") as agent:
         await _staff(server, agent, "agent")
@@ -110,4 +150,6 @@ async def test_true_is_not_a_number(tmp_path: Path) -> None:
         await _refused(
             await agent.patch(f"/api/incidents/{number}", json={"priority": 1.0}), "priority"
         )
+        # Found by schemathesis: a list where a name belongs was looked up in a set (500).
+        await _refused(await agent.patch(f"/api/incidents/{number}", json={"type": [[]]}), "type")
         assert (await (await agent.get(f"/api/incidents/{number}")).json())["priority"] == 3
