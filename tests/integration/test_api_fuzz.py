@@ -7,7 +7,8 @@ The server runs in this process, in a thread of its own (schemathesis calls it o
 127.0.0.1, synchronously), on a real SQLite file, without Asterisk. The budget is a fixed number
 of examples per operation, role and mode, derandomised so every run sends the same requests:
 CTI_FUZZ_EXAMPLES (default 8) makes it longer by hand, e.g. CTI_FUZZ_EXAMPLES=200, and
-CTI_FUZZ_DATABASE_URL runs it on another database (e.g. an empty PostgreSQL one).
+CTI_FUZZ_DATABASE_URL runs the main pass on another database. Two shorter passes follow: on the
+tests' own PostgreSQL server, and with the core running on the Asterisk sandbox.
 """
 
 import asyncio
@@ -89,6 +90,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]
     tmp = tmp_path_factory.mktemp("fuzz")
     extra = {"CTI_DATABASE_URL": DATABASE} if DATABASE else {}
     srv = ThreadedServer(create_app(desk_settings(tmp, **extra), with_core=False))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pg_server(tmp_path: Path, pg_url: str) -> Iterator[ThreadedServer]:
+    """The desk without Asterisk on a PostgreSQL database of its own (NUL, column lengths)."""
+    srv = ThreadedServer(
+        create_app(desk_settings(tmp_path, CTI_DATABASE_URL=pg_url), with_core=False)
+    )
     srv.start()
     yield srv
     srv.stop()
@@ -240,6 +252,14 @@ def _run(server: ThreadedServer, examples: int) -> Tally:
 @pytest.mark.timeout(3600)
 def test_no_operation_answers_500_or_an_undocumented_status(server: ThreadedServer) -> None:
     tally = _run(server, EXAMPLES)
+    assert not tally.failures, "\n\n".join(tally.failures)
+
+
+@pytest.mark.postgresql
+@pytest.mark.timeout(3600)
+def test_the_same_on_postgresql(pg_server: ThreadedServer) -> None:
+    """A shorter pass on PostgreSQL, which refuses what SQLite stores (NUL, over-long text)."""
+    tally = _run(pg_server, max(2, EXAMPLES // 4))
     assert not tally.failures, "\n\n".join(tally.failures)
 
 

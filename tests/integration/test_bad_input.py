@@ -111,14 +111,22 @@ async def test_a_lone_surrogate_in_json_is_refused(tmp_path: Path) -> None:
         assert listed["incidents"] == []
 
 
-async def test_a_nul_character_is_refused_wherever_text_comes_in(tmp_path: Path) -> None:
-    """PostgreSQL cannot store NUL: schemathesis found /api/calls?queue=...%00... and a PATCH
-    with a NUL in a field answering 500 there. Refused at the door, on any database."""
-    async with desk_server(tmp_path) as server, from_address(server, "127.0.0.2") as lead:
+@pytest.mark.postgresql
+async def test_a_nul_character_is_refused_wherever_text_comes_in(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """PostgreSQL cannot take NUL in text: schemathesis found a GET /api/calls and a PATCH
+    /api/cmdb/{id} with a NUL answering 500 there, and GET /api/users?q=a%00 does too. Refused at
+    the door (on any database)."""
+    async with (
+        desk_server(tmp_path, CTI_DATABASE_URL=pg_url) as server,
+        from_address(server, "127.0.0.2") as lead,
+    ):
         await _staff(server, lead, "lead")
         await _refused(await lead.get("/api/calls", params={"queue": "help\x00desk"}), "queue")
         await _refused(await lead.get("/api/calls/abc%00def"), "uniqueid")
         await _refused(await lead.get("/api/search", params={"q": "\x00"}), "q")
+        await _refused(await lead.get("/api/users", params={"q": "a\x00"}), "q")
         await _refused(await lead.post("/api/cmdb", json={"name": "mail\x00"}), "name")
         await _refused(
             await lead.patch("/api/incidents/1", json={"symptom": "x", "\x00": 1}), "field name"
@@ -132,10 +140,14 @@ async def test_a_nul_character_is_refused_wherever_text_comes_in(tmp_path: Path)
         assert (await (await lead.get("/api/cmdb")).json())["items"] == []
 
 
-async def test_directory_fields_fit_their_columns(tmp_path: Path) -> None:
+@pytest.mark.postgresql
+async def test_directory_fields_fit_their_columns(tmp_path: Path, pg_url: str) -> None:
     """PostgreSQL refuses text longer than a column (SQLite stores it): a name of 121 characters
     or a phone field of 61 was taken by PATCH /api/users (which allowed 200) and failed there."""
-    async with desk_server(tmp_path) as server, from_address(server, "127.0.0.2") as agent:
+    async with (
+        desk_server(tmp_path, CTI_DATABASE_URL=pg_url) as server,
+        from_address(server, "127.0.0.2") as agent,
+    ):
         await _staff(server, agent, "agent")
         async with server.app[SESSIONS].begin() as s:
             user, _ = await upsert_user(s, {"employee_no": "E1", "name": "张三"}, by="t",
