@@ -13,7 +13,7 @@ from desk import directory
 from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
 from desk.staff import staff_by_username, staff_json, start_session
-from desk.validation import record_id, text_field
+from desk.validation import email_address, record_id, text_field
 from desk.web.auth import (
     COOKIE,
     WEB_SESSION,
@@ -266,6 +266,8 @@ async def update_user(request: web.Request) -> web.Response:
             value = text_field(body, key, USER_FIELD_LENGTHS[key])
             if value is not None:
                 data[key] = value
+        if body.get("email"):  # one mailbox: the directory's own check lets "a@b.c,d" by
+            email_address("email", data["email"])
         plan = request.app[PLAN]
         user, changed = await directory.upsert_user(
             s, data, by=f"{staff.name} ({staff.username})", now=datetime.now(UTC), plan=plan
