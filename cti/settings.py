@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cti.errors import ConfigError
 
 ENV_PREFIX = "CTI_"
+# Characters of a take-link signing key, at the least (secrets.token_urlsafe(32) gives 43).
+MIN_SECRET_KEY = 32
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,11 @@ class Settings:
     agent_interface: str = ""
     # After-call work (wrap-up) in seconds; no queue call is offered to the agent meanwhile.
     wrapup_seconds: float = 30.0
-    # Staff session cookies only over HTTPS (set when a TLS proxy fronts the server).
+    # Staff session cookies only over HTTPS (also on whenever public_url is https://).
     secure_cookies: bool = False
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks): rate
+    # limits then count per client instead of per proxy. Empty: the header is ignored.
+    trusted_proxies: tuple[str, ...] = ()
     # Signs "take this call" links; empty: a random key kept in data_dir/secret.key.
     secret_key: str = field(default="", repr=False)
     # This server's address as people reach it from IM links (empty: http://<http_host>:<port>).
@@ -130,17 +135,40 @@ class Settings:
         return self.effective_agent_interface.replace("{ext}", ext)
 
     def effective_secret_key(self) -> str:
-        """The signing key (created once, readable by this user only, when not configured)."""
+        """The signing key (created once, readable by this user only, when not configured).
+
+        A key shorter than MIN_SECRET_KEY characters (an empty secret.key left by a full disk, a
+        hand-made one) would make take links forgeable: ConfigError, and the server does not
+        start."""
         if self.secret_key:
+            if len(self.secret_key) < MIN_SECRET_KEY:
+                raise ConfigError(
+                    f"setting secret_key: at least {MIN_SECRET_KEY} characters are needed"
+                )
             return self.secret_key
         path = self.data_dir / "secret.key"
         if not path.exists():
             import secrets
 
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(32))
-        return path.read_text().strip()
+            fresh = path.with_suffix(".new")
+            fresh.unlink(missing_ok=True)
+            with os.fdopen(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+            fresh.replace(path)  # whole or not at all: a crash never leaves an empty key
+        key = path.read_text().strip()
+        if len(key) < MIN_SECRET_KEY:
+            raise ConfigError(
+                f"{path} holds {len(key)} characters, fewer than the {MIN_SECRET_KEY} a signing "
+                "key needs: delete it to have a new one made, or set CTI_SECRET_KEY"
+            )
+        return key
+
+    @property
+    def effective_secure_cookies(self) -> bool:
+        """Cookies only over HTTPS: when asked for, or when people reach us at an https:// URL
+        (a TLS proxy in front, which this server cannot see from the request)."""
+        return self.secure_cookies or self.public_url.lower().startswith("https://")
 
     @property
     def effective_public_url(self) -> str:

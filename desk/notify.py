@@ -7,8 +7,10 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
+from cti.errors import InvalidInput
 from desk.i18n import N_, Msg, translate
 from desk.models import Incident, IncidentState
+from desk.validation import is_email
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +31,12 @@ _GREETING = N_("%(name)s:")
 _HELLO = N_("Hello")
 _ASK = N_("If you have any questions, call the service desk and give the incident number.")
 _SIGNATURE = N_("IT service desk")
+
+
+def _one_line(text: str) -> str:
+    """Text for a header or a greeting: line breaks and other control characters become spaces."""
+    spaced = "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text)
+    return " ".join(spaced.split())
 
 
 @dataclass(frozen=True)
@@ -56,19 +64,24 @@ class Mailer:
 
     def compose(self, incident: Incident, headline: Msg, text: str) -> EmailMessage:
         """A bilingual notice about an incident: the Mandarin half greets the user and says how
-        to ask; the English half is the news alone."""
+        to ask; the English half is the news alone. InvalidInput when the requester's address is
+        not one plain mailbox (records from before addresses were checked may hold anything):
+        nothing a record holds can add a recipient or a header."""
+        to = incident.requester_email
+        if not is_email(to):
+            raise InvalidInput(f"the requester's e-mail address {to!r} is not a valid address")
 
         def say(lang: str, message: Msg) -> str:
             return translate(lang, message) % {
                 "number": incident.number,
-                "category": incident.category,
+                "category": _one_line(incident.category),
                 "headline": translate(lang, headline),
-                "name": incident.requester_name or translate(lang, _HELLO),
+                "name": _one_line(incident.requester_name) or translate(lang, _HELLO),
             }
 
         msg = EmailMessage()
         msg["From"] = self.smtp.sender
-        msg["To"] = incident.requester_email
+        msg["To"] = to
         msg["Subject"] = f"{say('zh', _SUBJECT)} / {say('en', _SUBJECT)}"
         msg.set_content(
             f"{say('zh', _GREETING)}\n\n{say('zh', _NEWS)}\n{text}\n\n{say('zh', _ASK)}\n\n"

@@ -1,9 +1,11 @@
 """Desk staff (Table A.2): records, argon2 password hashes, login sessions with a CSRF token
 each, roles; and `cti staff add|list`."""
 
+import asyncio
 import getpass
 import secrets
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +19,8 @@ from cti.errors import InvalidInput
 from cti.settings import Settings
 from desk.migrations import MIGRATIONS
 from desk.models import Role, Staff, WebSession
+from desk.validation import QUEUE_CHARS
 
-QUEUE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_,")
 SESSION_HOURS = 12
 HASHER = PasswordHasher()
 # The hash of a password nobody has: verifying an unknown user costs the same time.
@@ -40,6 +42,24 @@ def verify_password(stored: str | None, password: str) -> bool:
         return HASHER.verify(stored or _DUMMY, password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+class PasswordVerifier:
+    """argon2 checks off the event loop, at most `workers` at once: each takes a core and
+    64 MiB for a good fraction of a second, which on the loop would stall every other request
+    (pops, the wallboard) meanwhile."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="argon2")
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        """verify_password, in the pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, verify_password, stored, password)
+
+    def close(self) -> None:
+        """Stop the pool (checks still queued are dropped)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def start_session(session: AsyncSession, staff: Staff, now: datetime) -> WebSession:
@@ -121,8 +141,10 @@ async def upsert_staff(
     else:
         for key, value in fields.items():
             setattr(staff, key, value)
-        if password:
+        if password and not verify_password(staff.password_hash, password):
             staff.password_hash = hash_password(password)
+            # A new password ends every session made with the old one (a stolen cookie too).
+            await session.execute(delete(WebSession).where(WebSession.staff_id == staff.id))
         staff.updated_at = now
     if staff.extension:
         other = await session.scalar(

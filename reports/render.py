@@ -16,6 +16,7 @@ from openpyxl import Workbook
 
 from cti.errors import CtiError
 from desk.i18n import N_, NC_, Msg, translate, translations
+from reports.cells import append_xlsx_row, csv_row
 
 FORMATS = ("html", "csv", "xlsx", "pdf")
 TITLES: dict[str, Msg] = {
@@ -144,7 +145,7 @@ def to_csv(report: dict[str, Any]) -> str:
     for section, rows in _tables(report):
         w.writerow([f"# {section}"])
         for row in rows:
-            w.writerow(row)
+            w.writerow(csv_row(row))
         w.writerow([])
     return "\ufeff" + buf.getvalue()
 
@@ -156,7 +157,7 @@ def to_xlsx(report: dict[str, Any], path: Path) -> None:
     for section, rows in _tables(report):
         ws = wb.create_sheet(section[:31])
         for row in rows:
-            ws.append(row)
+            append_xlsx_row(ws, row)
     wb.save(path)
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from cti.db import SessionMaker, create_engine, migrate, session_maker
 from cti.erlang import agents_needed, evaluate
+from cti.errors import InvalidInput
 from cti.settings import Settings
-from reports.build import ReportOptions, build_report, period_for
+from desk.validation import queue_name
+from reports.build import KINDS, ReportOptions, build_report, period_for
 from reports.render import FORMATS, write
 
 logger = logging.getLogger(__name__)
@@ -29,9 +31,30 @@ class Archive:
     def path(
         self, kind: str, start: date, fmt: str, lang: str, queue: str | None, brief: bool
     ) -> Path:
+        """Where a report goes; InvalidInput for anything that would not stay in the archive."""
+        if kind not in KINDS or fmt not in FORMATS or lang not in ("zh", "en"):
+            raise InvalidInput(f"no archive place for a {kind!r} report as {fmt!r} in {lang!r}")
+        if queue is not None:
+            queue_name("queue", queue)
         tags = ("_" + queue if queue else "") + ("_brief" if brief else "")
         name = f"{start.isoformat()}{tags}_{lang}.{fmt}"
-        return self.root / kind / name
+        return self._inside(self.root / kind / name)
+
+    def file(self, kind: str, name: str) -> Path | None:
+        """An archived report by kind and file name, if there is one (never a path outside)."""
+        if kind not in KINDS or "/" in name or "\\" in name or name.startswith("."):
+            return None
+        try:
+            path = self._inside(self.root / kind / name)
+        except InvalidInput:
+            return None
+        return path if path.is_file() else None
+
+    def _inside(self, path: Path) -> Path:
+        """`path`, if it resolves (links followed) to a place inside the archive."""
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise InvalidInput("a report file must stay inside the report archive")
+        return path
 
     def listing(self) -> list[dict[str, object]]:
         """Every archived report, newest first."""

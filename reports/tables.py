@@ -1,5 +1,6 @@
 """Appendix A exports: Table A.1, the user request log (热线帮助用户请求记录), and Table A.2,
-the desk staff contact list (热线帮助人员联系表), as CSV or XLSX."""
+the desk staff contact list (热线帮助人员联系表), as CSV or XLSX (cells as reports/cells.py
+makes them: text people typed never becomes a formula)."""
 
 import csv
 import io
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from desk.i18n import NC_, Msg, translate
 from desk.models import Incident, Staff
+from reports.cells import append_xlsx_row, csv_row
 
 # Column headings in both languages, "编号 Number": the tables are the standard's own forms.
 A1: tuple[Msg, ...] = (
@@ -118,7 +120,7 @@ def table_bytes(columns: tuple[Msg, ...], rows: list[list[Any]], fmt: str) -> by
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(header)
-        w.writerows(rows)
+        w.writerows(csv_row(row) for row in rows)
         return ("\ufeff" + buf.getvalue()).encode("utf-8")
     if fmt == "xlsx":
         wb = Workbook()
@@ -126,7 +128,7 @@ def table_bytes(columns: tuple[Msg, ...], rows: list[list[Any]], fmt: str) -> by
         assert ws is not None
         ws.append(header)
         for row in rows:
-            ws.append(row)
+            append_xlsx_row(ws, row)
         out = io.BytesIO()
         wb.save(out)
         return out.getvalue()

@@ -1,10 +1,10 @@
 """Login, the agent's own state and screen pop (REST + WebSocket), and caller details edits."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import String, select
 
 from cti.errors import InvalidInput, NotFound
 from cti.live.model import AgentState
@@ -12,39 +12,61 @@ from cti.phone import normalize
 from desk import directory
 from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
-from desk.staff import staff_by_username, staff_json, start_session, verify_password
-from desk.validation import text_field
-from desk.web.auth import COOKIE, WEB_SESSION, checks_own_credentials, current, requires, set_cookie
+from desk.staff import staff_by_username, staff_json, start_session
+from desk.validation import email_address, record_id, text_field
+from desk.web.auth import (
+    COOKIE,
+    WEB_SESSION,
+    checks_own_credentials,
+    current,
+    open_socket,
+    remote,
+    requires,
+    same_site_path,
+    set_cookie,
+)
 from desk.web.i18n import language, script_texts
-from desk.web.keys import CORE, HUB, LIMITER, PLAN, POP, SESSIONS, SETTINGS
+from desk.web.keys import CORE, HUB, LIMITER, PASSWORDS, PLAN, POP, SESSIONS, SETTINGS
+from desk.web.limits import login_keys, too_many
 from desk.web.messages import MessageType, agent_topic
 from desk.web.notifier import agent_json
+from desk.web.openapi import documented, obj, string
 from desk.web.pages import HOME
 from desk.web.templating import render
-from desk.web.validation import body_of
+from desk.web.validation import body_of, check_text
+
+# As long as the directory's columns hold (PostgreSQL refuses longer text with an error).
+USER_FIELD_LENGTHS: dict[str, int] = {
+    key: cast(String, User.__table__.c[key].type).length or 200 for key in directory.FIELDS[1:]
+}
 
 
 async def _login(request: web.Request, username: str, password: str) -> tuple[Staff, WebSession]:
-    address = request.remote or "?"
+    address = remote(request)
     limiter = request.app[LIMITER]
-    if limiter.blocked(username, address):
-        raise web.HTTPTooManyRequests(
-            text='{"error":"too many failed logins; wait a few minutes"}',
-            content_type="application/json",
-        )
-    async with request.app[SESSIONS].begin() as s:
+    keys = login_keys(username, address)
+    # Counted before anything is awaited: parallel guesses cannot all pass the check.
+    ticket = limiter.acquire(keys)
+    if ticket is None:
+        raise too_many("too many failed logins; wait a few minutes")
+    async with request.app[SESSIONS]() as s:
         staff = await staff_by_username(s, username)
-        ok = verify_password(staff.password_hash if staff else None, password)
-        if not ok or staff is None or not staff.active:
-            limiter.failed(username, address)
-            raise web.HTTPUnauthorized(
-                text='{"error":"wrong user name or password"}', content_type="application/json"
-            )
-        limiter.succeeded(username)
+    ok = await request.app[PASSWORDS].verify(staff.password_hash if staff else None, password)
+    if not ok or staff is None or not staff.active:
+        raise web.HTTPUnauthorized(
+            text='{"error":"wrong user name or password"}', content_type="application/json"
+        )
+    limiter.release(ticket)
+    limiter.forget(keys[0][0])  # this pair's earlier failures
+    async with request.app[SESSIONS].begin() as s:
         ws = await start_session(s, staff, datetime.now(UTC))
     return staff, ws
 
 
+@documented(
+    responses=(401, 429),
+    body=obj({"username": string(60), "password": string(200)}, ("username", "password")),
+)
 @checks_own_credentials
 async def api_login(request: web.Request) -> web.Response:
     """POST /api/login {username, password} -> {staff, csrf} and the session cookie."""
@@ -55,7 +77,7 @@ async def api_login(request: web.Request) -> web.Response:
         raise InvalidInput("password is required")
     staff, ws = await _login(request, username, password)
     resp = web.json_response({"staff": staff_json(staff), "csrf": ws.csrf})
-    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].secure_cookies)
+    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].effective_secure_cookies)
     return resp
 
 
@@ -72,6 +94,7 @@ async def login_form(request: web.Request) -> web.Response:
     form = await request.post()
     username, password = str(form.get("username", "")), str(form.get("password", ""))
     nxt = str(form.get("next", ""))
+    check_text("username", username)
     try:
         staff, ws = await _login(request, username[:60], password[:200])
     except (web.HTTPUnauthorized, web.HTTPTooManyRequests) as exc:
@@ -84,11 +107,9 @@ async def login_form(request: web.Request) -> web.Response:
         resp = render("login.html", lang=lang, error=error, next=nxt)
         resp.set_status(exc.status)
         return resp
-    target = (
-        nxt if nxt.startswith("/") and not nxt.startswith("//") else HOME.get(staff.role, "/agent")
-    )
+    target = same_site_path(nxt) or HOME.get(staff.role, "/agent")
     resp = web.HTTPFound(target)
-    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].secure_cookies)
+    set_cookie(resp, ws.id, request.secure or request.app[SETTINGS].effective_secure_cookies)
     raise resp
 
 
@@ -100,6 +121,7 @@ async def logout(request: web.Request) -> web.Response:
             row = await s.get(WebSession, ws.id)
             if row is not None:
                 await s.delete(row)
+        await request.app[HUB].end_session(ws.id)
     resp = web.HTTPFound("/login")
     resp.del_cookie(COOKIE, path="/")
     raise resp
@@ -136,6 +158,17 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response(await _me_body(request))
 
 
+@documented(
+    responses=(202, 503),
+    body=obj(
+        {
+            "state": {"enum": [s.value for s in AgentState]},
+            "reason": string(60),
+            "seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+        },
+        ("state",),
+    ),
+)
 @requires(Role.AGENT)
 async def set_state(request: web.Request) -> web.Response:
     """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason}."""
@@ -158,7 +191,9 @@ async def set_state(request: web.Request) -> web.Response:
         await agents.set_paused(ext, True, text_field(body, "reason", 60, required=True) or "")
     elif state == AgentState.WRAP_UP:
         seconds = body.get("seconds", request.app[SETTINGS].wrapup_seconds)
-        if not isinstance(seconds, int | float) or not 0 < seconds <= 3600:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise InvalidInput("seconds must be between 1 and 3600")
+        if not 0 < seconds <= 3600:
             raise InvalidInput("seconds must be between 1 and 3600")
         await agents.start_wrapup(ext, float(seconds))
     elif state == AgentState.LOGGED_OUT:
@@ -175,7 +210,7 @@ async def agent_ws(request: web.Request) -> web.WebSocketResponse:
     """GET /ws/agent: this agent's pops and state changes, nobody else's."""
     ext = _ext(request)
     hello = {"type": MessageType.HELLO.value, **(await _me_body(request))}
-    return await request.app[HUB].serve(request, {agent_topic(ext)}, hello)
+    return await open_socket(request, {agent_topic(ext)}, hello)
 
 
 @requires(Role.AGENT)
@@ -194,6 +229,7 @@ async def agent_page(request: web.Request) -> web.Response:
     )
 
 
+@documented(query={"q": string(60, minLength=1)})
 @requires(Role.AGENT)
 async def find_users(request: web.Request) -> web.Response:
     """GET /api/users?q=: by employee number, name or phone."""
@@ -213,24 +249,25 @@ async def find_users(request: web.Request) -> web.Response:
     return web.json_response({"users": [directory.user_json(u) for u in found[:20]]})
 
 
+@documented(body=obj({k: string(USER_FIELD_LENGTHS[k]) for k in directory.FIELDS[1:]}))
 @requires(Role.AGENT)
 async def update_user(request: web.Request) -> web.Response:
     """PATCH /api/users/{id}: the agent confirms or corrects the caller's details (6.3.1.3)."""
     body = await body_of(request)
     staff = current(request)
     assert staff is not None
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput("user id must be a number")
+    user_id = record_id("user id", request.match_info["id"])
     async with request.app[SESSIONS].begin() as s:
-        user = await s.get(User, int(raw))
+        user = await s.get(User, user_id)
         if user is None:
-            raise NotFound(f"no user {raw}")
+            raise NotFound(f"no user {user_id}")
         data = {k: getattr(user, k) for k in directory.FIELDS}
         for key in directory.FIELDS[1:]:
-            value = text_field(body, key, 200)
+            value = text_field(body, key, USER_FIELD_LENGTHS[key])
             if value is not None:
                 data[key] = value
+        if body.get("email"):  # one mailbox: the directory's own check lets "a@b.c,d" by
+            email_address("email", data["email"])
         plan = request.app[PLAN]
         user, changed = await directory.upsert_user(
             s, data, by=f"{staff.name} ({staff.username})", now=datetime.now(UTC), plan=plan

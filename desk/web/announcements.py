@@ -1,18 +1,47 @@
 """Announcements over HTTP (lead writes, agents read)."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 
-from cti.errors import InvalidInput, NotFound
-from desk.announcements import active, as_json, attach_audio, synthesise, texts_of, validate
+from cti.errors import NotFound
+from desk.announcements import (
+    KINDS,
+    active,
+    as_json,
+    attach_audio,
+    synthesise,
+    texts_of,
+    validate,
+)
 from desk.models import Announcement, Role
+from desk.validation import record_id
 from desk.web.auth import requires
 from desk.web.keys import MEDIA, SESSIONS, SETTINGS, SYNTH
+from desk.web.openapi import documented, obj, string
 from desk.web.validation import body_of
 
 
+def _body(required: tuple[str, ...]) -> dict[str, Any]:
+    """An announcement's JSON body, for the API document."""
+    return obj(
+        {
+            "kind": {"enum": list(KINDS)},
+            "title": string(200),
+            "text_zh": string(1000),
+            "text_en": string(1000),
+            "service": string(120),
+            "starts_at": {"type": "string", "format": "date-time"},
+            "ends_at": {"type": ["string", "null"], "format": "date-time"},
+            "active": {"type": "boolean"},
+        },
+        required,
+    )
+
+
+@documented(query={"active": {"enum": ["0", "1", "true", "false"]}})
 @requires(Role.AGENT)
 async def list_announcements(request: web.Request) -> web.Response:
     """GET /api/announcements[?active=1]."""
@@ -26,6 +55,7 @@ async def list_announcements(request: web.Request) -> web.Response:
     return web.json_response({"announcements": [as_json(a) for a in rows]})
 
 
+@documented(responses=(201,), body=_body(("kind", "title")))
 @requires(Role.LEAD)
 async def create_announcement(request: web.Request) -> web.Response:
     """POST /api/announcements."""
@@ -39,6 +69,7 @@ async def create_announcement(request: web.Request) -> web.Response:
     return web.json_response(as_json(await _with_audio(request, a)), status=201)
 
 
+@documented(body=_body(()))
 @requires(Role.LEAD)
 async def update_announcement(request: web.Request) -> web.Response:
     """PATCH /api/announcements/{id}."""
@@ -85,10 +116,7 @@ async def delete_announcement(request: web.Request) -> web.Response:
 
 
 def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput(f"announcement id {raw!r} is not a number")
-    return int(raw)
+    return record_id("announcement id", request.match_info["id"])
 
 
 def setup(app: web.Application) -> None:

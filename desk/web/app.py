@@ -31,7 +31,7 @@ from desk.migrations import MIGRATIONS
 from desk.notify import Mailer, SmtpSettings
 from desk.oncall import OncallRoster
 from desk.pop import PopBuilder
-from desk.staff import load_session
+from desk.staff import PasswordVerifier, load_session
 from desk.web import (
     agent,
     announcements,
@@ -46,7 +46,7 @@ from desk.web import (
     take,
     wallboard,
 )
-from desk.web.auth import COOKIE, STAFF, WEB_SESSION, LoginLimiter, check_csrf, security_headers
+from desk.web.auth import COOKIE, STAFF, WEB_SESSION, check_csrf, security_headers
 from desk.web.hub import Hub
 from desk.web.keys import (
     ARCHIVE,
@@ -59,6 +59,7 @@ from desk.web.keys import (
     MAILER,
     MEDIA,
     NOTIFIER,
+    PASSWORDS,
     PLAN,
     POP,
     PORTAL_LIMITER,
@@ -71,8 +72,10 @@ from desk.web.keys import (
     WALLBOARD,
     Tts,
 )
+from desk.web.limits import Limiter
 from desk.web.notifier import Notifier
 from desk.web.pusher import WallboardPusher
+from desk.web.validation import input_middleware
 from reports.service import Archive, Scheduler
 from reports.wallboard import HandleTimeCache, MetricSettings
 
@@ -168,6 +171,13 @@ async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
     await scheduler.close()
 
 
+async def passwords_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The threads that check login passwords (argon2), off the event loop."""
+    app[PASSWORDS] = PasswordVerifier()
+    yield
+    app[PASSWORDS].close()
+
+
 async def desk_ctx(app: web.Application) -> AsyncIterator[None]:
     """Knowledge matching and e-mail notices."""
     s = app[SETTINGS]
@@ -245,7 +255,9 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """GET /healthz: AMI and database state; 200 when both are up, 503 otherwise."""
+    """GET /healthz: 200 when AMI and the database are up, 503 otherwise. Anyone (a load
+    balancer, a container healthcheck) gets {"ok": ...} alone; logged-in staff also get the AMI
+    link, journal and database state (hosts, paths and errors are not for strangers)."""
     db_ok, db_error = True, ""
     started = time.perf_counter()
     try:
@@ -253,6 +265,11 @@ async def healthz(request: web.Request) -> web.Response:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
+    ami_ok = CORE in request.app and request.app[CORE].client.connected
+    ok = db_ok and ami_ok
+    status = 200 if ok else 503
+    if request.get(STAFF) is None:
+        return web.json_response({"ok": ok}, status=status)
     body: dict[str, object] = {
         "database": {
             "ok": db_ok,
@@ -261,12 +278,10 @@ async def healthz(request: web.Request) -> web.Response:
             "error": db_error,
         }
     }
-    ami_ok = False
     if CORE in request.app:
         body.update(request.app[CORE].health())
-        ami_ok = request.app[CORE].client.connected
-    body["ok"] = db_ok and ami_ok
-    return web.json_response(body, status=200 if body["ok"] else 503)
+    body["ok"] = ok
+    return web.json_response(body, status=status)
 
 
 def create_app(settings: Settings, *, with_core: bool = True) -> web.Application:
@@ -274,18 +289,22 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     for lang in LANGUAGES:
         translations(lang)  # a broken catalogue stops the start, not a page later
     app = web.Application(
-        middlewares=[error_middleware, session_middleware], client_max_size=1 << 20
+        middlewares=[error_middleware, input_middleware, session_middleware],
+        client_max_size=1 << 20,
     )
     app[SETTINGS] = settings
     app[PLAN] = NumberPlan(area_code=settings.area_code)
     app[HUB] = Hub()
-    app[LIMITER] = LoginLimiter()
-    app[PORTAL_LIMITER] = LoginLimiter(limit=10, window=600)
+    app[LIMITER] = Limiter()
+    app[PORTAL_LIMITER] = Limiter()
     app[ARCHIVE] = Archive(settings.data_dir / "reports", settings.report_retention_days)
     app.on_response_prepare.append(_headers)
+    if with_core:
+        settings.effective_secret_key()  # a missing or short signing key stops the start here
     # Checked here, before anything starts: an error names the file and line.
     app[ROUTING_CONFIG] = load_routing(Path(settings.config_dir) if settings.config_dir else None)
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(passwords_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(desk_ctx)
     if with_core:

@@ -1,16 +1,17 @@
 """Staff login on the web: server-side sessions in HttpOnly SameSite cookies, the CSRF check,
-roles checked on every route and WebSocket, the login rate limit and the security headers."""
+roles checked on every route and WebSocket, who the client is, and the security headers."""
 
 import hmac
-import time
-from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
 from desk.models import Role, Staff, WebSession
-from desk.staff import RANKS, SESSION_HOURS
+from desk.staff import RANKS, SESSION_HOURS, load_session
+from desk.web.keys import HUB, SESSIONS, SETTINGS
+from desk.web.limits import client_address
 
 COOKIE = "cti_session"
 STAFF = web.RequestKey("staff", Staff)
@@ -19,33 +20,9 @@ WEB_SESSION = web.RequestKey("web_session", WebSession)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class LoginLimiter:
-    """At most `limit` failed logins per user name and per address in `window` seconds."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._fails: dict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str) -> deque[float]:
-        q = self._fails[key]
-        cutoff = time.monotonic() - self.window
-        while q and q[0] < cutoff:
-            q.popleft()
-        return q
-
-    def blocked(self, username: str, address: str) -> bool:
-        """True when either the name or the address has used up its attempts."""
-        return any(len(self._recent(k)) >= self.limit for k in (f"u:{username}", f"a:{address}"))
-
-    def failed(self, username: str, address: str) -> None:
-        """Count a failure."""
-        for key in (f"u:{username}", f"a:{address}"):
-            self._recent(key).append(time.monotonic())
-
-    def succeeded(self, username: str) -> None:
-        """A good login clears the name's failures."""
-        self._fails.pop(f"u:{username}", None)
+def remote(request: web.Request) -> str:
+    """The client's address as rate limits count it (see desk/web/limits.py)."""
+    return client_address(request, request.config_dict[SETTINGS].trusted_proxies)
 
 
 def set_cookie(response: web.StreamResponse, sid: str, secure: bool) -> None:
@@ -80,7 +57,7 @@ def requires(role: Role) -> Callable[[Handler], Handler]:
                     raise web.HTTPUnauthorized(
                         text='{"error":"login required"}', content_type="application/json"
                     )
-                raise web.HTTPFound(f"/login?next={request.path}")
+                raise web.HTTPFound("/login?" + urlencode({"next": request.path_qs}))
             if RANKS[Role(staff.role)] < RANKS[role]:
                 raise web.HTTPForbidden(
                     text='{"error":"your role may not do this"}'
@@ -96,6 +73,22 @@ def requires(role: Role) -> Callable[[Handler], Handler]:
     return wrap
 
 
+def same_site_path(target: str) -> str | None:
+    """`target` if it is a path on this site (where to go after the login), else None.
+
+    Browsers drop tabs and newlines inside a URL and read a backslash as a slash, so "/", a tab,
+    "/evil.example" would take the user to //evil.example: any control character, space or
+    backslash refuses the target instead of being interpreted."""
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
 def check_csrf(request: web.Request, supplied: str | None) -> None:
     """Unsafe methods must carry the session's CSRF token (form field or X-CSRF-Token)."""
     ws: WebSession | None = request.get(WEB_SESSION)
@@ -103,6 +96,58 @@ def check_csrf(request: web.Request, supplied: str | None) -> None:
         raise web.HTTPForbidden(
             text='{"error":"missing or wrong CSRF token"}', content_type="application/json"
         )
+
+
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+def _origin_of(url: str) -> tuple[str, int] | None:
+    """(host, port) of a URL, lower case, the port spelled out."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.hostname.lower(), port
+
+
+def check_origin(request: web.Request) -> None:
+    """A WebSocket opened by a page must come from a page of this server: the Origin a browser
+    sends must be this server as the request reached it (Host) or as people reach it
+    (CTI_PUBLIC_URL). SameSite cookies alone let a sibling subdomain's page open it. A client
+    that sends no Origin is not a browser, and carries no browser's cookie without being told."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    seen = _origin_of(origin)
+    own = {
+        _origin_of(f"{request.scheme}://{request.host}"),
+        _origin_of(request.config_dict[SETTINGS].effective_public_url),
+    }
+    if seen is None or seen not in own:
+        raise web.HTTPForbidden(
+            text='{"error":"WebSocket from another site"}', content_type="application/json"
+        )
+
+
+async def open_socket(
+    request: web.Request, topics: set[str], hello: dict[str, object]
+) -> web.WebSocketResponse:
+    """Serve a staff WebSocket (after @requires): from our own pages only, and for as long as
+    the login session it was opened with lasts."""
+    check_origin(request)
+    ws_session: WebSession = request[WEB_SESSION]
+    sessions = request.app[SESSIONS]
+
+    async def still_valid() -> bool:
+        async with sessions() as s:
+            return await load_session(s, ws_session.id) is not None
+
+    return await request.app[HUB].serve(
+        request, topics, dict(hello), session_id=ws_session.id, still_valid=still_valid
+    )
 
 
 def security_headers(response: web.StreamResponse) -> None:

@@ -20,6 +20,7 @@ from desk.validation import when
 from desk.web.auth import requires
 from desk.web.i18n import language
 from desk.web.keys import CORE, SESSIONS, SETTINGS
+from desk.web.openapi import documented, string
 from desk.web.templating import render
 
 MAX_LIMIT = 500
@@ -126,6 +127,16 @@ async def _query(request: web.Request) -> tuple[CallsQuery, list[Call], int]:
     return q, list(rows), total
 
 
+@documented(
+    query={
+        "since": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time"},
+        "outcome": {"enum": ["live", *(o.value for o in CallOutcome)]},
+        "queue": string(80),
+        "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        "offset": {"type": "integer", "minimum": 0},
+    }
+)
 @requires(Role.AGENT)
 async def get_calls(request: web.Request) -> web.Response:
     """GET /api/calls: newest first; filters since, until, outcome, queue; limit and offset."""

@@ -18,12 +18,15 @@ from desk.i18n import Msg, translate
 from desk.incidents import incident_json, sla_due
 from desk.models import Incident, IncidentEvent, IncidentState, IncidentType, Role, Staff, User
 from desk.notify import NEWS_HEADLINE, STATE_HEADLINES
-from desk.validation import text_field
+from desk.validation import text_field, whole_number
 from desk.web.auth import current, requires
 from desk.web.keys import CORE, MAILER, PLAN, SESSIONS, SETTINGS
+from desk.web.openapi import documented, obj, string
 from desk.web.validation import body_of
 
 S = IncidentState
+# A state change's or a note's body.
+_NOTE = obj({"text": string(5000), "notify": {"type": "boolean"}})
 OPEN = [S.NEW, S.IN_PROGRESS, S.ESCALATED_INCIDENT, S.ESCALATED_PROBLEM, S.RESOLVED]
 
 
@@ -66,7 +69,10 @@ async def _notify(
         )
         return {"sent": False, "reason": "no e-mail address for the requester"}
     mailer = request.app[MAILER]
-    error = await mailer.send(mailer.compose(incident, headline, text))
+    try:
+        error = await mailer.send(mailer.compose(incident, headline, text))
+    except InvalidInput as exc:  # an address from before addresses were checked: no 500
+        error = str(exc)
     session.add(
         IncidentEvent(
             incident_id=incident.id,
@@ -86,6 +92,13 @@ def _wants_notice(body: dict[str, Any], default: bool) -> bool:
     return value
 
 
+@documented(
+    query={
+        "state": {"enum": ["open", "all", *(s.value for s in S)]},
+        "mine": {"enum": ["0", "1", "true", "false"]},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 500},
+    }
+)
 @requires(Role.AGENT)
 async def list_incidents(request: web.Request) -> web.Response:
     """GET /api/incidents?state=open|all|<state>&mine=1&limit=: by SLA due time."""
@@ -149,6 +162,21 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+@documented(
+    responses=(201,),
+    body=obj(
+        {
+            "type": {"enum": [t.value for t in IncidentType]},
+            "symptom": string(5000),
+            "category": string(200),
+            "channel": {"enum": ["phone", "email", "web", "voicemail"]},
+            "user_id": {"type": "integer", "minimum": 1},
+            "caller_number": string(40),
+            "call_uniqueid": string(150),
+        },
+        ("type", "symptom"),
+    ),
+)
 @requires(Role.AGENT)
 async def create_incident(request: web.Request) -> web.Response:
     """POST /api/incidents: an agent records a request (a call without IVR, a walk-in...)."""
@@ -165,12 +193,11 @@ async def create_incident(request: web.Request) -> web.Response:
     now = datetime.now(UTC)
     async with request.app[SESSIONS].begin() as s:
         requester = None
-        if body.get("user_id") is not None:
-            if not isinstance(body["user_id"], int):
-                raise InvalidInput("user_id must be a number")
-            user = await s.get(User, body["user_id"])
+        user_id = whole_number(body, "user_id", 1, 2**63 - 1)
+        if user_id is not None:
+            user = await s.get(User, user_id)
             if user is None:
-                raise InvalidInput(f"no user {body['user_id']}")
+                raise InvalidInput(f"user_id: no user {user_id}")
             requester = directory.requester_of(user)
         caller = text_field(body, "caller_number", 40) or ""
         key = normalize(caller, request.app[PLAN]).key if caller else None
@@ -197,6 +224,18 @@ async def create_incident(request: web.Request) -> web.Response:
     return web.json_response(incident_json(inc), status=201)
 
 
+@documented(
+    responses=(409,),
+    body=obj(
+        {
+            "type": {"enum": [t.value for t in IncidentType]},
+            "priority": {"type": "integer", "minimum": 1, "maximum": 4},
+            "category": string(200),
+            "symptom": string(5000),
+            "config_item": string(120),
+        }
+    ),
+)
 @requires(Role.AGENT)
 async def classify(request: web.Request) -> web.Response:
     """PATCH /api/incidents/{number}: type, category, priority, symptom, configuration item."""
@@ -204,11 +243,11 @@ async def classify(request: web.Request) -> web.Response:
     me = _me(request)
     changes: dict[str, Any] = {}
     if "type" in body:
-        if body["type"] not in {t.value for t in IncidentType}:
+        if not isinstance(body["type"], str) or body["type"] not in set(IncidentType):
             raise InvalidInput(f"type must be one of {', '.join(t.value for t in IncidentType)}")
         changes["type"] = body["type"]
     if "priority" in body:
-        if body["priority"] not in (1, 2, 3, 4):
+        if type(body["priority"]) is not int or body["priority"] not in (1, 2, 3, 4):
             raise InvalidInput("priority must be 1 (highest) to 4")
         changes["priority"] = body["priority"]
     for key, limit in (("category", 200), ("symptom", 5000), ("config_item", 120)):
@@ -265,6 +304,7 @@ async def _transition(
     return web.json_response(out)
 
 
+@documented(responses=(409,))
 @requires(Role.AGENT)
 async def take(request: web.Request) -> web.Response:
     """POST /api/incidents/{number}/take: mine, in progress."""
@@ -279,6 +319,7 @@ async def take(request: web.Request) -> web.Response:
     return web.json_response(incident_json(inc))
 
 
+@documented(responses=(409,), body=_NOTE)
 @requires(Role.AGENT)
 async def resolve(request: web.Request) -> web.Response:
     """POST /api/incidents/{number}/resolve {text, notify}: solved (first line unless escalated)."""
@@ -292,6 +333,18 @@ async def resolve(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    responses=(409,),
+    body=obj(
+        {
+            "to": {"enum": ["incident", "problem"]},
+            "group": string(120),
+            "reason": string(2000),
+            "notify": {"type": "boolean"},
+        },
+        ("group", "reason"),
+    ),
+)
 @requires(Role.AGENT)
 async def escalate(request: web.Request) -> web.Response:
     """POST /api/incidents/{number}/escalate {to: incident|problem, group, reason, notify}."""
@@ -310,12 +363,17 @@ async def escalate(request: web.Request) -> web.Response:
     return await _transition(request, target, note_required=False, default_notice=True, extra=mark)
 
 
+@documented(responses=(409,), body=_NOTE)
 @requires(Role.AGENT)
 async def reopen(request: web.Request) -> web.Response:
     """POST /api/incidents/{number}/reopen {text}: back to in progress."""
     return await _transition(request, S.IN_PROGRESS, note_required=True, default_notice=False)
 
 
+@documented(
+    responses=(409,),
+    body=obj({"confirmed": {"const": True}, "text": string(5000), "notify": {"type": "boolean"}}),
+)
 @requires(Role.AGENT)
 async def close(request: web.Request) -> web.Response:
     """POST /api/incidents/{number}/close {confirmed: true, text}: only with the user's
@@ -326,6 +384,7 @@ async def close(request: web.Request) -> web.Response:
     return await _transition(request, S.CLOSED, note_required=False, default_notice=True)
 
 
+@documented(responses=(201,), body=_NOTE)
 @requires(Role.AGENT)
 async def add_note(request: web.Request) -> web.Response:
     """POST /api/incidents/{number}/notes {text, notify}: a note (optionally sent to the user)."""
@@ -344,6 +403,10 @@ async def add_note(request: web.Request) -> web.Response:
     return web.json_response({"number": inc.number, "notice": sent}, status=201)
 
 
+@documented(
+    responses=(202, 503),
+    body=obj({"number": string(40), "incident": string(20, pattern="^[0-9]*$")}, ("number",)),
+)
 @requires(Role.AGENT)
 async def click_to_call(request: web.Request) -> web.Response:
     """POST /api/click-to-call {number, incident?}: ring the agent's own phone, then the user."""

@@ -17,8 +17,9 @@ from cti.settings import Settings
 from desk.knowledge import KnowledgeService
 from desk.notify import Mailer
 from desk.pop import PopBuilder
-from desk.web.auth import LoginLimiter
+from desk.staff import PasswordVerifier
 from desk.web.hub import Hub
+from desk.web.limits import Limiter
 from desk.web.notifier import Notifier
 from desk.web.pusher import WallboardPusher
 from reports.service import Archive, Scheduler
@@ -47,9 +48,10 @@ POP = web.AppKey("pop", PopBuilder)
 NOTIFIER = web.AppKey("notifier", Notifier)
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeService)
 MAILER = web.AppKey("mailer", Mailer)
-LIMITER = web.AppKey("login_limiter", LoginLimiter)
-# Self-service portal lookups (incident number + phone) are rate-limited like logins.
-PORTAL_LIMITER = web.AppKey("portal_limiter", LoginLimiter)
+LIMITER = web.AppKey("login_limiter", Limiter)
+# Self-service portal lookups (incident number + phone) and requests, per address.
+PORTAL_LIMITER = web.AppKey("portal_limiter", Limiter)
+PASSWORDS = web.AppKey("password_verifier", PasswordVerifier)
 WALLBOARD = web.AppKey("wallboard", WallboardPusher)
 ROUTING = web.AppKey("routing", RoutingExecutor)
 ROUTING_CONFIG = web.AppKey("routing_config", RoutingConfig)

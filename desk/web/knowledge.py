@@ -10,12 +10,44 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cti.errors import InvalidInput, NotFound
 from desk.knowledge import article_json, item_json
 from desk.models import ConfigItem, KnowledgeArticle, Role
-from desk.validation import text_field
+from desk.validation import record_id, text_field
 from desk.web.auth import requires
 from desk.web.keys import KNOWLEDGE, SESSIONS
+from desk.web.openapi import documented, obj, string
 from desk.web.validation import body_of
 
 CI_STATUSES = ("operational", "degraded", "down", "maintenance", "retired")
+
+
+def _article(required: tuple[str, ...]) -> dict[str, Any]:
+    """An article's JSON body, for the API document."""
+    return obj(
+        {
+            "title": string(200),
+            "body": string(20000),
+            "tags": string(300),
+            "service": string(120),
+            "language": string(8),
+            "published": {"type": "boolean"},
+        },
+        required,
+    )
+
+
+def _item(required: tuple[str, ...]) -> dict[str, Any]:
+    """A configuration item's JSON body, for the API document."""
+    return obj(
+        {
+            "name": string(120),
+            "type": string(40),
+            "service": string(120),
+            "owner": string(120),
+            "status": {"enum": list(CI_STATUSES)},
+            "location": string(200),
+            "description": string(5000),
+        },
+        required,
+    )
 
 
 def _article_fields(body: dict[str, Any], partial: bool) -> dict[str, Any]:
@@ -56,6 +88,7 @@ def _item_fields(body: dict[str, Any], partial: bool) -> dict[str, Any]:
     return out
 
 
+@documented(query={"q": string(500, minLength=1)})
 @requires(Role.AGENT)
 async def search(request: web.Request) -> web.Response:
     """GET /api/search?q=: knowledge and CMDB matches."""
@@ -73,6 +106,7 @@ async def list_articles(request: web.Request) -> web.Response:
     return web.json_response({"articles": [article_json(a) for a in rows]})
 
 
+@documented(responses=(201,), body=_article(("title", "body")))
 @requires(Role.LEAD)
 async def create_article(request: web.Request) -> web.Response:
     """POST /api/knowledge (lead)."""
@@ -86,6 +120,7 @@ async def create_article(request: web.Request) -> web.Response:
     return web.json_response(article_json(a), status=201)
 
 
+@documented(body=_article(()))
 @requires(Role.LEAD)
 async def update_article(request: web.Request) -> web.Response:
     """PATCH /api/knowledge/{id} (lead)."""
@@ -116,6 +151,7 @@ async def _check_name_free(s: AsyncSession, name: str, item_id: int | None = Non
         raise InvalidInput(f"a configuration item named {name!r} exists")
 
 
+@documented(responses=(201,), body=_item(("name",)))
 @requires(Role.LEAD)
 async def create_item(request: web.Request) -> web.Response:
     """POST /api/cmdb (lead)."""
@@ -129,6 +165,7 @@ async def create_item(request: web.Request) -> web.Response:
     return web.json_response(item_json(c), status=201)
 
 
+@documented(body=_item(()))
 @requires(Role.LEAD)
 async def update_item(request: web.Request) -> web.Response:
     """PATCH /api/cmdb/{id} (lead): e.g. its status."""
@@ -147,10 +184,7 @@ async def update_item(request: web.Request) -> web.Response:
 
 
 def _id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput(f"id {raw!r} is not a number")
-    return int(raw)
+    return record_id("id", request.match_info["id"])
 
 
 def setup(app: web.Application) -> None:

@@ -1,10 +1,19 @@
 """The OpenAPI 3.1 description of the HTTP API, built from the route table itself: every route's
 method, path, parameters, summary (its handler's docstring) and the role it requires, so the
-document cannot drift from what the server does."""
+document cannot drift from what the server does. What the route table cannot know (query
+parameters, the body's schema, answers other than the usual ones) a handler states with
+`@documented(...)`.
+
+Every answer an operation can give is listed: 400 always (a message naming the field), 401/403
+for staff routes (no login; a role too low or a missing CSRF token), 404 with a path parameter,
+413 for a body over the 1 MiB limit, and what the handler declares (409, 415, 429, 503).
+`tests/integration/test_api_fuzz.py` holds the server to this with schemathesis.
+"""
 
 import inspect
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -12,6 +21,51 @@ from desk.web.auth import COOKIE
 
 _PARAM = re.compile(r"{(\w+)}")
 _ROLE_TEXT = {"agent": "agent, lead or admin", "lead": "lead or admin", "admin": "admin"}
+_UNSAFE = ("POST", "PATCH", "PUT", "DELETE")
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+# Answers an operation may give besides 200 and 400, and what they mean.
+MEANINGS = {
+    201: "Created",
+    202: "Accepted: Asterisk was asked; the change shows when it reports it",
+    401: "Not logged in",
+    403: "Role not allowed, or missing/wrong CSRF token",
+    404: "No such record",
+    409: "Not possible in the record's current state",
+    413: "Body larger than 1 MiB",
+    415: "Send application/json",
+    429: "Too many attempts from this address; wait",
+    503: "No link to Asterisk",
+}
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def documented(
+    *,
+    responses: tuple[int, ...] = (),
+    query: dict[str, dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+) -> Callable[[H], H]:
+    """State what the route table cannot show: other answers (`responses`), query parameters
+    (name -> JSON schema) and the JSON body's schema. Put it above @requires."""
+
+    def mark(handler: H) -> H:
+        handler.api_responses = responses  # type: ignore[attr-defined]
+        handler.api_query = query or {}  # type: ignore[attr-defined]
+        handler.api_body = body  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def string(max_length: int, **extra: Any) -> dict[str, Any]:
+    """The schema of a text field."""
+    return {"type": "string", "maxLength": max_length, **extra}
+
+
+def obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The schema of a JSON object body."""
+    return {"type": "object", "properties": properties, "required": list(required)}
 
 
 def _tag(path: str) -> str:
@@ -20,6 +74,13 @@ def _tag(path: str) -> str:
     if path.startswith("/api/"):
         return parts[2]
     return parts[1] if "/api/" in path else "pages"
+
+
+def _answer(code: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": MEANINGS[code]}
+    if code >= 400:
+        out["content"] = _ERROR
+    return out
 
 
 def _operation(method: str, path: str, handler: Any) -> dict[str, Any]:
@@ -37,35 +98,31 @@ def _operation(method: str, path: str, handler: Any) -> dict[str, Any]:
             "200": {"description": "OK"},
             "400": {
                 "description": "Invalid input; the body says which field and why",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                "content": _ERROR,
             },
         },
     }
+    codes = set(getattr(handler, "api_responses", ()))
+    for name, schema in getattr(handler, "api_query", {}).items():
+        op["parameters"].append({"name": name, "in": "query", "required": False, "schema": schema})
     if rest.strip():
         op["description"] = rest.strip()
     role = getattr(handler, "required_role", None)
     if role is not None:
-        op["security"] = [{"session": []}]
+        op["security"] = [{"session": [], "csrf": []} if method in _UNSAFE else {"session": []}]
         op["x-required-role"] = role.value
         op["description"] = (
             f"{op.get('description', '')}\n\nRole: {_ROLE_TEXT[role.value]}.".strip()
         )
-        op["responses"]["401"] = {"description": "Not logged in"}
-        op["responses"]["403"] = {"description": "Role not allowed, or missing/wrong CSRF token"}
-        if method in ("POST", "PATCH", "PUT", "DELETE"):
-            op["parameters"].append(
-                {
-                    "name": "X-CSRF-Token",
-                    "in": "header",
-                    "required": True,
-                    "schema": {"type": "string"},
-                    "description": "The csrf value returned by POST /api/login",
-                }
-            )
+        codes |= {401, 403}
     if "{" in path:
-        op["responses"]["404"] = {"description": "No such record"}
+        codes.add(404)
     if method in ("POST", "PATCH", "PUT"):
-        op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+        schema = getattr(handler, "api_body", None) or {"type": "object"}
+        op["requestBody"] = {"content": {"application/json": {"schema": schema}}}
+        codes.add(413)
+    for code in sorted(codes):
+        op["responses"][str(code)] = _answer(code)
     return op
 
 
@@ -90,7 +147,15 @@ def describe(app: web.Application) -> dict[str, Any]:
         },
         "paths": dict(sorted(paths.items())),
         "components": {
-            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": COOKIE}},
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-CSRF-Token",
+                    "description": "The csrf value returned by POST /api/login",
+                },
+            },
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -101,6 +166,7 @@ def describe(app: web.Application) -> dict[str, Any]:
     }
 
 
+@documented()
 async def openapi_json(request: web.Request) -> web.Response:
     """GET /api/openapi.json: this document."""
     return web.json_response(describe(request.app))

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from cti.errors import InvalidInput, NotFound
 from cti.routing.models import BackupAlert, CallbackRequest, OverflowOffer
 from desk.models import OncallShift, Role, Staff
-from desk.validation import text_field, when
+from desk.validation import record_id, text_field, when
 from desk.web.auth import requires
 from desk.web.keys import ROUTING_CONFIG, SESSIONS, SETTINGS
+from desk.web.openapi import documented, obj, string
 from desk.web.validation import body_of
 
 
@@ -35,6 +36,7 @@ def shift_json(r: OncallShift) -> dict[str, Any]:
     }
 
 
+@documented(query={"at": {"type": "string", "format": "date-time"}})
 @requires(Role.AGENT)
 async def list_oncall(request: web.Request) -> web.Response:
     """GET /api/oncall?at=: the roster (entries in force at `at`, default all to come)."""
@@ -50,6 +52,22 @@ async def list_oncall(request: web.Request) -> web.Response:
     return web.json_response({"oncall": [shift_json(r) for r in rows]})
 
 
+@documented(
+    responses=(201,),
+    body=obj(
+        {
+            "name": string(120),
+            "staff": string(60),
+            "mobile": string(40),
+            "im_channel": string(40),
+            "im_handle": string(120),
+            "queue": string(80),
+            "starts_at": {"type": "string", "format": "date-time"},
+            "ends_at": {"type": "string", "format": "date-time"},
+        },
+        ("starts_at", "ends_at"),
+    ),
+)
 @requires(Role.LEAD)
 async def add_oncall(request: web.Request) -> web.Response:
     """POST /api/oncall {name | staff, mobile, im_channel, im_handle, queue, starts_at, ends_at}."""
@@ -99,15 +117,13 @@ async def add_oncall(request: web.Request) -> web.Response:
 @requires(Role.LEAD)
 async def delete_oncall(request: web.Request) -> web.Response:
     """DELETE /api/oncall/{id}."""
-    raw = request.match_info["id"]
-    if not raw.isdigit():
-        raise InvalidInput("id must be a number")
+    shift_id = record_id("id", request.match_info["id"])
     async with request.app[SESSIONS].begin() as s:
-        row = await s.get(OncallShift, int(raw))
+        row = await s.get(OncallShift, shift_id)
         if row is None:
-            raise NotFound(f"no on-call entry {raw}")
+            raise NotFound(f"no on-call entry {shift_id}")
         await s.delete(row)
-    return web.json_response({"deleted": int(raw)})
+    return web.json_response({"deleted": shift_id})
 
 
 @requires(Role.LEAD)

@@ -23,13 +23,29 @@ from desk import announcements, directory, incidents
 from desk.i18n import translate, translations
 from desk.labels import REQUESTER_STATES
 from desk.models import Incident, IncidentEvent, IncidentType
-from desk.validation import text_field
+from desk.validation import email_address, text_field
+from desk.web.auth import remote
 from desk.web.i18n import language
 from desk.web.keys import KNOWLEDGE, PLAN, PORTAL_LIMITER, SESSIONS, SETTINGS
+from desk.web.limits import PORTAL_LOOKUP, PORTAL_SUBMIT, too_many
+from desk.web.openapi import documented, obj, string
 from desk.web.templating import render
 from desk.web.validation import body_of
 
 TOKEN_COOKIE = "cti_portal"
+# What a portal request may be filed under: a fixed list, as the IVR's menu has. A free text here
+# would let anyone write the subject line of the desk's e-mails.
+CATEGORIES = (
+    "故障报告",
+    "密码重置",
+    "账号开通与变更",
+    "软件安装",
+    "硬件",
+    "网络",
+    "邮件",
+    "其他服务请求",
+    "咨询",
+)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -55,20 +71,18 @@ def public_incident(i: Incident, lang: str) -> dict[str, Any]:
 
 async def lookup(request: web.Request, session: AsyncSession, number: str, phone: str) -> Incident:
     """The incident with this number, if `phone` is one the incident was reported from (or one of
-    its requester's phones). Failures count against the caller's address."""
-    limiter = request.config_dict[PORTAL_LIMITER]
-    address = request.remote or "?"
-    if limiter.blocked("portal", address):
-        raise web.HTTPTooManyRequests(
-            text='{"error":"too many failed lookups; try again in ten minutes"}',
-            content_type="application/json",
-        )
+    its requester's phones). Failures count against the caller's address only."""
     number = number.strip()
     if not number.isdigit() or not 6 <= len(number) <= 20:
         raise InvalidInput("an incident number is 9 or more digits")
     key = normalize(phone, _plan(request)).key
     if not key:
         raise InvalidInput("give the phone number the incident was reported from")
+    limiter = request.config_dict[PORTAL_LIMITER]
+    # Counted before anything is awaited: parallel guesses cannot all pass the check.
+    ticket = limiter.acquire([(f"lookup:{remote(request)}", PORTAL_LOOKUP)])
+    if ticket is None:
+        raise too_many("too many failed lookups; try again in ten minutes")
     try:
         inc = await incidents.get(session, number)
     except NotFound:
@@ -81,13 +95,16 @@ async def lookup(request: web.Request, session: AsyncSession, number: str, phone
             if p
         }
     if inc is None or key not in keys:
-        limiter.failed("portal", address)
         raise NotFound("no incident with this number was reported from this phone")
+    limiter.release(ticket)
     return inc
 
 
 async def submit(request: web.Request, session: AsyncSession, fields: dict[str, str]) -> Incident:
-    """A request from the portal: the requester is looked up by employee number or phone."""
+    """A request from the portal. Nothing typed here proves who sent it: the requester's
+    directory record is attached only when the phone given is one of its numbers (and, if an
+    employee number was typed, that record's), notices go only to a directory address, and the
+    incident's history says on what grounds (and what was typed but not believed)."""
     plan = _plan(request)
     kind = fields.get("type") or IncidentType.SERVICE_REQUEST.value
     if kind not in {t.value for t in IncidentType}:
@@ -101,16 +118,39 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
     key = normalize(phone, plan).key if phone else None
     if not key:
         raise InvalidInput("give a phone number where the desk can reach you")
+    # Counted before anything is awaited, like lookups: a flood from one address stops here.
+    limiter = request.config_dict[PORTAL_LIMITER]
+    if limiter.acquire([(f"submit:{remote(request)}", PORTAL_SUBMIT)]) is None:
+        raise too_many("too many requests from your address; try again later")
+    remarks = []
+    at_phone = list(await directory.find_by_key(session, key))
+    typed = fields.get("employee_no", "").strip()
     user = None
-    if fields.get("employee_no"):
-        user = await directory.find_by_employee(session, fields["employee_no"].strip())
-    if user is None:
-        found = await directory.find_by_key(session, key)
-        user = found[0] if len(found) == 1 else None
+    if typed:
+        named = await directory.find_by_employee(session, typed)
+        if named is not None and any(u.id == named.id for u in at_phone):
+            user = named
+        else:
+            remarks.append(
+                f"employee number {typed} was typed on the web form, but the phone given is not "
+                "in that directory record: not verified, no requester attached"
+            )
+    elif len(at_phone) == 1:
+        user = at_phone[0]
+    if user is not None:
+        remarks.append(
+            f"requester {user.name} ({user.employee_no}) attached because the phone given on the "
+            "web form is in their directory record (not verified that they sent it)"
+        )
+    if fields.get("email"):
+        remarks.append(
+            f"e-mail typed on the web form (not verified; notices go only to the directory's "
+            f"address): {fields['email']}"
+        )
     requester = directory.requester_of(user) if user else None
     new = NewIncident(
         kind,
-        fields.get("category", "")[:200],
+        fields.get("category", ""),
         symptom,
         "web",
         phone[:80],
@@ -130,19 +170,9 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
     )
     if requester is None:
         inc.requester_name = fields.get("name", "")[:120]
-        inc.requester_email = fields.get("email", "")[:200]
         inc.requester_mobile = phone[:60]
-    elif fields.get("email") and not inc.requester_email:
-        inc.requester_email = fields["email"][:200]
-    session.add(
-        IncidentEvent(
-            incident_id=inc.id,
-            at=now,
-            by="web",
-            kind="note",
-            text="submitted through the self-service portal",
-        )
-    )
+    for remark in ["submitted through the self-service portal", *remarks]:
+        session.add(IncidentEvent(incident_id=inc.id, at=now, by="web", kind="note", text=remark))
     return inc
 
 
@@ -161,8 +191,12 @@ def _form_fields(body: dict[str, Any]) -> dict[str, str]:
         value = text_field(body, key, limit)
         if value is not None:
             out[key] = value
-    if out.get("email") and "@" not in out["email"]:
-        raise InvalidInput("the e-mail address is not valid")
+    if out.get("email"):
+        email_address("email", out["email"])
+    if out.get("category") and out["category"] not in CATEGORIES:
+        raise InvalidInput(f"category must be one of {', '.join(CATEGORIES)}")
+    if out.get("language", "zh") not in ("zh", "en"):
+        raise InvalidInput("language must be zh or en")
     return out
 
 
@@ -176,6 +210,7 @@ def _json_only(request: web.Request) -> None:
 # -- JSON API ---------------------------------------------------------------------------------
 
 
+@documented(responses=(429,), query={"phone": string(40)})
 async def api_lookup(request: web.Request) -> web.Response:
     """GET /portal/api/incidents/{number}?phone=: the incident's state, for its requester."""
     lang = language(request)
@@ -184,8 +219,25 @@ async def api_lookup(request: web.Request) -> web.Response:
     return web.json_response(public_incident(inc, lang))
 
 
+@documented(
+    responses=(201, 415, 429),
+    body=obj(
+        {
+            "type": {"enum": [t.value for t in IncidentType]},
+            "symptom": string(5000),
+            "phone": string(40),
+            "category": {"enum": list(CATEGORIES)},
+            "employee_no": string(40),
+            "name": string(120),
+            "email": string(200, format="email"),
+            "language": {"enum": ["zh", "en"]},
+        },
+        ("symptom", "phone"),
+    ),
+)
 async def api_submit(request: web.Request) -> web.Response:
-    """POST /portal/api/requests {type, symptom, phone, employee_no?, name?, email?}: its number."""
+    """POST /portal/api/requests {type, symptom, phone, category?, employee_no?, name?, email?}:
+    its number. The requester's record is attached only when the phone is in it."""
     _json_only(request)
     fields = _form_fields(await body_of(request))
     async with request.config_dict[SESSIONS].begin() as s:
@@ -207,6 +259,7 @@ async def api_announcements(request: web.Request) -> web.Response:
     )
 
 
+@documented(query={"q": string(200, minLength=1)})
 async def api_knowledge(request: web.Request) -> web.Response:
     """GET /portal/api/knowledge?q=: published articles, ranked."""
     q = request.query.get("q", "")
@@ -251,7 +304,7 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
         httponly=True,
         samesite="Strict",
         path="/portal",
-        secure=request.config_dict[SETTINGS].secure_cookies,
+        secure=request.config_dict[SETTINGS].effective_secure_cookies,
     )
     return resp
 
@@ -283,7 +336,11 @@ async def portal_post(request: web.Request) -> web.Response:
         status = 404 if isinstance(exc, NotFound) else 400
         return await _page(request, status, error=str(exc), form=data)
     except web.HTTPTooManyRequests:
-        error = _("Too many failed lookups; try again in ten minutes")
+        error = (
+            _("Too many failed lookups; try again in ten minutes")
+            if request.path.endswith("/lookup")
+            else _("Too many requests from this address; try again later")
+        )
         return await _page(request, 429, error=error, form=data)
 
 

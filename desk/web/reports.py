@@ -9,9 +9,11 @@ from aiohttp import web
 from cti.errors import InvalidInput, NotFound
 from desk.i18n import NC_, Msg
 from desk.models import Role
+from desk.validation import day, queue_name
 from desk.web.auth import WEB_SESSION, current, requires
 from desk.web.i18n import language
 from desk.web.keys import ARCHIVE, SESSIONS, SETTINGS
+from desk.web.openapi import documented, obj, string
 from desk.web.templating import render
 from desk.web.validation import body_of
 from reports.build import KINDS
@@ -36,12 +38,7 @@ KIND_NAMES: dict[str, Msg] = {
 
 
 def _day(raw: Any, name: str) -> date:
-    if not isinstance(raw, str):
-        raise InvalidInput(f"{name}: expected a date (YYYY-MM-DD)")
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}: {raw!r} is not a date (YYYY-MM-DD)") from None
+    return day(name, raw)
 
 
 def _params(data: dict[str, Any]) -> dict[str, Any]:
@@ -55,9 +52,7 @@ def _params(data: dict[str, Any]) -> dict[str, Any]:
     lang = data.get("lang", "zh")
     if lang not in ("zh", "en"):
         raise InvalidInput("lang must be zh or en")
-    queue = data.get("queue") or None
-    if queue is not None and (not isinstance(queue, str) or len(queue) > 80):
-        raise InvalidInput("queue must be a queue name")
+    queue = queue_name("queue", data["queue"]) if data.get("queue") else None
     brief = data.get("brief") in (True, "1", "true", "on")
     end = _day(data["end"], "end") if data.get("end") else None
     return {
@@ -115,6 +110,21 @@ async def view_report(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": CONTENT_TYPES[p["formats"][0]]})
 
 
+@documented(
+    responses=(201,),
+    body=obj(
+        {
+            "kind": {"enum": list(KINDS)},
+            "date": {"type": "string", "format": "date"},
+            "end": {"type": "string", "format": "date"},
+            "formats": {"type": "array", "items": {"enum": list(FORMATS)}, "minItems": 1},
+            "lang": {"enum": ["zh", "en"]},
+            "queue": string(80, pattern="^[a-z0-9_-]+$"),
+            "brief": {"type": "boolean"},
+        },
+        ("kind", "date"),
+    ),
+)
 @requires(Role.LEAD)
 async def create_reports(request: web.Request) -> web.Response:
     """POST /api/reports {kind, date, end?, formats, lang, queue?, brief?}: into the archive."""
@@ -134,17 +144,22 @@ async def list_reports(request: web.Request) -> web.Response:
 async def archived(request: web.Request) -> web.StreamResponse:
     """GET /reports/files/{kind}/{name}: an archived report."""
     kind, name = request.match_info["kind"], request.match_info["name"]
-    if kind not in KINDS or "/" in name or name.startswith(".") or "." not in name:
+    path = request.app[ARCHIVE].file(kind, name)
+    if path is None:
         raise NotFound("no such report")
-    path = request.app[ARCHIVE].root / kind / name
-    if not path.is_file():
-        raise NotFound("no such report")
-    fmt = name.rsplit(".", 1)[1]
+    fmt = path.suffix.lstrip(".")
     return web.FileResponse(
         path, headers={"Content-Type": CONTENT_TYPES.get(fmt, "application/octet-stream")}
     )
 
 
+@documented(
+    query={
+        "since": {"type": "string", "format": "date"},
+        "until": {"type": "string", "format": "date"},
+        "format": {"enum": ["csv", "xlsx"]},
+    },
+)
 @requires(Role.LEAD)
 async def export_table(request: web.Request) -> web.StreamResponse:
     """GET /api/exports/requests?since=&until=&format=csv|xlsx (Table A.1, the user request log),

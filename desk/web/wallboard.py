@@ -5,11 +5,12 @@ from typing import Any
 from aiohttp import web
 
 from desk.models import Role
-from desk.web.auth import WEB_SESSION, current, requires
+from desk.web.auth import WEB_SESSION, current, open_socket, requires
 from desk.web.i18n import language, script_texts
-from desk.web.keys import HUB, WALLBOARD
+from desk.web.keys import WALLBOARD
 from desk.web.messages import WALLBOARD as TOPIC
 from desk.web.messages import MessageType
+from desk.web.openapi import documented
 from desk.web.templating import render
 
 
@@ -29,6 +30,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
     )
 
 
+@documented(responses=(503,))
 @requires(Role.LEAD)
 async def wallboard_json(request: web.Request) -> web.Response:
     """GET /api/wallboard: the current snapshot."""
@@ -45,7 +47,7 @@ async def wallboard_ws(request: web.Request) -> web.WebSocketResponse:
     hello: dict[str, Any] = {"type": MessageType.WALLBOARD.value}
     if WALLBOARD in request.app:
         hello.update(await request.app[WALLBOARD].snapshot())
-    return await request.app[HUB].serve(request, {TOPIC}, hello)
+    return await open_socket(request, {TOPIC}, hello)
 
 
 def setup(app: web.Application) -> None:

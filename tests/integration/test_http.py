@@ -107,6 +107,8 @@ async def test_healthz_reports_ami_and_database(
     async with TestClient(
         TestServer(create_app(server_settings(sandbox_state, tmp_path)))
     ) as client:
+        assert await (await client.get("/healthz")).json() == {"ok": True}  # for anyone
+        await logged_in(client, "agent")  # the details are for staff
         resp = await client.get("/healthz")
         body = await resp.json()
         assert resp.status == 200 and body["ok"]
@@ -122,6 +124,8 @@ async def test_healthz_is_503_when_asterisk_is_unreachable(tmp_path: Path) -> No
            "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x", "CTI_AGI_PORT": str(free_port()),
            "CTI_MEDIA_DIR": str(tmp_path / "media")}  # fmt: skip
     async with TestClient(TestServer(create_app(load_settings(None, env)))) as client:
+        assert (await client.get("/healthz")).status == 503
+        await logged_in(client, "agent")
         resp = await client.get("/healthz")
         body = await resp.json()
         assert resp.status == 503 and not body["ami"]["connected"] and body["database"]["ok"]

@@ -129,6 +129,7 @@ async def test_ami_cut_and_asterisk_restart(
     settings = server_settings(sandbox_state, tmp_path, ami_port=proxy.port, CTI_IVR_ENABLED="0")
     try:
         async with TestClient(TestServer(create_app(settings))) as http:
+            await logged_in(http, "agent")  # /healthz shows the AMI details to staff only
             sim = await run_sim(sim_client, mixed_callers(50, seed=2), rate=2.5)
             run = asyncio.create_task(sim.run(timeout=150))
             await asyncio.sleep(4)

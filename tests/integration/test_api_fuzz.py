@@ -1,0 +1,272 @@
+"""API fuzzing with schemathesis against the server's own OpenAPI document (GET /api/openapi.json):
+every operation, as each role (agent, lead, admin: staff in the test database, logged in, the
+CSRF header sent) and anonymously, with data that fits the document and data that does not.
+Nothing may answer 500, and nothing may answer a status the document does not list.
+
+The server runs in this process, in a thread of its own (schemathesis calls it over real HTTP on
+127.0.0.1, synchronously), on a real SQLite file, without Asterisk. The budget is a fixed number
+of examples per operation, role and mode, derandomised so every run sends the same requests:
+CTI_FUZZ_EXAMPLES (default 8) makes it longer by hand, e.g. CTI_FUZZ_EXAMPLES=200, and
+CTI_FUZZ_DATABASE_URL runs the main pass on another database. Two shorter passes follow: on the
+tests' own PostgreSQL server, and with the core running on the Asterisk sandbox.
+"""
+
+import asyncio
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import status_code_conformance
+
+from cti.phone import NumberPlan
+from cti.sandbox.instance import InstanceState, free_port
+from desk.directory import upsert_user
+from desk.web.app import create_app
+from desk.web.auth import COOKIE
+from desk.web.keys import SESSIONS
+from tests.conftest import server_settings
+from tests.support.staff import PASSWORD, add_staff
+from tests.support.web import desk_settings
+
+EXAMPLES = int(os.environ.get("CTI_FUZZ_EXAMPLES", "8"))
+# By hand, another database (an empty PostgreSQL one, say); by default a SQLite file.
+DATABASE = os.environ.get("CTI_FUZZ_DATABASE_URL", "")
+# 503 (no link to Asterisk: this server runs without one) is an answer where the document lists
+# it; any other 5xx fails, and status_code_conformance fails any status the document omits.
+CONFIG = SchemathesisConfig.from_dict(
+    {"checks": {"not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", "503"]}}}
+)
+ROLES = ("anonymous", "agent", "lead", "admin")
+
+
+class ThreadedServer:
+    """The desk's web application served from its own event loop in a thread."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(app, access_log=None)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
+
+    def start(self) -> None:
+        self._thread.start()
+        self.run(self._runner.setup())
+        self.run(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+
+    def stop(self) -> None:
+        self.run(self._runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(30)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
+    """The desk without Asterisk, on a SQLite file (or CTI_FUZZ_DATABASE_URL)."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    extra = {"CTI_DATABASE_URL": DATABASE} if DATABASE else {}
+    srv = ThreadedServer(create_app(desk_settings(tmp, **extra), with_core=False))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pg_server(tmp_path: Path, pg_url: str) -> Iterator[ThreadedServer]:
+    """The desk without Asterisk on a PostgreSQL database of its own (NUL, column lengths)."""
+    srv = ThreadedServer(
+        create_app(desk_settings(tmp_path, CTI_DATABASE_URL=pg_url), with_core=False)
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def core_server(sandbox_state: InstanceState, tmp_path: Path) -> Iterator[ThreadedServer]:
+    """The whole server on the Asterisk sandbox: AMI link, agents, wallboard (no IVR)."""
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0",
+                               CTI_REPORT_SCHEDULE="0", CTI_DATA_DIR=str(tmp_path))  # fmt: skip
+    srv = ThreadedServer(create_app(settings))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _session(server: ThreadedServer, role: str) -> requests.Session:
+    """A browser logged in as a member of staff with `role` (none for anonymous)."""
+    http = requests.Session()
+    if role != "anonymous":
+        server.run(add_staff(server.app, f"fuzz-{role}", role, {"agent": "1001", "lead": "1002",
+                                                                "admin": "1003"}[role]))  # fmt: skip
+        r = http.post(
+            f"{server.url}/api/login", json={"username": f"fuzz-{role}", "password": PASSWORD}
+        )
+        assert r.status_code == 200, r.text
+        http.headers["X-CSRF-Token"] = r.json()["csrf"]
+    return http
+
+
+@dataclass
+class Tally:
+    """What a run did."""
+
+    examples: int = 0
+    operations: set[str] = field(default_factory=set)
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+
+
+def _records(
+    server: ThreadedServer, lead: requests.Session, agent: requests.Session
+) -> dict[str, str]:
+    """Records for path parameters to name (random ones are mostly 404s): an incident, a user,
+    an article, a configuration item, an announcement and an on-call entry."""
+    url = server.url
+    user = agent.get(f"{url}/api/users", params={"q": "E1001"}).json()["users"]
+    if not user:
+        server.run(_directory_user(server.app))
+        user = agent.get(f"{url}/api/users", params={"q": "E1001"}).json()["users"]
+    made = {
+        "number": agent.post(f"{url}/api/incidents", json={"type": "fault", "symptom": "打印机卡纸",
+                                                           "user_id": user[0]["id"]}).json()["number"],
+        "user": str(user[0]["id"]),
+        "knowledge": str(lead.post(f"{url}/api/knowledge", json={"title": "VPN", "body": "重装"}).json()["id"]),
+        "cmdb": str(lead.post(f"{url}/api/cmdb", json={"name": f"mail{time.monotonic_ns()}"}).json()["id"]),
+        "announcements": str(lead.post(f"{url}/api/announcements", json={"kind": "info", "title": "t",
+                                                                          "text_zh": "通知"}).json()["id"]),
+        "oncall": str(lead.post(f"{url}/api/oncall", json={"name": "值班", "mobile": "13900000001",
+                                                           "starts_at": "2026-01-01T00:00:00",
+                                                           "ends_at": "2027-01-01T00:00:00"}).json()["id"]),
+    }  # fmt: skip
+    return made
+
+
+async def _directory_user(app: web.Application) -> None:
+    async with app[SESSIONS].begin() as s:
+        await upsert_user(s, {"employee_no": "E1001", "name": "张三", "mobile": "13800138000",
+                              "email": "zhangsan@example.com"}, by="fuzz", now=datetime.now(UTC),
+                          plan=NumberPlan(area_code="10"))  # fmt: skip
+
+
+def _real(op: Any, records: dict[str, str]) -> dict[str, str] | None:
+    """Path parameters naming real records, for operations that have them."""
+    if "{number}" in op.path:
+        return {"number": records["number"]}
+    if "{id}" in op.path:
+        area = op.path.split("/")[2]
+        return {"id": records["user" if area == "users" else area]}
+    return None
+
+
+def _fuzz(
+    server: ThreadedServer,
+    role: str,
+    http: requests.Session,
+    records: dict[str, str],
+    tally: Tally,
+    examples: int,
+) -> None:
+    doc = http.get(f"{server.url}/api/openapi.json").json()
+    schema = schemathesis.openapi.from_dict(doc, config=CONFIG)
+    for result in schema.get_all_operations():
+        op = result.ok()
+        if op.path == "/api/login" and role != "anonymous":
+            continue  # one guesser is enough (the limits answer 429 to the rest)
+        tally.operations.add(op.label)
+        passes = [(mode, None) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+        real = _real(op, records)
+        if real is not None:
+            passes += [(mode, real) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+        for mode, path in passes:
+
+            @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+                      phases=[Phase.explicit, Phase.generate],
+                      suppress_health_check=list(HealthCheck))  # fmt: skip
+            @given(case=op.as_strategy(mode, path_parameters=path))
+            def call(case: Any) -> None:
+                tally.examples += 1
+                # schemathesis makes up values for the security schemes; send the real ones.
+                if COOKIE in http.cookies:
+                    case.cookies = {**(case.cookies or {}), COOKIE: http.cookies[COOKIE]}
+                    case.headers = {
+                        **(case.headers or {}),
+                        "X-CSRF-Token": http.headers["X-CSRF-Token"],
+                    }
+                response = case.call(base_url=server.url, session=http, timeout=60)
+                tally.statuses[response.status_code] += 1
+                case.validate_response(
+                    response, checks=[not_a_server_error, status_code_conformance]
+                )
+
+            try:
+                call()
+            except Unsatisfiable:  # nothing in this operation to make invalid
+                pass
+            except (Exception, BaseExceptionGroup) as exc:  # every failing operation, not the first
+                where = f" on {path}" if path else ""
+                tally.failures.append(f"{role} {op.label} ({mode.value}{where}): {exc}")
+
+
+def _run(server: ThreadedServer, examples: int) -> Tally:
+    tally = Tally()
+    started = time.monotonic()
+    # Everyone logs in first: the anonymous guesser at /api/login soon makes this address wait.
+    sessions = {role: _session(server, role) for role in ROLES}
+    for role in ROLES:
+        records = _records(server, sessions["lead"], sessions["agent"])
+        _fuzz(server, role, sessions[role], records, tally, examples)
+    print(
+        f"\nschemathesis: {len(tally.operations)} operations, {len(ROLES)} roles, "
+        f"{tally.examples} examples ({examples} per operation, role and mode; twice for "
+        f"operations on a record), {time.monotonic() - started:.0f} s; "
+        f"statuses {dict(sorted(tally.statuses.items()))}"
+    )
+    return tally
+
+
+@pytest.mark.timeout(3600)
+def test_no_operation_answers_500_or_an_undocumented_status(server: ThreadedServer) -> None:
+    tally = _run(server, EXAMPLES)
+    assert not tally.failures, "\n\n".join(tally.failures)
+
+
+@pytest.mark.postgresql
+@pytest.mark.timeout(3600)
+def test_the_same_on_postgresql(pg_server: ThreadedServer) -> None:
+    """A shorter pass on PostgreSQL, which refuses what SQLite stores (NUL, over-long text)."""
+    tally = _run(pg_server, max(2, EXAMPLES // 4))
+    assert not tally.failures, "\n\n".join(tally.failures)
+
+
+@pytest.mark.asterisk
+@pytest.mark.timeout(3600)
+def test_the_same_with_asterisk_behind(core_server: ThreadedServer) -> None:
+    """One shorter pass with the core running on the sandbox: agent states, click-to-call and
+    the wallboard answer for real there (instead of 503)."""
+    tally = _run(core_server, max(2, EXAMPLES // 4))
+    assert not tally.failures, "\n\n".join(tally.failures)
