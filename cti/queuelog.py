@@ -88,6 +88,21 @@ class QueueLogReader:
             return None
         return Position(st.st_ino, st.st_size)
 
+    def tail(self, size: int) -> Position | None:
+        """The start of the first whole line in the file's last `size` bytes (None: no file)."""
+        try:
+            with self.path.open("rb") as fh:
+                st = os.fstat(fh.fileno())
+                if st.st_size <= size:
+                    return Position(st.st_ino, 0)
+                fh.seek(st.st_size - size - 1)
+                chunk = fh.read(size + 1)
+        except FileNotFoundError:
+            return None
+        newline = chunk.find(b"\n")
+        offset = st.st_size - size - 1 + newline + 1 if newline >= 0 else st.st_size
+        return Position(st.st_ino, offset)
+
     def read_since(self, pos: Position | None) -> tuple[list[QueueLogEntry], Position | None]:
         """Entries after `pos` (from the start if the file was rotated), and the new position."""
         try:

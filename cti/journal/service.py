@@ -41,6 +41,9 @@ META_LAST_EVENT = "last_event_at"
 META_QUEUE_LOG = "queue_log_position"
 # How long a queue_log line stays re-readable after we pass it (see advance_position).
 POSITION_LAG = 30.0
+# At the first start on a database, how much of queue_log's end the first resync looks at, for
+# the calls already live then (what queue_log knows of a call answered before we started).
+FIRST_START_LOOKBACK = 1 << 20
 # How many refused calls /healthz lists (the count covers them all).
 REJECTED_SHOWN = 20
 
@@ -88,6 +91,10 @@ class JournalService:
         self.rejected: dict[str, tuple[float, str]] = {}
         self.reconciled_total = 0
         self._acw: dict[str, float] = {}  # call uniqueid -> after-call work seconds, to write
+        # The first start on a database: where the first resync reads queue_log from, and when
+        # we started (a call that ended before that is history, not ours to import).
+        self._lookback: Position | None = None
+        self._first_start: float | None = None
         self._unsubscribe = tracker.bus.subscribe(WrapupEnded, self._wrapup_ended)
 
     def _wrapup_ended(self, event: WrapupEnded) -> None:
@@ -231,8 +238,11 @@ class JournalService:
             last = await repo.get_meta(session, META_LAST_EVENT)
             self.position = Position.decode(await repo.get_meta(session, META_QUEUE_LOG))
             if self.position is None and self.reader is not None:
-                # First start on this database: history before now is not ours to import.
+                # First start on this database: history before now is not ours to import, but
+                # the first resync reads a little of it for the calls live at that moment.
                 self.position = self.reader.end()
+                self._lookback = self.reader.tail(FIRST_START_LOOKBACK)
+                self._first_start = time.time()
                 if self.position is not None:
                     await repo.set_meta(session, {META_QUEUE_LOG: self.position.encode()})
             for row in open_rows:
@@ -271,8 +281,9 @@ class JournalService:
         waiting = {q.uniqueid: q for q in qstat.entries}
         entries: list[QueueLogEntry] = []
         new_pos = self.position
+        since, self._lookback = self._lookback or self.position, None
         if self.reader is not None:
-            entries, new_pos = await asyncio.to_thread(self.reader.read_since, self.position)
+            entries, new_pos = await asyncio.to_thread(self.reader.read_since, since)
         by_call = group_by_call(entries)
 
         reconciled = 0
@@ -296,6 +307,8 @@ class JournalService:
             if cid in done:
                 continue
             lines = by_call[cid]
+            if cid not in channels and self._before_first_start(lines):
+                continue
             call = call_from_queue_log(lines)
             if cid in channels:
                 self._adopt_live(call, channels[cid], waiting.get(cid), snap_time)
@@ -337,6 +350,10 @@ class JournalService:
             time.monotonic() - started,
         )
         return reconciled
+
+    def _before_first_start(self, lines: list[QueueLogEntry]) -> bool:
+        """A call queue_log shows ending before this database's first start (not ours)."""
+        return self._first_start is not None and float(lines[-1].time) + 1 <= self._first_start
 
     def _looks_like_call(
         self, uid: str, chan: CoreShowChannel, waiting: dict[str, QueueEntry]

@@ -5,6 +5,7 @@ The IVR is off here (CTI_IVR_ENABLED=0: the dialplan queues every call directly,
 server's FastAGI is unreachable), so that callers' patience is spent in the queue."""
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -198,6 +199,68 @@ async def test_server_killed_and_restarted(
         records = await journal.wait_finished(tmp_path, f"sim-{sim.run_id}-", 40)
         assert_journal_matches(tmp_path, sandbox_state, sim.run_id, 40, records)
         assert any(r["source"] == "reconciled" for r in records)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+async def test_a_call_answered_before_the_first_start_keeps_its_queue_history(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """A call already answered when the server first starts on a new database is live in the
+    first snapshot, but its queueing and answer are in queue_log only, before the server's
+    starting point. Seen once under load (the server started late): the server was killed, the
+    call ended, and the record came out `ended_in_ivr` with no wait and no agent while queue_log
+    said answered. The first resync reads the end of queue_log for the calls live then."""
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
+    env = {**os.environ, "CTI_HTTP_PORT": str(free_port())}
+    env.update({k: str(v) for k, v in _env_of(settings).items()})
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cti", "-v", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp_path / "server.log").open("ab"),
+            start_new_session=True,
+        )
+
+    sim = Simulator(
+        sim_client,
+        SimulationPlan(
+            calls=1,
+            rate=1,
+            agents=[AgentSpec("1001", (1, 1), (14, 14))],
+            callers=[CallerSpec(40, 0, "", "13800138077", "先来的")],
+        ),
+    )
+    await sim.setup_agents()
+    run = asyncio.create_task(sim.run())
+    for _ in range(200):  # until the agent answers, with no server running at all
+        if any(c.answered_at for c in sim.calls.values()):
+            break
+        await asyncio.sleep(0.1)
+    assert any(c.answered_at for c in sim.calls.values()), "the call was never answered"
+    server = start()
+    try:
+        uid = next(iter(sim.calls))
+        adopted: list[dict[str, object]] = []
+        for _ in range(150):  # the first resync adopts the live call (the schema comes first)
+            with contextlib.suppress(Exception):
+                adopted = journal.rows(tmp_path, uid)
+            if adopted:
+                break
+            await asyncio.sleep(0.2)
+        assert adopted, "the live call was not adopted"
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        await run  # the call ends while no server runs
+        server = start()
+        (record,) = await journal.wait_finished(tmp_path, uid, 1)
+        assert record["ended_at"], record
+        assert (record["outcome"], record["agent"]) == ("answered", "1001"), record
+        assert record["queued_at"] and record["wait_seconds"] is not None, record
+        assert_journal_matches(tmp_path, sandbox_state, sim.run_id, 1, [record])
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)

@@ -140,3 +140,17 @@ def test_a_file_truncated_and_rewritten_past_our_offset_is_read_from_the_start(
         fh.write(b"1795637300|sim-c2|helpdesk|NONE|CONNECT|3|x|3\n")
     entries, _ = reader.read_since(pos)
     assert [(e.time, e.callid) for e in entries] == [(1795637300, "sim-c2")]
+
+
+def test_tail_starts_at_a_whole_line(tmp_path: Path) -> None:
+    path = tmp_path / "queue_log"
+    path.write_bytes(
+        b"1|a|q|NONE|ENTERQUEUE||1|1\n2|b|q|NONE|ENTERQUEUE||2|1\n3|c|q|NONE|ENTERQUEUE||3|1\n"
+    )
+    reader = QueueLogReader(path)
+    whole = reader.tail(10_000)
+    assert whole is not None and whole.offset == 0
+    pos = reader.tail(30)  # the last 30 bytes begin inside the second line
+    entries, _ = reader.read_since(pos)
+    assert [e.callid for e in entries] == ["c"]
+    assert QueueLogReader(tmp_path / "missing").tail(10) is None
