@@ -96,6 +96,31 @@ class Settings:
     smtp_secret: str = field(default="", repr=False)
     smtp_sender: str = "helpdesk@localhost"
     smtp_starttls: bool = False
+    # The user directory synced from LDAP / Active Directory (desk/ldap_directory.py); an empty
+    # URL: no sync. ldap:// or ldaps://host[:port].
+    ldap_url: str = ""
+    ldap_bind_dn: str = ""
+    ldap_bind_secret: str = field(default="", repr=False)
+    ldap_base_dn: str = ""
+    ldap_user_filter: str = "(objectClass=person)"
+    # field=attribute pairs; "a|b" takes the first attribute the entry has.
+    ldap_attributes: tuple[str, ...] = (
+        "employee_no=employeeNumber|employeeID",
+        "name=displayName|cn",
+        "department=department|departmentNumber|ou",
+        "location=physicalDeliveryOfficeName|l",
+        "office_phone=telephoneNumber",
+        "mobile=mobile",
+        "email=mail",
+    )
+    # Members of these groups (DNs) are privileged accounts (6.2: never reset by automation).
+    ldap_privileged_groups: tuple[str, ...] = ()
+    # Minutes between scheduled syncs (0: on demand only, from the directory page).
+    ldap_sync_minutes: int = 0
+    # Staff may also log in with their directory password: the filter finds their entry.
+    ldap_staff_login: bool = False
+    ldap_staff_filter: str = "(uid={username})"
+    ldap_timeout: float = 10.0
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
     # Where the settings came from, for /healthz and the logs.

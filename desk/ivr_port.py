@@ -9,10 +9,18 @@ from sqlalchemy import select
 
 from cti.db import SessionMaker
 from cti.errors import Conflict, NotFound
-from cti.ivr.ports import AnnouncementPrompt, IncidentStatus, NewIncident, Requester
-from cti.phone import NumberPlan
-from desk import announcements, directory, incidents
+from cti.ivr.hours import OpeningHours
+from cti.ivr.ports import (
+    AnnouncementPrompt,
+    DeskHours,
+    IncidentStatus,
+    NewIncident,
+    Requester,
+)
+from cti.phone import NumberPlan, normalize
+from desk import announcements, directory, hours, incidents
 from desk.models import IncidentState, SurveyResponse, UserPhone
+from desk.oncall import OncallRoster
 
 
 class DeskService:
@@ -24,11 +32,14 @@ class DeskService:
         plan: NumberPlan,
         tz: ZoneInfo,
         clock: Callable[[], float] = time.time,
+        fallback_hours: OpeningHours | None = None,
     ) -> None:
         self.sessions = sessions
         self.plan = plan
         self.tz = tz
         self.clock = clock
+        self.fallback_hours = fallback_hours
+        self.roster = OncallRoster(sessions)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -101,6 +112,27 @@ class DeskService:
         async with self.sessions() as session:
             rows = await announcements.active(session, now)
         return [announcements.prompts_of(a) for a in rows if a.prompts]
+
+    async def opening_hours(self) -> DeskHours | None:
+        """The lead's hours from the database and the prompt stating them."""
+        if self.fallback_hours is None:
+            return None
+        async with self.sessions() as session:
+            found, prompts = await hours.load(session, self.fallback_hours)
+        return DeskHours(found, prompts)
+
+    async def oncall_number(self, queue: str) -> str | None:
+        """The first engineer on the roster now (for `queue` or every queue) with a mobile, as
+        the carrier dials it (national digits)."""
+        for r in await self.roster.responders(queue):
+            key = normalize(r.mobile, self.plan).key if r.mobile else None
+            if key and key.startswith("+86"):
+                return ("" if key.startswith("+861") else "0") + key[3:]
+            if key and key.startswith("+"):
+                return "00" + key[1:]
+            if r.mobile:
+                return "".join(c for c in r.mobile if c.isdigit()) or None
+        return None
 
     async def record_survey(
         self, call_uniqueid: str, incident_number: str | None, agent: str | None, score: int

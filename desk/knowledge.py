@@ -24,6 +24,8 @@ from desk.models import ConfigItem, KnowledgeArticle
 
 jieba.setLogLevel(logging.WARNING)
 
+RETIRED = "retired"  # a configuration item's status once it is out of service for good
+
 _WORD = re.compile(r"[0-9a-z]+|[\u4e00-\u9fff]+")
 STOP = frozenset(
     [
@@ -149,6 +151,7 @@ def article_json(a: KnowledgeArticle, score: float | None = None) -> dict[str, A
         "service": a.service,
         "language": a.language,
         "published": a.published,
+        "retired": a.retired,
     }
     if score is not None:
         out["score"] = score
@@ -214,13 +217,16 @@ class KnowledgeService:
         async with self.sessions() as s:
             articles = {a.id: a for a in (await s.scalars(select(KnowledgeArticle))).all()}
             items = {c.id: c for c in (await s.scalars(select(ConfigItem))).all()}
+        # Retired articles and items stay for the record but are never matched again.
         docs = [
             (f"kb:{a.id}", f"{a.title} {a.title} {a.tags} {a.service} {a.body}")
             for a in articles.values()
+            if not a.retired
         ]
         docs += [
             (f"ci:{c.id}", f"{c.name} {c.name} {c.service} {c.ci_type} {c.description}")
             for c in items.values()
+            if c.status != RETIRED
         ]
         index = await asyncio.to_thread(Bm25Index, docs)
         self._articles, self._items, self._index = articles, items, index

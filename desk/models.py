@@ -187,9 +187,11 @@ class SurveyResponse(Base):
 
 __all__ = [
     "Announcement",
+    "AuditEntry",
     "Base",
     "Channel",
     "ConfigItem",
+    "DeskSetting",
     "Incident",
     "IncidentCounter",
     "IncidentEvent",
@@ -261,6 +263,8 @@ class KnowledgeArticle(Base):
     service: Mapped[str] = mapped_column(String(120), default="")
     language: Mapped[str] = mapped_column(String(8), default="zh")
     published: Mapped[bool] = mapped_column(default=True)  # visible on the self-service portal
+    # Retired: kept for the record, no longer matched on the pop nor shown on the portal.
+    retired: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -296,3 +300,31 @@ class OncallShift(Base):
     starts_at: Mapped[datetime] = mapped_column(index=True)
     ends_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Who changed what and when: every write of the lead's console, logins (success and
+    failure), exports of personal data (Table A.1) and click-to-call."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(Clipped(80), index=True)  # staff username, or "ldap" ...
+    action: Mapped[str] = mapped_column(String(40), index=True)  # e.g. staff.create, login.fail
+    target: Mapped[str] = mapped_column(Clipped(200), default="")  # what it was done to
+    address: Mapped[str] = mapped_column(Clipped(60), default="")  # the client's address
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # changed fields: [old, new]
+
+
+class DeskSetting(Base):
+    """A setting the lead edits in the browser, as one document: the opening hours (JSON) and
+    routing.yaml's text. In the database so every server node reads the same, and a change is
+    one transaction with its audit entry."""
+
+    __tablename__ = "desk_settings"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(80), default="")

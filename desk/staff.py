@@ -19,7 +19,7 @@ from cti.errors import InvalidInput
 from cti.settings import Settings
 from desk.migrations import MIGRATIONS
 from desk.models import Role, Staff, WebSession
-from desk.validation import QUEUE_CHARS
+from desk.validation import QUEUE_CHARS, is_email
 
 SESSION_HOURS = 12
 HASHER = PasswordHasher()
@@ -105,6 +105,18 @@ def staff_json(staff: Staff) -> dict[str, Any]:
     }
 
 
+# Table A.2's contact fields and their column sizes.
+A2_FIELDS = {
+    "name": 120,
+    "position": 120,
+    "services": 300,
+    "office_phone": 60,
+    "mobile": 60,
+    "email": 200,
+    "im_handle": 120,
+}
+
+
 def validate(fields: dict[str, Any]) -> None:
     """Clear messages for a bad staff record."""
     username = fields.get("username", "")
@@ -120,8 +132,22 @@ def validate(fields: dict[str, Any]) -> None:
     if ext is not None and (not ext.isdigit() or not 2 <= len(ext) <= 8):
         raise InvalidInput("extension: 2 to 8 digits")
     queues = fields.get("queues", "helpdesk")
-    if not queues or set(queues) - QUEUE_CHARS:
+    if not queues or set(queues) - QUEUE_CHARS or len(queues) > 200:
         raise InvalidInput("queues: comma-separated queue names")
+    for key, limit in A2_FIELDS.items():
+        value = fields.get(key, "")
+        if not isinstance(value, str) or len(value) > limit:
+            raise InvalidInput(f"{key}: text of at most {limit} characters")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise InvalidInput(f"{key}: a line break or control character")
+    if "name" in fields and not fields["name"].strip():
+        raise InvalidInput("name is required")
+    if fields.get("email") and not is_email(fields["email"]):
+        raise InvalidInput(f"email: {fields['email']!r} is not an e-mail address")
+    for key in ("office_phone", "mobile"):
+        value = fields.get(key) or ""
+        if value and not value.replace("+", "").replace("-", "").replace(" ", "").isdigit():
+            raise InvalidInput(f"{key}: {value!r} is not a phone number")
 
 
 async def upsert_staff(
@@ -156,6 +182,24 @@ async def upsert_staff(
             raise InvalidInput(f"extension {staff.extension} belongs to {other.username}")
     await session.flush()
     return staff
+
+
+def staff_record(staff: Staff) -> dict[str, Any]:
+    """Everything the lead's staff page shows and edits (Table A.2 and the login's state)."""
+    return {
+        **staff_json(staff),
+        "id": staff.id,
+        **{key: getattr(staff, key) for key in A2_FIELDS},
+        "active": staff.active,
+    }
+
+
+async def set_password_hash(session: AsyncSession, staff: Staff, password_hash: str) -> None:
+    """A new password (hashed by the caller, off the event loop); it ends every session made
+    with the old one."""
+    staff.password_hash = password_hash
+    staff.updated_at = datetime.now(UTC)
+    await session.execute(delete(WebSession).where(WebSession.staff_id == staff.id))
 
 
 async def run(settings: Settings, action: str, fields: dict[str, Any], password_stdin: bool) -> int:

@@ -32,6 +32,11 @@ class IvrConfig:
     hours: OpeningHours
 
 
+def pick(config_dir: Path | None, name: str) -> Path:
+    """The config folder's copy of a data file if it has one, else the default."""
+    return _pick(config_dir, name)
+
+
 def _pick(config_dir: Path | None, name: str) -> Path:
     if config_dir is not None and (config_dir / name).exists():
         return config_dir / name

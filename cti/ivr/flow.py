@@ -90,15 +90,19 @@ class CallFlow:
         )
         await self.play("welcome", ALL_KEYS)
         now = self.ctx.now()
-        if not self.ctx.hours.is_open(now):
+        # The lead's hours (the database) win over hours.yaml; read on every call, so an edit
+        # applies to the next caller.
+        desk_hours = await self.ctx.desk.opening_hours()
+        hours = desk_hours.hours if desk_hours is not None else self.ctx.hours
+        if not hours.is_open(now):
             started = time.time()
-            await self.play("after_hours")
+            stated = desk_hours.prompts.get(self.lang) if desk_hours is not None else None
+            if stated:  # says the hours from the same data
+                await self.agi.stream_file(stated, "")
+            else:
+                await self.play("after_hours")
             self.steps.add(
-                "",
-                "after_hours",
-                "",
-                "holiday" if self.ctx.hours.holiday(now) else "closed",
-                started,
+                "", "after_hours", "", "holiday" if hours.holiday(now) else "closed", started
             )
             await self.menu_loop("after_hours")
         elif not await self.announcements():
@@ -172,13 +176,26 @@ class CallFlow:
         await self.identify()
         number = await self.open_incident(option)
         await self.read_number(number)
-        if a == Action.ONCALL and self.ctx.hours.oncall_number:
+        oncall = await self.oncall_number() if a == Action.ONCALL else None
+        if oncall:
             await self.play("oncall_transfer")
-            await self.set_vars(CTI_NEXT="oncall", CTI_ONCALL_NUMBER=self.ctx.hours.oncall_number)
+            await self.set_vars(CTI_NEXT="oncall", CTI_ONCALL_NUMBER=oncall)
         else:
             await self.play("transfer_agent")
             await self.to_queue()
         return None
+
+    async def oncall_number(self) -> str | None:
+        """Whom the on-call transfer dials: the engineer on the roster now for this language's
+        queue; with nobody on the roster, the hours' fallback number (hours.yaml's
+        oncall_number), else None (the caller goes to the queue)."""
+        queue = self.ctx.menu.queues[self.lang]
+        number = await self.ctx.desk.oncall_number(queue)
+        if number:
+            return number
+        desk_hours = await self.ctx.desk.opening_hours()
+        hours = desk_hours.hours if desk_hours is not None else self.ctx.hours
+        return hours.oncall_number or None
 
     async def to_queue(self) -> None:
         """Hand the call to the language's queue."""

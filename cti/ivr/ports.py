@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from cti.ivr.hours import OpeningHours
+
 
 @dataclass(frozen=True)
 class Requester:
@@ -58,6 +60,14 @@ class AnnouncementPrompt:
     prompts: dict[str, str]  # language -> prompt file (as Asterisk sees it, no extension)
 
 
+@dataclass(frozen=True)
+class DeskHours:
+    """The opening hours the lead set, and the after-hours prompt that states them."""
+
+    hours: OpeningHours
+    prompts: dict[str, str]  # language -> prompt file (as Asterisk sees it, no extension)
+
+
 class DeskPort(Protocol):
     """The desk services the IVR calls."""
 
@@ -91,6 +101,14 @@ class DeskPort(Protocol):
 
     async def active_announcements(self, now: datetime) -> list[AnnouncementPrompt]:
         """Announcements to play now, outages first."""
+        ...
+
+    async def opening_hours(self) -> DeskHours | None:
+        """The hours in force (None: the IVR's own hours.yaml)."""
+        ...
+
+    async def oncall_number(self, queue: str) -> str | None:
+        """The number of the engineer on call now for `queue` (the roster), if anyone is."""
         ...
 
     async def record_survey(

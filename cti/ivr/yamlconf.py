@@ -130,6 +130,12 @@ def load(path: Path) -> Node:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{path} line {line}: not UTF-8 text") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str) -> Node:
+    """Parse YAML text into a Node; errors name `source` and the line."""
+    path = source
     try:
         node = yaml.compose(text, Loader=_BoundedLoader)
     except yaml.MarkedYAMLError as exc:
@@ -141,7 +147,7 @@ def load(path: Path) -> Node:
         raise ConfigError(f"{path} line {line}: {exc.reason} (#x{exc.character:04x})") from None
     if node is None:
         raise ConfigError(f"{path}: empty file")
-    return Node(node, str(path))
+    return Node(node, source)
 
 
 def allowed_keys(

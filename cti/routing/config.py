@@ -1,11 +1,12 @@
 """routing.yaml: back-up rules per queue, overflow actions, IM channels, take links, wallboard
 thresholds. Validated at start; every error names the file and line."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cti.errors import ConfigError
-from cti.ivr.yamlconf import Node, allowed_keys, load
+from cti.ivr.yamlconf import Node, allowed_keys, load, parse
 from cti.routing.rules import Measure, Rule
 
 DEFAULTS = Path(__file__).parent / "defaults" / "routing.yaml"
@@ -85,14 +86,47 @@ def _queue(node: Node) -> QueueRouting:
     return QueueRouting(tuple(rules), overflow)
 
 
+def routing_path(config_dir: Path | None = None) -> Path:
+    """routing.yaml in `config_dir` if it has one, else the defaults."""
+    if config_dir and (config_dir / "routing.yaml").exists():
+        return config_dir / "routing.yaml"
+    return DEFAULTS
+
+
 def load_routing(config_dir: Path | None = None) -> RoutingConfig:
     """Read routing.yaml from `config_dir` if it has one, else the defaults."""
-    path = (
-        config_dir / "routing.yaml"
-        if config_dir and (config_dir / "routing.yaml").exists()
-        else DEFAULTS
-    )
-    root = load(path)
+    path = routing_path(config_dir)
+    return _config(load(path), str(path))
+
+
+def parse_routing(text: str, source: str = "routing.yaml") -> RoutingConfig:
+    """routing.yaml's text (as the lead's editor sends it); errors name the line."""
+    return _config(parse(text, source), source)
+
+
+class LiveRouting:
+    """The routing configuration in force. The lead's editor replaces it as a whole; readers
+    take `current` each time they need it, and the services that keep parts of it (the
+    executor, the wallboard's thresholds) are told by the listeners."""
+
+    def __init__(self, config: RoutingConfig, text: str, origin: str) -> None:
+        self.current = config
+        self.text = text  # the YAML it was read from, for the editor
+        self.origin = origin  # a file path, or "database"
+        self._listeners: list[Callable[[RoutingConfig], None]] = []
+
+    def listen(self, listener: Callable[[RoutingConfig], None]) -> None:
+        """Call `listener` with every new configuration."""
+        self._listeners.append(listener)
+
+    def replace(self, config: RoutingConfig, text: str, origin: str) -> None:
+        """Put a validated configuration in force, at once."""
+        self.current, self.text, self.origin = config, text, origin
+        for listener in self._listeners:
+            listener(config)
+
+
+def _config(root: Node, path: str) -> RoutingConfig:
     top = root.mapping()
     allowed_keys(top, root, {"queues", "im", "take_link", "wallboard"}, {"queues"})
     queues = {name: _queue(node) for name, node in top["queues"].mapping().items()}

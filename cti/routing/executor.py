@@ -70,6 +70,15 @@ class RoutingExecutor:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
+    def apply(self, routing: RoutingConfig) -> None:
+        """Put a new routing configuration in force from the next evaluation on (the lead's
+        editor): rules, overflow actions, IM channels and take links. A queue's back-up state
+        carries on, so an edit does not raise its alert again."""
+        self.routing = routing
+        self.delivery.routing = routing
+        self.alerts.channels = routing.alert_channels
+        self.overflow.routing = routing
+
     async def start(self) -> None:
         """Load what a previous run left pending and start the loop."""
         await self.delivery.start()

@@ -9,7 +9,7 @@ from sqlalchemy import String, select
 from cti.errors import InvalidInput, NotFound
 from cti.live.model import AgentState
 from cti.phone import normalize
-from desk import directory
+from desk import audit, directory
 from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
 from desk.staff import staff_by_username, staff_json, start_session
@@ -26,7 +26,17 @@ from desk.web.auth import (
     set_cookie,
 )
 from desk.web.i18n import language, script_texts
-from desk.web.keys import CORE, HUB, LIMITER, PASSWORDS, PLAN, POP, SESSIONS, SETTINGS
+from desk.web.keys import (
+    CORE,
+    HUB,
+    LDAP_LOGIN,
+    LIMITER,
+    PASSWORDS,
+    PLAN,
+    POP,
+    SESSIONS,
+    SETTINGS,
+)
 from desk.web.limits import login_keys, too_many
 from desk.web.messages import MessageType, agent_topic
 from desk.web.notifier import agent_json
@@ -52,7 +62,11 @@ async def _login(request: web.Request, username: str, password: str) -> tuple[St
     async with request.app[SESSIONS]() as s:
         staff = await staff_by_username(s, username)
     ok = await request.app[PASSWORDS].verify(staff.password_hash if staff else None, password)
+    if not ok and staff is not None and staff.active and LDAP_LOGIN in request.app:
+        ok = await request.app[LDAP_LOGIN].verify(username, password)
     if not ok or staff is None or not staff.active:
+        async with request.app[SESSIONS].begin() as s:
+            audit.record(s, username, "login.fail", username, address=address)
         raise web.HTTPUnauthorized(
             text='{"error":"wrong user name or password"}', content_type="application/json"
         )
@@ -60,6 +74,7 @@ async def _login(request: web.Request, username: str, password: str) -> tuple[St
     limiter.forget(keys[0][0])  # this pair's earlier failures
     async with request.app[SESSIONS].begin() as s:
         ws = await start_session(s, staff, datetime.now(UTC))
+        audit.record(s, username, "login", username, address=address)
     return staff, ws
 
 
@@ -272,6 +287,15 @@ async def update_user(request: web.Request) -> web.Response:
         user, changed = await directory.upsert_user(
             s, data, by=f"{staff.name} ({staff.username})", now=datetime.now(UTC), plan=plan
         )
+        if changed:
+            audit.record(
+                s,
+                staff.username,
+                "user.update",
+                f"{user.employee_no} {user.name}",
+                {"fields": changed},
+                remote(request),
+            )
     return web.json_response({"user": directory.user_json(user), "changed": changed})
 
 

@@ -1,5 +1,6 @@
 """Announcements over HTTP (lead writes, agents read)."""
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -7,6 +8,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.errors import NotFound
+from desk import audit
 from desk.announcements import (
     KINDS,
     active,
@@ -18,6 +20,7 @@ from desk.announcements import (
 )
 from desk.models import Announcement, Role
 from desk.validation import record_id
+from desk.web import console
 from desk.web.auth import requires
 from desk.web.keys import MEDIA, SESSIONS, SETTINGS, SYNTH
 from desk.web.openapi import documented, obj, string
@@ -65,6 +68,8 @@ async def create_announcement(request: web.Request) -> web.Response:
     async with request.app[SESSIONS].begin() as session:
         a = Announcement(created_at=now, updated_at=now, prompts={}, **fields)
         session.add(a)
+        await session.flush()
+        console.record(request, session, "announcement.create", f"{a.id} {a.title}", _plain(fields))
     # Committed first: synthesis runs outside any transaction (see _with_audio).
     return web.json_response(as_json(await _with_audio(request, a)), status=201)
 
@@ -79,8 +84,16 @@ async def update_announcement(request: web.Request) -> web.Response:
         if a is None:
             raise NotFound(f"no announcement {request.match_info['id']}")
         texts = texts_of(a)
+        before = {key: getattr(a, key) for key in fields}
         for key, value in fields.items():
             setattr(a, key, value)
+        console.record(
+            request,
+            session,
+            "announcement.update",
+            f"{a.id} {a.title}",
+            audit.diff(_plain(before), _plain(fields)),
+        )
         a.updated_at = datetime.now(UTC)
         spoken_changed = texts_of(a) != texts
         if spoken_changed:
@@ -112,7 +125,59 @@ async def delete_announcement(request: web.Request) -> web.Response:
             raise NotFound(f"no announcement {request.match_info['id']}")
         a.active = False
         a.updated_at = datetime.now(UTC)
+        console.record(request, session, "announcement.withdraw", f"{a.id} {a.title}")
     return web.json_response(as_json(a))
+
+
+def _plain(fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields as JSON can hold them (times as ISO text), for the audit log."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}
+
+
+# The audio files synthesis writes: ann-<id>-<lang>-<10 hex digits> (desk/announcements.py).
+_AUDIO = re.compile(r"ann-(\d+)-(zh|en)-[0-9a-f]{10}")
+
+
+@requires(Role.AGENT)
+async def announcement_audio(request: web.Request) -> web.StreamResponse:
+    """GET /announcements/{id}/audio/{lang}: what callers hear, as a WAV file (staff only)."""
+    lang = request.match_info["lang"]
+    if lang not in ("zh", "en"):
+        raise NotFound("no such language")
+    async with request.app[SESSIONS]() as session:
+        a = await session.get(Announcement, _id(request))
+    prompt = (a.prompts or {}).get(lang) if a is not None else None
+    name = prompt.rsplit("/", 1)[-1] if isinstance(prompt, str) else ""
+    match = _AUDIO.fullmatch(name)
+    # Only a file this announcement's own synthesis made, in the announcements folder.
+    if a is None or match is None or int(match.group(1)) != a.id or match.group(2) != lang:
+        raise NotFound("no audio for this announcement in that language")
+    folder = request.app[MEDIA].host / "announcements"
+    path = folder / f"{name}.wav"
+    if not path.is_file():
+        raise NotFound("the audio file is missing")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav"})
+
+
+@requires(Role.LEAD)
+async def announcements_page(request: web.Request) -> web.Response:
+    """GET /announcements: create, schedule, end and hear announcements."""
+    tz = request.app[SETTINGS].tz
+    async with request.app[SESSIONS]() as session:
+        rows = (
+            await session.scalars(select(Announcement).order_by(Announcement.id.desc()).limit(200))
+        ).all()
+    now = datetime.now(UTC)
+    items = [
+        {
+            **as_json(a),
+            "starts_local": a.starts_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "ends_local": a.ends_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if a.ends_at else "",
+            "in_force": a.active and a.starts_at <= now and (a.ends_at is None or a.ends_at > now),
+        }
+        for a in rows
+    ]
+    return console.page(request, "announcements.html", items=items, kinds=KINDS)
 
 
 def _id(request: web.Request) -> int:
@@ -125,3 +190,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/announcements", create_announcement)
     app.router.add_patch("/api/announcements/{id}", update_announcement)
     app.router.add_delete("/api/announcements/{id}", delete_announcement)
+    app.router.add_get("/announcements", announcements_page)
+    app.router.add_get("/announcements/{id}/audio/{lang}", announcement_audio)

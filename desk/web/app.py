@@ -6,6 +6,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -14,16 +15,19 @@ from sqlalchemy import text
 from cti.db import create_engine, migrate, session_maker
 from cti.errors import Conflict, CtiError, InvalidInput, NotFound
 from cti.ivr.agi import AgiAccess
-from cti.ivr.config import load_ivr_config
+from cti.ivr.config import load_ivr_config, pick
 from cti.ivr.context import IvrContext, MediaPaths
+from cti.ivr.hours import load_hours
 from cti.ivr.prompts import Synthesizer
 from cti.ivr.routes import IvrService
 from cti.phone import NumberPlan
-from cti.routing.config import load_routing
+from cti.routing.config import LiveRouting, load_routing, parse_routing, routing_path
 from cti.routing.executor import RoutingExecutor
 from cti.runtime import CtiCore
 from cti.sandbox.root import chroot_prefix
 from cti.settings import Settings
+from desk import hours as desk_hours
+from desk import settings_docs
 from desk.i18n import LANGUAGES, translations
 from desk.ivr_port import DeskService
 from desk.knowledge import KnowledgeService
@@ -35,7 +39,11 @@ from desk.staff import PasswordVerifier, load_session
 from desk.web import (
     agent,
     announcements,
+    audit,
     calls,
+    console,
+    directory,
+    hours,
     incidents,
     knowledge,
     openapi,
@@ -43,6 +51,8 @@ from desk.web import (
     pages,
     portal,
     reports,
+    routing,
+    staff,
     take,
     wallboard,
 )
@@ -52,6 +62,7 @@ from desk.web.keys import (
     ARCHIVE,
     CORE,
     ENGINE,
+    HOURS_SEED,
     HUB,
     IVR,
     KNOWLEDGE,
@@ -161,6 +172,45 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def console_ctx(app: web.Application) -> AsyncIterator[None]:
+    """What the lead edits in the browser: the opening hours (seeded from hours.yaml on the
+    first start) with the after-hours prompt that states them, and routing.yaml's edit (the
+    database's copy wins over the file once the lead has saved one)."""
+    s = app[SETTINGS]
+    config_dir = Path(s.config_dir) if s.config_dir else None
+    app[HOURS_SEED] = load_hours(pick(config_dir, "hours.yaml"))
+    async with app[SESSIONS].begin() as session:
+        await desk_hours.seed(session, app[HOURS_SEED], datetime.now(UTC))
+        stored = await settings_docs.get(session, settings_docs.ROUTING)
+    if stored is not None:
+        text = str(stored.value.get("text", ""))
+        try:
+            app[ROUTING_CONFIG].replace(parse_routing(text, "routing (database)"), text, "database")
+        except CtiError as exc:
+            logger.error("the routing saved from the page is invalid, using the file: %s", exc)
+        else:
+            logger.warning("routing: the version saved from the page is in force, not the file")
+    task = asyncio.create_task(hours_prompts(app), name="hours-prompts")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def hours_prompts(app: web.Application) -> None:
+    """Make the after-hours prompt for the stored hours if it is missing (first start, a new
+    text-to-speech); the IVR plays the catalogue's prompt meanwhile."""
+    async with app[SESSIONS]() as session:
+        found, prompts = await desk_hours.load(session, app[HOURS_SEED])
+    if len(prompts) == 2:
+        return
+    made = await desk_hours.synthesise(found, app[SYNTH].synth, app[MEDIA])
+    async with app[SESSIONS].begin() as session:
+        current, _ = await desk_hours.load(session, app[HOURS_SEED])
+        if current == found:
+            await desk_hours.attach_prompts(session, made)
+
+
 async def reports_ctx(app: web.Application) -> AsyncIterator[None]:
     """Scheduled reports into the archive (6.5.5)."""
     scheduler = Scheduler(app[SESSIONS], app[SETTINGS], app[ARCHIVE])
@@ -204,7 +254,10 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     core = CtiCore(s, app[SESSIONS])
     notifier = Notifier(core.bus, app[HUB], app[POP])
     routing = app[ROUTING_CONFIG]
-    board = WallboardPusher(app[SESSIONS], core, app[HUB], s.tz, _metrics(s), routing.thresholds)
+    board = WallboardPusher(
+        app[SESSIONS], core, app[HUB], s.tz, _metrics(s), routing.current.thresholds
+    )
+    routing.listen(lambda config: setattr(board, "thresholds", config.thresholds))
     await core.start()
     board.start()
     app[CORE], app[NOTIFIER], app[WALLBOARD] = core, notifier, board
@@ -225,7 +278,7 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
         tracker=core.tracker,
         agents=core.agents,
         queues=core.queues,
-        routing=app[ROUTING_CONFIG],
+        routing=app[ROUTING_CONFIG].current,
         roster=OncallRoster(app[SESSIONS]),
         handle_times=HandleTimeCache(app[SESSIONS], s.tz, _metrics(s)),
         secret=s.effective_secret_key(),
@@ -233,6 +286,7 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
         device=s.agent_device,
     )
     await executor.start()
+    app[ROUTING_CONFIG].listen(executor.apply)
     app[ROUTING] = executor
     yield
     await executor.close()
@@ -243,7 +297,7 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     cfg = load_ivr_config(Path(s.config_dir) if s.config_dir else None)
     plan = app[PLAN]
-    desk = DeskService(app[SESSIONS], plan, s.tz)
+    desk = DeskService(app[SESSIONS], plan, s.tz, fallback_hours=cfg.hours)
     ctx = IvrContext(cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA])
     callbacks = app[ROUTING].callbacks if ROUTING in app else None
     access = AgiAccess(s.effective_agi_allowed_hosts, s.agi_secret)
@@ -302,10 +356,16 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     if with_core:
         settings.effective_secret_key()  # a missing or short signing key stops the start here
     # Checked here, before anything starts: an error names the file and line.
-    app[ROUTING_CONFIG] = load_routing(Path(settings.config_dir) if settings.config_dir else None)
+    config_dir = Path(settings.config_dir) if settings.config_dir else None
+    path = routing_path(config_dir)
+    app[ROUTING_CONFIG] = LiveRouting(
+        load_routing(config_dir), path.read_text(encoding="utf-8"), str(path)
+    )
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(passwords_ctx)
     app.cleanup_ctx.append(media_ctx)
+    app.cleanup_ctx.append(console_ctx)
+    app.cleanup_ctx.append(directory.ldap_ctx)
     app.cleanup_ctx.append(desk_ctx)
     if with_core:
         app.cleanup_ctx.append(core_ctx)
@@ -326,6 +386,12 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         overflow,
         reports,
         take,
+        console,
+        staff,
+        directory,
+        hours,
+        routing,
+        audit,
         openapi,
     ):
         module.setup(app)

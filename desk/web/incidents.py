@@ -19,6 +19,7 @@ from desk.incidents import incident_json, sla_due
 from desk.models import Incident, IncidentEvent, IncidentState, IncidentType, Role, Staff, User
 from desk.notify import NEWS_HEADLINE, STATE_HEADLINES
 from desk.validation import text_field, whole_number
+from desk.web import console
 from desk.web.auth import current, requires
 from desk.web.keys import CORE, MAILER, PLAN, SESSIONS, SETTINGS
 from desk.web.openapi import documented, obj, string
@@ -438,6 +439,10 @@ async def click_to_call(request: web.Request) -> web.Response:
             variables={"CTI_AGENT": me.extension, "CTI_INCIDENT": incident},
         ),
     )
+    async with request.app[SESSIONS].begin() as s:
+        console.record(
+            request, s, "click_to_call", dial, {"from": me.extension, "incident": incident}
+        )
     return web.json_response({"calling": dial, "from": me.extension}, status=202)
 
 

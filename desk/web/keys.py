@@ -7,14 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cti.db import SessionMaker
 from cti.ivr.context import MediaPaths
+from cti.ivr.hours import OpeningHours
 from cti.ivr.prompts import Synthesizer
 from cti.ivr.routes import IvrService
 from cti.phone import NumberPlan
-from cti.routing.config import RoutingConfig
+from cti.routing.config import LiveRouting
 from cti.routing.executor import RoutingExecutor
 from cti.runtime import CtiCore
 from cti.settings import Settings
 from desk.knowledge import KnowledgeService
+from desk.ldap_directory import LdapConfig, LdapLogin
 from desk.notify import Mailer
 from desk.pop import PopBuilder
 from desk.staff import PasswordVerifier
@@ -54,6 +56,13 @@ PORTAL_LIMITER = web.AppKey("portal_limiter", Limiter)
 PASSWORDS = web.AppKey("password_verifier", PasswordVerifier)
 WALLBOARD = web.AppKey("wallboard", WallboardPusher)
 ROUTING = web.AppKey("routing", RoutingExecutor)
-ROUTING_CONFIG = web.AppKey("routing_config", RoutingConfig)
+# The routing configuration in force: routing.yaml, or the lead's edit of it in the database.
+ROUTING_CONFIG = web.AppKey("routing_config", LiveRouting)
 ARCHIVE = web.AppKey("report_archive", Archive)
+# hours.yaml: the opening hours' first-start seed, and the fallback (desk/hours.py).
+HOURS_SEED = web.AppKey("hours_seed", OpeningHours)
 SCHEDULER = web.AppKey("report_scheduler", Scheduler)
+# The LDAP / AD directory (desk/ldap_directory.py), when CTI_LDAP_URL is set; staff login
+# against it when CTI_LDAP_STAFF_LOGIN is also on.
+LDAP = web.AppKey("ldap", LdapConfig)
+LDAP_LOGIN = web.AppKey("ldap_login", LdapLogin)

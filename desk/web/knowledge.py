@@ -8,9 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import InvalidInput, NotFound
-from desk.knowledge import article_json, item_json
+from desk import audit
+from desk.knowledge import RETIRED, article_json, item_json
 from desk.models import ConfigItem, KnowledgeArticle, Role
 from desk.validation import record_id, text_field
+from desk.web import console
 from desk.web.auth import requires
 from desk.web.keys import KNOWLEDGE, SESSIONS
 from desk.web.openapi import documented, obj, string
@@ -29,6 +31,7 @@ def _article(required: tuple[str, ...]) -> dict[str, Any]:
             "service": string(120),
             "language": string(8),
             "published": {"type": "boolean"},
+            "retired": {"type": "boolean"},
         },
         required,
     )
@@ -62,10 +65,11 @@ def _article_fields(body: dict[str, Any], partial: bool) -> dict[str, Any]:
         value = text_field(body, key, limit, required=required and not partial)
         if value is not None:
             out[key] = value
-    if "published" in body:
-        if not isinstance(body["published"], bool):
-            raise InvalidInput("published must be true or false")
-        out["published"] = body["published"]
+    for flag in ("published", "retired"):
+        if flag in body:
+            if not isinstance(body[flag], bool):
+                raise InvalidInput(f"{flag} must be true or false")
+            out[flag] = body[flag]
     return out
 
 
@@ -116,6 +120,7 @@ async def create_article(request: web.Request) -> web.Response:
         a = KnowledgeArticle(created_at=now, updated_at=now, **fields)
         s.add(a)
         await s.flush()
+        console.record(request, s, "article.create", f"{a.id} {a.title}", fields)
     request.app[KNOWLEDGE].invalidate()
     return web.json_response(article_json(a), status=201)
 
@@ -129,8 +134,11 @@ async def update_article(request: web.Request) -> web.Response:
         a = await s.get(KnowledgeArticle, _id(request))
         if a is None:
             raise NotFound("no such article")
+        before = {k: getattr(a, k) for k in fields}
+        action = "article.retire" if fields.get("retired") and not a.retired else "article.update"
         for k, v in fields.items():
             setattr(a, k, v)
+        console.record(request, s, action, f"{a.id} {a.title}", audit.diff(before, fields))
         a.updated_at = datetime.now(UTC)
     request.app[KNOWLEDGE].invalidate()
     return web.json_response(article_json(a))
@@ -161,6 +169,7 @@ async def create_item(request: web.Request) -> web.Response:
         c = ConfigItem(updated_at=datetime.now(UTC), **fields)
         s.add(c)
         await s.flush()
+        console.record(request, s, "ci.create", f"{c.id} {c.name}", fields)
     request.app[KNOWLEDGE].invalidate()
     return web.json_response(item_json(c), status=201)
 
@@ -176,11 +185,35 @@ async def update_item(request: web.Request) -> web.Response:
             raise NotFound("no such configuration item")
         if "name" in fields:
             await _check_name_free(s, fields["name"], c.id)
+        before = {k: getattr(c, k) for k in fields}
+        retiring = fields.get("status") == RETIRED and c.status != RETIRED
         for k, v in fields.items():
             setattr(c, k, v)
+        console.record(
+            request,
+            s,
+            "ci.retire" if retiring else "ci.update",
+            f"{c.id} {c.name}",
+            audit.diff(before, fields),
+        )
         c.updated_at = datetime.now(UTC)
     request.app[KNOWLEDGE].invalidate()
     return web.json_response(item_json(c))
+
+
+@requires(Role.LEAD)
+async def knowledge_page(request: web.Request) -> web.Response:
+    """GET /knowledge: edit and retire articles and configuration items."""
+    async with request.app[SESSIONS]() as s:
+        articles = (await s.scalars(select(KnowledgeArticle).order_by(KnowledgeArticle.id))).all()
+        items = (await s.scalars(select(ConfigItem).order_by(ConfigItem.name))).all()
+    return console.page(
+        request,
+        "knowledge.html",
+        articles=[article_json(a) for a in articles],
+        items=[item_json(c) for c in items],
+        statuses=CI_STATUSES,
+    )
 
 
 def _id(request: web.Request) -> int:
@@ -196,3 +229,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/cmdb", list_items)
     app.router.add_post("/api/cmdb", create_item)
     app.router.add_patch("/api/cmdb/{id}", update_item)
+    app.router.add_get("/knowledge", knowledge_page)

@@ -5,7 +5,7 @@ Opening a take link never takes the call (IM apps fetch links to preview them); 
 opens has one button that does.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +14,8 @@ from sqlalchemy import select
 from cti.errors import InvalidInput, NotFound
 from cti.routing.models import BackupAlert, CallbackRequest, OverflowOffer
 from desk.models import OncallShift, Role, Staff
-from desk.validation import record_id, text_field, when
+from desk.validation import day, record_id, text_field, when
+from desk.web import console
 from desk.web.auth import requires
 from desk.web.keys import ROUTING_CONFIG, SESSIONS, SETTINGS
 from desk.web.openapi import documented, obj, string
@@ -83,7 +84,7 @@ async def add_oncall(request: web.Request) -> web.Response:
     if mobile and not mobile.replace("+", "").replace("-", "").replace(" ", "").isdigit():
         raise InvalidInput("mobile must be a phone number")
     channel = text_field(body, "im_channel", 40) or ""
-    if channel and channel not in request.app[ROUTING_CONFIG].channels:
+    if channel and channel not in request.app[ROUTING_CONFIG].current.channels:
         raise InvalidInput(f"no IM channel {channel!r} in routing.yaml")
     async with request.app[SESSIONS].begin() as s:
         staff = None
@@ -111,6 +112,7 @@ async def add_oncall(request: web.Request) -> web.Response:
         )
         s.add(row)
         await s.flush()
+        console.record(request, s, "oncall.add", f"{row.id} {row.name}", shift_json(row))
     return web.json_response(shift_json(row), status=201)
 
 
@@ -122,6 +124,7 @@ async def delete_oncall(request: web.Request) -> web.Response:
         row = await s.get(OncallShift, shift_id)
         if row is None:
             raise NotFound(f"no on-call entry {shift_id}")
+        console.record(request, s, "oncall.remove", f"{row.id} {row.name}", shift_json(row))
         await s.delete(row)
     return web.json_response({"deleted": shift_id})
 
@@ -182,9 +185,70 @@ async def list_alerts(request: web.Request) -> web.Response:
     )
 
 
+@requires(Role.LEAD)
+async def oncall_page(request: web.Request) -> web.Response:
+    """GET /oncall?week=YYYY-MM-DD: who is on call now, and the roster of a week (Monday on)."""
+    tz = request.app[SETTINGS].tz
+    now = datetime.now(UTC)
+    today = now.astimezone(tz).date()
+    start_day = day("week", request.query["week"]) if request.query.get("week") else today
+    monday = start_day - timedelta(days=start_day.weekday())
+    week_start = datetime.combine(monday, time(), tz)
+    week_end = week_start + timedelta(days=7)
+    async with request.app[SESSIONS]() as s:
+        rows = (
+            await s.scalars(
+                select(OncallShift)
+                .where(OncallShift.starts_at < week_end, OncallShift.ends_at > week_start)
+                .order_by(OncallShift.starts_at, OncallShift.id)
+            )
+        ).all()
+        current = (
+            await s.scalars(
+                select(OncallShift)
+                .where(OncallShift.starts_at <= now, OncallShift.ends_at > now)
+                .order_by(OncallShift.starts_at, OncallShift.id)
+            )
+        ).all()
+        staff = (await s.scalars(select(Staff).where(Staff.active).order_by(Staff.name))).all()
+
+    def local(r: OncallShift) -> dict[str, Any]:
+        return {
+            **shift_json(r),
+            "from": r.starts_at.astimezone(tz).strftime("%m-%d %H:%M"),
+            "to": r.ends_at.astimezone(tz).strftime("%m-%d %H:%M"),
+        }
+
+    days = []
+    for i in range(7):
+        d = monday + timedelta(days=i)
+        lo = datetime.combine(d, time(), tz)
+        hi = lo + timedelta(days=1)
+        days.append(
+            {
+                "date": d.isoformat(),
+                "weekday": i,
+                "today": d == today,
+                "shifts": [local(r) for r in rows if r.starts_at < hi and r.ends_at > lo],
+            }
+        )
+    return console.page(
+        request,
+        "oncall.html",
+        days=days,
+        now_on_call=[local(r) for r in current],
+        staff_list=[{"username": m.username, "name": m.name} for m in staff],
+        channels=sorted(request.app[ROUTING_CONFIG].current.channels),
+        prev_week=(monday - timedelta(days=7)).isoformat(),
+        next_week=(monday + timedelta(days=7)).isoformat(),
+        monday=monday.isoformat(),
+    )
+
+
 def setup(app: web.Application) -> None:
     """Register the routes."""
     app.router.add_get("/api/oncall", list_oncall)
     app.router.add_post("/api/oncall", add_oncall)
     app.router.add_delete("/api/oncall/{id}", delete_oncall)
     app.router.add_get("/api/alerts", list_alerts)
+    app.router.add_get("/oncall", oncall_page)
