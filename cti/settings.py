@@ -113,8 +113,9 @@ class Settings:
         "mobile=mobile",
         "email=mail",
     )
-    # Members of these groups (DNs) are privileged accounts (6.2: never reset by automation).
-    ldap_privileged_groups: tuple[str, ...] = ()
+    # Members of these groups are privileged accounts (6.2: never reset by automation): group
+    # DNs separated by ";" (a DN has commas of its own).
+    ldap_privileged_groups: str = ""
     # Minutes between scheduled syncs (0: on demand only, from the directory page).
     ldap_sync_minutes: int = 0
     # Staff may also log in with their directory password: the filter finds their entry.

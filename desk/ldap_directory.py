@@ -13,6 +13,7 @@ Staff may also log in with their directory password (an LDAP bind), local passwo
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -80,19 +81,21 @@ class LdapConfig:
             s.ldap_base_dn,
             s.ldap_user_filter,
             mapping,
-            s.ldap_privileged_groups,
+            tuple(g.strip() for g in s.ldap_privileged_groups.split(";") if g.strip()),
             s.ldap_staff_filter,
             s.ldap_timeout,
         )
 
 
 def _connect(cfg: LdapConfig, user: str | None, password: str | None) -> ldap3.Connection:
-    server = ldap3.Server(cfg.url, connect_timeout=cfg.timeout, get_info=ldap3.NONE)
+    # Whole seconds: ldap3 packs the receive timeout into a socket option with struct.
+    seconds = max(1, math.ceil(cfg.timeout))
+    server = ldap3.Server(cfg.url, connect_timeout=seconds, get_info=ldap3.NONE)
     conn = ldap3.Connection(
         server,
         user=user or None,
         password=password or None,
-        receive_timeout=cfg.timeout,
+        receive_timeout=seconds,
         read_only=True,
         raise_exceptions=True,
     )
