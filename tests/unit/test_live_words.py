@@ -1,0 +1,30 @@
+"""What the lead and the agent read about live calls and back-ups: the pop's wait counts the
+stint the caller is still in, and the back-up words never print a sentinel number."""
+
+from cti.live.model import LiveCall, view_of
+from cti.routing.alerts import describe, finite
+from cti.routing.rules import Measure, QueueSnapshot, measure
+
+T0 = 1_800_000_000.0
+
+
+def test_the_pop_shows_the_wait_of_a_caller_still_in_the_queue() -> None:
+    # Seen: "Wait 0" on the pop of a caller who had waited 27 s (rung while still queued).
+    call = LiveCall(uniqueid="1.1", linkedid="1.1", channel="PJSIP/carrier-1", arrived_at=T0)
+    call.queued_at = call.in_queue_since = T0 + 3.0
+    assert view_of(call, T0 + 30.0).wait_seconds == 27.0
+    call.wait_accum, call.in_queue_since = 10.0, T0 + 50.0  # a second stint after an overflow
+    assert view_of(call, T0 + 55.0).wait_seconds == 15.0
+
+
+def test_no_agent_ready_reads_as_words_in_the_log_and_the_banner() -> None:
+    snap = QueueSnapshot(queue="helpdesk", waiting=4, longest_wait=70.0, ready=0, staffed=2, arrival_rate=0.0,
+                         aht=180.0)  # fmt: skip
+    rules = {
+        m.value: finite(measure(m, snap))
+        for m in (Measure.WAITING_PER_READY_AGENT, Measure.NO_AGENT_READY)
+    }
+    en, zh = describe(rules, "en"), describe(rules, "zh")
+    assert en == "callers waiting per ready agent ∞, no agent ready"
+    assert zh == "每名就绪坐席的等待来电 ∞, 无就绪坐席"
+    assert "1000000000" not in en + zh
