@@ -340,16 +340,31 @@ async def _availability(s: Any) -> list[dict[str, Any]]:
     ]
 
 
+async def forecast_volumes(s: Any, before: datetime, tz: Any) -> Counter[tuple[int, int]]:
+    """The forecast of offered calls per (local weekday, half-hour slot 0-47): the last four
+    weeks before `before`, same weekday and half-hour, summed (divide by 4 for the average).
+    The forward-looking report and the wallboard's chart both use it."""
+    counts: Counter[tuple[int, int]] = Counter()
+    for at, n in await _slot_counts(s, _utc(before - timedelta(days=28)), _utc(before), None, True):
+        local = at.astimezone(tz)
+        counts[(local.weekday(), local.hour * 2 + local.minute // 30)] += n
+    return counts
+
+
+async def day_volumes(s: Any, start: datetime, tz: Any) -> list[int]:
+    """Offered calls in each local half-hour (48) of the day that starts at `start`."""
+    out = [0] * 48
+    for at, n in await _slot_counts(s, _utc(start), _utc(start + timedelta(days=1)), None, True):
+        local = at.astimezone(tz)
+        out[local.hour * 2 + local.minute // 30] += n
+    return out
+
+
 async def _forward(s: Any, period: Period, opts: ReportOptions) -> dict[str, Any]:
     """Next week's agents per half-hour by Erlang C from the last four weeks' volume (same weekday
     and half-hour, averaged) and last week's handle time; last week's major request areas; poorly
     rated incidents; components with repeated faults."""
-    history_start = _utc(period.start - timedelta(days=28))
-    tz = period.start.tzinfo
-    counts: Counter[tuple[int, int]] = Counter()
-    for at, n in await _slot_counts(s, history_start, _utc(period.start), None, queued=True):
-        local = at.astimezone(tz)
-        counts[(local.weekday(), local.hour * 2 + local.minute // 30)] += n
+    counts = await forecast_volumes(s, period.start, period.start.tzinfo)
     last_week = (_utc(period.start - timedelta(days=7)), _utc(period.start))
     lw = (
         await call_figures(

@@ -22,6 +22,7 @@ from cti.live.model import AgentState
 from cti.live.queues import QueueBook
 from desk.announcements import active as active_announcements
 from desk.models import Staff
+from reports.build import day_volumes, forecast_volumes
 from reports.metrics import CallFigures, call_figures
 
 
@@ -84,6 +85,41 @@ class HandleTimeCache:
         return figures.aht if figures else None
 
 
+@dataclass
+class DayChart:
+    """Today's offered calls per half-hour against the forecast (the forward-looking report's:
+    the last four weeks' same weekday and half-hour, averaged). The forecast is read once a
+    day, today's volume at most every `ttl` seconds."""
+
+    sessions: SessionMaker
+    tz: tzinfo
+    ttl: float = 10.0
+    _day: str = ""
+    _forecast: list[float] = field(default_factory=list)
+    _at: float = 0.0
+    _today: list[int] = field(default_factory=list)
+
+    async def chart(self, now: datetime | None = None) -> dict[str, Any]:
+        """{"day", "slots": ["00:00", ...], "calls": [...], "forecast": [...]} for today."""
+        start = day_start(self.tz, now).astimezone(self.tz)
+        day = start.date().isoformat()
+        async with self.sessions() as s:
+            if day != self._day:
+                counts = await forecast_volumes(s, start, self.tz)
+                wd = start.weekday()
+                self._forecast = [round(counts[(wd, slot)] / 4, 2) for slot in range(48)]
+                self._day, self._at = day, 0.0
+            if time.monotonic() - self._at > self.ttl:
+                self._today = await day_volumes(s, start, self.tz)
+                self._at = time.monotonic()
+        return {
+            "day": day,
+            "slots": [f"{i // 2:02d}:{i % 2 * 30:02d}" for i in range(48)],
+            "calls": list(self._today),
+            "forecast": list(self._forecast),
+        }
+
+
 def _agent_counts(agents: AgentService, queue: str | None) -> dict[str, int]:
     counts = dict.fromkeys((s.value for s in AgentState), 0)
     for a in agents.agents.values():
@@ -101,6 +137,7 @@ async def snapshot(
     thresholds: Mapping[str, tuple[float, float]],
     banners: Mapping[str, Mapping[str, Any]],
     day: datetime | None = None,
+    chart: DayChart | None = None,
 ) -> dict[str, Any]:
     """The whole board (`day`: a moment of the day whose figures to show; default now)."""
     now = time.time()
@@ -152,6 +189,10 @@ async def snapshot(
         )
     return {
         "at": now,
+        # The desk's clock: the page shows the time and "today" in this zone, not the screen's.
+        "timezone": str(tz),
+        "today": day_start(tz, day).astimezone(tz).date().isoformat(),
+        "chart": await chart.chart(day) if chart is not None else None,
         "service_level_seconds": metrics.sl_seconds,
         "thresholds": dict(thresholds),
         "queues": rows,

@@ -219,7 +219,7 @@ class LiveCall:
         if self.wait_override is not None:
             return self.wait_override
         current = max(0.0, now - self.in_queue_since) if self.in_queue_since is not None else 0.0
-        return self.wait_accum
+        return self.wait_accum + current
 
     def rebuild_state(self) -> None:
         """The state of a call rebuilt from a journal row, queue_log or a snapshot (not events)."""

@@ -19,11 +19,12 @@ from cti.live.bus import (
     DomainEvent,
     QueueChanged,
 )
+from cti.routing.alerts import describe
 from cti.runtime import CtiCore
 from desk.web.hub import Hub
 from desk.web.messages import WALLBOARD as TOPIC
 from desk.web.messages import MessageType
-from reports.wallboard import MetricSettings, snapshot
+from reports.wallboard import DayChart, MetricSettings, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class WallboardPusher:
         self.metrics = metrics
         self.thresholds = thresholds
         self.banners: dict[str, dict[str, Any]] = {}
+        self.chart = DayChart(sessions, tz)
         self.pushed = 0
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -68,6 +70,8 @@ class WallboardPusher:
             "since": e.since,
             "alert_id": e.alert_id,
             "rules": dict(e.rules),
+            # In words a person reads, in both languages (cti/routing/alerts.py's describe()).
+            "text": {lang: describe(dict(e.rules), lang) for lang in ("zh", "en")},
         }
         self._dirty.set()
 
@@ -90,6 +94,7 @@ class WallboardPusher:
             self.metrics,
             self.thresholds,
             self.banners,
+            chart=self.chart,
         )
 
     def start(self) -> None:

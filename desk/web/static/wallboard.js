@@ -39,14 +39,89 @@
     return tr;
   }
 
+  const lang = document.querySelector('meta[name="lang"]').content;
+  const tv = document.getElementById("board").dataset.mode === "tv";
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    return e;
+  }
+
+  if (tv) document.body.classList.add("tv-body");
+
+  function drawChart(chart) {
+    const box = document.getElementById("chart");
+    if (!box || !chart) return;
+    const W = 960, H = 200, pad = 22, n = chart.calls.length;
+    const top = Math.max(1, ...chart.calls, ...chart.forecast);
+    const bw = (W - pad) / n, y = (v) => H - pad - (v / top) * (H - 2 * pad);
+    const parts = [];
+    chart.calls.forEach((v, i) => parts.push(svg("rect", { x: pad + i * bw + 1, y: y(v), width: bw - 2, height: H - pad - y(v), class: "bar" })));
+    const points = chart.forecast.map((v, i) => `${pad + i * bw + bw / 2},${y(v)}`).join(" ");
+    parts.push(svg("polyline", { points, class: "forecast", fill: "none" }));
+    for (let h = 0; h <= 24; h += 3) {
+      const label = svg("text", { x: pad + h * 2 * bw, y: H - 4, class: "axis" });
+      label.textContent = String(h).padStart(2, "0") + ":00";
+      parts.push(label);
+    }
+    const maxLabel = svg("text", { x: 0, y: pad, class: "axis" });
+    maxLabel.textContent = String(Math.round(top));
+    parts.push(maxLabel);
+    box.replaceChildren(...parts);
+  }
+
+  function tile(name, text, value, key, higherIsWorse) {
+    const box = document.querySelector(`[data-tile="${name}"]`);
+    if (!box) return;
+    box.querySelector(".big").textContent = text;
+    const probe = colour(el("td"), value, key, higherIsWorse);
+    box.dataset.level = probe.dataset.level || "ok";
+  }
+
+  function renderTv(passed) {
+    const total = snap.total, d = total.today, a = total.agents;
+    const longest = total.waiting ? total.longest_wait + passed : 0;
+    tile("waiting", total.waiting, total.waiting, "waiting", true);
+    tile("longest_wait", duration(longest), longest, "longest_wait", true);
+    tile("service_level", pct(d.service_level), d.service_level, "service_level", false);
+    tile("asa", secs(d.asa), null, "asa", true);
+    tile("abandon_rate", pct(d.abandon_rate), d.abandon_rate, "abandon_rate", true);
+    const counts = { ready: a.ready, on_call: a.on_call + a.ringing, wrap_up: a.wrap_up, paused: a.paused, logged_out: a.logged_out };
+    for (const [state, n] of Object.entries(counts)) {
+      const b = document.querySelector(`[data-state="${state}"] b`);
+      if (b) b.textContent = n;
+    }
+    document.getElementById("queue-strip").replaceChildren(...snap.queues.map((q) => {
+      const li = el("li", `${q.queue}: ${q.waiting} · ${duration(q.waiting ? q.longest_wait + passed : 0)}`);
+      li.dataset.queue = q.queue;
+      return li;
+    }));
+    drawChart(snap.chart);
+  }
+
+  function tick() {
+    // The desk's time zone, not the screen's: "today" and the clock are the desk's.
+    if (!snap) return;
+    const clock = new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB", {
+      timeZone: snap.timezone, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    });
+    document.getElementById("clock").textContent = clock.format(new Date());
+  }
+
   function render() {
     if (!snap) return;
+    tick();
     const passed = (Date.now() - receivedAt) / 1000;
     const body = document.querySelector("#queues tbody");
     body.replaceChildren(...snap.queues.map((q) => queueRow(q, false)), queueRow(snap.total, true));
     const banners = document.getElementById("banners");
     banners.replaceChildren(...snap.banners.map((b) => {
-      const div = el("div", `${t("backed_up")}: ${b.queue} — ` + Object.entries(b.rules).map(([k, v]) => `${k}=${v === null ? "∞" : Math.round(v * 10) / 10}`).join(", "), "banner");
+      // The server words the rules (cti/routing/alerts.py describe()) in both languages.
+      const words = b.text ? b.text[lang] || b.text.zh : "";
+      const div = el("div", `${t("backed_up")}: ${b.queue} — ${words}`, "banner");
       div.dataset.queue = b.queue;
       return div;
     }));
@@ -55,7 +130,7 @@
       tr.dataset.ext = a.ext;
       tr.dataset.state = a.state;
       tr.append(el("td", a.ext), el("td", a.name), el("td", t(a.state) + (a.reason ? ` (${a.reason})` : "")),
-        el("td", duration(Date.now() / 1000 - a.since)), el("td", a.call ? `${a.call.caller_number} ${a.call.incident_number || ""}` : ""));
+        el("td", duration(Date.now() / 1000 - a.since)), el("td", a.call ? `${a.call.caller_name || ""} ${a.call.caller_number} ${a.call.incident_number ? "#" + a.call.incident_number : ""}`.trim() : ""));
       return tr;
     }));
     document.querySelector("#waiting tbody").replaceChildren(...snap.waiting_calls.map((c) => {
@@ -64,20 +139,21 @@
       tr.append(el("td", c.queue), el("td", c.caller_number), el("td", c.incident_number || ""), el("td", duration(c.wait + passed), "num"));
       return tr;
     }));
-    const lang = document.querySelector('meta[name="lang"]').content;
+    if (tv) renderTv(passed);
     document.getElementById("ticker").textContent = snap.announcements.map((a) => `【${a.title}】${lang === "en" && a.text_en ? a.text_en : a.text_zh}`).join("　　");
-    document.getElementById("updated").textContent = new Date(snap.at * 1000).toLocaleTimeString();
+    document.getElementById("updated").textContent = tv ? "" : new Date(snap.at * 1000).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: snap.timezone });
   }
 
+  let retry = 1000;
   function connect() {
     const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/wallboard");
-    ws.onopen = () => { document.getElementById("conn").textContent = ""; document.body.dataset.ws = "open"; };
+    ws.onopen = () => { retry = 1000; document.getElementById("conn").textContent = ""; document.body.dataset.ws = "open"; window.__opens = (window.__opens || 0) + 1; };
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data);
       if (m.type === "wallboard" && m.queues) { snap = m; receivedAt = Date.now(); window.__boards = (window.__boards || 0) + 1; render(); }
       else if (m.type === "resync") fetch("/api/wallboard").then((r) => r.json()).then((s) => { snap = s; receivedAt = Date.now(); render(); });
     };
-    ws.onclose = () => { document.body.dataset.ws = "closed"; document.getElementById("conn").textContent = t("ws_lost"); setTimeout(connect, 1000); };
+    ws.onclose = () => { document.body.dataset.ws = "closed"; document.getElementById("conn").textContent = t("ws_lost"); ws.onmessage = null; ws.onclose = null; setTimeout(connect, retry); retry = Math.min(retry * 2, 30000); };
   }
   setInterval(render, 1000);
   connect();
