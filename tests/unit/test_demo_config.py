@@ -7,3 +7,16 @@ from desk.web.demo import CONFIG
 def test_the_demo_finds_its_directory_hours_and_knowledge() -> None:
     for name in ("users.csv", "hours.yaml", "knowledge.yaml"):
         assert (CONFIG / name).is_file(), CONFIG / name
+
+
+def test_no_demo_user_calls_from_an_agents_desk_phone() -> None:
+    """The wallboard once showed "1002 261130003" as agent 1002's caller: a demo user's office
+    phone was 1002, the extension of the demo's agent 1002 — right, but baffling."""
+    import csv
+
+    from desk.web.demo import DEMO_STAFF
+
+    extensions = {s["extension"] for s in DEMO_STAFF if s.get("extension")}
+    with (CONFIG / "users.csv").open(encoding="utf-8") as fh:
+        phones = {p for row in csv.DictReader(fh) for p in (row["office_phone"], row["mobile"])}
+    assert not extensions & phones
