@@ -174,6 +174,7 @@ class SimCall:
     caller_channel: str = ""
     incident: str | None = None
     prompts: list[str] = field(default_factory=list)
+    prompts_at: list[float] = field(default_factory=list)  # when each prompt started (Asterisk)
     commands: list[str] = field(default_factory=list)
     reactions: dict[str, list[str]] = field(default_factory=dict)
 
@@ -292,7 +293,7 @@ class Simulator:
                 leg.caller_channel = e.channel
             return
         if isinstance(e, ev.AGIExecStart):
-            self._react(call, e.command)
+            self._react(call, e.command, e.timestamp)
         elif isinstance(e, ev.UserEvent) and e.name == "CtiIncident":
             call.incident = e.fields.get("Number")
         elif isinstance(e, ev.QueueCallerJoin) and call.queued_at is None:
@@ -310,13 +311,14 @@ class Simulator:
         if call.ended_at is not None:
             self._ended.set()
 
-    def _react(self, call: SimCall, command: str) -> None:
+    def _react(self, call: SimCall, command: str, at: float) -> None:
         call.commands.append(command)
         m = re.search(r"cti/(\w+)", command)
         if m is None:
             return
         prompt = m.group(1)
         call.prompts.append(prompt)
+        call.prompts_at.append(at)
         pending = call.reactions.get(prompt)
         if pending:
             keys = pending.pop(0)
