@@ -95,9 +95,11 @@ async def add_oncall(request: web.Request) -> web.Response:
         name = text_field(body, "name", 120) or (staff.name if staff else "")
         if not name:
             raise InvalidInput("name (or staff) is required")
-        if not mobile and not (staff and staff.extension):
+        # Left empty, the mobile is the member of staff's own (Table A.2).
+        if not mobile and not (staff and (staff.mobile or staff.extension)):
             raise InvalidInput(
-                "an on-call entry needs a mobile (or a member of staff with a desk phone)"
+                "mobile: an on-call entry needs a mobile (or a member of staff with one, or "
+                "with a desk phone)"
             )
         row = OncallShift(
             name=name,
