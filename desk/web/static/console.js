@@ -169,7 +169,8 @@
   if (routingForm) {
     routingForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      send(routingForm, "PUT", "/api/routing", { text: routingForm.querySelector("textarea").value });
+      // Reloaded once saved: the test buttons are the channels of the configuration now in force.
+      send(routingForm, "PUT", "/api/routing", { text: routingForm.querySelector("textarea").value }, true);
     });
   }
   for (const button of document.querySelectorAll("button[data-test-channel]")) {
