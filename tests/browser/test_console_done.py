@@ -10,6 +10,7 @@ each of those writes."""
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -105,6 +106,22 @@ async def test_done_when_a_lead_sets_the_desk_up_from_the_pages_and_the_phones_f
 ) -> None:
     watch = DialplanWatch(sandbox_state)
     await watch.start()
+    try:
+        await lead_sets_up_and_the_phones_follow(
+            browser, sim_client, sandbox_state, tmp_path, watch
+        )
+    finally:
+        await watch.close()
+
+
+async def lead_sets_up_and_the_phones_follow(
+    browser: Browser,
+    sim_client: AmiClient,
+    sandbox_state: InstanceState,
+    tmp_path: Path,
+    watch: DialplanWatch,
+) -> None:
+    """The scenario (see the module's docstring)."""
     async with desk(sandbox_state, tmp_path) as http:
         app = http.server.app
         base = str(http.make_url("")).rstrip("/")
@@ -237,6 +254,11 @@ async def test_done_when_a_lead_sets_the_desk_up_from_the_pages_and_the_phones_f
         sim = Simulator(sim_client, SimulationPlan(rate=1, agents=[AgentSpec(AGENT_EXT)], callers=[late]))  # fmt: skip
         (after,) = (await sim.run(timeout=120)).calls
         assert "after_hours_menu" in after.prompts and "oncall_transfer" in after.prompts
+        # What the caller heard first states the hours just saved (the prompt made from them).
+        (row,) = db.query(tmp_path, "SELECT value FROM desk_settings WHERE name = 'hours'")
+        value = row["value"] if isinstance(row["value"], dict) else json.loads(row["value"])
+        stated = value["prompts"]["zh"]
+        assert any(c.startswith("STREAM FILE") and stated in c for c in after.commands), stated
         dialled = watch.ran(after.uniqueid, "Dial")
         assert dialled and dialled[0].startswith(f"Local/{ENGINEER_MOBILE}@sim-mobile"), dialled
         answered = [e.application for e in watch.in_context("sim-mobile", ENGINEER_MOBILE)]
@@ -254,4 +276,3 @@ async def test_done_when_a_lead_sets_the_desk_up_from_the_pages_and_the_phones_f
             await expect(entry.first).to_be_visible()
             if target:
                 await expect(entry.first).to_contain_text(target)
-    await watch.close()
