@@ -21,6 +21,9 @@ from tests.support.im import ImReceiver
 from tests.support.staff import PASSWORD, add_staff
 
 pytestmark = [pytest.mark.browser]
+# One long word (no space to break at), as some enterprises' addresses are.
+LONG_EMAIL = ("wangfang.hotline@networkandtelephonysecondlineengineering.beijingheadquarters."
+              "enterpriseholdingsgroupinformationtechnologydepartment.example.com.cn")  # fmt: skip
 
 
 @pytest.fixture
@@ -177,12 +180,21 @@ async def test_staff_table_a2_fields_are_edited_on_the_page(
     await expect(form.locator(".msg")).to_contain_text("email")
     await expect(form.locator("[name=email]")).to_have_attribute("aria-invalid", "true")
     await expect(form.locator("[name=email]")).to_be_focused()
-    await form.locator("[name=email]").fill("wangfang@example.com")
+    await form.locator("[name=email]").fill(LONG_EMAIL)
     await form.locator("button[type=submit]").click()
     row = page.locator('#staff tr[data-username="wangfang"]')
     await expect(row).to_contain_text("二线工程师")
-    for text in ("网络, 电话", "010-62345609", "wangfang@example.com"):
+    for text in ("网络, 电话", "010-62345609", LONG_EMAIL):
         await expect(row).to_contain_text(text)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 1400
+    # The audit page: the edit's details as a person reads them, within the page's width
+    # (the long address wraps).
+    await page.goto(f"{base}/audit?lang=zh&action=staff.update")
+    entry = page.locator("#audit tbody tr").first
+    await expect(entry).to_contain_text("二线工程师")
+    assert "\\u" not in await entry.inner_text()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1400, width
 
 
 async def test_the_roster_form_names_and_marks_the_field_it_refuses(
