@@ -255,8 +255,8 @@ async def lead_sets_up_and_the_phones_follow(
         (after,) = (await sim.run(timeout=120)).calls
         assert "after_hours_menu" in after.prompts and "oncall_transfer" in after.prompts
         # What the caller heard first states the hours just saved (the prompt made from them).
-        (row,) = db.query(tmp_path, "SELECT value FROM desk_settings WHERE name = 'hours'")
-        value = row["value"] if isinstance(row["value"], dict) else json.loads(row["value"])
+        (saved,) = db.query(tmp_path, "SELECT value FROM desk_settings WHERE name = 'hours'")
+        value = saved["value"] if isinstance(saved["value"], dict) else json.loads(saved["value"])
         stated = value["prompts"]["zh"]
         assert any(c.startswith("STREAM FILE") and stated in c for c in after.commands), stated
         dialled = watch.ran(after.uniqueid, "Dial")
