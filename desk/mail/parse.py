@@ -1,0 +1,137 @@
+"""Reading a raw e-mail (no I/O): who sent it, what it answers, its text and attachments, and
+whether a machine wrote it (auto-replies, bounces, lists and our own mail are never filed)."""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
+
+# Limits on what one message may bring in: more is cut (text) or left out (files), and said so.
+MAX_TEXT = 20_000
+MAX_ATTACHMENT = 10 * 1024 * 1024
+MAX_ATTACHMENTS = 20
+_MSGID = re.compile(r"<[^<>\s]{1,245}>")
+# The desk's own subject lines carry the number like this: "Incident 261130001: ..." or
+# "事件 261130001：..."; a reply keeps it after "Re:".
+NUMBER_IN_SUBJECT = re.compile(r"(?:事件|[Ii]ncident)\s*#?\s*(\d{9,20})")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that came with the message."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """An incoming e-mail, parsed."""
+
+    message_id: str  # from the header, or made from the content when it has none
+    in_reply_to: tuple[str, ...]  # In-Reply-To then References, nearest first
+    sender: str  # the From address, lower case; "" when there is none
+    sender_name: str
+    subject: str
+    text: str
+    attachments: tuple[Attachment, ...]
+    dropped: tuple[str, ...]  # attachments left out (too large, too many)
+    automatic: str  # why a machine wrote it ("" when a person did)
+
+
+def _ids(raw: str) -> list[str]:
+    return _MSGID.findall(raw or "")
+
+
+def automatic_reason(msg: EmailMessage, own: set[str]) -> str:
+    """Why the message must not be answered nor filed ("" when it may): RFC 3834
+    Auto-Submitted, the usual vendor headers of vacation replies, bulk and list mail,
+    delivery reports, and mail from the desk's own address (a loop)."""
+    sender = parseaddr(str(msg.get("From", "")))[1].lower()
+    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
+    if auto and auto != "no":
+        return f"Auto-Submitted: {auto}"
+    for header in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"):
+        value = str(msg.get(header, "")).strip().lower()
+        if value and (header != "X-Auto-Response-Suppress" or "all" in value or "oof" in value):
+            return f"{header}: {value}"
+    precedence = str(msg.get("Precedence", "")).strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {precedence}"
+    if msg.get("List-Id") or msg.get("List-Unsubscribe"):
+        return "mailing-list mail"
+    if msg.get_content_type() == "multipart/report" or msg.get("X-Failed-Recipients"):
+        return "a delivery report"
+    return_path = str(msg.get("Return-Path", "")).strip()
+    if return_path == "<>":
+        return "a bounce (empty return path)"
+    local = sender.partition("@")[0]
+    if local in ("mailer-daemon", "postmaster") or local.startswith(("noreply", "no-reply")):
+        return f"from {sender}"
+    if not sender:
+        return "no sender address"
+    if sender in own:
+        return f"from the desk's own address {sender}"
+    return ""
+
+
+def _text_of(msg: EmailMessage) -> str:
+    body = msg.get_body(preferencelist=("plain", "html"))
+    if body is None:
+        return ""
+    try:
+        content = body.get_content()
+    except (LookupError, UnicodeError, AssertionError):
+        payload = body.get_payload(decode=True)
+        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    if not isinstance(content, str):
+        return ""
+    if body.get_content_type() == "text/html":
+        content = re.sub(r"<[^>]*>", " ", content)
+    return content.strip()
+
+
+def parse(raw: bytes, own: set[str]) -> Inbound:
+    """The message in `raw` (RFC 5322 bytes); `own` is the desk's own addresses (lower case).
+    Never raises on malformed mail: what cannot be read is left empty."""
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    found = _ids(str(msg.get("Message-ID", "")))
+    message_id = found[0] if found else f"<{hashlib.sha256(raw).hexdigest()[:40]}@no-message-id>"
+    refs = _ids(str(msg.get("In-Reply-To", ""))) + list(
+        reversed(_ids(str(msg.get("References", ""))))
+    )
+    addresses = getaddresses([str(msg.get("From", ""))])
+    name, sender = addresses[0] if len(addresses) == 1 else ("", "")
+    if "@" not in sender:
+        sender = ""
+    attachments: list[Attachment] = []
+    dropped: list[str] = []
+    for part in msg.iter_attachments():
+        if not isinstance(part, EmailMessage):
+            continue
+        filename = (part.get_filename() or "attachment")[:200]
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            data = part.as_bytes()  # an attached message: kept whole
+        if len(data) > MAX_ATTACHMENT or len(attachments) >= MAX_ATTACHMENTS:
+            dropped.append(f"{filename} ({len(data)} bytes)")
+            continue
+        attachments.append(Attachment(filename, part.get_content_type()[:120], data))
+    text = _text_of(msg)
+    if len(text) > MAX_TEXT:
+        text = text[:MAX_TEXT] + "\n[…]"
+    return Inbound(
+        message_id=message_id,
+        in_reply_to=tuple(dict.fromkeys(refs)),
+        sender=sender.lower()[:200],
+        sender_name=" ".join(name.split())[:120],
+        subject=" ".join(str(msg.get("Subject", "")).split())[:500],
+        text=text,
+        attachments=tuple(attachments),
+        dropped=tuple(dropped),
+        automatic=automatic_reason(msg, own),
+    )
