@@ -51,6 +51,7 @@ class MailPoller:
         self.publish = publish
         self.publish_seconds = publish_seconds
         self._kick = asyncio.Event()
+        self._publish_now = False
         self._task: asyncio.Task[None] | None = None
         self.last_error = ""
 
@@ -65,8 +66,9 @@ class MailPoller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def kick(self) -> None:
-        """Look at the mailbox and the outbox now."""
+    def kick(self, *, publish: bool = False) -> None:
+        """Look at the mailbox and the outbox now (and publish now, with `publish`)."""
+        self._publish_now = self._publish_now or publish
         self._kick.set()
 
     async def poll_mailbox(self) -> list[intake.Filed]:
@@ -114,8 +116,9 @@ class MailPoller:
                     await self.poll_mailbox()
                 self._kick.clear()
                 await self.deliver()
-                if self.publish is not None and now >= next_publish:
+                if self.publish is not None and (now >= next_publish or self._publish_now):
                     next_publish = now + self.publish_seconds
+                    self._publish_now = False
                     await self.publish()
                 self.last_error = ""
             except ImapError as exc:

@@ -31,6 +31,7 @@ from desk import settings_docs
 from desk.i18n import LANGUAGES, translations
 from desk.ivr_port import DeskService
 from desk.knowledge import KnowledgeService
+from desk.mail.links import Links
 from desk.migrations import MIGRATIONS
 from desk.notify import Mailer, SmtpSettings
 from desk.oncall import OncallRoster
@@ -68,6 +69,7 @@ from desk.web.keys import (
     IVR,
     KNOWLEDGE,
     LIMITER,
+    LINKS,
     MAILER,
     MEDIA,
     NOTIFIER,
@@ -234,10 +236,12 @@ async def desk_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     app[KNOWLEDGE] = KnowledgeService(app[SESSIONS])
     await app[KNOWLEDGE].warm()
+    app[LINKS] = Links(s.effective_secret_key(), s.effective_public_url)
     app[MAILER] = Mailer(
         SmtpSettings(
             s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_secret, s.smtp_sender, s.smtp_starttls
-        )
+        ),
+        app[LINKS],
     )
     app[POP] = PopBuilder(app[SESSIONS], app[KNOWLEDGE], app[PLAN])
     yield

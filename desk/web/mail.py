@@ -12,6 +12,7 @@ from desk.mail import messages
 from desk.mail.imap import ImapSettings
 from desk.mail.poller import MailPoller
 from desk.models import Role
+from desk.web import published
 from desk.web.auth import requires
 from desk.web.keys import MAIL, MAILER, SESSIONS, SETTINGS
 
@@ -41,6 +42,8 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
         own=own,
         poll_seconds=s.mail_poll_seconds,
         outbox_seconds=s.mail_outbox_seconds,
+        publish=lambda: published.to_subscribers(app),
+        publish_seconds=s.mail_publish_seconds,
     )
     app[MAIL] = poller
     if app[MAILER].enabled or poller.imap is not None:
