@@ -127,7 +127,8 @@ async def test_the_portal_publishes_what_6_4_2_asks(desk: TestServer) -> None:
         ):
             assert shown in html, shown
         assert "13911112222" not in html
-        assert ("已开放" in html or "已关闭" in html) or ("Open" in html or "Closed" in html)
+        shown = re.search(r'id="desk-open">([^<]+)<', html)
+        assert shown and shown.group(1) == ("服务中" if pub["status"]["open"] else "非服务时间")
 
 
 async def test_only_the_link_in_the_resolution_notice_confirms_or_reopens(
