@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 
 # Limits on what one message may bring in: more is cut (text) or left out (files), and said so.
 MAX_TEXT = 20_000
@@ -46,11 +46,11 @@ def _ids(raw: str) -> list[str]:
     return _MSGID.findall(raw or "")
 
 
-def automatic_reason(msg: EmailMessage, own: set[str]) -> str:
+def automatic_reason(msg: EmailMessage, sender: str, own: set[str]) -> str:
     """Why the message must not be answered nor filed ("" when it may): RFC 3834
     Auto-Submitted, the usual vendor headers of vacation replies, bulk and list mail,
-    delivery reports, and mail from the desk's own address (a loop)."""
-    sender = parseaddr(str(msg.get("From", "")))[1].lower()
+    delivery reports, and mail from the desk's own address (a loop). `sender` is the one From
+    address ("" when there is none, or several)."""
     auto = str(msg.get("Auto-Submitted", "")).strip().lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
@@ -133,5 +133,5 @@ def parse(raw: bytes, own: set[str]) -> Inbound:
         text=text,
         attachments=tuple(attachments),
         dropped=tuple(dropped),
-        automatic=automatic_reason(msg, own),
+        automatic=automatic_reason(msg, sender.lower(), own),
     )

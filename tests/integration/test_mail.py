@@ -11,16 +11,23 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestServer
 
-from cti.phone import NumberPlan
-from desk.directory import upsert_user
+from cti.ivr.ports import NewIncident
+from cti.phone import NumberPlan, normalize
+from cti.sandbox.instance import free_port
+from desk import incidents
+from desk.directory import requester_of, upsert_user
+from desk.ivr_port import DeskService
+from desk.mail.models import IncidentMessage, MessageAttachment
 from desk.web.keys import SESSIONS
 from tests.support.db import incident_history, query
 from tests.support.dovecot import DovecotServer, relay
+from tests.support.smtp import smtp_server
 from tests.support.staff import add_staff, login
 from tests.support.web import desk_server, from_address
 
@@ -172,3 +179,110 @@ async def test_auto_replies_loops_and_strangers(
     assert await dovecot.fetch_all(STRANGER) == []
     # The machine-written mail was read (seen) and filed nowhere.
     assert len(query(tmp_path, "SELECT * FROM incident_messages WHERE direction = 'in'")) == 2
+
+
+async def test_every_channel_is_acknowledged_to_the_directory_address(tmp_path: Path) -> None:
+    """The phone (IVR), the portal and an agent: one acknowledgement each, to the directory's
+    address, never to an address typed on the form."""
+    with smtp_server() as (port, inbox):
+        async with (
+            desk_server(
+                tmp_path,
+                CTI_SMTP_HOST="127.0.0.1",
+                CTI_SMTP_PORT=str(port),
+                CTI_MAIL_OUTBOX_SECONDS="0.2",
+            ) as server,  # fmt: skip
+            from_address(server, "127.0.0.2") as visitor,
+            from_address(server, "127.0.0.3") as agent,
+        ):
+            plan = NumberPlan(area_code="10")
+            async with server.app[SESSIONS].begin() as s:
+                user, _ = await upsert_user(s, {"employee_no": "E1001", "name": "张三",
+                                                "mobile": "13800138000", "email": ALICE},
+                                            by="test", now=datetime.now(UTC), plan=plan)  # fmt: skip
+            ivr = DeskService(server.app[SESSIONS], plan, ZoneInfo("Asia/Shanghai"))
+            caller = await ivr.identify_caller(normalize("13800138000", plan).key or "")
+            assert caller is not None
+            by_phone = await ivr.open_incident(NewIncident("fault", "网络", "VPN 断了", "phone",
+                "13800138000", "+8613800138000", caller, "1700000000.1", "zh", "1"))  # fmt: skip
+            r = await visitor.post("/portal/api/requests", json={"type": "fault", "symptom": "打印机",
+                                   "phone": "13800138000", "email": "attacker@evil.example"})  # fmt: skip
+            assert r.status == 201
+            by_portal = (await r.json())["number"]
+            await add_staff(server.app, "agent1", "agent", "1001")
+            await login(agent, "agent1")
+            r = await agent.post("/api/incidents", json={"type": "consultation", "symptom": "权限",
+                                                         "user_id": user.id})  # fmt: skip
+            by_agent = (await r.json())["number"]
+            # Without a requester there is nobody to acknowledge.
+            r = await agent.post("/api/incidents", json={"type": "fault", "symptom": "walk-in"})
+            assert r.status == 201
+            await _until(lambda: len(inbox.messages) >= 3)
+            await asyncio.sleep(0.5)
+            assert inbox.recipients == [ALICE] * 3
+            subjects = " ".join(str(m["Subject"]) for m in inbox.messages)
+            assert all(n in subjects for n in (by_phone, by_portal, by_agent))
+            sent = query(tmp_path, "SELECT status, to_addr FROM incident_messages")
+            assert sent == [{"status": "sent", "to_addr": ALICE}] * 3
+
+
+async def test_an_unreachable_smtp_server_is_retried_later(tmp_path: Path) -> None:
+    async with desk_server(tmp_path, CTI_SMTP_HOST="127.0.0.1", CTI_SMTP_PORT=str(free_port()),
+                           CTI_MAIL_OUTBOX_SECONDS="0.2") as server:  # fmt: skip
+        async with server.app[SESSIONS].begin() as s:
+            user, _ = await upsert_user(s, {"employee_no": "E1", "name": "张三", "email": ALICE},
+                                        by="test", now=datetime.now(UTC),
+                                        plan=NumberPlan(area_code="10"))  # fmt: skip
+            await incidents.create(s, NewIncident("fault", "", "x", "web", "", None,
+                                   requester_of(user), "", "zh", ""), recorded_by="web",
+                                   now=datetime.now(UTC), local_day=datetime.now(UTC).date())  # fmt: skip
+        rows = await _until(lambda: [r for r in query(tmp_path, "SELECT * FROM incident_messages")
+                                     if r["attempts"] >= 1])  # fmt: skip
+        await asyncio.sleep(1.0)  # later rounds wait for the back-off: still one attempt
+        row = query(tmp_path, "SELECT * FROM incident_messages")[0]
+        assert rows and row["status"] == "queued" and row["attempts"] == 1 and row["error"]
+        assert row["next_try_at"] > row["at"]
+
+
+async def test_mail_routes_refuse_strangers_and_never_let_a_file_run(tmp_path: Path) -> None:
+    async with (
+        desk_server(tmp_path) as server,
+        from_address(server, "127.0.0.2") as stranger,
+        from_address(server, "127.0.0.3") as agent,
+    ):
+        await add_staff(server.app, "agent1", "agent", "1001")
+        await login(agent, "agent1")
+        r = await agent.post("/api/incidents", json={"type": "fault", "symptom": "x"})
+        number = (await r.json())["number"]
+        now = datetime.now(UTC)
+        async with server.app[SESSIONS].begin() as s:
+            inc = await incidents.get(s, number)
+            m = IncidentMessage(incident_id=inc.id, direction="in", kind="reply",
+                                message_id="<evil@x>", in_reply_to="", from_addr="a@x", to_addr="",
+                                subject="s", body="b", status="received", attempts=0, error="",
+                                at=now)  # fmt: skip
+            s.add(m)
+            await s.flush()
+            s.add(MessageAttachment(message_id=m.id, filename='x"\r\nSet-Cookie: a=b.html',
+                                    content_type="text/html", size=40,
+                                    data=b"<script>alert(document.cookie)</script>"))  # fmt: skip
+        for path in (f"/api/incidents/{number}/messages", "/api/mail/attachments/1"):
+            r = await stranger.get(path)
+            assert r.status == 401, path
+        assert (await agent.get("/api/mail/attachments/abc")).status == 400
+        assert (await agent.get("/api/mail/attachments/99999999")).status == 404
+        assert (await agent.get("/api/mail/attachments/" + "9" * 40)).status == 400
+        assert (await agent.get("/api/incidents/999999999/messages")).status == 404
+        assert (await agent.get("/api/incidents/12x/messages")).status == 400
+        answers = await asyncio.gather(*(agent.get("/api/mail/attachments/1") for _ in range(20)))
+        assert all(a.status == 200 for a in answers)
+        r = answers[0]
+        assert r.headers["Content-Type"].startswith("application/octet-stream")
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in r.headers["Content-Security-Policy"]
+        assert r.headers["Content-Disposition"].startswith("attachment;")
+        assert "Set-Cookie" not in r.headers and "\n" not in r.headers["Content-Disposition"]
+        listed = (await (await agent.get(f"/api/incidents/{number}/messages")).json())["messages"]
+        assert (
+            listed[0]["attachments"][0]["size"] == 40 and "data" not in listed[0]["attachments"][0]
+        )
