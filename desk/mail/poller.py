@@ -10,7 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cti.db import SessionMaker
 from cti.errors import CtiError
@@ -86,6 +86,10 @@ class MailPoller:
                     filed = await self._file(raw)
                 except (CtiError, IntegrityError) as exc:  # filed by another node meanwhile
                     logger.warning("mail uid %s not filed: %s", uid, exc)
+                    continue
+                except (SQLAlchemyError, OSError):
+                    # Left unseen, tried again next poll; the messages after it still go in.
+                    logger.exception("mail uid %s not filed", uid)
                     continue
                 logger.info("mail uid %s: %s %s %s", uid, filed.outcome, filed.number, filed.reason)
                 out.append(filed)
