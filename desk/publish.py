@@ -9,7 +9,7 @@ closed, the queue's wait now) and current and planned outages.
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ def how_to_get_help(hours: OpeningHours, phone: str, email: str, today: date) ->
     return Help(
         phone,
         email,
-        {lang: describe_hours(hours, lang) for lang in ("zh", "en")},
+        {lang: describe_hours(hours, lang, closed_now=False) for lang in ("zh", "en")},
         hours.oncall_number,
         upcoming,
     )
@@ -168,9 +168,11 @@ class Notice:
     ends_at: str | None
 
 
-async def outages(session: AsyncSession, now: datetime) -> tuple[list[Notice], list[Notice]]:
+async def outages(
+    session: AsyncSession, now: datetime, tz: tzinfo
+) -> tuple[list[Notice], list[Notice]]:
     """(current, planned): outages and changes in force now, and those announced to start
-    later (within 30 days)."""
+    later (within 30 days); times in the desk's time zone."""
 
     def notice(a: Announcement) -> Notice:
         return Notice(
@@ -178,8 +180,8 @@ async def outages(session: AsyncSession, now: datetime) -> tuple[list[Notice], l
             a.title,
             {"zh": a.text_zh or a.text_en, "en": a.text_en or a.text_zh},
             a.service,
-            a.starts_at.isoformat(),
-            a.ends_at.isoformat() if a.ends_at else None,
+            a.starts_at.astimezone(tz).isoformat(),
+            a.ends_at.astimezone(tz).isoformat() if a.ends_at else None,
         )
 
     current = [notice(a) for a in await announcements.active(session, now)]

@@ -139,30 +139,36 @@ async def deliver(sessions: SessionMaker, mailer: Mailer, now: datetime) -> Sent
                 message.subject = str(msg["Subject"])
                 message.body = _body_of(msg)
                 message.from_addr = str(msg["From"])
+        attempts = message.attempts + 1
+        values: dict[str, object] = {
+            "attempts": attempts,
+            "status": status.value,
+            "error": (error or "")[:500],
+            "subject": message.subject,
+            "body": message.body,
+            "from_addr": message.from_addr,
+        }
+        if status == Delivery.SENT:
+            values["sent_at"] = now
+            sent += 1
+        elif status == Delivery.QUEUED:
+            values["next_try_at"] = now + timedelta(minutes=2**attempts)
+        else:
+            failed += status == Delivery.FAILED
+            expired += status == Delivery.EXPIRED
         async with sessions.begin() as s:
-            row = await s.get(IncidentMessage, mid)
-            if row is None:
-                continue
-            row.attempts += 1
-            row.status = status.value
-            row.error = (error or "")[:500]
-            row.subject, row.body, row.from_addr = message.subject, message.body, message.from_addr
-            if status == Delivery.SENT:
-                row.sent_at = now
-                sent += 1
-            elif status == Delivery.QUEUED:
-                row.next_try_at = now + timedelta(minutes=2**row.attempts)
-            else:
-                failed += status == Delivery.FAILED
-                expired += status == Delivery.EXPIRED
+            # The write comes first in its transaction (no stale SQLite snapshot to upgrade).
+            await s.execute(
+                update(IncidentMessage).where(IncidentMessage.id == mid).values(**values)
+            )
             if status != Delivery.QUEUED:
                 s.add(
                     IncidentEvent(
-                        incident_id=row.incident_id,
+                        incident_id=message.incident_id,
                         at=now,
                         by="e-mail",
                         kind="ack" if status == Delivery.SENT else "ack_failed",
-                        text=f"acknowledgement to {row.to_addr}: {error or 'sent'}",
+                        text=f"acknowledgement to {message.to_addr}: {error or 'sent'}",
                     )
                 )
     return Sent(sent, failed, expired)

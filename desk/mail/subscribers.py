@@ -6,7 +6,8 @@ import logging
 from datetime import datetime
 from email.message import EmailMessage
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.db import SessionMaker
@@ -27,12 +28,23 @@ _UNSUBSCRIBE = N_("To stop these e-mails, open: %(url)s")
 
 
 async def ask(session: AsyncSession, email: str, lang: str, now: datetime) -> Subscriber:
-    """Record the wish (unconfirmed until the link is followed); an existing row is kept."""
+    """Record the wish (unconfirmed until the link is followed); an existing row is kept. One
+    INSERT ... ON CONFLICT DO NOTHING first, so parallel asks for one address never collide."""
     email = email.strip().lower()
+    dialect = session.get_bind().dialect.name
+    ins = postgresql.insert(Subscriber) if dialect == "postgresql" else sqlite.insert(Subscriber)
+    await session.execute(
+        ins.values(
+            email=email,
+            language=lang,
+            confirmed=False,
+            created_at=now,
+            confirmed_at=None,
+            last_sent_digest="",
+        ).on_conflict_do_nothing(index_elements=["email"])
+    )
     row = await session.scalar(select(Subscriber).where(Subscriber.email == email))
-    if row is None:
-        row = Subscriber(email=email, language=lang, confirmed=False, created_at=now)
-        session.add(row)
+    assert row is not None
     return row
 
 
@@ -47,21 +59,19 @@ def confirmation(mailer: Mailer, links: Links, email: str, lang: str) -> EmailMe
 async def confirm(session: AsyncSession, email: str, now: datetime) -> bool:
     """The owner followed the link: they receive publications from now on. False when the
     address never asked (or left meanwhile)."""
-    row = await session.scalar(select(Subscriber).where(Subscriber.email == email.lower()))
-    if row is None:
-        return False
-    if not row.confirmed:
-        row.confirmed, row.confirmed_at = True, now
-    return True
+    email = email.lower()
+    await session.execute(
+        update(Subscriber)
+        .where(Subscriber.email == email, Subscriber.confirmed.is_(False))
+        .values(confirmed=True, confirmed_at=now)
+    )
+    return await session.scalar(select(Subscriber.id).where(Subscriber.email == email)) is not None
 
 
 async def leave(session: AsyncSession, email: str) -> bool:
     """Unsubscribe; False when the address was not subscribed."""
-    row = await session.scalar(select(Subscriber).where(Subscriber.email == email.lower()))
-    if row is None:
-        return False
-    await session.delete(row)
-    return True
+    result = await session.execute(delete(Subscriber).where(Subscriber.email == email.lower()))
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def send_publication(

@@ -41,7 +41,7 @@ async def publication(
     async with app[SESSIONS]() as session:
         catalogue = await publish.service_catalogue(session, config_dir)
         staff = await publish.staff_and_services(session)
-        current, planned = await publish.outages(session, now)
+        current, planned = await publish.outages(session, now, s.tz)
         hours, _ = await desk_hours.load(session, app[HOURS_SEED])
     address = s.imap_user if "@" in s.imap_user else s.smtp_sender
     help_ = publish.how_to_get_help(
@@ -149,16 +149,18 @@ async def feedback_post(request: web.Request) -> web.Response:
         if action == "reopen" and not text:
             raise InvalidInput("say what is still wrong")
         now = datetime.now(UTC)
+        number = request.config_dict[LINKS].read_feedback(token).number
         async with request.config_dict[SESSIONS].begin() as s:
-            inc = await _resolved(s, request, token)
-            # Only one answer counts: the first to change the row (a parallel one finds the
-            # incident no longer resolved and changes nothing).
+            # Only one answer counts: the first to change the row. The conditional write comes
+            # first in the transaction, so a parallel answer waits for it and then finds the
+            # incident no longer resolved (read first, SQLite's snapshot would be stale).
             claimed = await s.execute(
                 update(Incident)
-                .where(Incident.id == inc.id, Incident.state == S.RESOLVED.value)
+                .where(Incident.number == number, Incident.state == S.RESOLVED.value)
                 .values(updated_at=now)
                 .execution_options(synchronize_session=False)
             )
+            inc = await _resolved(s, request, token)
             if getattr(claimed, "rowcount", 0) != 1:
                 raise Conflict(f"incident {inc.number} is not waiting for your confirmation")
             by = f"requester (portal link sent to {inc.requester_email or 'the requester'})"

@@ -263,6 +263,18 @@ async def test_subscribers_confirm_then_get_the_publication_and_can_leave(
         assert codes == [202, 429, 429]
         await asyncio.sleep(0.5)
         assert sum(m["To"] == "wangwu@example.com" for m in inbox.messages) == 2
+        # Two asks at once for one address: one row, no error.
+        answers = await asyncio.gather(*(visitor.post("/portal/subscribe", data={"token": token, "email": "zhaoliu@example.com"})
+                                         for _ in range(2)))  # fmt: skip
+        assert [a.status for a in answers] == [202, 202]
+        assert (
+            len(
+                query(
+                    tmp_path, "SELECT * FROM mail_subscribers WHERE email = 'zhaoliu@example.com'"
+                )
+            )
+            == 1
+        )
         # Not confirmed yet: no publication.
         assert query(tmp_path, "SELECT confirmed FROM mail_subscribers")[0]["confirmed"] == 0
         link = _link(confirm, "/portal/subscribe/confirm")
@@ -293,4 +305,6 @@ async def test_subscribers_confirm_then_get_the_publication_and_can_leave(
             "/portal/unsubscribe", data={"token": token, "t": unquote(leave.split("?t=")[1])}
         )
         assert r.status == 200
-        assert query(tmp_path, "SELECT * FROM mail_subscribers") == []
+        assert [r["email"] for r in query(tmp_path, "SELECT * FROM mail_subscribers")] == [
+            "zhaoliu@example.com"
+        ]
