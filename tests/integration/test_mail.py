@@ -25,7 +25,7 @@ from desk.directory import requester_of, upsert_user
 from desk.ivr_port import DeskService
 from desk.mail.models import IncidentMessage, MessageAttachment
 from desk.web.keys import SESSIONS
-from tests.support.db import incident_history, query
+from tests.support.db import incident_history, query, url_of
 from tests.support.dovecot import DovecotServer, relay
 from tests.support.smtp import smtp_server
 from tests.support.staff import add_staff, login
@@ -83,7 +83,9 @@ async def _until(check: Any, timeout: float = 20.0) -> Any:
 @pytest.fixture
 async def desk(tmp_path: Path, mail_system: tuple[DovecotServer, int]) -> AsyncIterator[TestServer]:
     dovecot, port = mail_system
-    async with desk_server(tmp_path, **_env(dovecot, port)) as server:
+    async with desk_server(
+        tmp_path, CTI_DATABASE_URL=url_of(tmp_path), **_env(dovecot, port)
+    ) as server:
         async with server.app[SESSIONS].begin() as s:
             await upsert_user(s, {"employee_no": "E1001", "name": "张三", "department": "财务部",
                                   "mobile": "13800138000", "email": ALICE},
@@ -148,6 +150,15 @@ async def test_a_request_by_mail_is_acknowledged_and_the_reply_lands_on_it(
     assert msgs
     # Each message was read once: nothing is left unseen, nothing was filed twice.
     assert len(query(tmp_path, "SELECT * FROM incidents")) == 1
+
+
+@pytest.mark.postgresql
+async def test_the_same_on_postgresql(
+    tmp_path: Path, mail_system: tuple[DovecotServer, int], desk: TestServer
+) -> None:
+    await test_a_request_by_mail_is_acknowledged_and_the_reply_lands_on_it(
+        tmp_path, mail_system, desk
+    )
 
 
 async def test_auto_replies_loops_and_strangers(

@@ -22,7 +22,7 @@ from desk.incidents import SLA_HOURS
 from desk.models import Announcement
 from desk.staff import upsert_staff
 from desk.web.keys import MAIL, SESSIONS
-from tests.support.db import incident_history, query
+from tests.support.db import incident_history, query, url_of
 from tests.support.smtp import Inbox, smtp_server
 from tests.support.staff import PASSWORD, add_staff, login
 from tests.support.web import desk_server, from_address
@@ -41,7 +41,7 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
 @pytest.fixture
 async def desk(tmp_path: Path, smtp: tuple[int, Inbox]) -> AsyncIterator[TestServer]:
     port, _ = smtp
-    async with desk_server(tmp_path, CTI_SMTP_HOST="127.0.0.1", CTI_SMTP_PORT=str(port),
+    async with desk_server(tmp_path, CTI_DATABASE_URL=url_of(tmp_path), CTI_SMTP_HOST="127.0.0.1", CTI_SMTP_PORT=str(port),
                            CTI_MAIL_OUTBOX_SECONDS="0.2", CTI_DESK_PHONE="010-62345000",
                            CTI_IMAP_HOST="", CTI_MAIL_PUBLISH_SECONDS="3600") as server:  # fmt: skip
         now = datetime.now(UTC)
@@ -186,6 +186,16 @@ async def test_only_the_link_in_the_resolution_notice_confirms_or_reopens(
             "/portal/feedback", data={"token": token, "action": "explode", "t": t}
         )
         assert r.status == 400
+        # The agent reopens and resolves again: the first link is void, the new notice's works.
+        r = await agent.post(f"/api/incidents/{number}/reopen", json={"text": "用户来电说没好"})
+        assert r.status == 200
+        r = await agent.post(f"/api/incidents/{number}/resolve", json={"text": "再次修复"})
+        assert r.status == 200
+        r = await requester.post(
+            "/portal/feedback", data={"token": token, "action": "confirm", "t": t}
+        )
+        assert r.status == 409 and "reopened" in await r.text()
+        t = unquote(_link(inbox.messages[-1], "/portal/feedback").split("?t=")[1])
         # Confirm and reopen at once: exactly one counts.
         answers = await asyncio.gather(
             requester.post("/portal/feedback", data={"token": token, "action": "confirm", "t": t}),
@@ -201,15 +211,8 @@ async def test_only_the_link_in_the_resolution_notice_confirms_or_reopens(
         hist = incident_history(tmp_path, number)
         assert sum(1 for h in hist if h["by"].startswith("requester")) == 1
         if state == "in_progress":
-            # Resolved again: the old link is void, the new notice's link works.
-            r = await agent.post(f"/api/incidents/{number}/resolve", json={"text": "再次修复"})
-            assert r.status == 200
-            r = await requester.post(
-                "/portal/feedback", data={"token": token, "action": "confirm", "t": t}
-            )
-            assert r.status == 409
-            link = _link(inbox.messages[-1], "/portal/feedback")
-            t = unquote(link.split("?t=")[1])
+            r = await agent.post(f"/api/incidents/{number}/resolve", json={"text": "第三次修复"})
+            t = unquote(_link(inbox.messages[-1], "/portal/feedback").split("?t=")[1])
             r = await requester.post(
                 "/portal/feedback", data={"token": token, "action": "confirm", "t": t}
             )
@@ -218,6 +221,14 @@ async def test_only_the_link_in_the_resolution_notice_confirms_or_reopens(
         r = await requester.post("/portal/feedback", data={"token": token, "action": "reopen",
                                                             "text": "again", "t": t})  # fmt: skip
         assert r.status == 409  # closed: nothing more to say through the link
+
+
+@pytest.mark.postgresql
+async def test_the_links_on_postgresql(
+    tmp_path: Path, desk: TestServer, smtp: tuple[int, Inbox]
+) -> None:
+    await test_only_the_link_in_the_resolution_notice_confirms_or_reopens(tmp_path, desk, smtp)
+    await test_subscribers_confirm_then_get_the_publication_and_can_leave(tmp_path, desk, smtp)
 
 
 async def test_link_guessing_is_rate_limited(desk: TestServer) -> None:
