@@ -27,6 +27,7 @@ NEWS_HEADLINE = N_("has news")  # a note the agent chose to send
 
 _SUBJECT = N_("Incident %(number)s: %(headline)s")
 _NEWS = N_("Your incident %(number)s (%(category)s) %(headline)s.")
+_NEWS_BARE = N_("Your incident %(number)s %(headline)s.")  # not classified yet
 # TRANSLATORS: the greeting line; %(name)s is the requester's name, or "Hello" without one.
 _GREETING = N_("%(name)s:")
 _HELLO = N_("Hello")
@@ -71,7 +72,9 @@ class Mailer:
         """True when an SMTP host is configured."""
         return bool(self.smtp.host)
 
-    def compose(self, incident: Incident, headline: Msg, text: str) -> EmailMessage:
+    def compose(
+        self, incident: Incident, headline: Msg, text: str, *, note: Msg | None = None
+    ) -> EmailMessage:
         """A bilingual notice about an incident: the Mandarin half greets the user and says how
         to ask; the English half is the news alone. InvalidInput when the requester's address is
         not one plain mailbox (records from before addresses were checked may hold anything):
@@ -88,17 +91,20 @@ class Mailer:
                 "name": _one_line(incident.requester_name) or translate(lang, _HELLO),
             }
 
-        feedback = {"zh": "", "en": ""}
+        # A line per language after the text: `note`, and a resolution's confirm-or-reopen link.
+        extra = {lang: translate(lang, note) + "\n" if note else "" for lang in ("zh", "en")}
         if self.links is not None and incident.state == IncidentState.RESOLVED:
             url = self.links.feedback_url(incident.number, _stamp(incident))
-            feedback = {lang: translate(lang, _FEEDBACK) % {"url": url} + "\n" for lang in feedback}
+            for lang in extra:
+                extra[lang] += translate(lang, _FEEDBACK) % {"url": url} + "\n"
+        news = _NEWS if incident.category.strip() else _NEWS_BARE
         msg = EmailMessage()
         msg["From"] = self.smtp.sender
         msg["To"] = to
         msg["Subject"] = f"{say('zh', _SUBJECT)} / {say('en', _SUBJECT)}"
         msg.set_content(
-            f"{say('zh', _GREETING)}\n\n{say('zh', _NEWS)}\n{text}\n\n{feedback['zh']}"
-            f"{say('zh', _ASK)}\n\n{say('en', _NEWS)}\n{text}\n\n{feedback['en']}"
+            f"{say('zh', _GREETING)}\n\n{say('zh', news)}\n{text}\n\n{extra['zh']}"
+            f"{say('zh', _ASK)}\n\n{say('en', news)}\n{text}\n\n{extra['en']}"
             f"{say('zh', _SIGNATURE)} / {say('en', _SIGNATURE)}\n"
         )
         return msg

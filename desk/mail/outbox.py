@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.db import SessionMaker
 from cti.errors import InvalidInput
-from desk.i18n import N_, translate
+from desk.i18n import N_
 from desk.mail.models import Delivery, Direction, IncidentMessage, MessageKind
 from desk.models import Incident, IncidentEvent
 from desk.notify import Mailer
@@ -123,7 +123,7 @@ async def deliver(sessions: SessionMaker, mailer: Mailer, now: datetime) -> Sent
             status, error = Delivery.EXPIRED, "not sent within a day"
         else:
             try:
-                msg = mailer.compose(incident, ACK_HEADLINE, _ack_text(incident))
+                msg = mailer.compose(incident, ACK_HEADLINE, _ack_text(incident), note=_ACK_TEXT)
             except InvalidInput as exc:
                 status, error = Delivery.FAILED, str(exc)
             else:
@@ -175,13 +175,8 @@ async def deliver(sessions: SessionMaker, mailer: Mailer, now: datetime) -> Sent
 
 
 def _ack_text(incident: Incident) -> str:
-    symptom = incident.symptom.strip()
-    quoted = "\n".join(f"> {line}" for line in symptom.splitlines()[:20])
-    return (
-        f"{quoted}\n\n{translate('zh', _ACK_TEXT)}\n{translate('en', _ACK_TEXT)}"
-        if quoted
-        else f"{translate('zh', _ACK_TEXT)}\n{translate('en', _ACK_TEXT)}"
-    )
+    """The request as the desk recorded it, quoted (its first 20 lines)."""
+    return "\n".join(f"> {line}" for line in incident.symptom.strip().splitlines()[:20])
 
 
 def _body_of(msg: EmailMessage) -> str:

@@ -233,8 +233,11 @@ async def test_every_channel_is_acknowledged_to_the_directory_address(tmp_path: 
             assert inbox.recipients == [ALICE] * 3
             subjects = " ".join(str(m["Subject"]) for m in inbox.messages)
             assert all(n in subjects for n in (by_phone, by_portal, by_agent))
-            sent = query(tmp_path, "SELECT status, to_addr FROM incident_messages")
-            assert sent == [{"status": "sent", "to_addr": ALICE}] * 3
+            expected = [{"status": "sent", "to_addr": ALICE}] * 3
+            sent = await _until(
+                lambda: query(tmp_path, "SELECT status, to_addr FROM incident_messages") == expected
+            )
+            assert sent, query(tmp_path, "SELECT status, to_addr FROM incident_messages")
 
 
 async def test_an_unreachable_smtp_server_is_retried_later(tmp_path: Path) -> None:
