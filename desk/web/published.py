@@ -6,6 +6,7 @@ which went only to the requester's directory address; knowing an incident's numb
 it was reported from (the portal's lookup) is not enough to change it. A subscription starts
 only when the address's owner follows the link mailed to it."""
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,7 +77,9 @@ async def api_published(request: web.Request) -> web.Response:
 
 
 def _page(request: web.Request, status: int = 200, **context: Any) -> web.Response:
-    base: dict[str, Any] = {"error": None, "done": None, "incident": None, "email": "", "t": ""}
+    base: dict[str, Any] = {
+        "error": None, "done": None, "incident": None, "email": "", "t": "", "text": ""
+    }  # fmt: skip
     return token_page(request, "portal_link.html", status, **{**base, **context})
 
 
@@ -171,7 +174,14 @@ async def feedback_post(request: web.Request) -> web.Response:
             else:
                 await incidents.change_state(s, inc, S.IN_PROGRESS, by=by, now=now, text=text)
     except (InvalidInput, NotFound, Conflict) as exc:
-        return _page(request, _error_status(exc), mode="feedback", error=str(exc), t=token)
+        # The form again (with what was typed) while the link still stands: a missing reason
+        # is fixed on the spot.
+        again = None
+        async with request.config_dict[SESSIONS]() as s:
+            with contextlib.suppress(InvalidInput, NotFound, Conflict):
+                again = await _resolved(s, request, token)
+        return _page(request, _error_status(exc), mode="feedback", error=str(exc), t=token,
+                     incident=again, text=text)  # fmt: skip
     except web.HTTPTooManyRequests:
         return _page(request, 429, mode="feedback", error=_t(request, "Too many attempts"))
     return _page(request, mode="feedback", done=action, incident=inc)
