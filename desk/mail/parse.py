@@ -5,7 +5,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.header import decode_header, make_header
+from email.message import EmailMessage, MIMEPart
 from email.utils import getaddresses
 
 # Limits on what one message may bring in: more is cut (text) or left out (files), and said so.
@@ -42,30 +43,49 @@ class Inbound:
     automatic: str  # why a machine wrote it ("" when a person did)
 
 
+class _Headers:
+    """Header values as text, never an exception: the standard library's structured header
+    parser raises (even IndexError) on some malformed values; those are read raw instead."""
+
+    def __init__(self, raw: bytes, msg: EmailMessage) -> None:
+        self.msg = msg
+        self.plain = message_from_bytes(raw, policy=policy.compat32)
+
+    def __call__(self, name: str) -> str:
+        try:
+            return str(self.msg.get(name, "") or "")
+        except Exception:  # the stdlib parser's failures are not one exception class
+            value = self.plain.get(name, "")
+            try:
+                return str(make_header(decode_header(str(value))))
+            except Exception:
+                return str(value)
+
+
 def _ids(raw: str) -> list[str]:
     return _MSGID.findall(raw or "")
 
 
-def automatic_reason(msg: EmailMessage, sender: str, own: set[str]) -> str:
+def automatic_reason(msg: EmailMessage, header: _Headers, sender: str, own: set[str]) -> str:
     """Why the message must not be answered nor filed ("" when it may): RFC 3834
     Auto-Submitted, the usual vendor headers of vacation replies, bulk and list mail,
     delivery reports, and mail from the desk's own address (a loop). `sender` is the one From
     address ("" when there is none, or several)."""
-    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
+    auto = header("Auto-Submitted").strip().lower()
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"
-    for header in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"):
-        value = str(msg.get(header, "")).strip().lower()
-        if value and (header != "X-Auto-Response-Suppress" or "all" in value or "oof" in value):
-            return f"{header}: {value}"
-    precedence = str(msg.get("Precedence", "")).strip().lower()
+    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress"):
+        value = header(name).strip().lower()
+        if value and (name != "X-Auto-Response-Suppress" or "all" in value or "oof" in value):
+            return f"{name}: {value}"
+    precedence = header("Precedence").strip().lower()
     if precedence in ("bulk", "junk", "list", "auto_reply"):
         return f"Precedence: {precedence}"
-    if msg.get("List-Id") or msg.get("List-Unsubscribe"):
+    if header("List-Id") or header("List-Unsubscribe"):
         return "mailing-list mail"
-    if msg.get_content_type() == "multipart/report" or msg.get("X-Failed-Recipients"):
+    if _content_type(msg) == "multipart/report" or header("X-Failed-Recipients"):
         return "a delivery report"
-    return_path = str(msg.get("Return-Path", "")).strip()
+    return_path = header("Return-Path").strip()
     if return_path == "<>":
         return "a bounce (empty return path)"
     local = sender.partition("@")[0]
@@ -78,20 +98,68 @@ def automatic_reason(msg: EmailMessage, sender: str, own: set[str]) -> str:
     return ""
 
 
+def _content_type(part: MIMEPart) -> str:
+    try:
+        return part.get_content_type()
+    except Exception:  # see _Headers
+        return "application/octet-stream"
+
+
+def _decoded(part: MIMEPart) -> str:
+    payload = part.get_payload(decode=True)
+    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+
+
 def _text_of(msg: EmailMessage) -> str:
-    body = msg.get_body(preferencelist=("plain", "html"))
+    """The plain text (or the HTML's text) of the message; "" when there is none. The standard
+    library raises many kinds of error on broken parts (a NUL in a charset name is ValueError):
+    the raw bytes as UTF-8 then."""
+    try:
+        body = msg.get_body(preferencelist=("plain", "html"))
+    except Exception:
+        body = None
     if body is None:
         return ""
     try:
         content = body.get_content()
-    except (LookupError, UnicodeError, AssertionError):
-        payload = body.get_payload(decode=True)
-        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    except Exception:
+        try:
+            content = _decoded(body)
+        except Exception:
+            return ""
     if not isinstance(content, str):
         return ""
-    if body.get_content_type() == "text/html":
+    if _content_type(body) == "text/html":
         content = re.sub(r"<[^>]*>", " ", content)
     return content.strip()
+
+
+def _attachments(msg: EmailMessage) -> tuple[list[Attachment], list[str]]:
+    attachments: list[Attachment] = []
+    dropped: list[str] = []
+    try:
+        parts = list(msg.iter_attachments())
+    except Exception:
+        return [], ["(the message's parts could not be read)"]
+    for part in parts:
+        if not isinstance(part, EmailMessage):
+            continue
+        try:
+            filename = (part.get_filename() or "attachment")[:200]
+        except Exception:
+            filename = "attachment"
+        try:
+            data = part.get_payload(decode=True)
+            if not isinstance(data, bytes):
+                data = part.as_bytes()  # an attached message: kept whole
+        except Exception:
+            dropped.append(f"{filename} (unreadable)")
+            continue
+        if len(data) > MAX_ATTACHMENT or len(attachments) >= MAX_ATTACHMENTS:
+            dropped.append(f"{filename} ({len(data)} bytes)")
+            continue
+        attachments.append(Attachment(filename, _content_type(part)[:120], data))
+    return attachments, dropped
 
 
 def parse(raw: bytes, own: set[str]) -> Inbound:
@@ -99,28 +167,15 @@ def parse(raw: bytes, own: set[str]) -> Inbound:
     Never raises on malformed mail: what cannot be read is left empty."""
     msg = message_from_bytes(raw, policy=policy.default)
     assert isinstance(msg, EmailMessage)
-    found = _ids(str(msg.get("Message-ID", "")))
+    header = _Headers(raw, msg)
+    found = _ids(header("Message-ID"))
     message_id = found[0] if found else f"<{hashlib.sha256(raw).hexdigest()[:40]}@no-message-id>"
-    refs = _ids(str(msg.get("In-Reply-To", ""))) + list(
-        reversed(_ids(str(msg.get("References", ""))))
-    )
-    addresses = getaddresses([str(msg.get("From", ""))])
+    refs = _ids(header("In-Reply-To")) + list(reversed(_ids(header("References"))))
+    addresses = getaddresses([header("From")])
     name, sender = addresses[0] if len(addresses) == 1 else ("", "")
     if "@" not in sender:
         sender = ""
-    attachments: list[Attachment] = []
-    dropped: list[str] = []
-    for part in msg.iter_attachments():
-        if not isinstance(part, EmailMessage):
-            continue
-        filename = (part.get_filename() or "attachment")[:200]
-        data = part.get_payload(decode=True)
-        if not isinstance(data, bytes):
-            data = part.as_bytes()  # an attached message: kept whole
-        if len(data) > MAX_ATTACHMENT or len(attachments) >= MAX_ATTACHMENTS:
-            dropped.append(f"{filename} ({len(data)} bytes)")
-            continue
-        attachments.append(Attachment(filename, part.get_content_type()[:120], data))
+    attachments, dropped = _attachments(msg)
     text = _text_of(msg)
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT] + "\n[…]"
@@ -129,9 +184,9 @@ def parse(raw: bytes, own: set[str]) -> Inbound:
         in_reply_to=tuple(dict.fromkeys(refs)),
         sender=sender.lower()[:200],
         sender_name=" ".join(name.split())[:120],
-        subject=" ".join(str(msg.get("Subject", "")).split())[:500],
+        subject=" ".join(header("Subject").split())[:500],
         text=text,
         attachments=tuple(attachments),
         dropped=tuple(dropped),
-        automatic=automatic_reason(msg, sender.lower(), own),
+        automatic=automatic_reason(msg, header, sender.lower(), own),
     )

@@ -91,13 +91,29 @@ def test_garbage_never_raises(raw: bytes) -> None:
     parse(raw, OWN)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=300), st.text(max_size=300), st.text(max_size=300))
-def test_hostile_headers_never_raise(sender: str, subject: str, refs: str) -> None:
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(max_size=200), st.text(max_size=200), st.text(max_size=80), st.text(max_size=80),
+       st.binary(max_size=300))  # fmt: skip
+def test_hostile_headers_and_parts_never_raise(
+    sender: str, subject: str, disposition: str, ctype: str, body: bytes
+) -> None:
+    """The standard library's parser raises IndexError, ValueError ... on some of these (a NUL
+    in a charset name, an address ending in '@'): parse reads them raw instead."""
     raw = (
-        f"From: {sender}\r\nSubject: {subject}\r\nReferences: {refs}\r\n"
-        "Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain; "
-        "charset=bogus\r\n\r\nbody\r\n--x--\r\n"
-    ).encode("utf-8", "surrogateescape")
+        (
+            f"From: {sender}\r\nSubject: {subject}\r\nMessage-ID: {subject}\r\n"
+            f"Auto-Submitted: {disposition}\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n"
+            f"--x\r\nContent-Type: text/plain; charset={ctype}\r\n\r\nbody\r\n--x\r\n"
+            f"Content-Type: {ctype}\r\nContent-Disposition: attachment; filename={disposition}\r\n"
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+        ).encode("utf-8", "surrogateescape")
+        + body
+        + b"\r\n--x--\r\n"
+    )
     got = parse(raw, OWN)
     assert "\n" not in got.subject and "\r" not in got.sender
+
+
+def test_a_nul_in_a_charset_still_gives_the_text() -> None:
+    raw = b'From: a@example.com\r\nContent-Type: text/plain; charset="x\x00"\r\n\r\nVPN \xe6\x96\xad\r\n'
+    assert parse(raw, OWN).text == "VPN 断"
