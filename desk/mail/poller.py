@@ -53,7 +53,7 @@ class MailPoller:
         self._kick = asyncio.Event()
         self._publish_now = False
         self._task: asyncio.Task[None] | None = None
-        self.last_error = ""
+        self.errors: dict[str, str] = {}  # the last failure of each part, while it lasts
 
     def start(self) -> None:
         """Run the job in the background."""
@@ -110,26 +110,31 @@ class MailPoller:
             return outbox.Sent(0, 0, 0)
         return await outbox.deliver(self.sessions, self.mailer, datetime.now(UTC))
 
+    async def _step(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
+        """One part of a round: its failure is logged and kept, and the other parts still run
+        (a mailbox that is down never holds up the acknowledgements)."""
+        try:
+            await work()
+            self.errors.pop(name, None)
+        except ImapError as exc:
+            self.errors[name] = str(exc)
+            logger.error("mail: %s", exc)
+        except Exception as exc:
+            self.errors[name] = f"{type(exc).__name__}: {exc}"
+            logger.exception("mail %s failed", name)
+
     async def _run(self) -> None:
         next_poll = next_publish = time.monotonic()
         while True:
-            try:
-                now = time.monotonic()
-                if self.imap is not None and (now >= next_poll or self._kick.is_set()):
-                    next_poll = now + self.poll_seconds
-                    await self.poll_mailbox()
-                self._kick.clear()
-                await self.deliver()
-                if self.publish is not None and (now >= next_publish or self._publish_now):
-                    next_publish = now + self.publish_seconds
-                    self._publish_now = False
-                    await self.publish()
-                self.last_error = ""
-            except ImapError as exc:
-                self.last_error = str(exc)
-                logger.error("mail: %s", exc)
-            except Exception as exc:  # one bad round never stops the job
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                logger.exception("mail round failed")
+            now = time.monotonic()
+            if self.imap is not None and (now >= next_poll or self._kick.is_set()):
+                next_poll = now + self.poll_seconds
+                await self._step("mailbox", self.poll_mailbox)
+            self._kick.clear()
+            await self._step("outbox", self.deliver)
+            if self.publish is not None and (now >= next_publish or self._publish_now):
+                next_publish = now + self.publish_seconds
+                self._publish_now = False
+                await self._step("publish", self.publish)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self.outbox_seconds)

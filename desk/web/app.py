@@ -70,6 +70,7 @@ from desk.web.keys import (
     KNOWLEDGE,
     LIMITER,
     LINKS,
+    MAIL,
     MAILER,
     MEDIA,
     NOTIFIER,
@@ -339,6 +340,8 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if CORE in request.app:
         body.update(request.app[CORE].health())
+    if MAIL in request.app:
+        body["mail"] = {"errors": dict(request.app[MAIL].errors)}  # mailbox, outbox, publish
     body["ok"] = ok
     return web.json_response(body, status=status)
 

@@ -300,3 +300,40 @@ async def test_mail_routes_refuse_strangers_and_never_let_a_file_run(tmp_path: P
         assert (
             listed[0]["attachments"][0]["size"] == 40 and "data" not in listed[0]["attachments"][0]
         )
+
+
+async def test_a_mailbox_that_is_down_holds_up_nothing(tmp_path: Path) -> None:
+    """The IMAP server refuses connections: the error shows on /healthz for staff, and the
+    acknowledgements still go out."""
+    with smtp_server() as (port, inbox):
+        async with (
+            desk_server(
+                tmp_path,
+                CTI_SMTP_HOST="127.0.0.1",
+                CTI_SMTP_PORT=str(port),
+                CTI_IMAP_HOST="127.0.0.1",
+                CTI_IMAP_PORT=str(free_port()),
+                CTI_IMAP_TLS="false",
+                CTI_IMAP_USER=DESK,
+                CTI_IMAP_SECRET="x",
+                CTI_MAIL_POLL_SECONDS="1",
+                CTI_MAIL_OUTBOX_SECONDS="0.2",
+            ) as server,  # fmt: skip
+            from_address(server, "127.0.0.3") as agent,
+            from_address(server, "127.0.0.4") as stranger,
+        ):
+            async with server.app[SESSIONS].begin() as s:
+                user, _ = await upsert_user(s, {"employee_no": "E1", "name": "张三", "email": ALICE},
+                                            by="test", now=datetime.now(UTC),
+                                            plan=NumberPlan(area_code="10"))  # fmt: skip
+            await add_staff(server.app, "agent1", "agent", "1001")
+            await login(agent, "agent1")
+            r = await agent.post(
+                "/api/incidents", json={"type": "fault", "symptom": "x", "user_id": user.id}
+            )
+            assert r.status == 201
+            assert await _until(lambda: inbox.recipients == [ALICE])
+            body = await (await agent.get("/healthz")).json()
+            assert "mailbox" in body["mail"]["errors"], body
+            assert "IMAP" in body["mail"]["errors"]["mailbox"]
+            assert "mail" not in await (await stranger.get("/healthz")).json()
