@@ -21,7 +21,7 @@ from desk.directory import upsert_user
 from desk.incidents import SLA_HOURS
 from desk.models import Announcement
 from desk.staff import upsert_staff
-from desk.web.keys import MAIL, SESSIONS
+from desk.web.keys import LINKS, MAIL, SESSIONS
 from tests.support.db import incident_history, query, url_of
 from tests.support.smtp import Inbox, smtp_server
 from tests.support.staff import PASSWORD, add_staff, login
@@ -319,3 +319,39 @@ async def test_subscribers_confirm_then_get_the_publication_and_can_leave(
         assert [r["email"] for r in query(tmp_path, "SELECT * FROM mail_subscribers")] == [
             "zhaoliu@example.com"
         ]
+
+
+async def test_every_link_route_refuses_forgeries_and_missing_tokens(desk: TestServer) -> None:
+    links = desk.app[LINKS]
+    async with from_address(desk, "127.0.0.10") as visitor:
+        _, _, token = await _form_token(visitor, "/portal")
+        for path in ("/portal/feedback", "/portal/subscribe/confirm", "/portal/unsubscribe"):
+            for t in ("", "garbage", "x" * 3000, "eyJ9.broken.sig", "\x00"):
+                r = await visitor.get(path, params={"t": t})
+                assert r.status == 400, (path, t, r.status)
+                r = await visitor.post(path, data={"token": token, "t": t, "action": "confirm"})
+                assert r.status == 400, (path, t, r.status)
+            r = await visitor.post(path, data={"t": "garbage", "action": "confirm"})
+            assert r.status == 403, path  # the form's token is missing
+            r = await visitor.post(path, data={"token": "forged", "t": "garbage"})
+            assert r.status == 403, path
+        # A link of one kind is not a link of another (each kind is signed apart).
+        sub = links.subscribe_url("wangwu@example.com").split("t=")[1]
+        r = await visitor.get("/portal/feedback", params={"t": unquote(sub)})
+        assert r.status == 400
+        # Confirming an address that never asked (a valid link, no row): 404, nothing made.
+        r = await visitor.post(
+            "/portal/subscribe/confirm", data={"token": token, "t": unquote(sub)}
+        )
+        assert r.status == 404
+        # A feedback link for an incident that does not exist.
+        fake = links.feedback_url("261130999", "2026-11-30T00:00:00+00:00").split("t=")[1]
+        r = await visitor.get("/portal/feedback", params={"t": unquote(fake)})
+        assert r.status == 404
+        # The published document under parallel readers: same answer, no private number.
+        answers = await asyncio.gather(
+            *(visitor.get("/portal/api/published?x=<script>") for _ in range(20))
+        )
+        bodies = {await a.text() for a in answers}
+        assert all(a.status == 200 for a in answers) and len(bodies) == 1
+        assert "13911112222" not in bodies.pop()
