@@ -116,6 +116,7 @@ def _error_status(exc: Exception) -> int:
 
 async def feedback_page(request: web.Request) -> web.Response:
     """GET /portal/feedback?t=: the resolved incident and the two buttons."""
+    _ = _texts(request)
     token = request.query.get("t", "")
     try:
         _link_attempt(request)
@@ -124,12 +125,13 @@ async def feedback_page(request: web.Request) -> web.Response:
     except (InvalidInput, NotFound, Conflict) as exc:
         return _page(request, _error_status(exc), mode="feedback", error=str(exc))
     except web.HTTPTooManyRequests:
-        return _page(request, 429, mode="feedback", error=_t(request, "Too many attempts"))
+        return _page(request, 429, mode="feedback", error=_("Too many attempts"))
     return _page(request, mode="feedback", incident=inc, t=token)
 
 
 async def feedback_post(request: web.Request) -> web.Response:
     """POST /portal/feedback {t, token, action: confirm|reopen, text}: the requester's word."""
+    _ = _texts(request)
     form = await request.post()
     token = str(form.get("t", ""))
     try:
@@ -139,7 +141,7 @@ async def feedback_post(request: web.Request) -> web.Response:
             request,
             403,
             mode="feedback",
-            error=_t(request, "This page expired; please submit again"),
+            error=_("This page expired; please submit again"),
         )
     action = str(form.get("action", ""))
     text = str(form.get("text", "")).strip()
@@ -183,12 +185,13 @@ async def feedback_post(request: web.Request) -> web.Response:
         return _page(request, _error_status(exc), mode="feedback", error=str(exc), t=token,
                      incident=again, text=text)  # fmt: skip
     except web.HTTPTooManyRequests:
-        return _page(request, 429, mode="feedback", error=_t(request, "Too many attempts"))
+        return _page(request, 429, mode="feedback", error=_("Too many attempts"))
     return _page(request, mode="feedback", done=action, incident=inc)
 
 
-def _t(request: web.Request, text: str) -> str:
-    return translations(language(request)).gettext(text)
+def _texts(request: web.Request) -> Any:
+    """The page language's gettext, to be called `_` so that pybabel finds the texts."""
+    return translations(language(request)).gettext
 
 
 # -- subscriptions ----------------------------------------------------------------------------
@@ -196,6 +199,7 @@ def _t(request: web.Request, text: str) -> str:
 
 async def subscribe_post(request: web.Request) -> web.Response:
     """POST /portal/subscribe {token, email}: a confirmation link goes to the address."""
+    _ = _texts(request)
     form = await request.post()
     try:
         _checked_form(request, form)
@@ -204,7 +208,7 @@ async def subscribe_post(request: web.Request) -> web.Response:
             request,
             403,
             mode="subscribe",
-            error=_t(request, "This page expired; please submit again"),
+            error=_("This page expired; please submit again"),
         )
     raw = str(form.get("email", "")).strip()[:254]
     mailer = request.config_dict[MAILER]
@@ -214,9 +218,11 @@ async def subscribe_post(request: web.Request) -> web.Response:
             raise Conflict("the desk cannot send e-mail at the moment")
         limiter = request.config_dict[PORTAL_LIMITER]
         if limiter.acquire([(f"subscribe:{remote(request)}", PORTAL_SUBSCRIBE)]) is None:
-            raise too_many("too many subscriptions from your address; try again later")
+            busy = _("Too many requests from this address; try again later")
+            return _page(request, 429, mode="subscribe", error=busy)
         if limiter.acquire([(f"subscribe-to:{email}", SUBSCRIBE_TARGET)]) is None:
-            raise too_many("a confirmation was sent to this address already; check the mailbox")
+            busy = _("A confirmation was sent to this address already; check the mailbox")
+            return _page(request, 429, mode="subscribe", error=busy)
         lang = language(request)
         async with request.config_dict[SESSIONS].begin() as s:
             row = await subscribers.ask(s, email, lang, datetime.now(UTC))
@@ -228,13 +234,12 @@ async def subscribe_post(request: web.Request) -> web.Response:
                 raise Conflict("the confirmation e-mail could not be sent; try again later")
     except (InvalidInput, Conflict) as exc:
         return _page(request, _error_status(exc), mode="subscribe", error=str(exc))
-    except web.HTTPTooManyRequests as exc:
-        return _page(request, 429, mode="subscribe", error=exc.text or "")
     # The same answer whether the address was subscribed already or not: nothing to learn here.
     return _page(request, 202, mode="subscribe", done="asked")
 
 
 async def _link_page(request: web.Request, mode: str) -> web.Response:
+    _ = _texts(request)
     token = request.query.get("t", "")
     links = request.config_dict[LINKS]
     try:
@@ -243,7 +248,7 @@ async def _link_page(request: web.Request, mode: str) -> web.Response:
     except InvalidInput as exc:
         return _page(request, 400, mode=mode, error=str(exc))
     except web.HTTPTooManyRequests:
-        return _page(request, 429, mode=mode, error=_t(request, "Too many attempts"))
+        return _page(request, 429, mode=mode, error=_("Too many attempts"))
     return _page(request, mode=mode, email=email, t=token)
 
 
@@ -259,14 +264,13 @@ async def unsubscribe_page(request: web.Request) -> web.Response:
 
 async def link_post(request: web.Request) -> web.Response:
     """POST /portal/subscribe/confirm and /portal/unsubscribe {t, token}."""
+    _ = _texts(request)
     mode = "confirm" if request.path.endswith("/confirm") else "unsubscribe"
     form = await request.post()
     try:
         _checked_form(request, form)
     except PermissionError:
-        return _page(
-            request, 403, mode=mode, error=_t(request, "This page expired; please submit again")
-        )
+        return _page(request, 403, mode=mode, error=_("This page expired; please submit again"))
     token = str(form.get("t", ""))
     links = request.config_dict[LINKS]
     try:
@@ -281,7 +285,7 @@ async def link_post(request: web.Request) -> web.Response:
     except (InvalidInput, NotFound) as exc:
         return _page(request, _error_status(exc), mode=mode, error=str(exc))
     except web.HTTPTooManyRequests:
-        return _page(request, 429, mode=mode, error=_t(request, "Too many attempts"))
+        return _page(request, 429, mode=mode, error=_("Too many attempts"))
     if mode == "confirm" and MAIL in request.config_dict:
         request.config_dict[MAIL].kick(
             publish=True
