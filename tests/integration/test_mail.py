@@ -71,7 +71,7 @@ def _mail(sender: str, subject: str, text: str, **headers: str) -> EmailMessage:
     return msg
 
 
-async def _until(check: Any, timeout: float = 20.0) -> Any:
+async def _until(check: Any, timeout: float = 40.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         got = check()

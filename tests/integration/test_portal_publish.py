@@ -64,7 +64,7 @@ async def desk(tmp_path: Path, smtp: tuple[int, Inbox]) -> AsyncIterator[TestSer
         yield server
 
 
-async def _until(check: Any, timeout: float = 15.0) -> Any:
+async def _until(check: Any, timeout: float = 40.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         got = check()

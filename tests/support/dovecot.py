@@ -103,7 +103,7 @@ lmtp_rcpt_check_quota = no
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded machine starts it slowly
         for port in (self.imap_port, self.lmtp_port):
             while True:
                 if self.proc.poll() is not None:
@@ -147,7 +147,7 @@ lmtp_rcpt_check_quota = no
         await imap.logout()
         return out
 
-    async def wait_for(self, user: str, count: int, timeout: float = 20.0) -> list[EmailMessage]:
+    async def wait_for(self, user: str, count: int, timeout: float = 40.0) -> list[EmailMessage]:
         """The user's INBOX once it holds at least `count` messages."""
         deadline = time.monotonic() + timeout
         while True:
@@ -188,6 +188,6 @@ class Relay:
 
 def relay(dovecot: DovecotServer) -> Controller:
     """A started SMTP server on a free loopback port that delivers into `dovecot`."""
-    controller = Controller(Relay(dovecot), hostname="127.0.0.1", port=free_port())
+    controller = Controller(Relay(dovecot), hostname="127.0.0.1", port=free_port(), ready_timeout=30)
     controller.start()
     return controller
