@@ -188,6 +188,8 @@ class Relay:
 
 def relay(dovecot: DovecotServer) -> Controller:
     """A started SMTP server on a free loopback port that delivers into `dovecot`."""
-    controller = Controller(Relay(dovecot), hostname="127.0.0.1", port=free_port(), ready_timeout=30)
+    controller = Controller(
+        Relay(dovecot), hostname="127.0.0.1", port=free_port(), ready_timeout=30
+    )
     controller.start()
     return controller
