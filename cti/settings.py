@@ -96,6 +96,21 @@ class Settings:
     smtp_secret: str = field(default="", repr=False)
     smtp_sender: str = "helpdesk@localhost"
     smtp_starttls: bool = False
+    # The desk's mailbox (3.2: requests by e-mail, replies to the desk's mail); an empty host: no
+    # e-mail intake. TLS (IMAPS) unless imap_tls is off (a mail server on the same host).
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_user: str = ""
+    imap_secret: str = field(default="", repr=False)
+    imap_tls: bool = True
+    imap_mailbox: str = "INBOX"
+    # Seconds between looks at the mailbox, and at the outbox (acknowledgements of new incidents).
+    mail_poll_seconds: float = 60.0
+    mail_outbox_seconds: float = 5.0
+    # Seconds between checks whether the desk's publications changed (then mailed to subscribers).
+    mail_publish_seconds: float = 600.0
+    # The desk's phone number(s) as the portal publishes them (6.4.2), e.g. "010-62345000".
+    desk_phone: str = ""
     # The user directory synced from LDAP / Active Directory (desk/ldap_directory.py); an empty
     # URL: no sync. ldap:// or ldaps://host[:port].
     ldap_url: str = ""

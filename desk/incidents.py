@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import Conflict, NotFound
 from cti.ivr.ports import NewIncident
+from desk.mail.outbox import queue_ack
 from desk.models import Incident, IncidentCounter, IncidentEvent, IncidentState
 
 S = IncidentState
@@ -46,7 +47,8 @@ async def next_number(session: AsyncSession, day: date) -> str:
 async def create(
     session: AsyncSession, new: NewIncident, *, recorded_by: str, now: datetime, local_day: date
 ) -> Incident:
-    """Record a new incident (state new) and its creation in the history."""
+    """Record a new incident (state new) and its creation in the history, and queue its
+    acknowledgement to the requester's directory address (6.3.1.1 c): every channel comes here."""
     r = new.requester
     incident = Incident(
         number=await next_number(session, local_day),
@@ -77,6 +79,7 @@ async def create(
     await session.flush()
     session.add(IncidentEvent(incident_id=incident.id, at=now, by=recorded_by, kind="created",
                               to_state=S.NEW.value, text=new.symptom))  # fmt: skip
+    queue_ack(session, incident, now)
     return incident
 
 

@@ -235,9 +235,10 @@ def _clock(t: time, lang: str) -> str:
     return f"{t.hour}:{t.minute:02d}" if t.minute else f"{t.hour} o'clock"
 
 
-def describe_hours(hours: OpeningHours, lang: str) -> str:
+def describe_hours(hours: OpeningHours, lang: str, *, closed_now: bool = True) -> str:
     """The sentence the after-hours prompt says: the weekly hours, weekdays with the same hours
-    grouped ("周一至周五 8点30分至12点、13点至17点30分"), and that holidays are closed."""
+    grouped ("周一至周五 8点30分至12点、13点至17点30分"), and that holidays are closed. Without
+    `closed_now`, the hours alone (what the portal publishes at any hour)."""
     words = _DAY_WORDS[lang]
     groups: list[tuple[int, int, tuple[tuple[time, time], ...]]] = []
     for i, day in enumerate(DAYS):
@@ -259,16 +260,14 @@ def describe_hours(hours: OpeningHours, lang: str) -> str:
             times = " and ".join(f"{_clock(a, lang)} to {_clock(b, lang)}" for a, b in spans)
             parts.append(f"{days}, {times}")
     if lang == "zh":
+        now = "现在是非工作时间。" if closed_now else ""
         if not parts:
-            return "现在是非工作时间。"
-        return "现在是非工作时间。服务台的工作时间是" + "；".join(parts) + "，法定节假日除外。"
+            return now or "服务台暂无工作时间。"
+        return now + "服务台的工作时间是" + "；".join(parts) + "，法定节假日除外。"
+    now = "The service desk is closed now. " if closed_now else ""
     if not parts:
-        return "The service desk is closed now."
-    return (
-        "The service desk is closed now. We are open "
-        + "; ".join(parts)
-        + (", except public holidays.")
-    )
+        return now.strip() or "The service desk has no opening hours."
+    return now + "We are open " + "; ".join(parts) + (", except public holidays.")
 
 
 def calendar(hours: OpeningHours, first: date, days: int) -> list[dict[str, Any]]:

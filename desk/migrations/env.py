@@ -7,6 +7,7 @@ from sqlalchemy import Connection, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 import cti.routing.models  # noqa: F401 - registers the routing tables on the shared metadata
+import desk.mail.models  # registers the mail tables on the shared metadata
 import desk.models  # noqa: F401 - registers the desk tables on the shared metadata
 from cti.journal.models import Base
 

@@ -31,6 +31,7 @@ from desk import settings_docs
 from desk.i18n import LANGUAGES, translations
 from desk.ivr_port import DeskService
 from desk.knowledge import KnowledgeService
+from desk.mail.links import Links
 from desk.migrations import MIGRATIONS
 from desk.notify import Mailer, SmtpSettings
 from desk.oncall import OncallRoster
@@ -46,6 +47,7 @@ from desk.web import (
     hours,
     incidents,
     knowledge,
+    mail,
     openapi,
     overflow,
     pages,
@@ -67,6 +69,8 @@ from desk.web.keys import (
     IVR,
     KNOWLEDGE,
     LIMITER,
+    LINKS,
+    MAIL,
     MAILER,
     MEDIA,
     NOTIFIER,
@@ -233,10 +237,12 @@ async def desk_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     app[KNOWLEDGE] = KnowledgeService(app[SESSIONS])
     await app[KNOWLEDGE].warm()
+    app[LINKS] = Links(s.effective_secret_key(), s.effective_public_url)
     app[MAILER] = Mailer(
         SmtpSettings(
             s.smtp_host, s.smtp_port, s.smtp_user, s.smtp_secret, s.smtp_sender, s.smtp_starttls
-        )
+        ),
+        app[LINKS],
     )
     app[POP] = PopBuilder(app[SESSIONS], app[KNOWLEDGE], app[PLAN])
     yield
@@ -334,6 +340,8 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if CORE in request.app:
         body.update(request.app[CORE].health())
+    if MAIL in request.app:
+        body["mail"] = {"errors": dict(request.app[MAIL].errors)}  # mailbox, outbox, publish
     body["ok"] = ok
     return web.json_response(body, status=status)
 
@@ -380,6 +388,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         agent,
         incidents,
         knowledge,
+        mail,
         pages,
         portal,
         wallboard,

@@ -17,6 +17,8 @@ from cti.runtime import CtiCore
 from cti.settings import Settings
 from desk.knowledge import KnowledgeService
 from desk.ldap_directory import LdapConfig, LdapLogin
+from desk.mail.links import Links
+from desk.mail.poller import MailPoller
 from desk.notify import Mailer
 from desk.pop import PopBuilder
 from desk.staff import PasswordVerifier
@@ -50,6 +52,10 @@ POP = web.AppKey("pop", PopBuilder)
 NOTIFIER = web.AppKey("notifier", Notifier)
 KNOWLEDGE = web.AppKey("knowledge", KnowledgeService)
 MAILER = web.AppKey("mailer", Mailer)
+# The mail job: the desk's mailbox in, acknowledgements out, publications to subscribers.
+MAIL = web.AppKey("mail", MailPoller)
+# Signed links in the desk's e-mails (confirm or reopen an incident, subscriptions).
+LINKS = web.AppKey("mail_links", Links)
 LIMITER = web.AppKey("login_limiter", Limiter)
 # Self-service portal lookups (incident number + phone) and requests, per address.
 PORTAL_LIMITER = web.AppKey("portal_limiter", Limiter)

@@ -37,6 +37,11 @@ LOGIN_ACCOUNT = Rule(50, 3600)
 # The portal: failed lookups (number + phone) and accepted requests, per address.
 PORTAL_LOOKUP = Rule(10, 600)
 PORTAL_SUBMIT = Rule(10, 600)
+# Links from the desk's e-mails (confirm or reopen, subscriptions), read per address; asking to
+# subscribe, per address and per address subscribed (nobody floods a mailbox with confirmations).
+PORTAL_LINK = Rule(30, 600)
+PORTAL_SUBSCRIBE = Rule(5, 3600)
+SUBSCRIBE_TARGET = Rule(2, 86400)
 
 Keys = Sequence[tuple[str, Rule]]
 

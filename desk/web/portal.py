@@ -7,8 +7,6 @@ The HTML forms carry a double-submit token (cookie + hidden field); the JSON end
 `application/json`, which a cross-site form cannot send without a CORS preflight we never grant.
 """
 
-import hmac
-import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,15 +22,15 @@ from desk.i18n import translate, translations
 from desk.labels import REQUESTER_STATES
 from desk.models import Incident, IncidentEvent, IncidentType
 from desk.validation import email_address, text_field
+from desk.web import published
 from desk.web.auth import remote
 from desk.web.i18n import language
 from desk.web.keys import KNOWLEDGE, PLAN, PORTAL_LIMITER, SESSIONS, SETTINGS
 from desk.web.limits import PORTAL_LOOKUP, PORTAL_SUBMIT, too_many
 from desk.web.openapi import documented, obj, string
-from desk.web.templating import render
+from desk.web.portal_forms import token_ok, token_page
 from desk.web.validation import body_of
 
-TOKEN_COOKIE = "cti_portal"
 # What a portal request may be filed under: a fixed list, as the IVR's menu has. A free text here
 # would let anyone write the subject line of the desk's e-mails.
 CATEGORIES = (
@@ -272,41 +270,25 @@ async def api_knowledge(request: web.Request) -> web.Response:
 # -- pages ------------------------------------------------------------------------------------
 
 
-def _token(request: web.Request) -> str:
-    return request.cookies.get(TOKEN_COOKIE) or secrets.token_urlsafe(24)
-
-
 async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
-    lang = language(request)
     async with request.config_dict[SESSIONS]() as s:
         active = await announcements.active(s, datetime.now(UTC))
     q = request.query.get("q", "").strip()[:200]
     knowledge = request.config_dict[KNOWLEDGE]
     articles = (await knowledge.match(q, published_only=True))["knowledge"] if q else []
-    token = _token(request)
     context: dict[str, Any] = {
-        "lang": lang,
         "announcements": active,
         "q": q,
         "articles": articles,
-        "token": token,
         "found": None,
         "created": None,
         "error": None,
         "form": {},
+        "subscribed": None,
+        "published": await published.publication(request.config_dict),
     }
     context.update(extra)
-    resp = render("portal.html", **context)
-    resp.set_status(status)
-    resp.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        httponly=True,
-        samesite="Strict",
-        path="/portal",
-        secure=request.config_dict[SETTINGS].effective_secure_cookies,
-    )
-    return resp
+    return token_page(request, "portal.html", status, **context)
 
 
 async def portal_page(request: web.Request) -> web.Response:
@@ -319,8 +301,7 @@ async def portal_post(request: web.Request) -> web.Response:
     form = await request.post()
     lang = language(request)
     _ = translations(lang).gettext
-    cookie = request.cookies.get(TOKEN_COOKIE, "")
-    if not cookie or not hmac.compare_digest(cookie, str(form.get("token", ""))):
+    if not token_ok(request, form):
         return await _page(request, 403, error=_("This page expired; please submit again"))
     data = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     try:
@@ -363,4 +344,5 @@ def setup(app: web.Application) -> None:
     portal.router.add_post("/api/requests", api_submit)
     portal.router.add_get("/api/announcements", api_announcements)
     portal.router.add_get("/api/knowledge", api_knowledge)
+    published.add_routes(portal)
     app.add_subapp("/portal", portal)

@@ -179,7 +179,8 @@ def _real(op: Any, records: dict[str, str]) -> dict[str, str] | None:
         return {"number": records["number"]}
     if "{id}" in op.path:
         area = op.path.split("/")[2]
-        return {"id": records["user" if area == "users" else area]}
+        key = "user" if area == "users" else area
+        return {"id": records[key]} if key in records else None  # e.g. mail attachments: none
     return None
 
 

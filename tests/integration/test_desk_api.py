@@ -56,7 +56,8 @@ def settings_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 @pytest.fixture
 async def app_client(tmp_path: Path, smtp: Any) -> AsyncIterator[TestClient]:
     controller, _ = smtp
-    env = settings_env(tmp_path, CTI_SMTP_HOST="127.0.0.1", CTI_SMTP_PORT=str(controller.port))
+    env = settings_env(tmp_path, CTI_SMTP_HOST="127.0.0.1", CTI_SMTP_PORT=str(controller.port),
+                       CTI_MAIL_OUTBOX_SECONDS="0.2")  # fmt: skip
     client = TestClient(TestServer(create_app(load_settings(None, env), with_core=False)))
     await client.start_server()
     yield client
@@ -202,16 +203,23 @@ async def test_incident_life_with_notices_by_email(app_client: TestClient, smtp:
     assert r.status == 200 and (await r.json())["notice"]["sent"] is True
     r = await app_client.post(f"/api/incidents/{second}/resolve", json={"text": "防火墙规则已修复"})
     assert (await r.json())["first_line_resolved"] is False
-    for _ in range(50):
-        if len(inbox.messages) >= 2:
+    for _ in range(100):
+        if len(inbox.messages) >= 3:
             break
         await asyncio.sleep(0.1)
+    # The acknowledgement of the new incident (from the outbox) and the two notices.
     subjects = [m["Subject"] for m in inbox.messages]
-    assert len(subjects) == 2 and all(second in str(s) for s in subjects)
+    assert len(subjects) == 3 and all(second in str(s) for s in subjects)
     assert all(m["To"] == "zhangsan@example.com" for m in inbox.messages)
-    hist = (await (await app_client.get(f"/api/incidents/{second}")).json())["history"]
-    kinds = [h["kind"] for h in hist]
-    assert kinds.count("notice") == 2 and all(h["by"].endswith("(wangfang)") for h in hist[1:])
+    assert sum(m["Auto-Submitted"] == "auto-generated" for m in inbox.messages) == 1
+    for _ in range(50):  # the outbox records the acknowledgement once the server took it
+        hist = (await (await app_client.get(f"/api/incidents/{second}")).json())["history"]
+        kinds = [h["kind"] for h in hist]
+        if "ack" in kinds:
+            break
+        await asyncio.sleep(0.1)
+    assert kinds.count("notice") == 2 and kinds.count("ack") == 1
+    assert all(h["by"].endswith("(wangfang)") for h in hist[1:] if h["kind"] != "ack")
     # The open list has neither closed nor resolved-and-closed incidents, and is ordered by SLA.
     opened = await (await app_client.get("/api/incidents")).json()
     assert [i["number"] for i in opened["incidents"]] == [second]

@@ -28,7 +28,7 @@ class Inbox:
 def smtp_server() -> Iterator[tuple[int, Inbox]]:
     """(port, inbox) of an SMTP server on 127.0.0.1 while the block runs."""
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ready_timeout=30)
     controller.start()
     try:
         yield controller.port, inbox
