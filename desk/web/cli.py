@@ -42,7 +42,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             print(json.dumps(status, indent=2))
         else:
             for key, value in status.items():
-                if key not in ("ami_secret", "sim_secret"):
+                if key not in ("ami_secret", "sim_secret", "agi_secret", "softphone_key"):
                     print(f"{key:12} {value}")
     else:
         print(f"sandbox {args.name}: {'running' if status['running'] else 'stopped'}")
