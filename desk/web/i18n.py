@@ -29,6 +29,7 @@ _SCRIPT_TEXTS: dict[str, Msg] = {
     "sp_hold": N_("Hold"),
     "sp_resume": N_("Resume"),
     "sp_bad_number": N_("Enter a number to transfer to"),
+    "sp_transfer_failed": N_("Transfer failed"),
 }
 
 

@@ -4,7 +4,9 @@
 // desk/web/static/softphone.js; the page loads it after common.js (CTI.api, CTI.t).
 import * as JsSIP from "jssip";
 
-const { api, t } = window.CTI;
+// common.js declares CTI as a global binding of the page (not a window property).
+/* global CTI */
+const { api, t } = CTI;
 const $ = (id) => document.getElementById(id);
 
 // Asterisk on this very host (the sandbox, a one-box demo): only loopback candidates are offered,
@@ -62,7 +64,11 @@ function start(root) {
     if (phone.session) { session.terminate({ status_code: 486 }); return; } // one call at a time
     phone.session = session;
     state.call = "ringing"; state.muted = false; state.held = false;
-    if (loopbackOnly) session.on("sdp", (e) => { if (e.originator === "local") e.sdp = keepLoopback(e.sdp); });
+    session.on("sdp", (e) => {
+      if (e.originator !== "local") return;
+      if (loopbackOnly) e.sdp = keepLoopback(e.sdp);
+      phone.sentSdp = e.sdp; // what Asterisk got (pc.localDescription keeps every candidate)
+    });
     session.on("accepted", () => { state.call = "talking"; attachAudio(session); show(); });
     session.on("confirmed", () => attachAudio(session));
     session.on("hold", (e) => { if (e.originator === "local") { state.held = true; show(); } });
@@ -117,7 +123,15 @@ function start(root) {
     const target = $("sp-transfer").value.trim();
     if (!phone.session || !/^[0-9*#+]{1,40}$/.test(target)) { $("sp-error").textContent = t("sp_bad_number"); return; }
     const host = new URL(phone.ua.configuration.uri.toString().replace(/^sip:/, "http://")).hostname;
-    phone.session.refer(`sip:${target}@${host}`); // a blind transfer: Asterisk's REFER handling
+    // A blind transfer: Asterisk takes the caller to `target` in the endpoint's context and
+    // reports the outcome in NOTIFYs; the transferer hangs up its own leg once it succeeded.
+    const session = phone.session;
+    session.refer(`sip:${target}@${host}`, {
+      eventHandlers: {
+        accepted: () => session.terminate(),
+        failed: (ev) => { $("sp-error").textContent = t("sp_transfer_failed") + (ev && ev.cause ? " (" + ev.cause + ")" : ""); },
+      },
+    });
   };
   window.addEventListener("beforeunload", () => phone.ua && phone.ua.stop());
   show();
