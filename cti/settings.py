@@ -165,7 +165,10 @@ class Settings:
         return self.agent_interface or "PJSIP/{ext}"
 
     def agent_device(self, ext: str) -> str:
-        """The queue member interface / Originate channel of an agent's phone."""
+        """The queue member interface / Originate channel of an agent's phone: the softphone's
+        endpoint (pjsip_webrtc.conf) for an agent who uses one, else the desk phone's pattern."""
+        if self.softphone_for(ext):
+            return f"PJSIP/{ext}"
         return self.effective_agent_interface.replace("{ext}", ext)
 
     def softphone_for(self, ext: str | None) -> bool:

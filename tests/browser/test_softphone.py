@@ -99,7 +99,6 @@ def softphone_settings(st: InstanceState, tmp_path: Path) -> Any:
     return server_settings(
         st,
         tmp_path,
-        CTI_AGENT_INTERFACE="PJSIP/{ext}",
         CTI_SOFTPHONE_EXTENSIONS=EXT,
         CTI_SOFTPHONE_URL=f"wss://127.0.0.1:{st.wss_port}/ws",
         CTI_SOFTPHONE_KEY=st.softphone_key,

@@ -50,4 +50,8 @@ def test_settings_refuse_softphones_without_a_wss_url_or_a_key() -> None:
     s = load_settings(None, {**base, "CTI_SOFTPHONE_URL": "wss://pbx:8089/ws",
                              "CTI_SOFTPHONE_KEY": KEY})  # fmt: skip
     assert s.softphone_for("1003") and not s.softphone_for("1001") and not s.softphone_for(None)
+    # The softphone agent's calls ring its WebRTC endpoint; the others' their desk phones.
+    s = load_settings(None, {**base, "CTI_SOFTPHONE_URL": "wss://pbx:8089/ws",
+                             "CTI_SOFTPHONE_KEY": KEY, "CTI_AGENT_INTERFACE": "SIP/{ext}"})  # fmt: skip
+    assert s.agent_device("1003") == "PJSIP/1003" and s.agent_device("1001") == "SIP/1001"
     assert KEY not in repr(s)
