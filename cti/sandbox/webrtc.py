@@ -2,8 +2,8 @@
 
 Kept apart from instance.py so the softphone's configuration reads in one place: http.conf gets
 loopback ports and the certificate `certs.ensure_tls` made, pjsip_webrtc.conf the passwords derived
-from the sandbox's softphone key, and the softphones' RTP stays on loopback (ICE then offers
-127.0.0.1 only: no media packet leaves 127.0.0.0/8).
+from the sandbox's softphone key, and the softphones' RTP binds to 127.0.0.1 with 127.0.0.1 the only
+ICE candidate Asterisk offers (no media packet leaves the host).
 """
 
 import fcntl

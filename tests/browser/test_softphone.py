@@ -48,8 +48,9 @@ RTP_COUNTERS = """() => {
     stats.forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "audio") out.received = s.packetsReceived;
       if (s.type === "outbound-rtp" && s.kind === "audio") out.sent = s.packetsSent;
-      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
-        const l = stats.get(s.localCandidateId), r = stats.get(s.remoteCandidateId);
+      if (s.type === "transport" && s.selectedCandidatePairId) {
+        const p = stats.get(s.selectedCandidatePairId);
+        const l = stats.get(p.localCandidateId), r = stats.get(p.remoteCandidateId);
         out.pair = [l.address || l.ip, r.address || r.ip || ""];
       }
     });
@@ -165,15 +166,19 @@ async def test_an_agent_without_a_desk_phone_takes_a_queue_call_in_the_browser(
             assert second["received"] > first["received"] + 50, (first, second)
             assert second["sent"] > first["sent"] + 50, (first, second)
             assert a_second[0] > a_first[0] + 50 and a_second[1] > a_first[1] + 50
-            # Asterisk's end of the pair is 127.0.0.1. Chromium gathers on every interface and may
-            # send from its socket on this host's own address to it: no packet leaves the host.
+            # Asterisk's end of the media path is 127.0.0.1 (the only candidate it offered).
+            # Chromium gathers on every interface and may send from its socket on this host's own
+            # address instead of 127.0.0.1: the kernel delivers that on loopback too, so no media
+            # packet leaves the host (Asterisk's RTCP reports name the address it saw).
             assert second["pair"][1] == "127.0.0.1", second
-            assert second["pair"][0] in interface_addresses(), second
-            rtcp = await ami.wait_for("RTCPReceived", lambda e: f"PJSIP/{EXT}-" in e["Channel"])
-            print(
-                "RTCPReceived from the browser:",
-                {k: rtcp.get(k) for k in ("From", "SentPackets", "PT")},
-            )
+            local = interface_addresses()
+            assert second["pair"][0] in local, second
+            await ami.wait_for("RTCPReceived", lambda e: f"PJSIP/{EXT}-" in e["Channel"])
+            await ami.wait_for("RTCPSent", lambda e: f"PJSIP/{EXT}-" in e["Channel"])
+            ends = [(e.get("From") or e.get("To") or "").rsplit(":", 1)[0] for e in ami.events
+                    if e["Event"] in ("RTCPReceived", "RTCPSent") and f"PJSIP/{EXT}-" in e["Channel"]]  # fmt: skip
+            print("media pair", second["pair"], "; Asterisk's RTCP peers", sorted(set(ends)))
+            assert ends and set(ends) <= set(local), ends
 
             # Mute: the microphone track stops; unmute brings it back.
             await page.click("#sp-mute")

@@ -9,8 +9,8 @@ import * as JsSIP from "jssip";
 const { api, t } = CTI;
 const $ = (id) => document.getElementById(id);
 
-// Asterisk on this very host (the sandbox, a one-box demo): only loopback candidates are offered,
-// so ICE pairs 127.0.0.1 with 127.0.0.1 and no media packet leaves 127.0.0.0/8. (Chromium offers
+// Asterisk on this very host (the sandbox, a one-box demo): Asterisk is offered only the page's
+// loopback candidates, so media never heads for another machine's address. (Chromium gathers
 // loopback candidates only when started with --allow-loopback-in-peer-connection.)
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
 const LOOPBACK_CANDIDATE = / (127\.\d+\.\d+\.\d+) (\d+) typ host/;
