@@ -71,6 +71,14 @@ class Settings:
     # An agent's phone as a queue member and Originate channel; {ext} is the agent's extension.
     # Empty: PJSIP/{ext} (the sandbox uses its simulated phones, Local/{ext}@sim-agent/n).
     agent_interface: str = ""
+    # WebRTC softphones in the agent page (asterisk-conf/pjsip_webrtc.conf): the agents who use
+    # one instead of a desk phone (their extensions; empty: nobody), Asterisk's WebSocket as the
+    # agents' browsers reach it (wss://pbx.example:8089/ws), and the key each agent's SIP password
+    # is derived from (cti/softphone.py; the same key wrote pjsip_webrtc.conf). The sandbox fills
+    # the URL and the key.
+    softphone_extensions: tuple[str, ...] = ()
+    softphone_url: str = ""
+    softphone_key: str = field(default="", repr=False)
     # After-call work (wrap-up) in seconds; no queue call is offered to the agent meanwhile.
     wrapup_seconds: float = 30.0
     # Staff session cookies only over HTTPS (also on whenever public_url is https://).
@@ -172,8 +180,15 @@ class Settings:
         return self.agent_interface or "PJSIP/{ext}"
 
     def agent_device(self, ext: str) -> str:
-        """The queue member interface / Originate channel of an agent's phone."""
+        """The queue member interface / Originate channel of an agent's phone: the softphone's
+        endpoint (pjsip_webrtc.conf) for an agent who uses one, else the desk phone's pattern."""
+        if self.softphone_for(ext):
+            return f"PJSIP/{ext}"
         return self.effective_agent_interface.replace("{ext}", ext)
+
+    def softphone_for(self, ext: str | None) -> bool:
+        """True when the agent at extension `ext` takes calls in the page's softphone."""
+        return bool(ext) and ext in self.softphone_extensions
 
     def effective_secret_key(self) -> str:
         """The signing key (created once, readable by this user only, when not configured).
@@ -302,6 +317,16 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
         raise ConfigError(f"setting timezone: unknown time zone {settings.timezone!r}") from exc
     if not (settings.ami_host or settings.ami_user or settings.ami_secret):
         settings = _from_sandbox(settings)
+    if settings.softphone_extensions:
+        if not settings.softphone_url.lower().startswith("wss://"):
+            raise ConfigError(
+                "setting softphone_url: softphones need Asterisk's wss:// WebSocket address"
+            )
+        if len(settings.softphone_key) < MIN_SECRET_KEY:
+            raise ConfigError(
+                f"setting softphone_key: at least {MIN_SECRET_KEY} characters are needed "
+                "(the key that wrote pjsip_webrtc.conf's passwords)"
+            )
     return settings
 
 
@@ -325,5 +350,8 @@ def _from_sandbox(settings: Settings) -> Settings:
         asterisk_media_dir=settings.asterisk_media_dir or st.asterisk_media_dir,
         tts_root=settings.tts_root or st.root,
         agent_interface=settings.agent_interface or "Local/{ext}@sim-agent/n",
+        softphone_url=settings.softphone_url
+        or (f"wss://127.0.0.1:{st.wss_port}/ws" if st.wss_port else ""),
+        softphone_key=settings.softphone_key or st.softphone_key,
         source=f"{settings.source}, sandbox {settings.sandbox}",
     )

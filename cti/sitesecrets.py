@@ -107,6 +107,7 @@ def placeholders(conf_dir: Path) -> list[str]:
     for fname, key in (
         ("manager.conf", "secret"),
         ("pjsip.conf", "password"),
+        ("pjsip_webrtc.conf", "password"),  # the softphones' (cti/softphone.py)
         ("extensions.conf", "CTI_AGI_SECRET"),
     ):
         path = conf_dir / fname

@@ -101,14 +101,44 @@ key_of($0) == "password" && (section in made) {
 }
 { print }'
 
+# WebRTC softphones (pjsip_webrtc.conf): each agent's password is HMAC-SHA256(CTI_SOFTPHONE_KEY,
+# "softphone:<extension>"), the one the CTI server derives and hands to that agent's page
+# (cti/softphone.py). Without the key, a stored random one (no softphone can register).
+WEBRTC="$ETC/pjsip_webrtc.conf"
+if [ -f "$WEBRTC" ]; then
+    soft="$STATE/softphone-passwords"
+    : >"$soft"
+    chmod 600 "$soft"
+    for section in $(awk "$AWK_LIB"'
+        key_of($0) == "password" && value_of($0) ~ /^(change-me|$)/ { print section }' "$WEBRTC"); do
+        if [ -n "${CTI_SOFTPHONE_KEY:-}" ]; then
+            pw=$(printf 'softphone:%s' "$section" \
+                | openssl dgst -sha256 -hmac "$CTI_SOFTPHONE_KEY" -binary | base64 | tr '+/' '-_' | cut -c1-24)
+        else
+            grep -q "^webrtc:$section " "$stored" \
+                || echo "webrtc:$section $(head -c 18 /dev/urandom | base64 | tr '+/' '-_')" >>"$stored"
+            pw=$(grep "^webrtc:$section " "$stored" | cut -d' ' -f2)
+        fi
+        echo "$section $pw" >>"$soft"
+    done
+    export CTI_SOFTPHONE_PASSWORDS="$soft"
+    edit "$WEBRTC" "$AWK_LIB"'
+BEGIN { while ((getline line < ENVIRON["CTI_SOFTPHONE_PASSWORDS"]) > 0) { split(line, f, " "); made[f[1]] = f[2] } }
+key_of($0) == "password" && (section in made) && value_of($0) ~ /^(change-me|$)/ { print "password = " made[section]; next }
+{ print }'
+    rm -f "$soft"
+fi
+
 # Only Asterisk (and root) reads the files with secrets in them.
 if getent group asterisk >/dev/null 2>&1; then
     chgrp asterisk "$ETC/manager.conf" "$ETC/pjsip.conf" "$ETC/extensions.conf"
     chmod 640 "$ETC/manager.conf" "$ETC/pjsip.conf" "$ETC/extensions.conf"
+    if [ -f "$WEBRTC" ]; then chgrp asterisk "$WEBRTC" && chmod 640 "$WEBRTC"; fi
 fi
 
 left=$(grep -En '^[[:space:]]*(secret|password|CTI_AGI_SECRET)[[:space:]]*=>?[[:space:]]*(change-me|trunk-password|;|$)' \
-    "$ETC/manager.conf" "$ETC/pjsip.conf" "$ETC/extensions.conf" | cut -d= -f1 || true)
+    "$ETC/manager.conf" "$ETC/pjsip.conf" "$ETC/extensions.conf" $( [ -f "$WEBRTC" ] && echo "$WEBRTC") \
+    | cut -d= -f1 || true)
 if [ -n "$left" ]; then
     say "placeholder secrets left, not starting Asterisk:"
     echo "$left" >&2

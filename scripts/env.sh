@@ -45,4 +45,13 @@ if [[ ! -e "$_stamp" ]]; then
     rm -f .venv/.cti-deps-*
     touch "$_stamp"
 fi
+# The softphone's JavaScript (JsSIP, esbuild) from the npm registry, as package-lock.json pins
+# it, when node is here: scripts/build-softphone bundles it. The bundle is committed, so running
+# the server or the tests needs no node.
+_npm_stamp="desk/web/softphone/node_modules/.cti-lock-$(sha256sum desk/web/softphone/package-lock.json | cut -c1-16)"
+if command -v npm >/dev/null 2>&1 && [[ ! -e "$_npm_stamp" ]]; then
+    echo "env: installing the softphone's node packages (npm ci)" >&2
+    (cd desk/web/softphone && npm ci --no-audit --no-fund --ignore-scripts >/dev/null)
+    touch "$_npm_stamp"
+fi
 export PATH="$CTI_ROOT/.venv/bin:$PATH"

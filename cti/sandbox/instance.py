@@ -15,6 +15,7 @@ from pathlib import Path
 from cti.confedit import set_option
 from cti.errors import SandboxError
 from cti.sandbox.root import cache_dir, chroot_prefix, ensure_prompts, ensure_root
+from cti.sandbox.webrtc import render_webrtc
 from cti.sitesecrets import write_site_secrets
 
 logger = logging.getLogger(__name__)
@@ -22,7 +23,13 @@ logger = logging.getLogger(__name__)
 REPO_CONF = Path(__file__).resolve().parents[2] / "asterisk-conf"
 INSTANCES = "var/cti"
 # Ports the default instance prefers; any instance falls back to free ports.
-DEFAULT_PORTS = {"ami_port": 5038, "sip_port": 5060, "agi_port": 4573}
+DEFAULT_PORTS = {
+    "ami_port": 5038,
+    "sip_port": 5060,
+    "agi_port": 4573,
+    "http_port": 8088,
+    "wss_port": 8089,
+}
 
 
 def default_instance_name() -> str:
@@ -70,6 +77,12 @@ class InstanceState:
     media_dir: str = ""
     asterisk_media_dir: str = ""
     agi_secret: str = ""
+    # The softphones' WebSocket (wss://127.0.0.1:wss_port/ws), the CA its certificate is signed
+    # by, and the key their passwords are derived from (cti/softphone.py).
+    http_port: int = 0
+    wss_port: int = 0
+    ca_cert: str = ""
+    softphone_key: str = ""
 
 
 class Instance:
@@ -165,7 +178,7 @@ class Instance:
                 return asked
             if old is not None:
                 prev = int(getattr(old, key))
-                if _port_free(prev):
+                if prev and _port_free(prev):
                     return prev
             if self.name == "default" and _port_free(DEFAULT_PORTS[key]):
                 return DEFAULT_PORTS[key]
@@ -190,6 +203,11 @@ class Instance:
             media_dir=str(d / "media"),
             asterisk_media_dir=f"{self.inner}/media",
             agi_secret=old.agi_secret if old and old.agi_secret else secrets.token_urlsafe(18),
+            http_port=pick("http_port", None),
+            wss_port=pick("wss_port", None),
+            softphone_key=old.softphone_key
+            if old and old.softphone_key
+            else secrets.token_urlsafe(32),
         )
 
     def _render(self, st: InstanceState, globals_: dict[str, str]) -> None:
@@ -241,6 +259,10 @@ class Instance:
             path.write_text(text)
         # Secrets of its own, made the way a site's are at deploy (the phones' are new each time).
         write_site_secrets(etc, ami_secret=st.ami_secret, agi_secret=st.agi_secret)
+        ca = render_webrtc(
+            etc, self.dir / "tls", f"{inner}/tls", st.http_port, st.wss_port, st.softphone_key
+        )
+        st.ca_cert = str(ca)
         # The sandbox adds the simulation on top of exactly what a site deploys.
         for fname, include in (
             ("extensions.conf", "sim/extensions_sim.conf"),

@@ -241,6 +241,7 @@ async def agent_page(request: web.Request) -> web.Response:
         texts=script_texts(lang),
         staff=staff,
         csrf=ws.csrf if ws else "",
+        softphone=request.app[SETTINGS].softphone_for(staff.extension),
     )
 
 

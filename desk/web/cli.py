@@ -42,7 +42,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             print(json.dumps(status, indent=2))
         else:
             for key, value in status.items():
-                if key not in ("ami_secret", "sim_secret"):
+                if key not in ("ami_secret", "sim_secret", "agi_secret", "softphone_key"):
                     print(f"{key:12} {value}")
     else:
         print(f"sandbox {args.name}: {'running' if status['running'] else 'stopped'}")
@@ -53,7 +53,8 @@ def cmd_asterisk_secrets(args: argparse.Namespace) -> int:
     """`cti asterisk-secrets CONF_DIR`: per-site secrets into a deployed Asterisk configuration."""
     import os
 
-    from cti.sitesecrets import placeholders, write_site_secrets
+    from cti import softphone
+    from cti.sitesecrets import new_secret, placeholders, write_site_secrets
 
     env = os.environ
     result = write_site_secrets(
@@ -64,14 +65,23 @@ def cmd_asterisk_secrets(args: argparse.Namespace) -> int:
     )
     for name in result.changed:
         print(f"set {name}")
+    # The softphones' passwords come from a key the CTI server shares (cti/softphone.py): the one
+    # given, else a new one when pjsip_webrtc.conf still has placeholders.
+    soft_key = env.get("CTI_SOFTPHONE_KEY") or None
+    if soft_key is None and any("pjsip_webrtc.conf" in p for p in placeholders(args.conf_dir)):
+        soft_key = new_secret() + new_secret()
+    if soft_key is not None:
+        for ext in softphone.write_passwords(args.conf_dir, soft_key):
+            print(f"set pjsip_webrtc.conf [{ext}] password")
     if args.env_file:
         # What the CTI server needs to share with this Asterisk; readable by this user only.
         args.env_file.touch(mode=0o600)
         args.env_file.chmod(0o600)
-        args.env_file.write_text(
-            f"CTI_AMI_SECRET={result.ami_secret}\nCTI_AGI_SECRET={result.agi_secret}\n"
-        )
-        print(f"CTI_AMI_SECRET and CTI_AGI_SECRET for the CTI server: {args.env_file}")
+        lines = f"CTI_AMI_SECRET={result.ami_secret}\nCTI_AGI_SECRET={result.agi_secret}\n"
+        if soft_key is not None:
+            lines += f"CTI_SOFTPHONE_KEY={soft_key}\n"
+        args.env_file.write_text(lines)
+        print(f"the secrets the CTI server shares with this Asterisk: {args.env_file}")
     left = placeholders(args.conf_dir)
     if left:
         print(f"cti: placeholders left: {', '.join(left)}", file=sys.stderr)

@@ -15,6 +15,21 @@ _SCRIPT_TEXTS: dict[str, Msg] = {
     "total": N_("Total"),
     "backed_up": N_("Queue backed up"),
     "ws_lost": N_("Connection lost, reconnecting…"),
+    # The softphone (static/softphone.js): registration, call and button words.
+    "sp_off": N_("Softphone off"),
+    "sp_registering": N_("Softphone connecting…"),
+    "sp_registered": N_("Softphone ready"),
+    "sp_unregistered": N_("Softphone signed out"),
+    "sp_failed": N_("Softphone failed"),
+    "sp_idle": N_("No call"),
+    "sp_ringing": N_("Incoming call"),
+    "sp_talking": N_("On the line"),
+    "sp_mute": N_("Mute"),
+    "sp_unmute": N_("Unmute"),
+    "sp_hold": N_("Hold"),
+    "sp_resume": N_("Resume"),
+    "sp_bad_number": N_("Enter a number to transfer to"),
+    "sp_transfer_failed": N_("Transfer failed"),
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cti import softphone
 from cti.confedit import options
 from cti.sitesecrets import is_placeholder, placeholders, write_site_secrets
 
@@ -36,6 +37,9 @@ def test_the_shipped_configuration_has_only_placeholders() -> None:
     assert {"pjsip.conf [1001] password", "pjsip.conf [carrier] password"} <= set(left)
 
 
+SOFT_KEY = "the-softphone-key-of-this-site-0123456789"
+
+
 def entrypoint(
     etc: Path, state: Path, marker: Path, **env: str
 ) -> subprocess.CompletedProcess[str]:
@@ -51,7 +55,8 @@ def test_entrypoint_writes_site_secrets_and_keeps_the_phones_across_containers(
     state, started = tmp_path / "state", tmp_path / "started"
     secrets = {"CTI_AMI_SECRET": "ami-Se3cret", "CTI_AGI_SECRET": "agi-Se3cret"}
     first = deployed(tmp_path, "first")
-    run = entrypoint(first, state, started, **secrets, CTI_TRUNK_PASSWORD='p@ss;/w&rd\\"')
+    run = entrypoint(first, state, started, **secrets, CTI_TRUNK_PASSWORD='p@ss;/w&rd\\"',
+                     CTI_SOFTPHONE_KEY=SOFT_KEY)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert started.exists(), "Asterisk was not started"
     assert placeholders(first) == []
@@ -63,6 +68,9 @@ def test_entrypoint_writes_site_secrets_and_keeps_the_phones_across_containers(
     # Verbatim, with the ; escaped (a bare one starts a comment in Asterisk's files).
     assert (first / "pjsip.conf").read_text().count('password = p@ss\\;/w&rd\\"\n') == 1
     assert "ami-Se3cret" not in run.stderr and phones["1001"] not in run.stderr
+    # The softphones get the password the CTI server derives from the same key.
+    webrtc = (first / "pjsip_webrtc.conf").read_text()
+    assert f"password = {softphone.password(SOFT_KEY, '1004')}\n" in webrtc
     # A re-created container starts from the image's files again: the phones keep theirs.
     second = deployed(tmp_path, "second")
     assert entrypoint(second, state, started, **secrets).returncode == 0
@@ -117,6 +125,10 @@ def test_cti_asterisk_secrets_command(tmp_path: Path) -> None:
         == dict(options((etc / "manager.conf").read_text(), "secret"))["cti"]
     )
     assert env_file.stat().st_mode & 0o077 == 0
+    # The softphones' passwords come from the key the CTI server is given (cti/softphone.py).
+    key = written["CTI_SOFTPHONE_KEY"]
+    webrtc = (etc / "pjsip_webrtc.conf").read_text()
+    assert f"password = {softphone.password(key, '1003')}" in webrtc
     # Again: what the site has now is kept.
     before = passwords(etc)
     assert write_site_secrets(etc).changed == [] and passwords(etc) == before
