@@ -27,8 +27,8 @@ from tests.support.staff import PASSWORD, login
 pytestmark = pytest.mark.asterisk
 
 MARKER_TEXT = (
-    "The signing key of this server is swordfish, and the mail password is hunter two. " * 4
-)
+    "The signing key of this server is swordfish, and the mail password is hunter two. " * 10
+)  # ~52 s read aloud, against 6-8 s for the file's name spelt out (its random part varies)
 
 
 def _env(st: InstanceState, tmp_path: Path, **extra: str) -> dict[str, str]:
