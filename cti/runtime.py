@@ -7,6 +7,7 @@ Stop order is the reverse, with a last flush, so a clean stop loses nothing.
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,8 @@ class CtiCore:
         self.events_handled = 0
         self.event_errors = 0
         self.resyncs = 0
+        # Seconds between Asterisk stamping the last event and our applying it (for /metrics).
+        self.event_lag = 0.0
 
     async def start(self) -> None:
         """Resume the journal and connect to Asterisk (a wrong AMI secret raises here, and so
@@ -190,6 +193,7 @@ class CtiCore:
             else:
                 self.tracker.handle(event)
             self.events_handled += 1
+            self.event_lag = max(0.0, time.time() - event.timestamp)
         except Exception:
             self.event_errors += 1
             logger.exception(

@@ -122,6 +122,19 @@ class Settings:
     ldap_staff_login: bool = False
     ldap_staff_filter: str = "(uid={username})"
     ldap_timeout: float = 10.0
+    # /metrics (Prometheus) for a scraper that sends `Authorization: Bearer <this>`; staff of
+    # the lead role or above may read it with their login too. Empty: staff only.
+    metrics_secret: str = field(default="", repr=False)
+    # Log lines as text, or one JSON object per line ("json") for a log collector.
+    log_format: str = "text"
+    # Retention in days, applied daily by the scheduler (0: kept until deleted by hand). China's
+    # PIPL asks for the shortest period the purpose needs: call records (and their IVR steps),
+    # IVR steps alone, voicemail recordings, and the personal data in calls and incidents
+    # (caller numbers and names, requester contacts: blanked, the records kept for the figures).
+    retention_calls_days: int = 0
+    retention_ivr_steps_days: int = 0
+    retention_recordings_days: int = 0
+    retention_personal_days: int = 0
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
     # Where the settings came from, for /healthz and the logs.
@@ -285,6 +298,11 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
         settings.tz  # noqa: B018 - validate early
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"setting timezone: unknown time zone {settings.timezone!r}") from exc
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"setting log_format: {settings.log_format!r} is not text or json")
+    for f in fields(Settings):
+        if f.name.startswith("retention_") and getattr(settings, f.name) < 0:
+            raise ConfigError(f"setting {f.name}: days cannot be negative")
     if not (settings.ami_host or settings.ami_user or settings.ami_secret):
         settings = _from_sandbox(settings)
     return settings

@@ -85,6 +85,9 @@ class JournalService:
         self._lagging_position: tuple[float, Position] | None = None
         self.last_flush_at: float | None = None
         self.flush_errors = 0
+        # Rows written so far and how long the last flush took (for /metrics).
+        self.flushed_rows = 0
+        self.last_flush_seconds = 0.0
         # Calls whose row the database refused: how many times, and the latest (uniqueid -> when,
         # why), for /healthz.
         self.rejected_rows = 0
@@ -144,6 +147,8 @@ class JournalService:
             self._acw = {**acw, **self._acw}
             raise
         self.last_flush_at = now
+        self.flushed_rows += len(rows)
+        self.last_flush_seconds = time.time() - now
         return len(rows)
 
     async def _write(

@@ -46,6 +46,7 @@ from desk.web import (
     hours,
     incidents,
     knowledge,
+    metrics,
     openapi,
     overflow,
     pages,
@@ -393,6 +394,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         routing,
         audit,
         openapi,
+        metrics,
     ):
         module.setup(app)
     return app
