@@ -18,9 +18,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    from desk.web.logs import TEXT_FORMAT
+
+    logging.basicConfig(level=level, format=TEXT_FORMAT, stream=sys.stderr)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -84,8 +84,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """`cti serve`: the CTI server (AMI link, call tracker, FastAGI, web)."""
     from cti.settings import load_settings
     from desk.web.app import run_server
+    from desk.web.logs import use_format
 
     settings = load_settings(args.config)
+    use_format(settings.log_format)
     asyncio.run(run_server(settings))
     return 0
 
