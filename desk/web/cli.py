@@ -154,6 +154,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """`cti backup FILE`: database, signing key and media into one archive (server may run)."""
+    from cti.settings import load_settings
+    from desk.backup import backup
+
+    r = backup(load_settings(args.config), args.file, media=not args.no_media)
+    print(f"{r.path}: {r.database} database (revision {r.revision or '-'}, {r.calls} calls), "
+          f"{r.media_files} media files")  # fmt: skip
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """`cti restore FILE`: back into the configured database (stop the server first)."""
+    from cti.settings import load_settings
+    from desk.backup import restore
+
+    r = restore(load_settings(args.config), args.file, force=args.force)
+    print(
+        f"restored {r.database} database (revision {r.revision or '-'}, {r.calls} calls) and "
+        f"{r.media_files} media files from {r.path}; the server's next start catches up"
+    )
+    return 0
+
+
 def cmd_staffing(args: argparse.Namespace) -> int:
     """`cti staffing`: agents needed for one interval, by Erlang C."""
     from reports.service import staffing_cli
@@ -247,6 +271,26 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--brief", action="store_true", help="the brief form")
     rp.add_argument("--out", type=Path, help="folder (default: the archive, DATA_DIR/reports)")
     rp.set_defaults(func=cmd_report)
+
+    bk = sub.add_parser(
+        "backup",
+        help="database, signing key and media into one archive (while the server runs)",
+        description="SQLite through its online backup API, PostgreSQL through pg_dump. The "
+        "archive holds personal data and a secret: it is created readable by you only.",
+    )
+    bk.add_argument("file", type=Path, help="the archive to write (.tar.gz; must not exist)")
+    bk.add_argument("--no-media", action="store_true", help="leave recordings and audio out")
+    bk.set_defaults(func=cmd_backup)
+
+    rs = sub.add_parser(
+        "restore",
+        help="an archive from `cti backup` into the configured database (server stopped)",
+        description="Refuses a database that already holds calls unless --force. On its next "
+        "start the server fills in the calls that ended after the backup from queue_log.",
+    )
+    rs.add_argument("file", type=Path, help="an archive written by `cti backup`")
+    rs.add_argument("--force", action="store_true", help="overwrite a database holding calls")
+    rs.set_defaults(func=cmd_restore)
 
     sf = sub.add_parser("staffing", help="agents needed for an interval (Erlang C)")
     sf.add_argument("--calls", type=float, required=True, help="calls in the interval")
