@@ -169,11 +169,11 @@ async def test_a_backup_taken_mid_traffic_restores_to_the_same_reports(
     settings = server_settings(sandbox_state, original_dir, CTI_IVR_ENABLED="0",
                                CTI_DATA_DIR=str(original_dir))  # fmt: skip
     async with TestClient(TestServer(create_app(settings))):
-        sim = await run_sim(sim_client, mixed_callers(16, seed=7), rate=2)
+        sim = await run_sim(sim_client, mixed_callers(16, seed=7), rate=1)
         run = asyncio.create_task(sim.run(timeout=150))
         prefix = f"sim-{sim.run_id}-"
-        for _ in range(600):  # until some calls are over and others still going
-            if len([r for r in journal.rows(original_dir, prefix) if r["ended_at"]]) >= 3:
+        for _ in range(600):  # until some calls have come in, others not yet
+            if len(journal.rows(original_dir, prefix)) >= 5:
                 break
             await asyncio.sleep(0.1)
         done = await asyncio.to_thread(
@@ -185,7 +185,7 @@ async def test_a_backup_taken_mid_traffic_restores_to_the_same_reports(
         records = await journal.wait_finished(original_dir, prefix, 16)
         assert len([r for r in records if r["ended_at"]]) == 16
     in_backup = int(done.stdout.split(" calls")[0].rsplit(", ", 1)[1])
-    assert 3 <= in_backup < 16, done.stdout  # the backup really was taken mid-traffic
+    assert 5 <= in_backup < 16, done.stdout  # the backup really was taken mid-traffic
     assert len(result.calls) == 16
 
     restored_url = db.url_of(restored_dir)
