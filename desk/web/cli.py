@@ -178,6 +178,25 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """`cti retention`: apply the CTI_RETENTION_* limits now (the scheduler does it hourly)."""
+    from datetime import UTC, datetime
+
+    from cti.settings import load_settings
+    from desk.retention import RetentionPolicy, run_cli
+
+    settings = load_settings(args.config)
+    policy = RetentionPolicy.from_settings(settings)
+    if not policy.active:
+        print("no retention limit is set (CTI_RETENTION_*_DAYS): nothing to do")
+        return 0
+    result = asyncio.run(run_cli(settings, policy, datetime.now(UTC)))
+    print(", ".join(f"{kind} {n}" for kind, n in result.counts().items()))
+    for error in result.errors:
+        print(f"cti retention: {error}", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
 def cmd_staffing(args: argparse.Namespace) -> int:
     """`cti staffing`: agents needed for one interval, by Erlang C."""
     from reports.service import staffing_cli
@@ -291,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("file", type=Path, help="an archive written by `cti backup`")
     rs.add_argument("--force", action="store_true", help="overwrite a database holding calls")
     rs.set_defaults(func=cmd_restore)
+
+    rt = sub.add_parser("retention", help="apply the retention limits now (PIPL)")
+    rt.set_defaults(func=cmd_retention)
 
     sf = sub.add_parser("staffing", help="agents needed for an interval (Erlang C)")
     sf.add_argument("--calls", type=float, required=True, help="calls in the interval")

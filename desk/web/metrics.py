@@ -142,7 +142,7 @@ class ServerCollector(Collector):
 
     def _retention(self) -> Iterator[Metric]:
         scheduler = self.app.get(SCHEDULER)
-        last = getattr(scheduler, "last_retention", None)
+        last = scheduler.last_retention if scheduler is not None else None
         if last is None:
             return
         removed = GaugeMetricFamily(
