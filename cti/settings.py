@@ -47,6 +47,11 @@ class Settings:
     agi_secret: str = field(default="", repr=False)
     # Asterisk's queue_log as this host sees it (shared volume); empty disables reconciliation.
     queue_log_path: str = ""
+    # Or Asterisk's realtime queue_log in PostgreSQL (res_config_pgsql; logger.conf
+    # queue_log_realtime_use_gmt = yes): its SQLAlchemy URL and table. Set, it wins over the
+    # file, and no folder needs sharing with the Asterisk host.
+    queue_log_database_url: str = field(default="", repr=False)
+    queue_log_table: str = "queue_log"
     # Run the IVR's FastAGI server (off: the dialplan sends every call straight to the queue).
     ivr_enabled: bool = True
     # The IVR's data files (menu.yaml, prompts.yaml, hours.yaml); missing ones use the defaults.
@@ -226,7 +231,7 @@ class Settings:
             value = getattr(self, f.name)
             if "secret" in f.name and value:
                 value = "***"
-            elif f.name == "database_url" and "@" in value:
+            elif f.name in ("database_url", "queue_log_database_url") and "@" in value:
                 scheme, _, rest = value.partition("://")
                 value = f"{scheme}://***@{rest.rpartition('@')[2]}"
             out[f.name] = str(value) if isinstance(value, Path) else value

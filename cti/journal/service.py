@@ -32,7 +32,7 @@ from cti.journal import repo
 from cti.live.bus import WrapupEnded
 from cti.live.model import LiveCall, to_dt
 from cti.live.tracker import CallTracker, mark_unseen
-from cti.queuelog import Position, QueueLogEntry, QueueLogReader
+from cti.queuelog import Position, QueueLogEntry, QueueLogSource
 from cti.reconcile import apply_queue_log, call_from_queue_log, finish_gone, group_by_call
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class JournalService:
         self,
         sessions: SessionMaker,
         tracker: CallTracker,
-        reader: QueueLogReader | None,
+        reader: QueueLogSource | None,
         *,
         flush_interval: float = 0.2,
         call_contexts: frozenset[str] = frozenset(),
@@ -217,7 +217,7 @@ class JournalService:
             return
         now = time.monotonic()
         if self._lagging_position is None:
-            end = self.reader.end()
+            end = await self.reader.end()
             if end is not None:
                 self._lagging_position = (now, end)
             return
@@ -245,8 +245,8 @@ class JournalService:
             if self.position is None and self.reader is not None:
                 # First start on this database: history before now is not ours to import, but
                 # the first resync reads a little of it for the calls live at that moment.
-                self.position = self.reader.end()
-                self._lookback = self.reader.tail(FIRST_START_LOOKBACK)
+                self.position = await self.reader.end()
+                self._lookback = await self.reader.tail(FIRST_START_LOOKBACK)
                 self._first_start = time.time()
                 if self.position is not None:
                     await repo.set_meta(session, {META_QUEUE_LOG: self.position.encode()})
@@ -288,7 +288,7 @@ class JournalService:
         new_pos = self.position
         since, self._lookback = self._lookback or self.position, None
         if self.reader is not None:
-            entries, new_pos = await asyncio.to_thread(self.reader.read_since, since)
+            entries, new_pos = await self.reader.read_since(since)
         by_call = group_by_call(entries)
 
         reconciled = 0
