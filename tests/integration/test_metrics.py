@@ -2,6 +2,7 @@
 the sandbox's Asterisk; only a lead (or above) or the scraper's token may read it."""
 
 import asyncio
+import re
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +18,7 @@ from tests.conftest import server_settings
 from tests.support.staff import add_staff, logged_in, login
 from tests.support.web import desk_server, from_address
 
+DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
 TOKEN = "scrape-token-0123456789-abcdefghijklmnop"
 
 
@@ -120,6 +122,11 @@ async def test_metrics_follow_real_calls(
         assert value(after, "cti_ami_events_total") > value(before, "cti_ami_events_total")
         assert value(after, "cti_event_lag_seconds") >= 0
         assert value(after, "cti_overflow_actions_total", kind="mobile") == 0
+        # Every series the sample Grafana dashboard plots exists (retention's: test_retention).
+        plotted = set(re.findall(r"cti_[a-z_]+", DASHBOARD.read_text()))
+        names = {name for name, _ in after}
+        missing = {n for n in plotted if n not in names and not n.startswith("cti_retention_")}
+        assert not missing, missing
         await board.close()
         for _ in range(50):
             gone = samples(await (await http.get("/metrics", headers=auth)).text())

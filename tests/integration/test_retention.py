@@ -5,6 +5,7 @@ database: SQLite, or PostgreSQL with CTI_TEST_DATABASE=postgresql."""
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -116,6 +117,11 @@ async def test_the_scheduler_applies_retention_and_reports_it(tmp_path: Path) ->
     text = generate_latest(registry).decode()
     assert 'cti_retention_removed{kind="calls"} 1.0' in text
     assert 'cti_retention_removed{kind="recordings"} 3.0' in text
+    dashboard = (
+        Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json"
+    ).read_text()
+    for name in set(re.findall(r"cti_retention_[a-z_]+", dashboard)):
+        assert f"\n{name}" in text, name  # the sample dashboard plots what exists
 
     # Within the hour the scheduler does not sweep again; `cti retention` does, on demand, and
     # a sweep with nothing to do leaves no audit entry.
