@@ -310,8 +310,11 @@ class QueueLogTable:
         return Position(TABLE_INODE, max(0, found.offset - size // _LINE_BYTES))
 
     async def read_since(self, pos: Position | None) -> tuple[list[QueueLogEntry], Position | None]:
-        """Rows after `pos` in id order (a file's position means: from the start)."""
-        after = pos.offset if pos is not None and pos.inode == TABLE_INODE else 0
+        """Rows after `pos` in id order. A file's position (the site moved from the file to the
+        table) means: from now on, as on a first start, not the table's whole history."""
+        if pos is not None and pos.inode != TABLE_INODE:
+            return [], await self.end()
+        after = pos.offset if pos is not None else 0
         entries: list[QueueLogEntry] = []
         async with self.engine.connect() as conn:
             data = await self._data_columns(conn)

@@ -144,7 +144,10 @@ def backup(settings: Settings, dest: Path, *, media: bool = True) -> BackupResul
             src = sqlite3.connect(source, timeout=30)
             dst = sqlite3.connect(member)
             try:
-                src.backup(dst, pages=1024)  # in steps: the journal writer is not held up
+                # All pages in one step, i.e. one read transaction: under WAL the journal writer
+                # goes on meanwhile, and the copy is the database as of the step's start (in
+                # several steps, every write by the server would restart the copy).
+                src.backup(dst, pages=-1)
             finally:
                 dst.close()
                 src.close()

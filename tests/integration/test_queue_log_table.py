@@ -143,3 +143,41 @@ async def test_journal_reconciles_from_the_realtime_queue_log_table(
     finally:
         await proxy.stop()
         await sim_client.close()
+
+
+async def test_the_table_reader_on_its_own(pg_url: str) -> None:
+    """The single-`data` layout, positions, a site moving from the file, and bad settings."""
+    from cti.errors import ConfigError
+    from cti.queuelog import Position
+
+    con = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
+    await con.execute(
+        "CREATE TABLE ql (id BIGSERIAL PRIMARY KEY, time TIMESTAMP, callid TEXT, queuename TEXT,"
+        " agent TEXT, event TEXT, data TEXT)"
+    )
+    await con.execute(
+        "INSERT INTO ql (time, callid, queuename, agent, event, data) VALUES"
+        " ('2026-11-30 01:00:00.250', 'c1', 'helpdesk', 'NONE', 'ENTERQUEUE', '|13800138000|1'),"
+        " ('2026-11-30 01:00:07.900', 'c1', 'helpdesk', 'NONE', 'ABANDON', '1|1|7'),"
+        " (NULL, 'c2', 'helpdesk', 'NONE', 'ENTERQUEUE', '')"
+    )
+    await con.close()
+    engine = create_engine(pg_url)
+    table = QueueLogTable(engine, "ql")
+    try:
+        rows, pos = await table.read_since(None)
+        assert [(e.time, e.callid, e.event, e.data) for e in rows] == [
+            (1796000400, "c1", "ENTERQUEUE", ("", "13800138000", "1")),
+            (1796000407, "c1", "ABANDON", ("1", "1", "7")),
+        ]
+        assert table.malformed == 1 and pos == Position(0, 3)
+        assert await table.read_since(pos) == ([], pos)
+        assert (await table.read_since(Position(0, 1)))[0][0].event == "ABANDON"
+        # A position from the file (inode, offset): from now on, not the whole history.
+        assert await table.read_since(Position(1234, 99)) == ([], Position(0, 3))
+        with pytest.raises(ConfigError, match="does not exist"):
+            await QueueLogTable(engine, "no_such_table").read_since(None)
+        with pytest.raises(ConfigError, match="plain table name"):
+            QueueLogTable(engine, "ql; DROP TABLE ql")
+    finally:
+        await engine.dispose()
