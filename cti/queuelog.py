@@ -1,13 +1,23 @@
-"""Asterisk's queue_log: an independent record of every queue call, read incrementally.
+"""Asterisk's queue_log: an independent record of every queue call, read incrementally from
+its file (a volume shared with the Asterisk host) or its realtime table in PostgreSQL.
 
 Line format: `epoch|callid|queue|agent|event|data1|data2|...` where callid is the caller channel's
 Uniqueid. Times are whole seconds.
 """
 
+import asyncio
 import logging
 import os
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cti.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -186,3 +196,167 @@ def queue_calls(entries: list[QueueLogEntry]) -> dict[str, QueueLogCall]:
         elif e.event == "RINGNOANSWER":
             c.ring_no_answer += 1
     return calls
+
+
+class QueueLogSource(Protocol):
+    """Where the journal reads queue_log from: Asterisk's file, or its realtime table."""
+
+    def describe(self) -> str:
+        """For /healthz and the logs (no password)."""
+        ...
+
+    async def end(self) -> Position | None:
+        """The current end."""
+        ...
+
+    async def tail(self, size: int) -> Position | None:
+        """About the last `size` bytes' worth of entries (the first start's look-back)."""
+        ...
+
+    async def read_since(self, pos: Position | None) -> tuple[list[QueueLogEntry], Position | None]:
+        """Entries after `pos`, and the new position."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class QueueLogFile:
+    """queue_log as a file this host sees (a shared volume): read off the event loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.reader = QueueLogReader(path)
+
+    def describe(self) -> str:
+        """The file's path."""
+        return str(self.reader.path)
+
+    async def end(self) -> Position | None:
+        """The file's end."""
+        return await asyncio.to_thread(self.reader.end)
+
+    async def tail(self, size: int) -> Position | None:
+        """The first whole line of the last `size` bytes."""
+        return await asyncio.to_thread(self.reader.tail, size)
+
+    async def read_since(self, pos: Position | None) -> tuple[list[QueueLogEntry], Position | None]:
+        """Lines after `pos`."""
+        return await asyncio.to_thread(self.reader.read_since, pos)
+
+    async def close(self) -> None:
+        """Nothing held open."""
+
+
+# A position in the table is its `id` column; this inode marks it (a file's inode is never 0).
+TABLE_INODE = 0
+# About how many bytes one file line takes, to turn the file's look-back size into rows.
+_LINE_BYTES = 80
+# Rows read at most per call: a resync after a long outage reads in several passes.
+_BATCH = 50_000
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class QueueLogTable:
+    """Asterisk's realtime queue_log (res_config_pgsql, extconfig.conf `queue_log =>
+    pgsql,general,queue_log`) in PostgreSQL: the CTI server reads it over the network and needs
+    no file shared with the Asterisk host.
+
+    The table needs an increasing `id` (BIGSERIAL) so new rows can be found; Asterisk writes
+    `time` as text in its own time zone unless logger.conf says `queue_log_realtime_use_gmt =
+    yes`, which this reader requires (a TIMESTAMP WITHOUT TIME ZONE is read as UTC). With
+    `queue_adaptive_realtime = yes` the data are in data1..data5, else in one `data` column.
+    """
+
+    def __init__(self, engine: AsyncEngine, table: str = "queue_log") -> None:
+        if not _IDENT.fullmatch(table):
+            raise ConfigError(f"setting queue_log_table: {table!r} is not a plain table name")
+        self.engine = engine
+        self.table = table
+        self.malformed = 0
+        self._columns: list[str] | None = None
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self.engine.dispose()
+
+    def describe(self) -> str:
+        """The database (password hidden) and table."""
+        return f"{self.engine.url.render_as_string(hide_password=True)} table {self.table}"
+
+    async def _data_columns(self, conn: AsyncConnection) -> list[str]:
+        if self._columns is None:
+            rows = await conn.execute(
+                text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"),
+                {"t": self.table},
+            )
+            names = {r[0] for r in rows}
+            if not names:
+                raise ConfigError(f"queue_log table {self.table!r} does not exist")
+            adaptive = [f"data{i}" for i in range(1, 6) if f"data{i}" in names]
+            self._columns = adaptive or (["data"] if "data" in names else [])
+        return self._columns
+
+    async def end(self) -> Position | None:
+        """The newest row's id."""
+        async with self.engine.connect() as conn:
+            top = (await conn.execute(text(f"SELECT max(id) FROM {self.table}"))).scalar()
+        return Position(TABLE_INODE, int(top or 0))
+
+    async def tail(self, size: int) -> Position | None:
+        """About `size` bytes' worth of rows back from the newest."""
+        found = await self.end()
+        assert found is not None
+        return Position(TABLE_INODE, max(0, found.offset - size // _LINE_BYTES))
+
+    async def read_since(self, pos: Position | None) -> tuple[list[QueueLogEntry], Position | None]:
+        """Rows after `pos` in id order. A file's position (the site moved from the file to the
+        table) means: from now on, as on a first start, not the table's whole history."""
+        if pos is not None and pos.inode != TABLE_INODE:
+            return [], await self.end()
+        after = pos.offset if pos is not None else 0
+        entries: list[QueueLogEntry] = []
+        async with self.engine.connect() as conn:
+            data = await self._data_columns(conn)
+            cols = ", ".join(["id", "time", "callid", "queuename", "agent", "event", *data])
+            while True:
+                rows = (
+                    await conn.execute(
+                        text(f"SELECT {cols} FROM {self.table} WHERE id > :after "
+                             "ORDER BY id LIMIT :n"),
+                        {"after": after, "n": _BATCH},
+                    )
+                ).all()  # fmt: skip
+                for row in rows:
+                    entry = _entry(row, len(data) == 1 and data[0] == "data")
+                    if entry is None:
+                        self.malformed += 1
+                    else:
+                        entries.append(entry)
+                if rows:
+                    after = int(rows[-1][0])
+                if len(rows) < _BATCH:
+                    break
+        return entries, Position(TABLE_INODE, after)
+
+
+def _entry(row: Any, single: bool) -> QueueLogEntry | None:
+    """One table row as a queue_log entry (None: no usable time)."""
+    _, when, callid, queue, agent, event, *data = row
+    if isinstance(when, datetime):
+        stamp = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(when))
+        except ValueError:
+            return None
+        stamp = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    if not 0 <= stamp <= MAX_TIME:
+        return None
+    fields = [str(d or "") for d in data]
+    if single:
+        fields = fields[0].split("|") if fields and fields[0] else []
+    while fields and fields[-1] == "":  # the file has no trailing empty data fields either
+        fields.pop()
+    return QueueLogEntry(int(stamp), str(callid or ""), str(queue or ""), str(agent or ""),
+                         str(event or ""), tuple(fields))  # fmt: skip

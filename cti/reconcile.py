@@ -1,12 +1,14 @@
 """Filling in calls from what Asterisk recorded while we were not listening (pure functions).
 
-Sources, in order of trust: AMI events we saw; Asterisk's queue_log (whole seconds); a live
-snapshot (CoreShowChannels / QueueStatus, whole seconds). Every field filled from the last two is
-named in `call.inferred`, and such a call's `source` becomes "reconciled".
+Sources, in order of trust: AMI events we saw; Asterisk's queue_log (whole seconds); the steps
+our own IVR journaled (a call that never queued is in no queue_log); a live snapshot
+(CoreShowChannels / QueueStatus, whole seconds). Every field filled from the last three is named
+in `call.inferred`, and such a call's `source` becomes "reconciled".
 """
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from cti.live.model import LiveCall, Offer
 from cti.queuelog import QueueLogEntry
@@ -115,3 +117,66 @@ def finish_gone(call: LiveCall, entries: list[QueueLogEntry], outage_start: floa
     call.infer("ended_at")
     if waiting and not had_exit:
         call.outcome = CallOutcome.DROPPED
+
+
+@dataclass(frozen=True)
+class IvrStepSeen:
+    """One step the IVR journaled (ivr_steps): when it started, how long it took, what it did."""
+
+    at: float
+    route: str
+    menu: str
+    step: str
+    digits: str
+    result: str
+    seconds: float
+
+
+# The IVR keeps a voicemail when the file is over this size (cti/ivr/flow.py, record_message).
+_VOICEMAIL_BYTES = 1000
+
+
+def call_from_ivr(uniqueid: str, steps: list[IvrStepSeen]) -> LiveCall:
+    """A record for a call that began and ended inside the IVR while we were not listening:
+    everything comes from the steps the IVR journaled (its `lookup` step carries the caller's
+    number, its `incident` step the incident it opened, its voicemail `record` step the size)."""
+    steps = sorted(steps, key=lambda s: s.at)
+    first = steps[0]
+    lookup = next((s for s in steps if s.step == "lookup"), None)
+    call = LiveCall(
+        uniqueid=uniqueid,
+        linkedid=uniqueid,
+        channel="",
+        arrived_at=first.at,
+        caller_number=lookup.digits if lookup else "",
+        seen_since_link=False,
+    )
+    call.infer("arrived_at")
+    apply_ivr(call, steps)
+    end = max(s.at + max(s.seconds, 0.0) for s in steps)
+    call.finish(end)
+    call.infer("ended_at")
+    return call
+
+
+def apply_ivr(call: LiveCall, steps: list[IvrStepSeen]) -> None:
+    """Fill what the call's record lacks from the IVR's steps; keep what was observed."""
+    ivr = [s for s in steps if s.route in ("ivr", "voicemail")]
+    if not ivr:
+        return
+    if call.ivr_entered_at is None:
+        call.ivr_entered_at = min(s.at for s in ivr)
+        call.infer("ivr_entered_at")
+    if call.ivr_left_at is None:
+        call.ivr_left_at = max(s.at + max(s.seconds, 0.0) for s in ivr)
+        call.infer("ivr_left_at")
+    incident = next((s.result for s in ivr if s.step == "incident" and s.result), None)
+    if incident and not call.incident_number:
+        call.incident_number = incident
+        call.infer("incident_number")
+    for s in ivr:
+        if s.step == "record" and not call.voicemail:
+            size = s.result.split(" ", 1)[0]
+            if size.isdigit() and int(size) > _VOICEMAIL_BYTES:
+                call.voicemail = True
+                call.infer("voicemail")

@@ -7,13 +7,14 @@ Stop order is the reverse, with a last flush, so a clean stop loses nothing.
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
-from cti.db import SessionMaker
+from cti.db import SessionMaker, create_engine
 from cti.errors import AmiActionFailed, AmiError, ConfigError
 from cti.journal.agent_states import StateLog
 from cti.journal.service import JournalService
@@ -22,7 +23,7 @@ from cti.live.bus import Bus, LiveResynced
 from cti.live.model import StateCounter
 from cti.live.queues import QueueBook
 from cti.live.tracker import CallTracker
-from cti.queuelog import QueueLogReader
+from cti.queuelog import QueueLogFile, QueueLogSource, QueueLogTable
 from cti.settings import Settings
 from cti.sitesecrets import is_placeholder
 
@@ -31,6 +32,16 @@ logger = logging.getLogger(__name__)
 NOT_CHECKED = "not checked yet"
 # The dialplan contexts a call passes through after the inbound one (asterisk-conf/extensions.conf).
 FLOW_CONTEXTS = ("cti-next",)
+
+
+def queue_log_source(settings: Settings) -> QueueLogSource | None:
+    """Asterisk's realtime queue_log table when a database is set for it, else its file."""
+    if settings.queue_log_database_url:
+        return QueueLogTable(create_engine(settings.queue_log_database_url),
+                             settings.queue_log_table)  # fmt: skip
+    if settings.queue_log_path:
+        return QueueLogFile(Path(settings.queue_log_path))
+    return None
 
 
 class CtiCore:
@@ -59,7 +70,7 @@ class CtiCore:
         )
         self.queues = QueueBook(self.tracker, self.agents, self.bus)
         self.agent_log = StateLog(sessions, self.bus)
-        reader = QueueLogReader(Path(settings.queue_log_path)) if settings.queue_log_path else None
+        reader = queue_log_source(settings)
         if reader is None:
             logger.warning(
                 "no queue_log configured: calls missed during an outage cannot be recovered"
@@ -77,6 +88,8 @@ class CtiCore:
         self.events_handled = 0
         self.event_errors = 0
         self.resyncs = 0
+        # Seconds between Asterisk stamping the last event and our applying it (for /metrics).
+        self.event_lag = 0.0
 
     async def start(self) -> None:
         """Resume the journal and connect to Asterisk (a wrong AMI secret raises here, and so
@@ -146,6 +159,8 @@ class CtiCore:
         await self.agent_log.close()
         self.queues.close()
         self.journal.close()
+        if self.journal.reader is not None:
+            await self.journal.reader.close()
         await self.client.close()
 
     def _drain(self) -> list[ev.AmiEvent]:
@@ -190,6 +205,7 @@ class CtiCore:
             else:
                 self.tracker.handle(event)
             self.events_handled += 1
+            self.event_lag = max(0.0, time.time() - event.timestamp)
         except Exception:
             self.event_errors += 1
             logger.exception(
@@ -255,6 +271,6 @@ class CtiCore:
                 "resyncs": self.resyncs,
                 "reconciled_calls": self.journal.reconciled_total,
                 "outage_open_since": self.journal.outage_started_at,
-                "queue_log": str(self.journal.reader.path) if self.journal.reader else None,
+                "queue_log": self.journal.reader.describe() if self.journal.reader else None,
             },
         }

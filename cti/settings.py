@@ -47,6 +47,11 @@ class Settings:
     agi_secret: str = field(default="", repr=False)
     # Asterisk's queue_log as this host sees it (shared volume); empty disables reconciliation.
     queue_log_path: str = ""
+    # Or Asterisk's realtime queue_log in PostgreSQL (res_config_pgsql; logger.conf
+    # queue_log_realtime_use_gmt = yes): its SQLAlchemy URL and table. Set, it wins over the
+    # file, and no folder needs sharing with the Asterisk host.
+    queue_log_database_url: str = field(default="", repr=False)
+    queue_log_table: str = "queue_log"
     # Run the IVR's FastAGI server (off: the dialplan sends every call straight to the queue).
     ivr_enabled: bool = True
     # The IVR's data files (menu.yaml, prompts.yaml, hours.yaml); missing ones use the defaults.
@@ -145,6 +150,19 @@ class Settings:
     ldap_staff_login: bool = False
     ldap_staff_filter: str = "(uid={username})"
     ldap_timeout: float = 10.0
+    # /metrics (Prometheus) for a scraper that sends `Authorization: Bearer <this>`; staff of
+    # the lead role or above may read it with their login too. Empty: staff only.
+    metrics_secret: str = field(default="", repr=False)
+    # Log lines as text, or one JSON object per line ("json") for a log collector.
+    log_format: str = "text"
+    # Retention in days, applied daily by the scheduler (0: kept until deleted by hand). China's
+    # PIPL asks for the shortest period the purpose needs: call records (and their IVR steps),
+    # IVR steps alone, voicemail recordings, and the personal data in calls and incidents
+    # (caller numbers and names, requester contacts: blanked, the records kept for the figures).
+    retention_calls_days: int = 0
+    retention_ivr_steps_days: int = 0
+    retention_recordings_days: int = 0
+    retention_personal_days: int = 0
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
     # Where the settings came from, for /healthz and the logs.
@@ -243,7 +261,7 @@ class Settings:
             value = getattr(self, f.name)
             if "secret" in f.name and value:
                 value = "***"
-            elif f.name == "database_url" and "@" in value:
+            elif f.name in ("database_url", "queue_log_database_url") and "@" in value:
                 scheme, _, rest = value.partition("://")
                 value = f"{scheme}://***@{rest.rpartition('@')[2]}"
             out[f.name] = str(value) if isinstance(value, Path) else value
@@ -315,6 +333,11 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
         settings.tz  # noqa: B018 - validate early
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"setting timezone: unknown time zone {settings.timezone!r}") from exc
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(f"setting log_format: {settings.log_format!r} is not text or json")
+    for f in fields(Settings):
+        if f.name.startswith("retention_") and getattr(settings, f.name) < 0:
+            raise ConfigError(f"setting {f.name}: days cannot be negative")
     if not (settings.ami_host or settings.ami_user or settings.ami_secret):
         settings = _from_sandbox(settings)
     if settings.softphone_extensions:

@@ -14,6 +14,8 @@ from cti.db import SessionMaker, create_engine, migrate, session_maker
 from cti.erlang import agents_needed, evaluate
 from cti.errors import InvalidInput
 from cti.settings import Settings
+from desk import retention
+from desk.retention import RetentionPolicy, RetentionResult
 from desk.validation import queue_name
 from reports.build import KINDS, ReportOptions, build_report, period_for
 from reports.render import FORMATS, write
@@ -126,6 +128,10 @@ class Scheduler:
         self.archive = archive
         self._task: asyncio.Task[None] | None = None
         self.first_delay = 60.0
+        # The retention sweep runs at most hourly; its last result is shown on /metrics.
+        self.retention = RetentionPolicy.from_settings(settings)
+        self.last_retention: RetentionResult | None = None
+        self._retention_due = 0.0
 
     def due(self, now: datetime) -> list[tuple[str, date]]:
         """(kind, a day in the period) for each report that should exist by now."""
@@ -154,7 +160,18 @@ class Scheduler:
                     self.sessions, self.settings, self.archive, kind, day, formats, lang
                 )
         await asyncio.to_thread(self.archive.sweep)
+        await self.apply_retention(now)
         return made
+
+    async def apply_retention(self, now: datetime) -> RetentionResult | None:
+        """The CTI_RETENTION_* limits (desk/retention.py), once an hour at most."""
+        if not self.retention.active or time.monotonic() < self._retention_due:
+            return None
+        self.last_retention = await retention.run(
+            self.sessions, self.retention, now, self.settings.effective_media_dir
+        )
+        self._retention_due = time.monotonic() + 3600
+        return self.last_retention
 
     async def _run(self) -> None:
         await asyncio.sleep(self.first_delay)  # not in the busy first minute after a start

@@ -3,6 +3,8 @@ PostgreSQL server of our own for the tests that (or a run that) ask for it.
 
 CTI_TEST_DATABASE=postgresql runs every test that builds its server with `server_settings` on a
 fresh PostgreSQL database; the `postgresql` marker does it for one test in every run.
+CTI_TEST_DATABASE_URL=postgresql://user@host:port/db does the same on a server already running
+(tests/support/postgres.py).
 """
 
 import asyncio
@@ -19,6 +21,7 @@ from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState, free_port
 from cti.settings import Settings, load_settings
 from tests.support import db
+from tests.support import postgres as pg
 from tests.support.postgres import PostgresServer
 
 # The queue timeout of the test sandbox: short, so tests see timed-out calls quickly.
@@ -28,7 +31,7 @@ QUEUE_TIMEOUT = 15
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of our own (initdb + pg_ctl, a free loopback port), for the session."""
-    server = PostgresServer().start()
+    server = pg.server().start()
     yield server
     server.stop()
 
@@ -45,10 +48,7 @@ def wants_postgresql(request: pytest.FixtureRequest) -> bool:
     """The test is marked `postgresql`, or the run asks for it (CTI_TEST_DATABASE=postgresql)."""
     if request.node.get_closest_marker("postgresql") is not None:
         return True
-    return (
-        os.environ.get("CTI_TEST_DATABASE", "sqlite") == "postgresql"
-        and "tmp_path" in request.fixturenames
-    )
+    return pg.wanted_for_every_test() and "tmp_path" in request.fixturenames
 
 
 @pytest.fixture(autouse=True)

@@ -88,9 +88,10 @@ class CallFlow:
         started = time.time()
         if self.caller.usable and self.caller.key:
             self.requester = await self.ctx.desk.identify_caller(self.caller.key)
-        self.steps.add(
-            "", "lookup", "", self.requester.employee_no if self.requester else "unknown", started
-        )
+        # The caller's number rides on the lookup step: a call that ends in the IVR while the
+        # AMI link is down is recorded from these steps alone (cti/reconcile.py, call_from_ivr).
+        who = self.requester.employee_no if self.requester else "unknown"
+        self.steps.add("", "lookup", self.caller.raw[:40], who, started)
         self.pending = await self.play("welcome", ALL_KEYS)
         now = self.ctx.now()
         # The lead's hours (the database) win over hours.yaml; read on every call, so an edit

@@ -3,6 +3,7 @@
 
 import contextlib
 import logging
+from collections import Counter
 from typing import Protocol
 
 from cti.db import SessionMaker
@@ -16,6 +17,8 @@ from cti.journal.models import IvrStep
 logger = logging.getLogger(__name__)
 
 SURVEY_SCORES = "12345"
+# The dialplan's AGI routes (anything else is counted as "unknown").
+ROUTES = frozenset({"ivr", "survey", "voicemail", "callback"})
 
 
 async def survey(agi: AgiChannel, ctx: IvrContext, steps: StepLog) -> None:
@@ -102,6 +105,8 @@ class IvrService:
         self.sessions = sessions
         self.server = AgiServer(host, port, self.handle, access=access)
         self.callbacks = callbacks  # the call-back bookings (routing), if they run
+        self.active = 0  # FastAGI sessions running now, and so far per route (for /metrics)
+        self.sessions_by_route: Counter[str] = Counter()
 
     async def start(self) -> None:
         """Listen for Asterisk."""
@@ -115,6 +120,8 @@ class IvrService:
         """Route one FastAGI connection; a failure sends the caller to a human."""
         route = agi.route
         steps = StepLog(agi.uniqueid, route or "?")
+        self.active += 1
+        self.sessions_by_route[route if route in ROUTES else "unknown"] += 1
         try:
             if route == "ivr":
                 await CallFlow(agi, self.ctx, steps).run()
@@ -139,6 +146,7 @@ class IvrService:
             )
             await self._rescue(agi)
         finally:
+            self.active -= 1
             await self._journal(steps)
 
     async def _rescue(self, agi: AgiChannel) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cti.journal.models import Call, JournalMeta, LinkOutage
+from cti.journal.models import Call, IvrStep, JournalMeta, LinkOutage
 
 # acw_seconds is written by the agent service when wrap-up ends, after the call may be flushed.
 _UPDATABLE = [
@@ -49,6 +49,25 @@ async def finished_uniqueids(session: AsyncSession, uniqueids: Iterable[str]) ->
         result = await session.scalars(
             select(Call.uniqueid).where(Call.uniqueid.in_(chunk), Call.ended_at.is_not(None))
         )
+        found.update(result.all())
+    return found
+
+
+async def ivr_steps_since(session: AsyncSession, since: datetime) -> Sequence[IvrStep]:
+    """The IVR steps journaled from `since` on, by call and in order."""
+    result = await session.scalars(
+        select(IvrStep).where(IvrStep.at >= since).order_by(IvrStep.call_uniqueid, IvrStep.seq)
+    )
+    return result.all()
+
+
+async def known_uniqueids(session: AsyncSession, uniqueids: Iterable[str]) -> set[str]:
+    """Which of these Uniqueids have a call record at all (finished or not)."""
+    ids = list(set(uniqueids))
+    found: set[str] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        result = await session.scalars(select(Call.uniqueid).where(Call.uniqueid.in_(chunk)))
         found.update(result.all())
     return found
 

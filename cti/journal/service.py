@@ -22,6 +22,7 @@ from sqlalchemy.exc import (
     OperationalError,
     StatementError,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.ami import actions
 from cti.ami.client import AmiClient
@@ -32,8 +33,16 @@ from cti.journal import repo
 from cti.live.bus import WrapupEnded
 from cti.live.model import LiveCall, to_dt
 from cti.live.tracker import CallTracker, mark_unseen
-from cti.queuelog import Position, QueueLogEntry, QueueLogReader
-from cti.reconcile import apply_queue_log, call_from_queue_log, finish_gone, group_by_call
+from cti.queuelog import Position, QueueLogEntry, QueueLogSource
+from cti.reconcile import (
+    IvrStepSeen,
+    apply_ivr,
+    apply_queue_log,
+    call_from_ivr,
+    call_from_queue_log,
+    finish_gone,
+    group_by_call,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +50,9 @@ META_LAST_EVENT = "last_event_at"
 META_QUEUE_LOG = "queue_log_position"
 # How long a queue_log line stays re-readable after we pass it (see advance_position).
 POSITION_LAG = 30.0
+# IVR steps this long before an outage's start are read too: a call that entered the IVR just
+# before the link dropped (its record, if we had one, excludes it).
+IVR_LOOKBACK = 300.0
 # At the first start on a database, how much of queue_log's end the first resync looks at, for
 # the calls already live then (what queue_log knows of a call answered before we started).
 FIRST_START_LOOKBACK = 1 << 20
@@ -70,7 +82,7 @@ class JournalService:
         self,
         sessions: SessionMaker,
         tracker: CallTracker,
-        reader: QueueLogReader | None,
+        reader: QueueLogSource | None,
         *,
         flush_interval: float = 0.2,
         call_contexts: frozenset[str] = frozenset(),
@@ -85,6 +97,9 @@ class JournalService:
         self._lagging_position: tuple[float, Position] | None = None
         self.last_flush_at: float | None = None
         self.flush_errors = 0
+        # Rows written so far and how long the last flush took (for /metrics).
+        self.flushed_rows = 0
+        self.last_flush_seconds = 0.0
         # Calls whose row the database refused: how many times, and the latest (uniqueid -> when,
         # why), for /healthz.
         self.rejected_rows = 0
@@ -144,6 +159,8 @@ class JournalService:
             self._acw = {**acw, **self._acw}
             raise
         self.last_flush_at = now
+        self.flushed_rows += len(rows)
+        self.last_flush_seconds = time.time() - now
         return len(rows)
 
     async def _write(
@@ -212,7 +229,7 @@ class JournalService:
             return
         now = time.monotonic()
         if self._lagging_position is None:
-            end = self.reader.end()
+            end = await self.reader.end()
             if end is not None:
                 self._lagging_position = (now, end)
             return
@@ -240,8 +257,8 @@ class JournalService:
             if self.position is None and self.reader is not None:
                 # First start on this database: history before now is not ours to import, but
                 # the first resync reads a little of it for the calls live at that moment.
-                self.position = self.reader.end()
-                self._lookback = self.reader.tail(FIRST_START_LOOKBACK)
+                self.position = await self.reader.end()
+                self._lookback = await self.reader.tail(FIRST_START_LOOKBACK)
                 self._first_start = time.time()
                 if self.position is not None:
                     await repo.set_meta(session, {META_QUEUE_LOG: self.position.encode()})
@@ -270,6 +287,7 @@ class JournalService:
         link markers among them (a LinkDown aborts the resync).
         """
         started = time.monotonic()
+        had_outage = self.outage_started_at is not None
         outage_start = self.outage_started_at or self.tracker.last_event_at or time.time()
         mark_unseen(self.tracker)
         chans = await actions.core_show_channels(client)
@@ -283,7 +301,7 @@ class JournalService:
         new_pos = self.position
         since, self._lookback = self._lookback or self.position, None
         if self.reader is not None:
-            entries, new_pos = await asyncio.to_thread(self.reader.read_since, since)
+            entries, new_pos = await self.reader.read_since(since)
         by_call = group_by_call(entries)
 
         reconciled = 0
@@ -303,6 +321,7 @@ class JournalService:
         unknown = [cid for cid in by_call if cid not in settled]
         async with self.sessions() as session:
             done = await repo.finished_uniqueids(session, unknown)
+            ivr = await self._ivr_steps(session, outage_start) if had_outage else {}
         for cid in unknown:
             if cid in done:
                 continue
@@ -310,12 +329,15 @@ class JournalService:
             if cid not in channels and self._before_first_start(lines):
                 continue
             call = call_from_queue_log(lines)
+            apply_ivr(call, ivr.get(cid, []))
             if cid in channels:
                 self._adopt_live(call, channels[cid], waiting.get(cid), snap_time)
             else:
                 finish_gone(call, lines, float(lines[0].time))
                 self.tracker.end_reconciled(call)
             reconciled += 1
+
+        reconciled += await self._ivr_only(ivr, settled | set(by_call) | set(channels))
 
         for uid, chan in channels.items():
             if uid not in self.tracker.calls and self._looks_like_call(uid, chan, waiting):
@@ -350,6 +372,35 @@ class JournalService:
             time.monotonic() - started,
         )
         return reconciled
+
+    @staticmethod
+    async def _ivr_steps(session: AsyncSession, since: float) -> dict[str, list[IvrStepSeen]]:
+        """The IVR's steps since a little before the outage began, by call."""
+        rows = await repo.ivr_steps_since(session, to_dt(since - IVR_LOOKBACK))
+        by_call: dict[str, list[IvrStepSeen]] = {}
+        for r in rows:
+            seen = IvrStepSeen(
+                r.at.timestamp(), r.route, r.menu, r.step, r.digits, r.result, r.seconds
+            )
+            by_call.setdefault(r.call_uniqueid, []).append(seen)
+        return by_call
+
+    async def _ivr_only(self, ivr: dict[str, list[IvrStepSeen]], seen: set[str]) -> int:
+        """Calls that began and ended inside the IVR during the outage: queue_log never saw
+        them, the snapshot no longer has them; the IVR's own steps are their record."""
+        candidates = [uid for uid, steps in ivr.items() if uid not in seen
+                      and any(s.route in ("ivr", "voicemail") for s in steps)]  # fmt: skip
+        if not candidates:
+            return 0
+        async with self.sessions() as session:
+            known = await repo.known_uniqueids(session, candidates)
+        made = 0
+        for uid in candidates:
+            if uid in known:
+                continue
+            self.tracker.end_reconciled(call_from_ivr(uid, ivr[uid]))
+            made += 1
+        return made
 
     def _before_first_start(self, lines: list[QueueLogEntry]) -> bool:
         """A call queue_log shows ending before this database's first start (not ours)."""

@@ -12,6 +12,7 @@ Every step is journaled on the call (its `overflows`, from the dialplan's UserEv
 """
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,6 +89,8 @@ class OverflowService:
         self.signer = URLSafeTimedSerializer(secret, salt="cti-take-call")
         self.public_url = public_url
         self.device = device  # ext -> dial string of a desk phone
+        # Overflow actions carried out, by kind: mobile, im (a take), callback, im_offer.
+        self.actions: Counter[str] = Counter()
         self.sent_to_mobile: dict[str, str] = {}  # uniqueid -> mobile (busy while dialling)
         self.offered_im: set[str] = set()
         self.offered_callback: set[str] = set()
@@ -161,6 +164,7 @@ class OverflowService:
         except AmiError as exc:
             logger.warning("could not withdraw from %s: %s linkedid=%s", queue, exc, call.linkedid)
             return False
+        self.actions[info.rpartition(":")[2]] += 1
         return True
 
     # -- IM offers and take links -----------------------------------------------------------------
@@ -199,6 +203,7 @@ class OverflowService:
             s.add(offer)
             await s.flush()
             offer_id = offer.id
+        self.actions["im_offer"] += 1
         expires = offer.expires_at.timestamp()
         self._next_expiry = min(self._next_expiry or expires, expires)
         deliveries = []

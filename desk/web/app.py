@@ -48,6 +48,7 @@ from desk.web import (
     incidents,
     knowledge,
     mail,
+    metrics,
     openapi,
     overflow,
     pages,
@@ -404,6 +405,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         routing,
         audit,
         openapi,
+        metrics,
     ):
         module.setup(app)
     return app

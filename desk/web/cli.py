@@ -18,9 +18,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    from desk.web.logs import TEXT_FORMAT
+
+    logging.basicConfig(level=level, format=TEXT_FORMAT, stream=sys.stderr)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -94,8 +94,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """`cti serve`: the CTI server (AMI link, call tracker, FastAGI, web)."""
     from cti.settings import load_settings
     from desk.web.app import run_server
+    from desk.web.logs import use_format
 
     settings = load_settings(args.config)
+    use_format(settings.log_format)
     asyncio.run(run_server(settings))
     return 0
 
@@ -160,6 +162,49 @@ def cmd_report(args: argparse.Namespace) -> int:
             settings, args.kind, day, formats, args.lang, args.queue, args.brief, args.out, end
         )
     )
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """`cti backup FILE`: database, signing key and media into one archive (server may run)."""
+    from cti.settings import load_settings
+    from desk.backup import backup
+
+    r = backup(load_settings(args.config), args.file, media=not args.no_media)
+    print(f"{r.path}: {r.database} database (revision {r.revision or '-'}, {r.calls} calls), "
+          f"{r.media_files} media files")  # fmt: skip
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """`cti restore FILE`: back into the configured database (stop the server first)."""
+    from cti.settings import load_settings
+    from desk.backup import restore
+
+    r = restore(load_settings(args.config), args.file, force=args.force)
+    print(
+        f"restored {r.database} database (revision {r.revision or '-'}, {r.calls} calls) and "
+        f"{r.media_files} media files from {r.path}; the server's next start catches up"
+    )
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """`cti retention`: apply the CTI_RETENTION_* limits now (the scheduler does it hourly)."""
+    from datetime import UTC, datetime
+
+    from cti.settings import load_settings
+    from desk.retention import RetentionPolicy, run_cli
+
+    settings = load_settings(args.config)
+    policy = RetentionPolicy.from_settings(settings)
+    if not policy.active:
+        print("no retention limit is set (CTI_RETENTION_*_DAYS): nothing to do")
+        return 0
+    result = asyncio.run(run_cli(settings, policy, datetime.now(UTC)))
+    print(", ".join(f"{kind} {n}" for kind, n in result.counts().items()))
+    for error in result.errors:
+        print(f"cti retention: {error}", file=sys.stderr)
+    return 1 if result.errors else 0
 
 
 def cmd_staffing(args: argparse.Namespace) -> int:
@@ -255,6 +300,29 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--brief", action="store_true", help="the brief form")
     rp.add_argument("--out", type=Path, help="folder (default: the archive, DATA_DIR/reports)")
     rp.set_defaults(func=cmd_report)
+
+    bk = sub.add_parser(
+        "backup",
+        help="database, signing key and media into one archive (while the server runs)",
+        description="SQLite through its online backup API, PostgreSQL through pg_dump. The "
+        "archive holds personal data and a secret: it is created readable by you only.",
+    )
+    bk.add_argument("file", type=Path, help="the archive to write (.tar.gz; must not exist)")
+    bk.add_argument("--no-media", action="store_true", help="leave recordings and audio out")
+    bk.set_defaults(func=cmd_backup)
+
+    rs = sub.add_parser(
+        "restore",
+        help="an archive from `cti backup` into the configured database (server stopped)",
+        description="Refuses a database that already holds calls unless --force. On its next "
+        "start the server fills in the calls that ended after the backup from queue_log.",
+    )
+    rs.add_argument("file", type=Path, help="an archive written by `cti backup`")
+    rs.add_argument("--force", action="store_true", help="overwrite a database holding calls")
+    rs.set_defaults(func=cmd_restore)
+
+    rt = sub.add_parser("retention", help="apply the retention limits now (PIPL)")
+    rt.set_defaults(func=cmd_retention)
 
     sf = sub.add_parser("staffing", help="agents needed for an interval (Erlang C)")
     sf.add_argument("--calls", type=float, required=True, help="calls in the interval")

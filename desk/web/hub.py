@@ -67,6 +67,13 @@ class Hub:
         """How many clients listen to a topic."""
         return len(self._topics.get(topic, ()))
 
+    def clients_by_kind(self) -> dict[str, int]:
+        """Connected WebSocket clients per topic kind ("agent", "wallboard", ...), for /metrics."""
+        kinds: dict[str, set[HubClient]] = defaultdict(set)
+        for topic, clients in self._topics.items():
+            kinds[topic.partition(":")[0]].update(clients)
+        return {kind: len(clients) for kind, clients in kinds.items()}
+
     async def serve(
         self,
         request: web.Request,

@@ -42,6 +42,8 @@ class Notifier:
         self.pops = pops
         self.tasks = Background(logger)
         self._alerted: set[int] = set()
+        self.pops_sent = 0  # screen pops handed to the hub (for /metrics)
+        self.pops_failed = 0
         self._unsubscribe = [
             bus.subscribe(CallEvent, self._call),
             bus.subscribe(AgentStateChanged, self._agent),
@@ -78,7 +80,9 @@ class Notifier:
             pop["event_at"] = rang_at  # the AMI event's own timestamp (for latency measurement)
             pop["sent_at"] = time.time()
             self.hub.publish(agent_topic(agent), pop)
+            self.pops_sent += 1
         except Exception:
+            self.pops_failed += 1
             logger.exception("screen pop failed linkedid=%s", call.linkedid)
 
     def _to_agent(self, ext: str, kind: MessageType, **fields: Any) -> None:

@@ -15,6 +15,7 @@ from cti.sandbox.instance import InstanceState, free_port
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.web.app import create_app
 from tests.conftest import server_settings
+from tests.integration.test_metrics import samples, value
 from tests.support.im import ImReceiver
 from tests.support.staff import logged_in
 
@@ -172,6 +173,12 @@ async def test_backup_alert_mobiles_and_im_take(
         assert day["answered"] == sum(c["outcome"] == "answered" for c in today)
         assert day["overflowed"] == sum(c["outcome"] == "overflowed" for c in today)
         assert day["abandoned"] == sum(c["outcome"] == "abandoned" for c in today)
+
+        # /metrics counts the same overflow actions the journal recorded.
+        found = samples(await (await http.get("/metrics")).text())
+        assert value(found, "cti_overflow_actions_total", kind="mobile") == kinds["mobile"]
+        assert value(found, "cti_overflow_actions_total", kind="im") == 1
+        assert value(found, "cti_overflow_actions_total", kind="im_offer") >= 1
     finally:
         await http.close()
         await im.stop()

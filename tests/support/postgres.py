@@ -1,5 +1,8 @@
 """A PostgreSQL server of the tests' own: Debian's initdb and pg_ctl in a temporary folder, on a
 free loopback port, trust authentication on 127.0.0.1 only, stopped and deleted at the end.
+Or, with CTI_TEST_DATABASE_URL=postgresql://user[:password]@host:port/db, a server that is
+already running (a CI service, a DBA's test cluster): the tests then only create and drop
+databases of their own on it (`server()` picks).
 
 initdb refuses to run as root, so as root the server runs as the `postgres` user (runuser).
 Each test gets a database of its own (`create_database`), dropped afterwards.
@@ -13,6 +16,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from cti.sandbox.instance import free_port
 
@@ -105,3 +109,67 @@ class PostgresServer:
                 return
             except RuntimeError:
                 time.sleep(0.5)
+
+
+class ExternalPostgres(PostgresServer):
+    """A server someone else runs (CTI_TEST_DATABASE_URL): databases of our own on it, nothing
+    else touched; start() and stop() only check and forget."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://"))
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise RuntimeError(
+                f"CTI_TEST_DATABASE_URL must be postgresql://user@host:port/db: {url!r}"
+            )
+        self.host = parts.hostname
+        self.port = parts.port or 5432
+        self.user = unquote(parts.username or SUPERUSER)
+        self.password = unquote(parts.password or "")
+        self._as_postgres = False
+
+    def start(self) -> "PostgresServer":
+        """Check that the server answers."""
+        self._psql("SELECT 1")
+        return self
+
+    def stop(self) -> None:
+        """Nothing to stop: the server is not ours."""
+
+    def _psql(self, sql: str) -> str:
+        env = {**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "10"}
+        argv = [str(self.bin / "psql"), "-h", self.host, "-p", str(self.port), "-U", self.user,
+                "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-Atc", sql]  # fmt: skip
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, env=env, check=False
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"psql on {self.host}:{self.port} failed: {proc.stderr}")
+        return proc.stdout
+
+    def _auth(self) -> str:
+        from urllib.parse import quote
+
+        return quote(self.user) + (":" + quote(self.password) if self.password else "")
+
+    def dsn(self, database: str = "postgres") -> str:
+        """A libpq/asyncpg URL of a database on this server."""
+        return f"postgresql://{self._auth()}@{self.host}:{self.port}/{database}"
+
+    def url(self, database: str) -> str:
+        """The SQLAlchemy URL the server's settings take."""
+        return f"postgresql+asyncpg://{self._auth()}@{self.host}:{self.port}/{database}"
+
+
+def server() -> PostgresServer:
+    """The tests' PostgreSQL: CTI_TEST_DATABASE_URL's server, else one of our own."""
+    url = os.environ.get("CTI_TEST_DATABASE_URL", "")
+    return ExternalPostgres(url) if url else PostgresServer()
+
+
+def wanted_for_every_test() -> bool:
+    """The run asks for PostgreSQL everywhere: CTI_TEST_DATABASE=postgresql, or a
+    CTI_TEST_DATABASE_URL given."""
+    return os.environ.get("CTI_TEST_DATABASE", "sqlite") == "postgresql" or bool(
+        os.environ.get("CTI_TEST_DATABASE_URL")
+    )
