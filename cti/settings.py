@@ -122,6 +122,8 @@ class Settings:
     ldap_staff_login: bool = False
     ldap_staff_filter: str = "(uid={username})"
     ldap_timeout: float = 10.0
+    # Seconds between SLA sweeps: breach warnings, and closing resolved incidents nobody answered.
+    sla_sweep_seconds: float = 60.0
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
     # Where the settings came from, for /healthz and the logs.
