@@ -4,7 +4,7 @@ how an incident looks to pages and the API (age and SLA timer)."""
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -103,6 +103,17 @@ async def change_state(
     current = IncidentState(incident.state)
     if to not in TRANSITIONS[current]:
         raise Conflict(f"incident {incident.number} cannot go from {current} to {to}")
+    # Only from the state read: two agents acting at once cannot both move it (the second
+    # waits for the first's write, then finds the state changed).
+    won = await session.execute(
+        update(Incident)
+        .where(Incident.id == incident.id, Incident.state == current.value)
+        .values(state=to.value, updated_at=now)
+        .returning(Incident.id)
+        .execution_options(synchronize_session=False)
+    )
+    if won.scalar_one_or_none() is None:
+        raise Conflict(f"incident {incident.number} was changed meanwhile: reload it")
     session.add(IncidentEvent(incident_id=incident.id, at=now, by=by, kind="state",
                               from_state=current.value, to_state=to.value, text=text))  # fmt: skip
     incident.state = to.value

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 
 from cti.ami import actions
 from cti.errors import Conflict, InvalidInput, NotFound
@@ -529,6 +529,14 @@ async def _transition(
     return web.json_response(out)
 
 
+async def _start(s: Any, inc: Incident, by: str, now: datetime) -> None:
+    """New -> in progress, unless someone else just did it."""
+    try:
+        await incidents.change_state(s, inc, S.IN_PROGRESS, by=by, now=now)
+    except Conflict:
+        await s.refresh(inc)
+
+
 @documented(responses=(409,))
 @requires(Role.AGENT)
 async def take(request: web.Request) -> web.Response:
@@ -540,7 +548,7 @@ async def take(request: web.Request) -> web.Response:
         if inc.state == S.CLOSED:
             raise Conflict(f"incident {inc.number} is closed")
         if inc.state == S.NEW:
-            await incidents.change_state(s, inc, S.IN_PROGRESS, by=_by(me), now=now)
+            await _start(s, inc, _by(me), now)
         if inc.assignee != me.username:
             s.add(
                 IncidentEvent(
@@ -586,7 +594,7 @@ async def assign(request: web.Request) -> web.Response:
             inc.assignee = username
             inc.updated_at = now
         if inc.state == S.NEW:
-            await incidents.change_state(s, inc, S.IN_PROGRESS, by=_by(me), now=now)
+            await _start(s, inc, _by(me), now)
         incidents.responded(inc, now)
         ext = staff.extension
     if ext:
@@ -770,13 +778,27 @@ async def merge(request: web.Request) -> web.Response:
             raise Conflict(f"incident {dup.number} is closed")
         if kept.state == S.CLOSED or kept.merged_into:
             raise Conflict(f"incident {kept.number} is closed: merge into an open one")
+        # Merging is a closure by the desk, outside the requester's confirmation (6.3.3): the
+        # request lives on in the incident kept. One conditional UPDATE, so two merges of the
+        # same duplicate at once cannot both win.
+        from_state = dup.state
+        done = await s.execute(
+            update(Incident)
+            .where(Incident.id == dup.id, Incident.state != S.CLOSED.value)
+            .values(state=S.CLOSED.value, closed_at=now, updated_at=now, merged_into=kept.number)
+            .returning(Incident.id)
+            .execution_options(synchronize_session=False)
+        )
+        if done.scalar_one_or_none() is None:
+            raise Conflict(f"incident {dup.number} is closed")
+        await s.refresh(dup)
         s.add(
             IncidentEvent(
                 incident_id=dup.id,
                 at=now,
                 by=_by(me),
                 kind="merged",
-                from_state=dup.state,
+                from_state=from_state,
                 to_state=S.CLOSED.value,
                 text=f"duplicate of {kept.number}",
             )
@@ -790,10 +812,6 @@ async def merge(request: web.Request) -> web.Response:
                 text=f"{dup.number} merged into this incident: {dup.symptom[:500]}",
             )
         )
-        # Merging is a closure by the desk, outside the requester's confirmation (6.3.3): the
-        # request lives on in the incident kept.
-        dup.state, dup.closed_at, dup.updated_at = S.CLOSED.value, now, now
-        dup.merged_into = kept.number
         kept.updated_at = now
         for child in (await s.scalars(select(Incident).where(Incident.parent_id == dup.id))).all():
             child.parent_id = kept.id

@@ -258,7 +258,7 @@ async def api_submit(request: web.Request) -> web.Response:
     lang = language(request)
     async with request.config_dict[SESSIONS].begin() as s:
         inc = await submit(request, s, fields)
-        refused = await refusal_of(s, inc, lang)
+        refused = await refusal_of(s, inc, fields.get("language") or lang)
     return web.json_response({**public_incident(inc, lang), "refused": refused}, status=201)
 
 
