@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select, update
 
 from cti.phone import NumberPlan
+from desk import directory
 from desk.directory import upsert_user
 from desk.models import ConfigItem, Incident, IncidentEvent, Staff, User
 from desk.web import alerts
@@ -428,3 +429,42 @@ async def test_parallel_takes_and_assigns_leave_one_consistent_incident(desk: An
     finally:
         await one.close()
         await two.close()
+
+
+async def test_the_csv_import_marks_privileged_accounts_and_the_portal_refuses_them(
+    desk: Any,
+) -> None:
+    server, _ = desk
+    csv = (
+        "工号,姓名,手机,特权账号\nE3001,赵六,13700137000,是\nE3002,钱七,13700137001,否\n"
+    ).encode()
+    async with server.app[SESSIONS].begin() as s:
+        bad = await directory.import_users(
+            s, csv.replace("是".encode(), b"maybe"), by="test", now=datetime.now(UTC), plan=PLAN
+        )
+        assert bad.errors and "line 2" in bad.errors[0] and "privileged" in bad.errors[0]
+        done = await directory.import_users(s, csv, by="test", now=datetime.now(UTC), plan=PLAN)
+        assert not done.errors and done.created == 2
+    async with server.app[SESSIONS]() as s:
+        flags = dict((await s.execute(select(User.employee_no, User.privileged))).all())
+    assert flags == {"E3001": True, "E3002": False}
+    portal = from_address(server, "127.0.0.6")
+    try:
+        base = {"type": "service_request", "category": "账号开通与变更", "phone": "13700137001",
+                "symptom": "变更账号权限"}  # fmt: skip
+        refused = await (
+            await portal.post("/portal/api/requests", json={**base, "account": "E3001"})
+        ).json()
+        assert refused["refused"] and "特权" in refused["refused"]
+        fine = await (
+            await portal.post("/portal/api/requests", json={**base, "account": "E3002"})
+        ).json()
+        assert fine["refused"] is None
+    finally:
+        await portal.close()
+    # Unmarking in a later import is recorded in the user's history.
+    async with server.app[SESSIONS].begin() as s:
+        again = csv.replace("是".encode(), "否".encode())
+        await directory.import_users(s, again, by="test", now=datetime.now(UTC), plan=PLAN)
+        user = await s.scalar(select(User).where(User.employee_no == "E3001"))
+        assert user is not None and user.privileged is False
