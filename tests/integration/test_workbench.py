@@ -24,6 +24,7 @@ from desk.models import ConfigItem, Incident, IncidentEvent, Staff, User
 from desk.web import alerts
 from desk.web.keys import SESSIONS
 from reports.build import ReportOptions, build_report, period_for
+from tests.support import db
 from tests.support.smtp import Inbox, smtp_server
 from tests.support.staff import add_staff, login
 from tests.support.web import desk_server, from_address
@@ -54,6 +55,7 @@ async def desk(tmp_path: Path) -> AsyncIterator[tuple[TestServer, Inbox]]:
     with smtp_server() as (port, inbox):
         async with desk_server(
             tmp_path,
+            CTI_DATABASE_URL=db.url_of(tmp_path),  # PostgreSQL when the test asks for it
             CTI_SMTP_HOST="127.0.0.1",
             CTI_SMTP_PORT=str(port),
             CTI_SLA_SWEEP_SECONDS="0",
@@ -468,3 +470,12 @@ async def test_the_csv_import_marks_privileged_accounts_and_the_portal_refuses_t
         await directory.import_users(s, again, by="test", now=datetime.now(UTC), plan=PLAN)
         user = await s.scalar(select(User).where(User.employee_no == "E3001"))
         assert user is not None and user.privileged is False
+
+
+@pytest.mark.postgresql
+async def test_the_list_and_the_races_on_postgresql(desk: Any) -> None:
+    """The same SQL (NULLS LAST, ILIKE with an escape, CASE, conditional UPDATE ... RETURNING)
+    on PostgreSQL."""
+    await test_the_list_covers_every_open_incident_filtered_sorted_and_paged(desk)
+    await test_work_an_incident_assign_merge_outage_children_and_hand_off(desk)
+    await test_parallel_takes_and_assigns_leave_one_consistent_incident(desk)
