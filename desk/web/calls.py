@@ -190,8 +190,8 @@ async def calls_page(request: web.Request) -> web.Response:
     for c in rows:
         item = call_json(c)
         item["arrived_local"] = c.arrived_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
-        if c.uniqueid in with_voicemail or c.incident_number in with_voicemail:
-            item["voicemail_url"] = media.call_url(c.uniqueid)
+        left_one = c.uniqueid in with_voicemail or c.incident_number in with_voicemail
+        item["voicemail_url"] = media.call_url(c.uniqueid) if left_one else None
         calls.append(item)
     response = render(
         "calls.html",

@@ -6,6 +6,8 @@ shows as breached on the workbench and on the wallboard; a password request for 
 account is refused in writing on the portal."""
 
 import asyncio
+import os
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,6 +30,15 @@ from tests.support.staff import PASSWORD, add_staff, logged_in
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.browser]
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+async def _shot(page: Page, tmp_path: Path, name: str) -> None:
+    """A screenshot (kept in docs/ when CTI_UPDATE_SCREENSHOTS is set)."""
+    path = tmp_path / name
+    await page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("CTI_UPDATE_SCREENSHOTS"):
+        shutil.copy(path, DOCS / name)
 
 
 async def _login(browser: Browser, http: TestClient, username: str, path: str) -> Page:
@@ -78,6 +89,15 @@ async def test_voicemail_to_closed_breaches_and_privileged_refusal(
         row = page.locator(f"#incidents tr[data-number='{number}']")
         await expect(row).to_contain_text("张三", timeout=20000)
 
+        # The call log plays it too.
+        await page.goto(str(http.make_url("/calls")))
+        link = page.locator(f"#calls tr[data-uniqueid='{call.uniqueid}'] a.voicemail")
+        href = await link.get_attribute("href")
+        assert href is not None
+        part = await page.request.get(str(http.make_url(href)), headers={"Range": "bytes=0-99"})
+        assert part.status == 206 and len(await part.body()) == 100
+        await page.goto(str(http.make_url("/incidents")))
+
         # Open it and play the recording: the player asks for byte ranges.
         ranges: list[Response] = []
         page.on(
@@ -114,6 +134,7 @@ async def test_voicemail_to_closed_breaches_and_privileged_refusal(
         page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
         await page.click("#btn-close")
         await expect(page.locator("#inc-state")).to_have_attribute("data-state", "closed")
+        await _shot(page, tmp_path, "incident-page.png")
         closed = db.incident(tmp_path, number)
         assert closed["state"] == "closed" and closed["config_item"] == "Exchange 邮件服务器"
         assert closed["assignee"] == "agent_a" and closed["responded_at"] is not None
@@ -139,6 +160,7 @@ async def test_voicemail_to_closed_breaches_and_privileged_refusal(
         await expect(page.locator("#incidents tbody tr").first).to_have_attribute(
             "data-number", late
         )
+        await _shot(page, tmp_path, "workbench.png")
         board = await _login(browser, http, "desklead", "/wallboard")
         breached = board.locator("[data-sla=breached]")
         await expect(breached.locator("b")).to_have_text("1", timeout=20000)
