@@ -44,6 +44,9 @@
     const card = $("incident-card");
     card.dataset.number = inc ? inc.number : "";
     $("incident-number").textContent = inc ? inc.number : "";
+    const open = $("incident-open");
+    open.hidden = !inc;
+    if (inc) open.href = "/incidents/" + encodeURIComponent(inc.number);
     $("incident-state").textContent = inc ? t(inc.state) : "";
     $("incident-state").dataset.state = inc ? inc.state : "";
     $("incident-path").textContent = inc ? inc.menu_path || "" : "";
