@@ -479,3 +479,51 @@ async def test_the_list_and_the_races_on_postgresql(desk: Any) -> None:
     await test_the_list_covers_every_open_incident_filtered_sorted_and_paged(desk)
     await test_work_an_incident_assign_merge_outage_children_and_hand_off(desk)
     await test_parallel_takes_and_assigns_leave_one_consistent_incident(desk)
+
+
+async def test_new_routes_refuse_strangers_and_other_roles(desk: Any) -> None:
+    server, _ = desk
+    agent = await _session(server, "agent1", "127.0.0.2")
+    lead = await _session(server, "lead1", "127.0.0.3")
+    anonymous = from_address(server, "127.0.0.4")
+    try:
+        number = (await _create(agent))["number"]
+        for method, path in (("GET", "/api/sla"), ("PUT", "/api/sla"),
+                             ("POST", f"/api/incidents/{number}/assign"),
+                             ("POST", f"/api/incidents/{number}/merge"),
+                             ("POST", f"/api/incidents/{number}/parent"),
+                             ("GET", "/ws/desk")):  # fmt: skip
+            r = await anonymous.request(method, path, json={})
+            assert r.status in (401, 403), (method, path, r.status)
+        for path in ("/sla", f"/incidents/{number}", "/incidents"):
+            r = await anonymous.get(path, allow_redirects=False)
+            assert r.status == 302 and r.headers["Location"].startswith("/login"), path
+        r = await agent.get("/sla", allow_redirects=False)
+        assert r.status == 403
+        assert (await agent.get(f"/incidents/{number}")).status == 200
+        for bad in ("999999999", "abc", "1" * 30):
+            assert (await agent.get(f"/incidents/{bad}")).status == 404, bad
+        # Without the CSRF token, a write is refused.
+        bare = from_address(server, "127.0.0.5")
+        await login(bare, "agent2")
+        del bare.headers["X-CSRF-Token"]
+        r = await bare.post(f"/api/incidents/{number}/assign", json={"assignee": "agent2"})
+        assert r.status == 403
+        await bare.close()
+        # Hostile documents and parallel saves of the catalogue: each a whole document.
+        for bad in ([], "x", {"targets": "all"}, {**SLA_DOC, "autoclose_days": -1}):
+            r = await lead.put("/api/sla", json=bad)
+            assert r.status == 400, bad
+        docs = [{**SLA_DOC, "services": [], "due_soon_minutes": n} for n in range(1, 11)]
+        results = await asyncio.gather(*(lead.put("/api/sla", json=d) for d in docs))
+        assert all(r.status == 200 for r in results)
+        final = await (await agent.get("/api/sla")).json()
+        assert final["due_soon_minutes"] in range(1, 11) and final["groups"] == SLA_DOC["groups"]
+        r = await agent.post(f"/api/incidents/{number}/assign", json={"assignee": "x" * 61})
+        assert r.status == 400
+        r = await agent.patch(f"/api/incidents/{number}", json={"service": "没有这个服务"})
+        assert r.status == 400 and "service" in (await r.json())["message"]
+    finally:
+        await agent.close()
+        await lead.close()
+        await anonymous.close()
