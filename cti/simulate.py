@@ -28,6 +28,8 @@ from cti.errors import AmiActionFailed, SandboxError
 
 logger = logging.getLogger(__name__)
 
+FIRST_PROMPT = "welcome"  # the IVR's first prompt (cti/ivr/flow.py)
+
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明"]
 ENGLISH = ["Alice Chen", "Bob Li", "Carol Wang", "David Zhang", "Emma Liu"]
@@ -102,7 +104,7 @@ class SimulationPlan:
     agents: list[AgentSpec] = field(default_factory=lambda: [AgentSpec("1001"), AgentSpec("1002")])
     patience: tuple[int, int] = (20, 90)
     keys: str = ""
-    key_delay: int = 0
+    key_delay: int | None = None  # None: key when the IVR's first prompt starts (barge-in)
     did: str = "8000"
     queue: str = "helpdesk"
     queue_timeout: int | None = None
@@ -117,10 +119,16 @@ class SimulationPlan:
         out = []
         for _ in range(self.calls):
             number, name = random_caller_id(rng)
-            out.append(
-                CallerSpec(rng.randint(*self.patience), self.key_delay, self.keys, number, name)
-            )
+            out.append(self.caller(rng.randint(*self.patience), number, name))
         return out
+
+    def caller(self, patience: int, number: str, name: str) -> CallerSpec:
+        """A caller keying the plan's keys: blind after `key_delay` seconds, or (no delay given)
+        as the IVR's first prompt starts, which acts on a key pressed during any prompt."""
+        if self.key_delay is None and self.keys:
+            reactions = {FIRST_PROMPT: self.keys}
+            return CallerSpec(patience, 0, "", number, name, reactions=reactions)
+        return CallerSpec(patience, self.key_delay or 0, self.keys, number, name)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "SimulationPlan":
@@ -166,6 +174,7 @@ class SimCall:
     caller_channel: str = ""
     incident: str | None = None
     prompts: list[str] = field(default_factory=list)
+    prompts_at: list[float] = field(default_factory=list)  # when each prompt started (Asterisk)
     commands: list[str] = field(default_factory=list)
     reactions: dict[str, list[str]] = field(default_factory=dict)
 
@@ -284,7 +293,7 @@ class Simulator:
                 leg.caller_channel = e.channel
             return
         if isinstance(e, ev.AGIExecStart):
-            self._react(call, e.command)
+            self._react(call, e.command, e.timestamp)
         elif isinstance(e, ev.UserEvent) and e.name == "CtiIncident":
             call.incident = e.fields.get("Number")
         elif isinstance(e, ev.QueueCallerJoin) and call.queued_at is None:
@@ -302,13 +311,14 @@ class Simulator:
         if call.ended_at is not None:
             self._ended.set()
 
-    def _react(self, call: SimCall, command: str) -> None:
+    def _react(self, call: SimCall, command: str, at: float) -> None:
         call.commands.append(command)
         m = re.search(r"cti/(\w+)", command)
         if m is None:
             return
         prompt = m.group(1)
         call.prompts.append(prompt)
+        call.prompts_at.append(at)
         pending = call.reactions.get(prompt)
         if pending:
             keys = pending.pop(0)
@@ -378,8 +388,7 @@ class Simulator:
                     caller = make_caller(rng)
                 else:
                     number, name = random_caller_id(rng)
-                    patience = rng.randint(*self.plan.patience)
-                    caller = CallerSpec(patience, self.plan.key_delay, self.plan.keys, number, name)
+                    caller = self.plan.caller(rng.randint(*self.plan.patience), number, name)
                 await self.place(n, caller)
                 n += 1
                 # Poisson arrivals: exponential gaps with the planned mean rate.
@@ -467,7 +476,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--talk", default="5-15", help="talk time, s")
     p.add_argument("--patience", default="20-90", help="seconds a caller stays before hanging up")
     p.add_argument("--keys", default="", help="DTMF the callers key into the IVR")
-    p.add_argument("--key-delay", type=int, default=3, help="seconds before keying")
+    p.add_argument(
+        "--key-delay",
+        type=int,
+        default=None,
+        help="seconds after connecting to key blind (default: as the IVR's first prompt starts)",
+    )
     p.add_argument("--did", default="8000", help="the desk number dialled")
     p.add_argument("--queue", default="helpdesk")
     p.add_argument("--queue-timeout", type=int, help="set the dialplan's CTI_QUEUE_TIMEOUT")

@@ -39,6 +39,9 @@ class CallFlow:
         self.path: list[str] = []
         self.incident: str | None = None
         self.voicemail = False
+        # A key pressed during a prompt that does not take input itself (the welcome, "no key
+        # was pressed"): it answers the next menu at once instead of being lost.
+        self.pending: str | None = None
 
     # -- building blocks ---------------------------------------------------------------------
 
@@ -88,13 +91,14 @@ class CallFlow:
         self.steps.add(
             "", "lookup", "", self.requester.employee_no if self.requester else "unknown", started
         )
-        await self.play("welcome", ALL_KEYS)
+        self.pending = await self.play("welcome", ALL_KEYS)
         now = self.ctx.now()
         # The lead's hours (the database) win over hours.yaml; read on every call, so an edit
         # applies to the next caller.
         desk_hours = await self.ctx.desk.opening_hours()
         hours = desk_hours.hours if desk_hours is not None else self.ctx.hours
         if not hours.is_open(now):
+            self.pending = None  # meant for the daytime menu; the caller must hear the hours
             started = time.time()
             stated = desk_hours.prompts.get(self.lang) if desk_hours is not None else None
             if stated:  # says the hours from the same data
@@ -127,31 +131,45 @@ class CallFlow:
         await self.user_event("CtiIvr", **fields)
 
     async def menu_loop(self, name: str) -> None:
-        """Run menus until an action hands the call on."""
-        tries = 0
+        """Run menus until an action hands the call on.
+
+        Wrong keys are re-prompted `retries` times; a silent caller hears the menu `silences`
+        times (once more after the first silence) and then reaches `after_retries`, a person on
+        the shipped menus, without a third hearing."""
+        wrong = silent = 0
         next_menu: str | None = name
         while next_menu is not None:
             menu = self.ctx.menu.menus[next_menu]
             self.menu_name = menu.name
-            key = await self.ask(
-                menu.prompt,
-                max_digits=1,
-                timeout_s=self.ctx.menu.digit_timeout,
-                also=menu.also.get(self.lang),
-            )
+            if self.pending is not None:  # keyed during the prompt before: acts at once
+                key, self.pending = self.pending, None
+                self.steps.add(menu.name, menu.prompt, key, "barge-in", time.time())
+            else:
+                key = await self.ask(
+                    menu.prompt,
+                    max_digits=1,
+                    timeout_s=self.ctx.menu.digit_timeout,
+                    also=menu.also.get(self.lang),
+                )
             option = menu.options.get(key) if key else None
             if option is None:
-                tries += 1
-                await self.play("no_input" if not key else "invalid_choice")
-                if tries >= self.ctx.menu.retries:
-                    self.went(f"{menu.name}:retries")
+                if key:
+                    wrong += 1
+                    self.pending = await self.play("invalid_choice", ALL_KEYS)
+                else:
+                    silent += 1
+                    if silent < self.ctx.menu.silences:
+                        self.pending = await self.play("no_input", ALL_KEYS)
+                if wrong >= self.ctx.menu.retries or silent >= self.ctx.menu.silences:
+                    self.pending = None
+                    self.went(f"{menu.name}:{'retries' if key else 'silence'}")
                     await self.act(menu.after_retries, menu)
                     return
                 continue
             self.went(f"{menu.name}:{key}")
             if option.action == Action.REPEAT:
                 continue
-            tries = 0
+            wrong = silent = 0
             next_menu = await self.act(option, menu)
 
     async def act(self, option: Option, menu: Menu) -> str | None:

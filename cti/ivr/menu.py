@@ -66,6 +66,7 @@ class MenuConfig:
     digit_timeout: int
     retries: int
     menus: dict[str, Menu]
+    silences: int = 2  # a silent caller hears a menu this many times, then `after_retries`
 
     def prompts_used(self) -> set[str]:
         """Every prompt name the menus refer to."""
@@ -113,7 +114,16 @@ def load_menu(path: Path, prompt_names: set[str]) -> MenuConfig:
     allowed_keys(
         top,
         root,
-        {"languages", "default_language", "queues", "start", "digit_timeout", "retries", "menus"},
+        {
+            "languages",
+            "default_language",
+            "queues",
+            "start",
+            "digit_timeout",
+            "retries",
+            "silences",
+            "menus",
+        },
         {"languages", "default_language", "queues", "start", "menus"},
     )
     languages = tuple(n.scalar() for n in top["languages"].items())
@@ -167,4 +177,5 @@ def load_menu(path: Path, prompt_names: set[str]) -> MenuConfig:
         digit_timeout=top["digit_timeout"].integer(1, 30) if "digit_timeout" in top else 5,
         retries=top["retries"].integer(1, 9) if "retries" in top else 3,
         menus=menus,
+        silences=top["silences"].integer(1, 9) if "silences" in top else 2,
     )

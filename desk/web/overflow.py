@@ -82,22 +82,24 @@ async def add_oncall(request: web.Request) -> web.Response:
         raise InvalidInput("ends_at must be after starts_at")
     mobile = text_field(body, "mobile", 40) or ""
     if mobile and not mobile.replace("+", "").replace("-", "").replace(" ", "").isdigit():
-        raise InvalidInput("mobile must be a phone number")
+        raise InvalidInput("mobile: not a phone number")
     channel = text_field(body, "im_channel", 40) or ""
     if channel and channel not in request.app[ROUTING_CONFIG].current.channels:
-        raise InvalidInput(f"no IM channel {channel!r} in routing.yaml")
+        raise InvalidInput(f"im_channel: no IM channel {channel!r} in routing.yaml")
     async with request.app[SESSIONS].begin() as s:
         staff = None
         if body.get("staff"):
             staff = await s.scalar(select(Staff).where(Staff.username == str(body["staff"])))
             if staff is None:
-                raise InvalidInput(f"no staff {body['staff']!r}")
+                raise InvalidInput(f"staff: no member of staff {body['staff']!r}")
         name = text_field(body, "name", 120) or (staff.name if staff else "")
         if not name:
             raise InvalidInput("name (or staff) is required")
-        if not mobile and not (staff and staff.extension):
+        # Left empty, the mobile is the member of staff's own (Table A.2).
+        if not mobile and not (staff and (staff.mobile or staff.extension)):
             raise InvalidInput(
-                "an on-call entry needs a mobile (or a member of staff with a desk phone)"
+                "mobile: an on-call entry needs a mobile (or a member of staff with one, or "
+                "with a desk phone)"
             )
         row = OncallShift(
             name=name,

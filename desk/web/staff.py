@@ -3,13 +3,14 @@ phones, reset password, disable. A lead manages agents and leads; only an admin 
 changes an admin. Nobody disables or demotes their own login here (no lock-out by a slip)."""
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import delete, select
 
-from cti.errors import InvalidInput, NotFound
+from cti.errors import CtiError, InvalidInput, NotFound
 from desk import audit
 from desk.models import Role, Staff, WebSession
 from desk.staff import (
@@ -23,9 +24,11 @@ from desk.staff import (
 )
 from desk.web import console
 from desk.web.auth import current, requires
-from desk.web.keys import SESSIONS
+from desk.web.keys import CORE, SESSIONS
 from desk.web.openapi import documented, obj, string
 from desk.web.validation import body_of
+
+logger = logging.getLogger(__name__)
 
 _FIELDS: dict[str, Any] = {
     "username": string(60),
@@ -164,7 +167,25 @@ async def update_staff(request: web.Request) -> web.Response:
         after = staff_record(staff)
         action = "staff.disable" if before["active"] and not after["active"] else "staff.update"
         console.record(request, s, action, staff.username, audit.diff(before, after))
+    old_ext = before["extension"]
+    if old_ext and (not after["active"] or after["extension"] != old_ext):
+        await _leave_queues(request, old_ext)
     return web.json_response(after)
+
+
+async def _leave_queues(request: web.Request, ext: str) -> None:
+    """A disabled login, or a desk phone that is no longer theirs, stops taking queue calls at
+    once: the session alone ending would leave the phone a queue member that keeps ringing."""
+    if CORE not in request.app:
+        return
+    agents = request.app[CORE].agents
+    agent = agents.agents.get(ext)
+    if agent is None or not agent.queues:
+        return
+    try:
+        await agents.logout(ext)
+    except CtiError as exc:  # the change is saved; Asterisk is corrected at the next login
+        logger.error("staff change: extension %s still in its queues: %s", ext, exc)
 
 
 @documented(body=obj({"password": string(200, minLength=8)}, ("password",)))

@@ -249,3 +249,49 @@ async def test_click_to_call_rings_the_agent_then_the_user(
         await asyncio.sleep(1)
         calls = await (await http.get("/api/calls")).json()
         assert calls["total"] == 0
+
+
+async def test_an_agent_the_lead_disables_or_moves_stops_ringing_at_once(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """Disabling a login ended its sessions, but its phone stayed a queue member in Asterisk
+    and went on ringing with callers; so did an extension the lead gave someone else."""
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
+    async with TestClient(TestServer(create_app(settings))) as lead:
+        app = lead.server.app
+        await logged_in(lead, "lead", "lead1")
+        for username, ext in (("wangfang", "1211"), ("liuyang", "1212")):
+            await add_staff(app, username, "agent", ext)
+            agent = browser_like(lead)
+            try:
+                await login(agent, username)
+                r = await agent.post("/api/agent/me/state", json={"state": "ready"})
+                assert r.status == 202
+            finally:
+                await agent.close()
+        await until(
+            lambda: _members_are(sim_client, {"1211", "1212"}), what="both agents in the queue"
+        )
+        assert (await lead.patch("/api/staff/wangfang", json={"active": False})).status == 200
+        await until(lambda: _members_are(sim_client, {"1212"}), what="1211 out of the queue")
+        moved = await lead.patch("/api/staff/liuyang", json={"extension": "1213"})
+        assert moved.status == 200
+        await until(lambda: _members_are(sim_client, set()), what="1212 out of the queue")
+        # At the new desk phone, a change that leaves the phone alone leaves the queue alone
+        # (a queue change is done when the PATCH answers: QueueRemove is awaited).
+        agent = browser_like(lead)
+        try:
+            await login(agent, "liuyang")
+            assert (await agent.post("/api/agent/me/state", json={"state": "ready"})).status == 202
+            await until(lambda: _members_are(sim_client, {"1213"}), what="1213 in the queue")
+            assert (await lead.patch("/api/staff/liuyang", json={"position": "二线"})).status == 200
+            assert set(await members(sim_client)) == {"1213"}
+            assert (
+                await agent.post("/api/agent/me/state", json={"state": "logged_out"})
+            ).status == 202
+        finally:
+            await agent.close()
+
+
+async def _members_are(client: AmiClient, names: set[str]) -> bool:
+    return set(await members(client)) == names

@@ -153,7 +153,7 @@ async def test_status_by_phone(
         # Wrong numbers: told so, twice, then back to the menu (where silence leads to an agent).
         assert third.prompts.count("status_not_found") == 2
         assert third.prompts[third.prompts.index("status_not_found") + 2] == "status_not_found"
-        assert (await db.call(tmp_path, third.uniqueid))["ivr_path"] == "main:3>main:retries"
+        assert (await db.call(tmp_path, third.uniqueid))["ivr_path"] == "main:3>main:silence"
         history = db.incident_history(tmp_path, mine)
         assert [h["to_state"] for h in history][-1] == "closed" and "IVR" in history[-1]["by"]
     finally:
@@ -170,15 +170,46 @@ async def test_wrong_keys_and_silence_still_reach_an_agent(
             CallerSpec(150, 0, "", "13800138000", "张三"),  # says nothing at all
         ]
         result = await simulate(sim_client, callers)
-        for call in result.calls:
+        wrong, silent = sorted(result.calls, key=lambda c: c.uniqueid)
+        for call, why in ((wrong, "retries"), (silent, "silence")):
             record = await db.call(tmp_path, call.uniqueid)
             assert record["outcome"] == "answered", call.prompts
-            assert record["ivr_path"].endswith("main:retries")
+            assert record["ivr_path"] == f"main:{why}"
             incident = db.incident_of_call(tmp_path, call.uniqueid)
             assert incident["type"] == "consultation"
-        wrong, silent = sorted(result.calls, key=lambda c: c.uniqueid)
         assert wrong.prompts.count("invalid_choice") == 3
-        assert silent.prompts.count("no_input") == 3
+        # Silence: the menu, "no key was pressed", the menu once more, then a person.
+        assert silent.prompts.count("main_menu") == 2 and silent.prompts.count("no_input") == 1
+        assert silent.prompts.index("transfer_agent") > silent.prompts.index("main_menu", 1)
+    finally:
+        await http.close()
+
+
+async def test_keys_pressed_during_a_prompt_act_at_once(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """Barge-in: `cti simulate --keys 2w1` keys as the welcome starts; the 2 answers the main
+    menu without it being played, the 1 cuts the service menu short. A wrong key pressed during
+    "invalid choice" answers the menu too."""
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        plan = SimulationPlan(rate=2, agents=AGENTS, calls=1, keys="2w1", patience=(90, 90))
+        sim = Simulator(sim_client, plan)
+        await sim.setup_agents()
+        (keyed,) = (await sim.run(timeout=240)).calls
+        wrong = CallerSpec(90, 0, "", "13800138000", "张三", reactions={"main_menu": "7", "invalid_choice": "0"})  # fmt: skip
+        (corrected,) = (await simulate(sim_client, [wrong])).calls
+
+        assert "main_menu" not in keyed.prompts, keyed.prompts
+        record = await db.call(tmp_path, keyed.uniqueid)
+        assert record["ivr_path"] == "main:2>service:1"
+        assert db.incident_of_call(tmp_path, keyed.uniqueid)["category"] == "密码重置"
+        assert keyed.queued_at is not None
+
+        assert corrected.prompts.count("main_menu") == 1, corrected.prompts
+        assert (await db.call(tmp_path, corrected.uniqueid))["ivr_path"] == "main:0"
+        steps = db.ivr_steps(tmp_path, keyed.uniqueid)
+        assert [s["result"] for s in steps if s["step"] == "main_menu"] == ["barge-in"]
     finally:
         await http.close()
 

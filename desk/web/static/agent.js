@@ -6,6 +6,9 @@
   let current = null;        // the pop on screen
   let answeredAt = null;     // ms epoch, for the call timer
   let wrapupUntil = null;
+  // While the phone rings the caller is still waiting: the wait shown counts on from the pop's
+  // (the server's figure at the ring, this page's clock since), and the answer sets the final one.
+  let waitFrom = null;       // {seconds, at: ms epoch} while ringing
   window.__pops = [];        // [{uniqueid, event_at, shown_at}] for the latency benchmark
 
   function message(text, ok) {
@@ -78,7 +81,8 @@
     $("call-info").hidden = false;
     $("call-number").textContent = call.caller_number + (call.caller_name ? " " + call.caller_name : "");
     $("call-queue").textContent = call.queue || "";
-    $("call-wait").textContent = call.wait_seconds;
+    showWait(call.wait_seconds);
+    waitFrom = pop.phase === "ringing" ? { seconds: call.wait_seconds, at: Date.now() } : null;
     answeredAt = call.answered_at ? Date.parse(call.answered_at) : null;
     fillCaller(pop.caller, call);
     fillIncident(pop.incident);
@@ -91,7 +95,12 @@
     }
   }
 
+  function showWait(seconds) {
+    $("call-wait").textContent = String(Math.round(seconds));
+  }
+
   function tick() {
+    if (waitFrom) showWait(waitFrom.seconds + (Date.now() - waitFrom.at) / 1000);
     $("call-timer").textContent = answeredAt ? duration((Date.now() - answeredAt) / 1000) : "0:00";
     $("wrapup-left").textContent = wrapupUntil ? t("wrap_up") + " " + duration((wrapupUntil - Date.now()) / 1000) : "";
   }
@@ -112,11 +121,14 @@
       else if (m.type === "agent_state") showAgent(m.agent);
       else if (m.type === "answered" && current && current.call.uniqueid === m.call.uniqueid) {
         current.phase = "answered"; current.call = m.call;
+        waitFrom = null;
+        showWait(m.call.wait_seconds);
         answeredAt = Date.parse(m.call.answered_at);
         $("pop").className = "grid pop answered";
         $("call-phase").textContent = t("on_call");
       } else if ((m.type === "ended" || m.type === "ring_ended") && current && current.call.uniqueid === m.uniqueid) {
         answeredAt = null;
+        waitFrom = null;
         $("call-phase").textContent = t("ended");
         $("pop").className = "grid pop ended";
       } else if (m.type === "resync") refresh();

@@ -32,14 +32,29 @@
     return body;
   }
 
+  // The server's message starts with the field it refuses ("email: ...", "mobile must be ...",
+  // "weekly.sat[1]: ..."): that input of the form is marked and focused, so the lead sees which.
+  function markField(node, text) {
+    for (const old of node.querySelectorAll("[aria-invalid]")) old.removeAttribute("aria-invalid");
+    const m = /^([a-z_]+)(?:\.([a-z]+))?/.exec(text || "");
+    if (!m) return;
+    const names = m[2] ? [`${m[1]}-${m[2]}`, m[1]] : [m[1]];
+    const input = names.map((n) => node.querySelector(`[name="${n}"]`)).find(Boolean);
+    if (!input) return;
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  }
+
   async function send(node, method, url, body, reload) {
     const box = node.querySelector(".msg") || document.getElementById(node.dataset.msg || "message");
     try {
       const data = await api(method, url, body);
+      markField(node, "");
       show(box, t("saved"), true);
       if (reload) setTimeout(() => location.reload(), 300);
       return data;
     } catch (e) {
+      markField(node, e.message);
       show(box, e.message, false);
       return null;
     }
@@ -109,7 +124,7 @@
     };
     document.getElementById("hours-preview").addEventListener("click", async () => {
       try { const data = await api("POST", "/api/hours/preview", hoursDoc()); drawCalendar(data.calendar); said(data); box.hidden = true; }
-      catch (e) { show(box, e.message, false); }
+      catch (e) { markField(hoursForm, e.message); show(box, e.message, false); }
     });
     hoursForm.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -169,7 +184,8 @@
   if (routingForm) {
     routingForm.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      send(routingForm, "PUT", "/api/routing", { text: routingForm.querySelector("textarea").value });
+      // Reloaded once saved: the test buttons are the channels of the configuration now in force.
+      send(routingForm, "PUT", "/api/routing", { text: routingForm.querySelector("textarea").value }, true);
     });
   }
   for (const button of document.querySelectorAll("button[data-test-channel]")) {
