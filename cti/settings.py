@@ -163,6 +163,8 @@ class Settings:
     retention_ivr_steps_days: int = 0
     retention_recordings_days: int = 0
     retention_personal_days: int = 0
+    # Seconds between SLA sweeps: breach warnings, and closing resolved incidents nobody answered.
+    sla_sweep_seconds: float = 60.0
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
     # Where the settings came from, for /healthz and the logs.

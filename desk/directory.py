@@ -22,8 +22,12 @@ ALIASES = {
     "工号": "employee_no", "员工编号": "employee_no", "姓名": "name", "部门": "department",
     "地点": "location", "位置": "location", "办公地点": "location", "办公电话": "office_phone",
     "座机": "office_phone", "手机": "mobile", "手机号": "mobile", "邮箱": "email",
-    "电子邮件": "email",
+    "电子邮件": "email", "特权账号": "privileged", "特权": "privileged",
 }  # fmt: skip
+# 6.2: a column marking administrator (privileged) accounts, which the desk never resets.
+PRIVILEGED = "privileged"
+_YES = {"1", "true", "yes", "y", "是"}
+_NO = {"", "0", "false", "no", "n", "否"}
 # The users table's column sizes: a longer value passes SQLite and fails the insert on PostgreSQL.
 MAX_CHARS = {f: cast(String, User.__table__.c[f].type).length or 200 for f in FIELDS}
 _EMPLOYEE_NO = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -171,9 +175,10 @@ def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[s
     if header is None:
         return [], ["line 1: empty file"]
     names = [ALIASES.get(h.strip(), h.strip().lower()) for h in header]
-    unknown = [h for h in names if h not in FIELDS]
+    unknown = [h for h in names if h not in FIELDS and h != PRIVILEGED]
     if unknown:
-        return [], [f"line 1: unknown columns {', '.join(unknown)} (expected {', '.join(FIELDS)})"]
+        expected = ", ".join((*FIELDS, PRIVILEGED))
+        return [], [f"line 1: unknown columns {', '.join(unknown)} (expected {expected})"]
     for required in ("employee_no", "name"):
         if required not in names:
             return [], [f"line 1: a column {required} is required"]
@@ -197,6 +202,9 @@ def parse_csv(text: str, plan: NumberPlan) -> tuple[list[dict[str, str]], list[s
             continue
         data = {n: v.strip() for n, v in zip(names, cells, strict=False)}
         problems = validate(data, plan)
+        flag = data.get(PRIVILEGED)
+        if flag is not None and flag.lower() not in _YES | _NO:
+            problems.append(f"privileged {flag!r} is not yes/no (1/0, 是/否)")
         # A cell past the last column is data with nowhere to go (an unquoted comma, often).
         if len(cells) > len(names) and any(c.strip() for c in cells[len(names) :]):
             problems.append(f"{len(cells)} cells, but the header has {len(names)} columns")
@@ -218,7 +226,15 @@ async def import_users(
     if errors:
         return result
     for row in rows:
-        _, changed = await upsert_user(session, row, by=by, now=now, plan=plan)
+        flag = row.pop(PRIVILEGED, None)
+        user, changed = await upsert_user(session, row, by=by, now=now, plan=plan)
+        if flag is not None and user.privileged != (flag.lower() in _YES):
+            new = flag.lower() in _YES
+            session.add(UserChange(user_id=user.id, at=now, by=by, field=PRIVILEGED,
+                                   old=str(user.privileged), new=str(new)))  # fmt: skip
+            user.privileged = new
+            user.updated_at = now
+            changed = changed or [PRIVILEGED]
         if changed == ["created"]:
             result.created += 1
         elif changed:

@@ -4,12 +4,13 @@ how an incident looks to pages and the API (age and SLA timer)."""
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import Conflict, NotFound
 from cti.ivr.ports import NewIncident
+from desk import sla
 from desk.mail.outbox import queue_ack
 from desk.models import Incident, IncidentCounter, IncidentEvent, IncidentState
 
@@ -75,6 +76,7 @@ async def create(
         recording=new.recording,
         updated_at=now,
     )
+    await sla.stamp_now(session, incident)
     session.add(incident)
     await session.flush()
     session.add(IncidentEvent(incident_id=incident.id, at=now, by=recorded_by, kind="created",
@@ -104,6 +106,17 @@ async def change_state(
     current = IncidentState(incident.state)
     if to not in TRANSITIONS[current]:
         raise Conflict(f"incident {incident.number} cannot go from {current} to {to}")
+    # Only from the state read: two agents acting at once cannot both move it (the second
+    # waits for the first's write, then finds the state changed).
+    won = await session.execute(
+        update(Incident)
+        .where(Incident.id == incident.id, Incident.state == current.value)
+        .values(state=to.value, updated_at=now)
+        .returning(Incident.id)
+        .execution_options(synchronize_session=False)
+    )
+    if won.scalar_one_or_none() is None:
+        raise Conflict(f"incident {incident.number} was changed meanwhile: reload it")
     session.add(IncidentEvent(incident_id=incident.id, at=now, by=by, kind="state",
                               from_state=current.value, to_state=to.value, text=text))  # fmt: skip
     incident.state = to.value
@@ -116,20 +129,39 @@ async def change_state(
         incident.resolved_at = None
 
 
-# Resolution targets by priority (the service catalogue's commitments, 6.4.2 e), in hours.
+# Resolution targets by priority when an incident has no due time stamped yet (from before the
+# catalogue; the SLA sweep stamps them), in hours.
 SLA_HOURS = {1: 4, 2: 8, 3: 24, 4: 72}
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def sla_due(incident: Incident) -> datetime:
     """When the incident must be resolved."""
-    return incident.created_at + timedelta(hours=SLA_HOURS.get(incident.priority, 24))
+    if incident.resolve_due_at is not None:
+        return _utc(incident.resolve_due_at)
+    return _utc(incident.created_at) + timedelta(hours=SLA_HOURS.get(incident.priority, 24))
 
 
-def incident_json(i: Incident, now: datetime | None = None) -> dict[str, Any]:
+def responded(incident: Incident, now: datetime) -> None:
+    """Staff acted on the incident: its first response, if it had none."""
+    if incident.responded_at is None:
+        incident.responded_at = now
+
+
+def _iso(value: datetime | None) -> str | None:
+    return _utc(value).isoformat() if value is not None else None
+
+
+def incident_json(
+    i: Incident, now: datetime | None = None, due_soon_minutes: int = 60
+) -> dict[str, Any]:
     """Public form, with age and SLA remaining (negative when breached)."""
     now = now or datetime.now(UTC)
     due = sla_due(i)
-    end = i.resolved_at or now
+    end = _utc(i.resolved_at) if i.resolved_at else now
     return {
         "number": i.number,
         "created_at": i.created_at.isoformat(),
@@ -162,7 +194,15 @@ def incident_json(i: Incident, now: datetime | None = None) -> dict[str, Any]:
         "first_line_resolved": i.first_line_resolved,
         "resolved_at": i.resolved_at.isoformat() if i.resolved_at else None,
         "closed_at": i.closed_at.isoformat() if i.closed_at else None,
-        "age_seconds": int((now - i.created_at).total_seconds()),
+        "age_seconds": int((now - _utc(i.created_at)).total_seconds()),
         "sla_due_at": due.isoformat(),
         "sla_remaining_seconds": int((due - end).total_seconds()),
+        "response_due_at": _iso(i.response_due_at),
+        "responded_at": _iso(i.responded_at),
+        "sla_breaches": sla.breaches(i, now),
+        "sla_standing": sla.standing(i, now, due_soon_minutes),
+        "service": i.service,
+        "account": i.account,
+        "merged_into": i.merged_into,
+        "updated_at": _iso(i.updated_at),
     }

@@ -18,7 +18,7 @@ from cti.ivr.ports import (
     Requester,
 )
 from cti.phone import NumberPlan, normalize
-from desk import announcements, directory, hours, incidents
+from desk import accounts, announcements, directory, hours, incidents, sla
 from desk.models import IncidentState, SurveyResponse, UserPhone
 from desk.oncall import OncallRoster
 
@@ -33,6 +33,7 @@ class DeskService:
         tz: ZoneInfo,
         clock: Callable[[], float] = time.time,
         fallback_hours: OpeningHours | None = None,
+        on_voicemail: Callable[[str, str], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.plan = plan
@@ -40,6 +41,8 @@ class DeskService:
         self.clock = clock
         self.fallback_hours = fallback_hours
         self.roster = OncallRoster(sessions)
+        # Told (incident number, category) when a voicemail arrives: the desk's pages alert.
+        self.on_voicemail = on_voicemail
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -57,13 +60,20 @@ class DeskService:
         return directory.requester_of(user) if user else None
 
     async def open_incident(self, new: NewIncident) -> str:
-        """Record the request; its number."""
+        """Record the request; its number. A request naming a privileged account is routed to
+        the administrators' group (6.2, desk/accounts.py)."""
         now = self._now()
         async with self.sessions.begin() as session:
             incident = await incidents.create(
                 session, new, recorded_by="IVR", now=now, local_day=now.astimezone(self.tz).date()
             )
-            return incident.number
+            if new.account:
+                incident.account = new.account
+                await accounts.guard(session, incident, await sla.load(session), now)
+            number, category = incident.number, incident.category
+        if new.recording and self.on_voicemail is not None:
+            self.on_voicemail(number, category)
+        return number
 
     async def attach_recording(self, number: str, recording: str) -> None:
         """Attach a voicemail to an incident."""
@@ -71,6 +81,15 @@ class DeskService:
             incident = await incidents.get(session, number)
             incident.recording = recording
             incident.updated_at = self._now()
+            category = incident.category
+        if self.on_voicemail is not None:
+            self.on_voicemail(number, category)
+
+    async def account_privileged(self, account: str) -> bool | None:
+        """Whether the account a caller names is privileged (None: not in the directory)."""
+        async with self.sessions() as session:
+            found = await accounts.find(session, account)
+        return found.privileged if found is not None else None
 
     async def incident_status(self, number: str) -> IncidentStatus | None:
         """State, and who may confirm or reopen it (the caller's number, the requester)."""

@@ -120,6 +120,19 @@ class Incident(Base):
     assignee: Mapped[str | None] = mapped_column(String(60), index=True)  # staff username
     escalated_to: Mapped[str | None] = mapped_column(String(120))  # group
     config_item: Mapped[str | None] = mapped_column(String(120))
+    service: Mapped[str | None] = mapped_column(String(120))  # of the service catalogue
+    account: Mapped[str | None] = mapped_column(String(120))  # 6.2: the account a request names
+    # The SLA (desk/sla.py): first response by staff, and the due times stamped from the
+    # catalogue's targets on the business-hours clock.
+    responded_at: Mapped[datetime | None]
+    response_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolve_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    sla_warned: Mapped[str] = mapped_column(String(40), default="")  # "response,resolution"
+    # An outage's children point at it; a duplicate is closed pointing at the one kept.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), index=True
+    )
+    merged_into: Mapped[str | None] = mapped_column(String(20))
     first_line_resolved: Mapped[bool | None]  # resolved by the desk without escalation (7 c)
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]

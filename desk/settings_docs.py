@@ -5,6 +5,7 @@ audit entry."""
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from desk.models import DeskSetting
@@ -21,12 +22,14 @@ async def get(session: AsyncSession, name: str) -> DeskSetting | None:
 async def put(
     session: AsyncSession, name: str, value: dict[str, Any], by: str, now: datetime
 ) -> DeskSetting:
-    """Store a document in place of the previous one."""
-    row = await session.get(DeskSetting, name)
-    if row is None:
-        row = DeskSetting(name=name, value=value, updated_at=now, updated_by=by)
-        session.add(row)
-    else:
-        row.value, row.updated_at, row.updated_by = value, now, by
-    await session.flush()
+    """Store a document in place of the previous one: one INSERT ... ON CONFLICT DO UPDATE, so
+    two first saves at once cannot both insert."""
+    dialect = session.get_bind().dialect.name
+    ins = postgresql.insert(DeskSetting) if dialect == "postgresql" else sqlite.insert(DeskSetting)
+    fields = {"value": value, "updated_at": now, "updated_by": by}
+    await session.execute(
+        ins.values(name=name, **fields).on_conflict_do_update(index_elements=["name"], set_=fields)
+    )
+    row = await session.get(DeskSetting, name, populate_existing=True)
+    assert row is not None
     return row

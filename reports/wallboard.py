@@ -20,6 +20,7 @@ from cti.journal.models import Call
 from cti.live.agents import AgentService
 from cti.live.model import AgentState
 from cti.live.queues import QueueBook
+from desk import sla
 from desk.announcements import active as active_announcements
 from desk.models import Staff
 from reports.build import day_volumes, forecast_volumes
@@ -164,6 +165,7 @@ async def snapshot(
             for st in (await s.scalars(select(Staff).where(Staff.extension.is_not(None)))).all()
         }
         active = await active_announcements(s, datetime.now(UTC))
+        incidents = await sla.board(s, datetime.now(UTC))
     agent_rows = []
     for a in sorted(agents.agents.values(), key=lambda a: a.ext):
         call = talking.get(a.ext)
@@ -216,6 +218,8 @@ async def snapshot(
             for c, w in waiting_all[:50]
         ],
         "banners": [dict(b) for b in banners.values()],
+        # Open incidents against their SLA targets (desk/sla.py): breached, due soon, the worst.
+        "incidents": incidents,
         "announcements": [
             {"kind": a.kind, "title": a.title, "text_zh": a.text_zh, "text_en": a.text_en}
             for a in active

@@ -187,6 +187,9 @@ class CallFlow:
         if a == Action.VOICEMAIL:
             await self.leave_voicemail(option)
             return None
+        if a == Action.ACCOUNT:
+            await self.account_request(option)
+            return None
         if a == Action.HANGUP:
             await self.play("goodbye")
             await self.set_vars(CTI_NEXT="hangup")
@@ -222,6 +225,28 @@ class CallFlow:
             CTI_NEXT="queue", CTI_QUEUE=self.ctx.menu.queues[self.lang], CTI_LANGUAGE=self.lang
         )
 
+    # -- account and password requests (6.2) ---------------------------------------------------
+
+    async def account_request(self, option: Option) -> None:
+        """Name the account (an employee number; '#' alone: the caller's own). A privileged
+        account is refused, with the reason said; the desk routes the request to the
+        administrators. Otherwise the request goes to an agent like any other."""
+        await self.identify()
+        own = self.requester.employee_no if self.requester is not None else ""
+        account = await self.ask("account_enter", max_digits=12, timeout_s=6) or own
+        privileged = await self.ctx.desk.account_privileged(account) if account else None
+        self.went(f"account:{'privileged' if privileged else 'named' if account else 'none'}")
+        number = await self.open_incident(option, account=account or None)
+        if privileged:
+            await self.play("privileged_refused")
+            await self.read_number(number)
+            await self.play("goodbye")
+            await self.set_vars(CTI_NEXT="hangup")
+            return
+        await self.read_number(number)
+        await self.play("transfer_agent")
+        await self.to_queue()
+
     # -- who is calling (6.3.1.3) --------------------------------------------------------------
 
     async def identify(self) -> None:
@@ -249,6 +274,7 @@ class CallFlow:
         announcement: int | None = None,
         recording: str | None = None,
         channel: str = "phone",
+        account: str | None = None,
     ) -> str:
         """Record the request and tell the dialplan and the journal its number."""
         started = time.time()
@@ -267,6 +293,7 @@ class CallFlow:
                 menu_path=self.path_text(),
                 announcement_id=announcement,
                 recording=recording,
+                account=account,
             )
         )
         self.incident = number

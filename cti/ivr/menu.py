@@ -22,9 +22,10 @@ class Action(StrEnum):
     VOICEMAIL = "voicemail"  # leave a message that becomes an incident
     ONCALL = "oncall"  # transfer to the on-call engineer's mobile
     HANGUP = "hangup"
+    ACCOUNT = "account"  # an account or password request: name the account (6.2), then queue
 
 
-_NEEDS_TYPE = {Action.REPORT, Action.AGENT, Action.VOICEMAIL, Action.ONCALL}
+_NEEDS_TYPE = {Action.REPORT, Action.AGENT, Action.VOICEMAIL, Action.ONCALL, Action.ACCOUNT}
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class NewIncident:
     menu_path: str
     announcement_id: int | None = None
     recording: str | None = None
+    account: str | None = None  # 6.2: the account a password or account request is about
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,10 @@ class DeskPort(Protocol):
 
     async def attach_recording(self, number: str, recording: str) -> None:
         """Attach a voicemail recording to an incident."""
+        ...
+
+    async def account_privileged(self, account: str) -> bool | None:
+        """Whether the account a caller names is privileged (6.2); None if it is unknown."""
         ...
 
     async def incident_status(self, number: str) -> IncidentStatus | None:

@@ -38,7 +38,7 @@ from desk.web.keys import (
     SETTINGS,
 )
 from desk.web.limits import login_keys, too_many
-from desk.web.messages import MessageType, agent_topic
+from desk.web.messages import DESK, MessageType, agent_topic
 from desk.web.notifier import agent_json
 from desk.web.openapi import documented, obj, string
 from desk.web.pages import HOME
@@ -225,7 +225,7 @@ async def agent_ws(request: web.Request) -> web.WebSocketResponse:
     """GET /ws/agent: this agent's pops and state changes, nobody else's."""
     ext = _ext(request)
     hello = {"type": MessageType.HELLO.value, **(await _me_body(request))}
-    return await open_socket(request, {agent_topic(ext)}, hello)
+    return await open_socket(request, {agent_topic(ext), DESK}, hello)
 
 
 @requires(Role.AGENT)

@@ -39,15 +39,18 @@ from desk.pop import PopBuilder
 from desk.staff import PasswordVerifier, load_session
 from desk.web import (
     agent,
+    alerts,
     announcements,
     audit,
     calls,
+    catalogue,
     console,
     directory,
     hours,
     incidents,
     knowledge,
     mail,
+    media,
     metrics,
     openapi,
     overflow,
@@ -305,7 +308,13 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     cfg = load_ivr_config(Path(s.config_dir) if s.config_dir else None)
     plan = app[PLAN]
-    desk = DeskService(app[SESSIONS], plan, s.tz, fallback_hours=cfg.hours)
+    desk = DeskService(
+        app[SESSIONS],
+        plan,
+        s.tz,
+        fallback_hours=cfg.hours,
+        on_voicemail=lambda number, category: alerts.to_desk(app, "voicemail", number, category),
+    )
     ctx = IvrContext(cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA])
     callbacks = app[ROUTING].callbacks if ROUTING in app else None
     access = AgiAccess(s.effective_agi_allowed_hosts, s.agi_secret)
@@ -377,6 +386,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     app.cleanup_ctx.append(console_ctx)
     app.cleanup_ctx.append(directory.ldap_ctx)
     app.cleanup_ctx.append(desk_ctx)
+    app.cleanup_ctx.append(alerts.sla_ctx)
     if with_core:
         app.cleanup_ctx.append(core_ctx)
         app.cleanup_ctx.append(routing_ctx)
@@ -390,6 +400,8 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         agent,
         softphone,
         incidents,
+        media,
+        catalogue,
         knowledge,
         mail,
         pages,

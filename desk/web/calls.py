@@ -8,15 +8,16 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from cti.errors import InvalidInput, NotFound
 from cti.journal import repo
 from cti.journal.models import Call
 from cti.types import CallOutcome
 from desk.labels import CALL_OUTCOMES
-from desk.models import Role
+from desk.models import Incident, Role
 from desk.validation import when
+from desk.web import media
 from desk.web.auth import requires
 from desk.web.i18n import language
 from desk.web.keys import CORE, SESSIONS, SETTINGS
@@ -173,10 +174,24 @@ async def calls_page(request: web.Request) -> web.Response:
         params = {k: v for k, v in request.query.items() if k != "offset"}
         return urlencode({**params, "offset": offset, "lang": lang})
 
+    # Calls that left a voicemail (on their incident) play it from the log.
+    async with request.app[SESSIONS]() as s:
+        left = await s.execute(
+            select(Incident.call_uniqueid, Incident.number).where(
+                Incident.recording.is_not(None),
+                or_(
+                    Incident.call_uniqueid.in_([c.uniqueid for c in rows]),
+                    Incident.number.in_([c.incident_number for c in rows if c.incident_number]),
+                ),
+            )
+        )
+        with_voicemail = {u for pair in left.all() for u in pair if u}
     calls = []
     for c in rows:
         item = call_json(c)
         item["arrived_local"] = c.arrived_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        left_one = c.uniqueid in with_voicemail or c.incident_number in with_voicemail
+        item["voicemail_url"] = media.call_url(c.uniqueid) if left_one else None
         calls.append(item)
     response = render(
         "calls.html",

@@ -23,6 +23,7 @@ PAGES: tuple[tuple[str, Msg], ...] = (
     ("/staff", N_("Staff")),
     ("/directory", N_("User directory")),
     ("/hours", N_("Opening hours")),
+    ("/sla", N_("Service catalogue and SLA")),
     ("/routing", N_("Back-up and overflow")),
     ("/audit", N_("Audit log")),
 )

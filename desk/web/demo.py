@@ -56,6 +56,8 @@ def demo_caller(rng: random.Random) -> CallerSpec:
     reactions = {"main_menu": choice} if choice else {}
     if choice == "2":
         reactions["service_menu"] = rng.choice("123")
+        # 6.2: a password or account request names the account, mostly the caller's own.
+        reactions["account_enter"] = rng.choice(["#", "#", "#", "10087#"])
     reactions["identify_unknown"] = rng.choice(["10088#", "10090#", "#"])
     if rng.random() < 0.8:
         reactions["survey_intro"] = rng.choices("54321", weights=[45, 30, 12, 8, 5])[0]

@@ -16,6 +16,7 @@ class MessageType(StrEnum):
     ALERT = "alert"  # a queue just backed up
     TAKEN = "taken"  # an IM responder took a waiting call
     RESYNC = "resync"  # the page fell behind: reload its state over HTTP
+    INCIDENT_ALERT = "incident_alert"  # a voicemail arrived, an incident assigned or breached
 
 
 def agent_topic(ext: str) -> str:
@@ -24,3 +25,7 @@ def agent_topic(ext: str) -> str:
 
 
 WALLBOARD = "wallboard"
+# Every agent page and the workbench: news for the whole desk (a new voicemail).
+DESK = "desk"
+# Every agent page and the workbench: news for the whole desk (a new voicemail).
+DESK = "desk"

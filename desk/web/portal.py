@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cti.errors import InvalidInput, NotFound
 from cti.ivr.ports import NewIncident
 from cti.phone import NumberPlan, normalize
-from desk import announcements, directory, incidents
+from desk import accounts, announcements, directory, incidents, sla
 from desk.i18n import translate, translations
 from desk.labels import REQUESTER_STATES
 from desk.models import Incident, IncidentEvent, IncidentType
@@ -44,6 +44,8 @@ CATEGORIES = (
     "其他服务请求",
     "咨询",
 )
+# Requests about an account or its password must name the account (6.2).
+ACCOUNT_CATEGORIES = ("密码重置", "账号开通与变更")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -116,6 +118,9 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
     key = normalize(phone, plan).key if phone else None
     if not key:
         raise InvalidInput("give a phone number where the desk can reach you")
+    account = fields.get("account", "").strip()
+    if fields.get("category") in ACCOUNT_CATEGORIES and not account:
+        raise InvalidInput("account: name the account this password or account request is about")
     # Counted before anything is awaited, like lookups: a flood from one address stops here.
     limiter = request.config_dict[PORTAL_LIMITER]
     if limiter.acquire([(f"submit:{remote(request)}", PORTAL_SUBMIT)]) is None:
@@ -169,6 +174,7 @@ async def submit(request: web.Request, session: AsyncSession, fields: dict[str, 
     if requester is None:
         inc.requester_name = fields.get("name", "")[:120]
         inc.requester_mobile = phone[:60]
+    inc.account = account or None
     for remark in ["submitted through the self-service portal", *remarks]:
         session.add(IncidentEvent(incident_id=inc.id, at=now, by="web", kind="note", text=remark))
     return inc
@@ -185,6 +191,7 @@ def _form_fields(body: dict[str, Any]) -> dict[str, str]:
         ("name", 120),
         ("email", 200),
         ("language", 8),
+        ("account", 120),
     ):
         value = text_field(body, key, limit)
         if value is not None:
@@ -209,6 +216,13 @@ def _json_only(request: web.Request) -> None:
 
 
 @documented(responses=(429,), query={"phone": string(40)})
+async def refusal_of(session: AsyncSession, inc: Incident, lang: str) -> str | None:
+    """6.2: a request naming a privileged account is refused (the reason, in `lang`) and routed
+    to the administrators' group."""
+    reason = await accounts.guard(session, inc, await sla.load(session), datetime.now(UTC))
+    return reason[lang] if reason else None
+
+
 async def api_lookup(request: web.Request) -> web.Response:
     """GET /portal/api/incidents/{number}?phone=: the incident's state, for its requester."""
     lang = language(request)
@@ -229,6 +243,7 @@ async def api_lookup(request: web.Request) -> web.Response:
             "name": string(120),
             "email": string(200, format="email"),
             "language": {"enum": ["zh", "en"]},
+            "account": string(120),
         },
         ("symptom", "phone"),
     ),
@@ -238,9 +253,11 @@ async def api_submit(request: web.Request) -> web.Response:
     its number. The requester's record is attached only when the phone is in it."""
     _json_only(request)
     fields = _form_fields(await body_of(request))
+    lang = language(request)
     async with request.config_dict[SESSIONS].begin() as s:
         inc = await submit(request, s, fields)
-    return web.json_response(public_incident(inc, language(request)), status=201)
+        refused = await refusal_of(s, inc, fields.get("language") or lang)
+    return web.json_response({**public_incident(inc, lang), "refused": refused}, status=201)
 
 
 async def api_announcements(request: web.Request) -> web.Response:
@@ -283,6 +300,8 @@ async def _page(request: web.Request, status: int = 200, **extra: Any) -> web.Re
         "found": None,
         "created": None,
         "error": None,
+        "refused": None,
+        "categories": CATEGORIES,
         "form": {},
         "subscribed": None,
         "published": await published.publication(request.config_dict),
@@ -312,7 +331,8 @@ async def portal_post(request: web.Request) -> web.Response:
         data["language"] = lang
         async with request.config_dict[SESSIONS].begin() as s:
             inc = await submit(request, s, _form_fields(data))
-        return await _page(request, 201, created=public_incident(inc, lang))
+            refused = await refusal_of(s, inc, lang)
+        return await _page(request, 201, created=public_incident(inc, lang), refused=refused)
     except (InvalidInput, NotFound) as exc:
         status = 404 if isinstance(exc, NotFound) else 400
         return await _page(request, status, error=str(exc), form=data)

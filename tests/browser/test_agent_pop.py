@@ -73,7 +73,8 @@ async def test_the_ringing_agent_and_only_that_agent_gets_the_pop(
                  "1302": await agent_page(browser, http, "agent_b")}  # fmt: skip
 
         caller = CallerSpec(120, 0, "", "13800138000", "张三",
-                            reactions={"main_menu": "2", "service_menu": "1", "survey_intro": "5"})  # fmt: skip
+                            reactions={"main_menu": "2", "service_menu": "1", "account_enter": "#",
+                                       "survey_intro": "5"})  # fmt: skip
         sim = Simulator(sim_client, SimulationPlan(
             rate=1, agents=[AgentSpec("1301", (4, 4), (12, 12)), AgentSpec("1302", (4, 4), (12, 12))],
             callers=[caller]))  # fmt: skip

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import update
 
 from cti.ami.client import AmiClient
 from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, SimulationResult, Simulator
+from desk.models import User
 from desk.web.app import create_app
+from desk.web.keys import SESSIONS
 from tests.conftest import server_settings
 from tests.support import db
 from tests.support.staff import logged_in
@@ -469,5 +472,51 @@ async def test_after_hours_the_on_call_transfer_dials_the_engineer_on_the_roster
         assert sets and "13900000006" in sets[0], call.commands
         record = await db.call(tmp_path, call.uniqueid)
         assert record["outcome"] == "transferred"
+    finally:
+        await http.close()
+
+
+async def test_a_password_request_for_a_privileged_account_is_refused_by_phone(
+    sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """6.2: the caller names the account; a privileged one is refused with the reason said, the
+    request goes to the administrators' group, and the caller is not queued. The caller's own,
+    ordinary account goes to an agent as before."""
+    http = await ivr_server(sandbox_state, tmp_path)
+    try:
+        async with http.server.app[SESSIONS].begin() as s:
+            await s.execute(update(User).where(User.employee_no == "10087").values(privileged=True))
+        refused = CallerSpec(
+            120,
+            0,
+            "",
+            "13800138000",
+            "张三",
+            reactions={"main_menu": "2", "service_menu": "1", "account_enter": "10087#"},
+        )
+        own = CallerSpec(
+            120,
+            0,
+            "",
+            "13800138000",
+            "张三",
+            reactions={"main_menu": "2", "service_menu": "1", "account_enter": "#",
+                       "survey_intro": "4"},
+        )  # fmt: skip
+        result = await simulate(sim_client, [refused, own])
+        first, second = sorted(result.calls, key=lambda c: c.uniqueid)
+        assert "privileged_refused" in first.prompts and "transfer_agent" not in first.prompts
+        incident = db.incident_of_call(tmp_path, first.uniqueid)
+        assert incident is not None and incident["account"] == "10087"
+        assert incident["escalated_to"] == "系统管理员组"
+        assert incident["state"] == "escalated_incident" and incident["category"] == "密码重置"
+        said = [c for c in first.commands if c.startswith("SAY DIGITS")]
+        assert said and said[0].split('"')[1] == incident["number"]
+        record = await db.call(tmp_path, first.uniqueid)
+        assert record["queued_at"] is None and "account:privileged" in record["ivr_path"]
+        ordinary = db.incident_of_call(tmp_path, second.uniqueid)
+        assert ordinary is not None and ordinary["account"] == "10086"
+        assert ordinary["escalated_to"] is None and ordinary["state"] == "new"
+        assert "privileged_refused" not in second.prompts and "transfer_agent" in second.prompts
     finally:
         await http.close()

@@ -47,6 +47,9 @@
     const card = $("incident-card");
     card.dataset.number = inc ? inc.number : "";
     $("incident-number").textContent = inc ? inc.number : "";
+    const open = $("incident-open");
+    open.hidden = !inc;
+    if (inc) open.href = "/incidents/" + encodeURIComponent(inc.number);
     $("incident-state").textContent = inc ? t(inc.state) : "";
     $("incident-state").dataset.state = inc ? inc.state : "";
     $("incident-path").textContent = inc ? inc.menu_path || "" : "";
@@ -129,6 +132,19 @@
         $("call-phase").textContent = t("ended");
         $("pop").className = "grid pop ended";
       } else if (m.type === "resync") refresh();
+      else if (m.type === "incident_alert") {
+        // A new voicemail for the desk, or an incident of mine assigned or past its target.
+        const box = $("incident-alerts");
+        if (box) {
+          const a = el("a", t("alert_" + m.kind) + " " + m.number + " " + (m.category || ""));
+          a.href = "/incidents/" + encodeURIComponent(m.number);
+          const li = el("li", null, "alert-" + m.kind);
+          li.dataset.number = m.number;
+          li.append(a);
+          box.prepend(li);
+          while (box.children.length > 5) box.lastChild.remove();
+        }
+      }
     };
     ws.onclose = () => { document.body.dataset.ws = "closed"; setTimeout(connect, 1000); };
   }

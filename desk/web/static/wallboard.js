@@ -101,6 +101,25 @@
     drawChart(snap.chart);
   }
 
+  function renderSla() {
+    const inc = snap.incidents;
+    if (!inc) return;
+    for (const key of ["breached", "due_soon", "open"]) {
+      const span = document.querySelector(`[data-sla="${key}"]`);
+      span.querySelector("b").textContent = inc[key];
+      span.dataset.level = key === "breached" && inc.breached ? "red" : key === "due_soon" && inc.due_soon ? "amber" : "ok";
+    }
+    const body = document.querySelector("#sla-worst tbody");
+    if (!body) return;
+    body.replaceChildren(...inc.worst.map((i) => {
+      const tr = el("tr", null, "breached");
+      tr.dataset.number = i.number;
+      tr.append(el("td", i.number), el("td", "P" + i.priority), el("td", i.category), el("td", i.assignee || ""),
+        el("td", i.breaches.map((b) => t("sla_" + b)).join(", ")));
+      return tr;
+    }));
+  }
+
   function tick() {
     // The desk's time zone, not the screen's: "today" and the clock are the desk's.
     if (!snap) return;
@@ -140,6 +159,7 @@
       return tr;
     }));
     if (tv) renderTv(passed);
+    renderSla();
     document.getElementById("ticker").textContent = snap.announcements.map((a) => `【${a.title}】${lang === "en" && a.text_en ? a.text_en : a.text_zh}`).join("　　");
     document.getElementById("updated").textContent = tv ? "" : new Date(snap.at * 1000).toLocaleTimeString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: snap.timezone });
   }
