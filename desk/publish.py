@@ -19,9 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import ConfigError
 from cti.ivr.hours import OpeningHours, describe_hours
-from desk import announcements
+from desk import announcements, sla
 from desk.i18n import N_, Msg, translate
-from desk.incidents import SLA_HOURS
 from desk.models import Announcement, Staff
 
 DEFAULTS = Path(__file__).parent / "defaults"
@@ -33,7 +32,7 @@ class Commitment:
 
     priority: int
     response_minutes: int
-    resolution_hours: int
+    resolution_hours: float
 
 
 @dataclass(frozen=True)
@@ -61,19 +60,14 @@ def _texts(where: str, raw: Any) -> dict[str, str]:
     return {"zh": raw.get("zh") or raw.get("en", ""), "en": raw.get("en") or raw.get("zh", "")}
 
 
-def load_catalogue(path: Path) -> Catalogue:
-    """services.yaml; ConfigError names the file and the entry."""
+def load_catalogue(path: Path) -> tuple[Service, ...]:
+    """services.yaml's service descriptions; ConfigError names the file and the entry."""
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected response_minutes and services")
-    response = doc.get("response_minutes") or {}
-    if not isinstance(response, dict) or not all(
-        isinstance(v, int) and v > 0 for v in response.values()
-    ):
-        raise ConfigError(f"{path}: response_minutes: priority: minutes")
+        raise ConfigError(f"{path}: expected services")
     services = []
     for i, item in enumerate(doc.get("services") or []):
         where = f"{path}: services[{i + 1}]"
@@ -86,17 +80,37 @@ def load_catalogue(path: Path) -> Catalogue:
                 str(item.get("owner", "")),
             )
         )
-    commitments = tuple(
-        Commitment(p, int(response.get(p, 0)), SLA_HOURS[p]) for p in sorted(SLA_HOURS)
-    )
-    return Catalogue(tuple(services), commitments)
+    return tuple(services)
 
 
 async def service_catalogue(session: AsyncSession, config_dir: Path | None) -> Catalogue:
-    """The catalogue as published (today services.yaml, from the config folder or the
-    default; `session` is for when it moves into the database)."""
+    """The catalogue as published: the commitments are the lead's SLA targets (the same ones
+    the incidents' timers and breach warnings use, desk/sla.py), the services are the lead's
+    catalogue when it names any, else the descriptions in services.yaml (the config folder's
+    copy or the default)."""
     own = config_dir / "services.yaml" if config_dir is not None else None
-    return load_catalogue(own if own is not None and own.exists() else DEFAULTS / "services.yaml")
+    described = load_catalogue(
+        own if own is not None and own.exists() else DEFAULTS / "services.yaml"
+    )
+    policy = await sla.load(session)
+    commitments = tuple(
+        Commitment(t.priority, t.response_minutes, _hours(t.resolution_minutes))
+        for _, t in sorted(policy.targets.items())
+    )
+    if not policy.services:
+        return Catalogue(described, commitments)
+    services = tuple(
+        Service(
+            {"zh": sv.name, "en": sv.name}, {"zh": sv.description, "en": sv.description}, sv.owner
+        )
+        for sv in policy.services
+    )
+    return Catalogue(services, commitments)
+
+
+def _hours(minutes: int) -> float:
+    """Minutes as hours, whole where they are whole (8, not 8.0)."""
+    return minutes // 60 if minutes % 60 == 0 else round(minutes / 60, 1)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from cti.phone import normalize
 from desk import accounts, directory, handoff, incidents, sla
 from desk.i18n import Msg, translate
 from desk.incidents import incident_json
+from desk.mail.messages import list_messages
 from desk.models import (
     ConfigItem,
     Incident,
@@ -298,6 +299,11 @@ async def detail(session: Any, inc: Incident, now: datetime) -> dict[str, Any]:
         for c in calls
     ]
     body["recording_url"] = media.incident_url(inc.number) if inc.recording else None
+    # E-mails sent and received about it (and about duplicates merged into it), oldest first.
+    body["emails"] = sorted(
+        [m for i in (inc, *merged) for m in await list_messages(session, i.id)],
+        key=lambda m: str(m["at"]),
+    )
     body["parent"] = _brief(parent) if parent else None
     body["children"] = [_brief(c) for c in children]
     body["duplicates"] = [_brief(m) for m in merged]

@@ -139,6 +139,9 @@ async def test_a_request_by_mail_is_acknowledged_and_the_reply_lands_on_it(
             ("in", "request"), ("out", "ack"), ("in", "reply")]  # fmt: skip
         files = listed[2]["attachments"]
         assert [f["filename"] for f in files] == ["卡纸.png"]
+        # The workbench's detail page shows the same e-mails with the incident.
+        r = await agent.get(f"/api/incidents/{number}")
+        assert [m["id"] for m in (await r.json())["emails"]] == [m["id"] for m in listed]
         r = await agent.get(f"/api/mail/attachments/{files[0]['id']}")
         assert r.status == 200 and await r.read() == b"\x89PNG fake"
         assert r.headers["Content-Disposition"].startswith("attachment")

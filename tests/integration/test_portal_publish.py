@@ -17,8 +17,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from cti.phone import NumberPlan
+from desk import sla
 from desk.directory import upsert_user
-from desk.incidents import SLA_HOURS
 from desk.models import Announcement
 from desk.staff import upsert_staff
 from desk.web.keys import LINKS, MAIL, SESSIONS
@@ -91,6 +91,27 @@ async def _form_token(client: aiohttp.ClientSession, url: str) -> tuple[int, str
     return r.status, html, m.group(1) if m else ""
 
 
+async def test_the_published_catalogue_is_the_leads(desk: TestServer) -> None:
+    """One definition: the commitments and services the portal publishes are the SLA document
+    the lead edits at /sla, the same targets the incidents' timers use."""
+    await add_staff(desk.app, "lead1", "lead")
+    async with from_address(desk, "127.0.0.4") as lead, from_address(desk, "127.0.0.2") as anon:
+        await login(lead, "lead1")
+        doc = await (await lead.get("/api/sla")).json()
+        doc.pop("config_item_names")
+        doc["targets"][0]["response_minutes"] = 17
+        doc["targets"][0]["resolution_minutes"] = 150
+        doc["services"] = [{"name": "会议室预订", "owner": "行政组", "description": "会议室系统"}]
+        r = await lead.put("/api/sla", json=doc)
+        assert r.status == 200, await r.text()
+        pub = await (await anon.get("/portal/api/published")).json()
+        first = pub["catalogue"]["commitments"][0]
+        assert (first["priority"], first["response_minutes"], first["resolution_hours"]) == (
+            1, 17, 2.5)  # fmt: skip
+        assert [(s["name"]["zh"], s["owner"]) for s in pub["catalogue"]["services"]] == [
+            ("会议室预订", "行政组")]  # fmt: skip
+
+
 async def test_the_portal_publishes_what_6_4_2_asks(desk: TestServer) -> None:
     async with from_address(desk, "127.0.0.2") as visitor:
         r = await visitor.get("/portal/api/published")
@@ -101,8 +122,9 @@ async def test_the_portal_publishes_what_6_4_2_asks(desk: TestServer) -> None:
             "账号与密码",
         ]
         assert {
-            c["priority"]: c["resolution_hours"] for c in pub["catalogue"]["commitments"]
-        } == SLA_HOURS
+            c["priority"]: (c["response_minutes"], c["resolution_hours"] * 60)
+            for c in pub["catalogue"]["commitments"]
+        } == {p: (t.response_minutes, t.resolution_minutes) for p, t in sla.DEFAULT.targets.items()}
         assert all(c["response_minutes"] > 0 for c in pub["catalogue"]["commitments"])
         assert pub["help"]["phone"] == "010-62345000"
         assert "周一至周五" in pub["help"]["hours"]["zh"] and "Monday" in pub["help"]["hours"]["en"]

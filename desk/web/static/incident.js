@@ -68,6 +68,24 @@
       }
       calls.append(li);
     }
+    const mails = $("emails");
+    mails.replaceChildren();
+    if (!data.emails.length) mails.append(el("li", t("no_matches"), "muted"));
+    for (const m of data.emails) {
+      const li = el("li");
+      li.dataset.direction = m.direction;
+      li.append(el("span", when(m.at), "muted"), " ",
+        el("span", m.direction === "in" ? "← " + (m.from || "") : "→ " + (m.to || ""), "badge"), " ",
+        el("b", m.subject || ""));
+      if (m.status && m.status !== "sent" && m.direction !== "in") li.append(" ", el("span", m.status, "badge"));
+      const body = el("pre", m.body || "", "mail-body");
+      li.append(body);
+      for (const a of m.attachments) {
+        const link = el("a", a.filename); link.href = "/api/mail/attachments/" + a.id;
+        li.append(" 📎 ", link);
+      }
+      mails.append(li);
+    }
     const hist = $("history");
     hist.replaceChildren(...data.history.slice().reverse().map((h) => {
       const li = el("li");
