@@ -84,6 +84,10 @@ class ThreadedServer:
         self.loop.close()
 
 
+# Minutes of requests each: started first when the suite runs on several workers.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
     """The desk without Asterisk, on a SQLite file (or CTI_FUZZ_DATABASE_URL)."""
