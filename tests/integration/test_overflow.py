@@ -116,10 +116,13 @@ async def test_backup_alert_mobiles_and_im_take(
 
         result = await run
         assert all(c.ended_at for c in result.calls)
-        # Let the journal settle, then read everything back.
-        await asyncio.sleep(2)
-        calls = (await (await http.get("/api/calls", params={"limit": "100"})).json())["calls"]
-        mine = [c for c in calls if c["uniqueid"].startswith(f"sim-{sim.run_id}-")]
+        # Once the journal has every call's end, read everything back.
+        for _ in range(100):
+            calls = (await (await http.get("/api/calls", params={"limit": "100"})).json())["calls"]
+            mine = [c for c in calls if c["uniqueid"].startswith(f"sim-{sim.run_id}-")]
+            if len(mine) == len(result.calls) and all(c["ended_at"] for c in mine):
+                break
+            await asyncio.sleep(0.1)
         assert len(mine) == 7
         overflowed = [c for c in mine if c["overflows"]]
         kinds = Counter(o["kind"] for c in overflowed for o in c["overflows"])
