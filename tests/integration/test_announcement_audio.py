@@ -26,8 +26,10 @@ from tests.support.staff import PASSWORD, login
 
 pytestmark = pytest.mark.asterisk
 
+# Long enough that its audio is far longer than "minus f slash tmp slash ..." spelt out with a
+# random name in it (seen at 7.7 s against 21 s for four repeats: too close to the test's third).
 MARKER_TEXT = (
-    "The signing key of this server is swordfish, and the mail password is hunter two. " * 4
+    "The signing key of this server is swordfish, and the mail password is hunter two. " * 8
 )
 
 
