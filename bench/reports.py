@@ -5,8 +5,10 @@
 Generates `--calls` calls over the month (office-hours arrival curve, 80 % answered with waits
 and talk times drawn like a real desk's, abandons, timeouts, IVR-only calls and overflows; 40
 agents; incidents for a third of the calls; surveys for half the answered), then times, in the
-same run: a baseline (one aggregate pass over the month's calls — the least any report must do)
-and the full monthly report (every section), with the peak memory of each.
+same run: a baseline (one aggregate pass over the month's calls — the least any report must do),
+the full monthly report (every section) with the half-hour table of figures up to date (as the
+server keeps it) and with every slot stale (the fallback, as right after an upgrade), the time
+to bring the table up to date from nothing, and the process's peak memory.
 """
 
 import argparse
@@ -17,8 +19,10 @@ import resource
 import sqlite3
 import tempfile
 import time
+from collections.abc import Awaitable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -27,6 +31,9 @@ from cti.db import create_engine, migrate, session_maker
 from cti.journal.models import Call
 from desk.migrations import MIGRATIONS
 from reports.build import ReportOptions, build_report, period_for
+from reports.slots import Thresholds, refresh
+
+T = TypeVar("T")
 
 TZ = ZoneInfo("Asia/Shanghai")
 FMT = "%Y-%m-%d %H:%M:%S.%f"
@@ -198,40 +205,107 @@ async def run(calls: int, month: date) -> None:
         await asyncio.to_thread(generate, db, calls, month)
         print(
             f"generated {calls:,} calls for {month:%Y-%m} in {time.perf_counter() - t0:.1f}s "
-            f"({db.stat().st_size / 1e6:.0f} MB)"
+            f"({db.stat().st_size / 1e6:.0f} MB; the triggers of the half-hour table included)"
         )
         sessions = session_maker(engine)
         period = period_for("monthly", month, TZ)
         start, end = period.start.astimezone(UTC), period.end.astimezone(UTC)
+        opts = ReportOptions()
 
-        t0 = time.perf_counter()
-        async with sessions() as s:
-            row = (
-                await s.execute(
-                    select(
-                        func.count(), func.sum(Call.wait_seconds), func.sum(Call.talk_seconds)
-                    ).where(Call.arrived_at >= start, Call.arrived_at < end)
+        async def baseline() -> tuple[float, float, Any]:
+            async with sessions() as s:
+                return await timed(
+                    s.execute(
+                        select(
+                            func.count(), func.sum(Call.wait_seconds), func.sum(Call.talk_seconds)
+                        ).where(Call.arrived_at >= start, Call.arrived_at < end)
+                    )
                 )
-            ).one()
-        base_t = time.perf_counter() - t0
+
+        base_t, base_cpu, result = await baseline()
+        row = result.one()
         base_mem = peak_kib()
-        t0 = time.perf_counter()
-        report = await build_report(sessions, period, ReportOptions())
-        full_t = time.perf_counter() - t0
+        # Every slot stale (as right after an upgrade): the report computes all from `calls`.
+        cold_t, cold_cpu, _ = await timed(build_report(sessions, period, opts))
+        t = Thresholds(opts.sl_seconds, opts.short_abandon)
+        fill_t, fill_cpu, slots = await timed(refresh(sessions, t, limit=10**6))
+        full_t, full_cpu, report = await timed(build_report(sessions, period, opts))
         full_mem = peak_kib()
+        again_t, again_cpu, _ = await baseline()
+        base_t, base_cpu = min(base_t, again_t), min(base_cpu, again_cpu)
         await engine.dispose()
+        print(f"{'':46}{'wall s':>8}{'CPU s':>8}{'x base':>8}")
+        for name, w, c in (
+            (f"baseline: one aggregate pass ({row[0]:,} calls)", base_t, base_cpu),
+            ("monthly report, half-hour table up to date", full_t, full_cpu),
+            ("monthly report, every slot stale (fallback)", cold_t, cold_cpu),
+            (f"refresh: {slots:,} slots into the table", fill_t, fill_cpu),
+        ):
+            print(f"{name:46}{w:8.2f}{c:8.2f}{w / base_t:8.1f}")
         print(
-            f"baseline (one aggregate pass, {row[0]:,} calls): {base_t:6.2f}s, process peak RSS {base_mem / 1024:.0f} MB"
-        )
-        print(
-            f"monthly report (every section):              {full_t:6.2f}s, process peak RSS {full_mem / 1024:.0f} MB "
-            f"({full_t / base_t:.1f}x the baseline)"
-        )
-        print(
-            f"process peak RSS: {peak_kib() / 1024:.0f} MB; report: offered {report['calls']['offered']:,}, "
+            f"process peak RSS: after the baseline {base_mem / 1024:.0f} MB, after the reports "
+            f"{full_mem / 1024:.0f} MB; report: offered {report['calls']['offered']:,}, "
             f"SL {report['metrics']['service_level']:.3f}, ASA {report['metrics']['asa']:.1f}s"
         )
-        print(json.dumps({"baseline_s": round(base_t, 3), "report_s": round(full_t, 3)}))
+        await write_cost(Path(tmp))
+        print(
+            json.dumps(
+                {
+                    "baseline_s": round(base_t, 3),
+                    "report_s": round(full_t, 3),
+                    "report_stale_s": round(cold_t, 3),
+                    "refresh_s": round(fill_t, 3),
+                    "ratio": round(full_t / base_t, 2),
+                }
+            )
+        )
+
+
+async def timed(work: Awaitable[T]) -> tuple[float, float, T]:
+    """(wall seconds, CPU seconds of this process, result) of awaiting `work`."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = await work
+    return time.perf_counter() - t0, time.process_time() - c0, result
+
+
+async def write_cost(tmp: Path, n: int = 20000) -> None:
+    """What the triggers add to the journal's writes: `n` finished calls upserted in batches of
+    50 (a busy flush), with and without the triggers, in the same run."""
+    from cti.journal import repo
+    from cti.live.model import LiveCall
+
+    t0 = datetime(2026, 10, 5, 9, tzinfo=UTC).timestamp()
+    batches = []
+    for b in range(0, n, 50):
+        rows = []
+        for i in range(b, b + 50):
+            c = LiveCall(f"w{i}", f"w{i}", "PJSIP/carrier", t0 + i * 2, caller_number="1380")
+            c.queued_at, c.queue, c.answered_at, c.agent = (
+                t0 + i * 2 + 5,
+                "helpdesk",
+                t0 + i * 2 + 9,
+                "1001",
+            )
+            c.finish(t0 + i * 2 + 200)
+            rows.append(c.to_row(t0))
+        batches.append(rows)
+    out = []
+    for triggers in (False, True):
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp / f'write-{triggers}.sqlite3'}")
+        await migrate(engine, MIGRATIONS)
+        if not triggers:
+            async with engine.begin() as conn:
+                for name in ("calls_slot_insert", "calls_slot_update", "calls_slot_delete"):
+                    await conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        sessions = session_maker(engine)
+        started = time.perf_counter()
+        for rows in batches:
+            async with sessions.begin() as s:
+                await repo.upsert_calls(s, rows)
+        out.append((time.perf_counter() - started) / n * 1e6)
+        await engine.dispose()
+    print(f"journal writes of finished calls (batches of 50): {out[0]:.0f} us/call without the "
+          f"triggers, {out[1]:.0f} us/call with them")  # fmt: skip
 
 
 def main() -> None:

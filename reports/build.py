@@ -19,7 +19,15 @@ from cti.erlang import agents_needed
 from cti.journal.models import AgentStateSpan, Call, LinkOutage
 from desk.models import ConfigItem, Incident, SurveyResponse
 from reports.coverage import queue_log_seen
-from reports.metrics import CARDS, CallFigures, call_figures, incident_figures, satisfaction
+from reports.metrics import (
+    CARDS,
+    CallFigures,
+    Satisfaction,
+    call_figures,
+    incident_figures,
+    satisfaction,
+)
+from reports.slots import period_figures
 
 KINDS = ("daily", "weekly", "monthly", "forward", "custom")
 MAX_CUSTOM_DAYS = 366
@@ -102,14 +110,14 @@ async def build_report(
         "queue": opts.queue,
     }
     async with sessions() as s:
-        # Two passes over the period's calls: by queue and UTC half-hour (the total, queues,
-        # volume and trend are sums of these groups), and by agent.
-        groups = await call_figures(s, start, end, by=(Call.queue, _half_hour(s)), **kw)
-        total, by_queue, hours, trend = _breakdowns(groups, period)
-        by_agent = await call_figures(s, start, end, by=Call.agent, **kw)
+        # The call figures by queue and UTC half-hour (the total, queues, volume and trend are
+        # sums of these groups) and by agent, from the half-hour table (reports/slots.py).
+        figures = await period_figures(s, start, end, **kw)
+        total, by_queue, hours, trend = _breakdowns(figures.by_slot, period)
+        by_agent = figures.by_agent
         incidents = await incident_figures(s, start, end)
-        sat = (await satisfaction(s, start, end)).get("*")
         sat_agents = await satisfaction(s, start, end, by_agent=True)
+        sat = _total_satisfaction(sat_agents)
         available = await _available(s, start, end)
         categories = await _categories(s, start, end)
         coverage = await _coverage(s, start, end, opts.queue_log, total)
@@ -124,7 +132,7 @@ async def build_report(
         if metrics.get(k) is not None
         and ((metrics[k] < t) != (k in ("asa", "net_abandon_rate", "aht")))
     ]
-    agents = []
+    agents: list[dict[str, Any]] = []
     for ext, f in sorted(by_agent.items(), key=lambda kv: str(kv[0])):
         if not ext:
             continue
@@ -239,9 +247,21 @@ def _slot_time(key: str) -> datetime:
     return hour + timedelta(minutes=30 if key[14:15] >= "3" else 0)
 
 
-def _breakdowns(groups: dict[Any, CallFigures], period: Period) -> tuple[Any, ...]:
+def _total_satisfaction(by_agent: dict[str, Satisfaction]) -> Satisfaction | None:
+    """The period's survey figures: the sum of every agent's."""
+    if not by_agent:
+        return None
+    total = Satisfaction()
+    for a in by_agent.values():
+        total.responses += a.responses
+        total.satisfied += a.satisfied
+        total.score_sum += a.score_sum
+    return total
+
+
+def _breakdowns(groups: dict[tuple[Any, datetime], CallFigures], period: Period) -> tuple[Any, ...]:
     """Total, per queue, volume (per local hour for a day, else per day) and the daily trend,
-    from the (queue, half-hour) groups (exact for zones offset by whole half-hours)."""
+    from the (queue, UTC half-hour start) groups (exact for zones offset by whole half-hours)."""
     total = CallFigures()
     by_queue: dict[Any, CallFigures] = defaultdict(CallFigures)
     by_day: dict[date, CallFigures] = defaultdict(CallFigures)
@@ -252,7 +272,7 @@ def _breakdowns(groups: dict[Any, CallFigures], period: Period) -> tuple[Any, ..
     for (queue, slot), f in groups.items():
         total.add(f)
         by_queue[queue].add(f)
-        local = _slot_time(slot).astimezone(tz)
+        local = slot.astimezone(tz)
         by_day[local.date()].add(f)
         i = local.hour if daily else (local.date() - period.start.date()).days
         if 0 <= i < n:

@@ -114,7 +114,8 @@ class CallFigures:
 CALL_FIELDS = tuple(CallFigures.__dataclass_fields__)
 
 
-def _call_columns(sl_seconds: float, short_abandon: float) -> list[Any]:
+def call_columns(sl_seconds: float, short_abandon: float) -> list[Any]:
+    """The SQL of every CallFigures field, in CALL_FIELDS order, over `calls` rows."""
     o = Call.outcome
     queued = Call.queued_at.is_not(None)
     ans = o == "answered"
@@ -140,7 +141,8 @@ def _call_columns(sl_seconds: float, short_abandon: float) -> list[Any]:
     ]
 
 
-def _figures(row: Any) -> CallFigures:
+def figures_of(row: Any) -> CallFigures:
+    """CallFigures from the values of call_columns (or of their sums), in CALL_FIELDS order."""
     v = list(row)
     f = CallFigures()
     for name, value in zip(CALL_FIELDS, v, strict=True):
@@ -161,7 +163,7 @@ async def call_figures(
     """Figures for calls that ended, having arrived in [start, end), grouped by a column or a
     tuple of columns (None: one group "*")."""
     keys = list(by) if isinstance(by, tuple) else [by] if by is not None else []
-    cols = _call_columns(sl_seconds, short_abandon)
+    cols = call_columns(sl_seconds, short_abandon)
     stmt = select(*keys, *cols).where(
         Call.arrived_at >= start,
         Call.arrived_at < end,
@@ -176,9 +178,9 @@ async def call_figures(
     n = len(keys)
     for row in (await session.execute(stmt)).all():
         if not keys:
-            out["*"] = _figures(row)
+            out["*"] = figures_of(row)
         else:
-            out[tuple(row[:n]) if n > 1 else row[0]] = _figures(row[n:])
+            out[tuple(row[:n]) if n > 1 else row[0]] = figures_of(row[n:])
     return out
 
 

@@ -17,8 +17,10 @@ from cti.settings import Settings
 from desk import retention
 from desk.retention import RetentionPolicy, RetentionResult
 from desk.validation import queue_name
+from reports import slots
 from reports.build import KINDS, ReportOptions, build_report, period_for
 from reports.render import FORMATS, write
+from reports.slots import Thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +122,8 @@ async def generate(
 
 class Scheduler:
     """Daily at 00:10 (yesterday), weekly on Mondays (last week) and the forward-looking report,
-    monthly on the 1st (last month); each only once, in both languages; then the retention sweep."""
+    monthly on the 1st (last month); each only once, in both languages; then the retention sweep.
+    Every minute it brings the half-hour table of report figures up to date."""
 
     def __init__(self, sessions: SessionMaker, settings: Settings, archive: Archive) -> None:
         self.sessions = sessions
@@ -173,16 +176,30 @@ class Scheduler:
         self._retention_due = time.monotonic() + 3600
         return self.last_retention
 
+    async def refresh_slots(self) -> int:
+        """Bring the half-hour table of report figures up to date (reports/slots.py)."""
+        t = Thresholds(self.settings.report_sl_seconds, self.settings.report_short_abandon)
+        return await slots.refresh(self.sessions, t)
+
     async def _run(self) -> None:
         await asyncio.sleep(self.first_delay)  # not in the busy first minute after a start
+        ticks = 0
         while True:
             try:
-                made = await self.run_once(datetime.now(UTC))
-                if made:
-                    logger.info("scheduled reports written: %s", ", ".join(p.name for p in made))
+                await self.refresh_slots()
             except Exception:
-                logger.exception("scheduled reports failed")
-            await asyncio.sleep(300)
+                logger.exception("the report half-hour table could not be refreshed")
+            if ticks % 5 == 0:
+                try:
+                    made = await self.run_once(datetime.now(UTC))
+                    if made:
+                        logger.info(
+                            "scheduled reports written: %s", ", ".join(p.name for p in made)
+                        )
+                except Exception:
+                    logger.exception("scheduled reports failed")
+            ticks += 1
+            await asyncio.sleep(60)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="report-scheduler")

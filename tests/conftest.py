@@ -5,10 +5,17 @@ CTI_TEST_DATABASE=postgresql runs every test that builds its server with `server
 fresh PostgreSQL database; the `postgresql` marker does it for one test in every run.
 CTI_TEST_DATABASE_URL=postgresql://user@host:port/db does the same on a server already running
 (tests/support/postgres.py).
+
+scripts/test runs the tests on several pytest-xdist workers. Each worker is a process with its
+own session fixtures: its own Asterisk sandbox (named after the process, on free ports), its own
+PostgreSQL and slapd when it needs them; every test has its own tmp_path. A test that must not
+share the machine with others is marked `serial` and runs alone; tests that must share one
+worker (and so one sandbox) can use `pytest.mark.xdist_group(name)`.
 """
 
 import asyncio
 import contextlib
+import fcntl
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +33,60 @@ from tests.support.postgres import PostgresServer
 
 # The queue timeout of the test sandbox: short, so tests see timed-out calls quickly.
 QUEUE_TIMEOUT = 15
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """On xdist workers: long tests first, so that no worker starts a long one while the others
+    run out of work; `serial` ones last, where they hold up the fewest others."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("serial") is not None:
+            return 3
+        if item.get_closest_marker("slow") is not None:
+            return -1
+        if item.get_closest_marker("asterisk") is not None or "sandbox" in getattr(
+            item, "fixturenames", ()
+        ):
+            return 0
+        if item.get_closest_marker("browser") is not None or "browser" in getattr(
+            item, "fixturenames", ()
+        ):
+            return 1
+        return 2
+
+    items.sort(key=rank)  # stable: the files' own order within each rank
+
+
+@contextlib.contextmanager
+def _alone_or_together(folder: Path, alone: bool) -> Iterator[None]:
+    """Every test holds `room` shared while it runs; a `serial` one holds it exclusively. The
+    `gate` stops new tests from entering while a serial one waits for the room to empty."""
+    with (
+        (folder / "cti-tests-gate").open("a") as gate,
+        (folder / "cti-tests-room").open("a") as room,
+    ):
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        if alone:
+            fcntl.flock(room, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(room, fcntl.LOCK_SH)
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _serial(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Tests marked `serial` run while no other test of this run does (on any xdist worker)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
+    with _alone_or_together(shared, request.node.get_closest_marker("serial") is not None):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +127,8 @@ def _test_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Instance]:
-    """A real Asterisk 22 of our own, on free ports, for the whole test session."""
+    """A real Asterisk 22 of our own, on free ports, for the whole test session (of this xdist
+    worker: each worker process has its own), with short stand-ins of the IVR prompts."""
     inst = Instance(f"test{os.getpid()}")
     inst.purge()
     inst.up(
@@ -74,16 +136,20 @@ def sandbox() -> Iterator[Instance]:
         sip_port=free_port(),
         agi_port=free_port(),
         globals_={"CTI_QUEUE_TIMEOUT": str(QUEUE_TIMEOUT)},
+        prompts="short",
     )
     yield inst
     inst.purge()
 
 
 @pytest.fixture
-def sandbox_state(sandbox: Instance) -> InstanceState:
-    """The running sandbox's ports and credentials (restarting it if a test stopped it)."""
+def sandbox_state(sandbox: Instance, request: pytest.FixtureRequest) -> InstanceState:
+    """The running sandbox's ports and credentials (restarting it if a test stopped it), playing
+    the real prompts to tests marked `real_prompts` and short stand-ins to the others."""
     if not sandbox.is_running():
         sandbox.restart()
+    listens = request.node.get_closest_marker("real_prompts") is not None
+    sandbox.use_prompts("full" if listens else "short")
     st = sandbox.load()
     assert st is not None
     return st

@@ -1,5 +1,7 @@
 """One running Asterisk in the sandbox root: its ports, rendered configuration and process."""
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -8,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 from cti.confedit import set_option
 from cti.errors import SandboxError
 from cti.sandbox.root import cache_dir, chroot_prefix, ensure_prompts, ensure_root
+from cti.sandbox.sounds import SoundFolder
 from cti.sandbox.webrtc import render_webrtc
 from cti.sitesecrets import write_site_secrets
 
@@ -37,11 +41,37 @@ def default_instance_name() -> str:
     return os.environ.get("CTI_SANDBOX", "default")
 
 
+# Ports free_port() handed out lately, shared by every process on this host: parallel test
+# workers each start an Asterisk, servers and proxies on "free" ports, and a port the kernel has
+# just given one of them is free again until that one binds it.
+HANDED_OUT = Path(tempfile.gettempdir()) / "cti-free-ports"
+HANDED_OUT_FOR = 600.0
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nobody listens on right now and that no process on this
+    host was handed by free_port() in the last ten minutes."""
+    with HANDED_OUT.open("a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        now = time.time()
+        recent: dict[int, float] = {}
+        for line in fh.read().split("\n"):
+            number, _, at = line.partition(" ")
+            with contextlib.suppress(ValueError):
+                if now - float(at) < HANDED_OUT_FOR:
+                    recent[int(number)] = float(at)
+        for _ in range(100):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in recent:
+                break
+        recent[port] = now
+        fh.seek(0)
+        fh.truncate()
+        fh.write("".join(f"{p} {at}\n" for p, at in recent.items()))
+        return port
 
 
 def _port_free(port: int) -> bool:
@@ -83,6 +113,8 @@ class InstanceState:
     wss_port: int = 0
     ca_cert: str = ""
     softphone_key: str = ""
+    # "full": the synthesised prompts; "short": short stand-ins (cti/sandbox/sounds.py).
+    prompts: str = "full"
 
 
 class Instance:
@@ -97,6 +129,7 @@ class Instance:
         self.inner = Path("/") / INSTANCES / name
         self.dir = self.root / INSTANCES / name
         self.state_file = self.dir / "state.json"
+        self.sounds = SoundFolder(self.root, self.dir, self.inner)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -143,9 +176,13 @@ class Instance:
         sip_port: int | None = None,
         agi_port: int | None = None,
         globals_: dict[str, str] | None = None,
+        prompts: str | None = None,
         timeout: float = 90.0,
     ) -> InstanceState:
-        """Start the instance (building the root first if needed); a running one is left alone."""
+        """Start the instance (building the root first if needed); a running one is left alone.
+
+        `prompts="short"` gives it short stand-ins of the IVR prompts (tests that do not listen
+        to them), which `use_prompts` turns into the real ones and back while it runs."""
         ensure_root(self.cache)
         ensure_prompts(self.root)
         if self.is_running():
@@ -156,6 +193,7 @@ class Instance:
         for attempt in (1, 2):
             st = self._plan(old, ami_port, sip_port, agi_port)
             st.globals = globals_ if globals_ is not None else (old.globals if old else None)
+            st.prompts = prompts or (old.prompts if old else "full")
             self._render(st, st.globals or {})
             st.pid = self._spawn()
             self._save(st)
@@ -251,6 +289,11 @@ class Instance:
             ],
             "sim/manager_sim.conf": [("sim", "secret", st.sim_secret)],
         }
+        if st.prompts != "full":
+            edits["asterisk.conf"].append(("directories", "astdatadir", self.sounds.data_inner))
+            playing = self.sounds.in_use()  # a restart keeps what the instance played
+            self.sounds.build()
+            self.sounds.use(playing or st.prompts)
         for fname, changes in edits.items():
             path = etc / fname
             text = path.read_text()
@@ -270,6 +313,17 @@ class Instance:
         ):
             with (etc / fname).open("a") as fh:
                 fh.write(f'\n; --- sandbox only ---\n#include "{include}"\n')
+
+    def use_prompts(self, kind: str) -> None:
+        """Play the real prompts ("full") or the short stand-ins ("short") from now on, on an
+        instance started with short prompts."""
+        st = self.load()
+        if st is None or st.prompts == "full":
+            if kind == "full":
+                return
+            raise SandboxError(f"sandbox {self.name} plays the real prompts only")
+        if self.sounds.in_use() != kind:
+            self.sounds.use(kind)
 
     def _asterisk(self, *args: str) -> list[str]:
         return [
