@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cti.confedit import set_option
+from cti.confedit import options, replace_options, set_option
 from cti.errors import SandboxError
 from cti.sandbox.root import cache_dir, chroot_prefix, ensure_prompts, ensure_root
 from cti.sitesecrets import write_site_secrets
@@ -23,6 +23,11 @@ REPO_CONF = Path(__file__).resolve().parents[2] / "asterisk-conf"
 INSTANCES = "var/cti"
 # Ports the default instance prefers; any instance falls back to free ports.
 DEFAULT_PORTS = {"ami_port": 5038, "sip_port": 5060, "agi_port": 4573}
+# The carrier's placeholder address in asterisk-conf/pjsip.conf (TEST-NET-1). A sandbox never
+# keeps it: no SIP packet may leave 127.0.0.0/8, so the trunk points at a loopback address
+# where a test's SIPp (or nobody) listens.
+CARRIER_PLACEHOLDER = "192.0.2.10"
+CARRIER_HOST = "127.0.0.2"
 
 
 def default_instance_name() -> str:
@@ -34,6 +39,13 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port on `host` that nobody has bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -70,6 +82,10 @@ class InstanceState:
     media_dir: str = ""
     asterisk_media_dir: str = ""
     agi_secret: str = ""
+    # The carrier trunk of the sandbox: SIP from this address is the carrier (identify match),
+    # and calls out through the trunk go to sip:carrier_host:carrier_port (SIPp as the UAS).
+    carrier_host: str = CARRIER_HOST
+    carrier_port: int = 5070
 
 
 class Instance:
@@ -190,6 +206,14 @@ class Instance:
             media_dir=str(d / "media"),
             asterisk_media_dir=f"{self.inner}/media",
             agi_secret=old.agi_secret if old and old.agi_secret else secrets.token_urlsafe(18),
+            carrier_host=CARRIER_HOST,
+            carrier_port=(
+                old.carrier_port
+                if old is not None
+                else 5070
+                if self.name == "default"
+                else free_udp_port(CARRIER_HOST)
+            ),
         )
 
     def _render(self, st: InstanceState, globals_: dict[str, str]) -> None:
@@ -239,6 +263,8 @@ class Instance:
             for section, key, value in changes:
                 text = set_option(text, section, key, value)
             path.write_text(text)
+        pjsip = etc / "pjsip.conf"
+        pjsip.write_text(carrier_on_loopback(pjsip.read_text(), st.carrier_host, st.carrier_port))
         # Secrets of its own, made the way a site's are at deploy (the phones' are new each time).
         write_site_secrets(etc, ami_secret=st.ami_secret, agi_secret=st.agi_secret)
         # The sandbox adds the simulation on top of exactly what a site deploys.
@@ -248,6 +274,14 @@ class Instance:
         ):
             with (etc / fname).open("a") as fh:
                 fh.write(f'\n; --- sandbox only ---\n#include "{include}"\n')
+
+    def sip_password(self, section: str) -> str:
+        """The password of a PJSIP auth (`1001`, `carrier`) in the running configuration."""
+        text = (self.dir / "etc" / "pjsip.conf").read_text()
+        for name, value in options(text, "password"):
+            if name == section:
+                return value
+        raise SandboxError(f"pjsip.conf has no auth [{section}]")
 
     def _asterisk(self, *args: str) -> list[str]:
         return [
@@ -352,6 +386,27 @@ class Instance:
         self.down()
         if self.dir.exists():
             shutil.rmtree(self.dir)
+
+
+def carrier_on_loopback(text: str, host: str, port: int) -> str:
+    """pjsip.conf `text` with the carrier's placeholder address replaced by `host` (`port` for
+    the contact): the trunk identifies calls from the loopback address and calls out to it."""
+
+    def contact(section: str, value: str) -> str | None:
+        if section != "carrier" or CARRIER_PLACEHOLDER not in value:
+            return None
+        return f"sip:{host}:{port}"
+
+    def match(section: str, value: str) -> str | None:
+        return value.replace(CARRIER_PLACEHOLDER, host) if section == "carrier" else None
+
+    text = replace_options(text, "contact", contact)
+    text = replace_options(text, "match", match)
+    if CARRIER_PLACEHOLDER in "".join(
+        v for _, v in options(text, "contact") + options(text, "match")
+    ):
+        raise SandboxError("pjsip.conf: the carrier's placeholder address is still there")
+    return text
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

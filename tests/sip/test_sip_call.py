@@ -1,0 +1,59 @@
+"""A call over real SIP end to end: SIPp as the carrier delivers it through the deployed trunk
+definition and keys RFC 2833 DTMF into the IVR, which opens an incident and queues it; the
+queue rings the agent's baresip phone (PJSIP/<ext>), which answers; the pop reaches that agent's
+page; the agent hangs up, wrap-up runs, and the journal row says all of it."""
+
+from pathlib import Path
+
+import pytest
+
+from cti.sandbox import Instance
+from cti.sandbox.instance import InstanceState
+from tests.sip.conftest import KEEP_PRESSING_1, ZHANG, agent_page, sip_server
+from tests.support import db
+from tests.support.sip import caller_scenario, carrier_call, phones, rtp_pcap
+
+pytestmark = [pytest.mark.asterisk, pytest.mark.sip]
+
+
+async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
+    sandbox: Instance, sandbox_state: InstanceState, sim_client: object, tmp_path: Path
+) -> None:
+    st = sandbox_state
+    http = await sip_server(st, tmp_path, CTI_WRAPUP_SECONDS="2")
+    try:
+        async with phones(sandbox, st, tmp_path, "1001") as phone:
+            page = await agent_page(http, "wangfang", "1001", "王芳")
+            try:
+                await page.ready()
+                sipp = await carrier_call(
+                    st,
+                    tmp_path / "sipp",
+                    caller_scenario(
+                        *ZHANG, rtp_pcap(tmp_path / "caller.pcap", KEEP_PRESSING_1, 90), 240
+                    ),
+                )
+                pop = await page.wait(lambda m: m.get("type") == "pop", 150)
+                call = pop["call"]
+                assert call["caller_number"] == ZHANG[0] and call["queue"] == "helpdesk"
+                assert pop["incident"]["number"] == call["incident_number"]
+                assert pop["caller"]["name"] == ZHANG[1]
+                # baresip answered (auto-answer); the queue connected it to the caller.
+                await phone["1001"].wait_for("CALL_ESTABLISHED", timeout=30)
+                await page.wait(lambda m: m.get("type") == "answered", 30)
+                await phone["1001"].command("hangup")
+                await page.wait(lambda m: m.get("type") == "ended", 30)
+                # The caller goes on to the survey, says nothing, and Asterisk sends the BYE.
+                assert await sipp.wait(120) == 0, sipp.log()
+                record = await db.call(tmp_path, call["uniqueid"], timeout=30)
+                assert record["outcome"] == "answered" and record["agent"] == "1001"
+                assert record["incident_number"] == call["incident_number"]
+                assert record["ivr_path"].startswith("main:1"), record["ivr_path"]
+                assert record["caller_number"] == ZHANG[0]
+                assert record["talk_seconds"] is not None and record["talk_seconds"] > 0
+                incident = db.incident_of_call(tmp_path, call["uniqueid"])
+                assert incident is not None and incident["category"] == "故障报告"
+            finally:
+                await page.close()
+    finally:
+        await http.close()
