@@ -107,6 +107,9 @@ class Call(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
+    # The part of talk_seconds the caller spent on hold (Asterisk's Hold/Unhold), and how often.
+    hold_seconds: Mapped[float | None] = mapped_column(Float)
+    holds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     incident_number: Mapped[str | None] = mapped_column(Clipped(20), index=True)
     ivr_path: Mapped[str | None] = mapped_column(Clipped(200))
     language: Mapped[str | None] = mapped_column(Clipped(8))

@@ -187,6 +187,10 @@ class LiveCall:
     talk_override: float | None = None
     seen_since_link: bool = True
     state: CallState = CallState.DIALPLAN
+    # Hold (Asterisk's Hold/Unhold events on any leg of the call, while an agent talks).
+    holds: int = 0
+    hold_accum: float = 0.0
+    on_hold_since: float | None = None
 
     def move(self, to: CallState) -> None:
         """Change state (a no-op if already there); a move outside TRANSITIONS is logged."""
@@ -256,9 +260,39 @@ class LiveCall:
             self.wait_accum += max(0.0, ts - self.in_queue_since)
             self.in_queue_since = None
 
+    def hold(self, ts: float) -> bool:
+        """The call went on hold at `ts`; False if it already was (or no agent talks)."""
+        if self.on_hold_since is not None or self.answered_at is None:
+            return False
+        self.on_hold_since = ts
+        self.holds += 1
+        return True
+
+    def unhold(self, ts: float) -> bool:
+        """The call came off hold at `ts`; False if it was not on hold."""
+        if self.on_hold_since is None:
+            return False
+        self.hold_accum += max(0.0, ts - self.on_hold_since)
+        self.on_hold_since = None
+        return True
+
+    def held(self, now: float) -> float:
+        """Seconds on hold so far, the current hold included."""
+        current = max(0.0, now - self.on_hold_since) if self.on_hold_since is not None else 0.0
+        return self.hold_accum + current
+
+    @property
+    def hold_seconds(self) -> float | None:
+        """Seconds on hold (part of talk_seconds, which runs from answer to the talk's end);
+        None if no agent answered."""
+        if self.answered_at is None:
+            return None
+        return round(self.hold_accum, 6)
+
     def finish(self, ts: float) -> None:
         """The caller's channel is gone: settle times and the outcome."""
         self.ended_at = ts
+        self.unhold(ts)
         self.leave_queue(ts)
         if self.in_ivr and self.ivr_left_at is None:
             self.ivr_left_at = ts
@@ -333,6 +367,8 @@ class LiveCall:
             "hangup_cause": self.hangup_cause,
             "wait_seconds": self.wait_seconds if self.ended_at is not None else None,
             "talk_seconds": self.talk_seconds if self.ended_at is not None else None,
+            "hold_seconds": self.hold_seconds if self.ended_at is not None else None,
+            "holds": self.holds,
             "incident_number": self.incident_number,
             "ivr_path": self.ivr_path,
             "language": self.language,
@@ -353,6 +389,8 @@ class LiveCall:
             "overflows": [asdict(o) for o in self.overflows],
             "transferred_to": self.transferred_to,
             "offers": [asdict(o) for o in self.offers],
+            "hold_accum": self.hold_accum,
+            "on_hold_since": self.on_hold_since,
         }
 
     @classmethod
@@ -392,6 +430,9 @@ class LiveCall:
             transferred_to=state.get("transferred_to"),
             hangup_cause=row.hangup_cause,
             seen_since_link=False,
+            holds=row.holds or 0,
+            hold_accum=float(state.get("hold_accum", 0.0)),
+            on_hold_since=state.get("on_hold_since"),
         )
         call.offers = [
             Offer(**{**o, "result": OfferResult(o["result"])}) for o in state.get("offers", [])
@@ -452,6 +493,8 @@ class CallView:
     callback_of: str | None
     ringing: tuple[str, ...] = ()  # agents whose phones ring for this call now
     offered_to: tuple[str, ...] = ()  # every agent the call was offered to, in order
+    on_hold: bool = False
+    hold_seconds: float = 0.0  # on hold so far, the current hold included
 
 
 def view_of(call: LiveCall, now: float) -> CallView:
@@ -479,6 +522,8 @@ def view_of(call: LiveCall, now: float) -> CallView:
         callback_of=call.callback_of,
         ringing=tuple(o.agent for o in call.offers if o.result == OfferResult.RINGING),
         offered_to=tuple(dict.fromkeys(o.agent for o in call.offers)),
+        on_hold=call.on_hold_since is not None,
+        hold_seconds=round(call.held(call.ended_at or now), 3),
     )
 
 

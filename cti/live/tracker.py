@@ -60,6 +60,8 @@ class CallTracker:
             ev.AgentConnect: self._agent_connect,
             ev.AgentComplete: self._agent_complete,
             ev.UserEvent: self._user_event,
+            ev.Hold: self._hold,
+            ev.Unhold: self._unhold,
         }
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -234,6 +236,20 @@ class CallTracker:
         self._touch(call)
         self._publish(CallEventKind.CALL_CHANGED, call)
 
+    def _hold(self, e: ev.Hold) -> None:
+        # Raised on the channel that held: the agent's phone (any leg of the call's Linkedid).
+        call = self._call_of(e)
+        if call is not None and call.talking and call.hold(e.timestamp):
+            logger.debug("call on hold linkedid=%s by %s", call.linkedid, e.channel)
+            self._touch(call)
+            self._publish(CallEventKind.CALL_CHANGED, call)
+
+    def _unhold(self, e: ev.Unhold) -> None:
+        call = self._call_of(e)
+        if call is not None and call.unhold(e.timestamp):
+            self._touch(call)
+            self._publish(CallEventKind.CALL_CHANGED, call)
+
     # -- queue events ---------------------------------------------------------------------------
 
     def _join(self, e: ev.QueueCallerJoin) -> None:
@@ -330,6 +346,7 @@ class CallTracker:
         if call is None:
             return
         call.talk_ended_at = e.timestamp
+        call.unhold(e.timestamp)
         call.complete_reason = e.reason
         if "answered_at" in call.inferred:
             # The answer came from queue_log (whole seconds) while we were away: a precise end

@@ -3,6 +3,7 @@ definition and keys RFC 2833 DTMF into the IVR, which opens an incident and queu
 queue rings the agent's baresip phone (PJSIP/<ext>), which answers; the pop reaches that agent's
 page; the agent hangs up, wrap-up runs, and the journal row says all of it."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,13 @@ async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
                 # baresip answered (auto-answer); the queue connected it to the caller.
                 await phone["1001"].wait_for("CALL_ESTABLISHED", timeout=30)
                 await page.wait(lambda m: m.get("type") == "answered", 30)
+                # Hold from the phone (a re-INVITE): Asterisk's Hold/Unhold reach the page.
+                assert (await phone["1001"].command("hold"))["ok"]
+                await page.wait(lambda m: m.get("type") == "hold" and m["on_hold"], 30)
+                await asyncio.sleep(1.5)
+                assert (await phone["1001"].command("resume"))["ok"]
+                off = await page.wait(lambda m: m.get("type") == "hold" and not m["on_hold"], 30)
+                assert off["hold_seconds"] > 0
                 await phone["1001"].command("hangup")
                 await page.wait(lambda m: m.get("type") == "ended", 30)
                 # The caller goes on to the survey, says nothing, and Asterisk sends the BYE.
@@ -51,6 +59,9 @@ async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
                 assert record["ivr_path"].startswith("main:1"), record["ivr_path"]
                 assert record["caller_number"] == ZHANG[0]
                 assert record["talk_seconds"] is not None and record["talk_seconds"] > 0
+                # Hold measured from the events, within the talk (which contains it).
+                assert record["holds"] == 1
+                assert 0 < record["hold_seconds"] < record["talk_seconds"]
                 incident = db.incident_of_call(tmp_path, call["uniqueid"])
                 assert incident is not None and incident["category"] == "故障报告"
             finally:

@@ -76,6 +76,7 @@
     $("call-number").textContent = call.caller_number + (call.caller_name ? " " + call.caller_name : "");
     $("call-queue").textContent = call.queue || "";
     $("call-wait").textContent = call.wait_seconds;
+    showHold(call.on_hold, call.hold_seconds);
     answeredAt = call.answered_at ? Date.parse(call.answered_at) : null;
     fillCaller(pop.caller, call);
     fillIncident(pop.incident);
@@ -86,6 +87,12 @@
     if (pop.type === "pop" && pop.event_at) {
       window.__pops.push({ uniqueid: call.uniqueid, event_at: pop.event_at, sent_at: pop.sent_at, shown_at: Date.now() / 1000 });
     }
+  }
+
+  function showHold(onHold, seconds) {
+    const dd = $("call-hold");
+    dd.dataset.onHold = onHold ? "1" : "0";
+    dd.textContent = (seconds ?? 0) + (onHold ? " ⏸" : "");
   }
 
   function tick() {
@@ -107,6 +114,7 @@
       if (m.type === "hello") { showAgent(m.agent); if (m.pop) showPop(m.pop); document.body.dataset.ws = "open"; }
       else if (m.type === "pop") showPop(m);
       else if (m.type === "agent_state") showAgent(m.agent);
+      else if (m.type === "hold" && current && current.call.uniqueid === m.uniqueid) showHold(m.on_hold, m.hold_seconds);
       else if (m.type === "answered" && current && current.call.uniqueid === m.call.uniqueid) {
         current.phase = "answered"; current.call = m.call;
         answeredAt = Date.parse(m.call.answered_at);

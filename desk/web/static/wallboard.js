@@ -130,7 +130,7 @@
       tr.dataset.ext = a.ext;
       tr.dataset.state = a.state;
       tr.append(el("td", a.ext), el("td", a.name), el("td", t(a.state) + (a.reason ? ` (${a.reason})` : "")),
-        el("td", duration(Date.now() / 1000 - a.since)), el("td", a.call ? `${a.call.caller_name || ""} ${a.call.caller_number} ${a.call.incident_number ? "#" + a.call.incident_number : ""}`.trim() : ""));
+        el("td", duration(Date.now() / 1000 - a.since)), el("td", a.call ? `${a.call.caller_name || ""} ${a.call.caller_number} ${a.call.incident_number ? "#" + a.call.incident_number : ""}${a.call.on_hold ? " ⏸" : ""}`.trim() : ""));
       return tr;
     }));
     document.querySelector("#waiting tbody").replaceChildren(...snap.waiting_calls.map((c) => {
