@@ -53,6 +53,7 @@ from desk.web import (
     reports,
     routing,
     staff,
+    supervise,
     take,
     wallboard,
 )
@@ -392,6 +393,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         hours,
         routing,
         audit,
+        supervise,
         openapi,
     ):
         module.setup(app)

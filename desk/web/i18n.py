@@ -15,6 +15,9 @@ _SCRIPT_TEXTS: dict[str, Msg] = {
     "total": N_("Total"),
     "backed_up": N_("Queue backed up"),
     "ws_lost": N_("Connection lost, reconnecting…"),
+    "listen": N_("Listen"),
+    "whisper": N_("Whisper"),
+    "barge": N_("Barge in"),
 }
 
 

@@ -8,23 +8,30 @@ from pathlib import Path
 
 import pytest
 
+from cti.ami import actions
+from cti.ami.client import AmiClient
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
 from tests.sip.conftest import KEEP_PRESSING_1, ZHANG, agent_page, sip_server
 from tests.support import db
 from tests.support.sip import caller_scenario, carrier_call, phones, rtp_pcap
+from tests.support.staff import add_staff, browser_like, login
 
 pytestmark = [pytest.mark.asterisk, pytest.mark.sip]
 
 
 async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
-    sandbox: Instance, sandbox_state: InstanceState, sim_client: object, tmp_path: Path
+    sandbox: Instance, sandbox_state: InstanceState, sim_client: AmiClient, tmp_path: Path
 ) -> None:
     st = sandbox_state
     http = await sip_server(st, tmp_path, CTI_WRAPUP_SECONDS="2")
     try:
-        async with phones(sandbox, st, tmp_path, "1001") as phone:
+        async with phones(sandbox, st, tmp_path, "1001", "1002") as phone:
             page = await agent_page(http, "wangfang", "1001", "王芳")
+            # The desk lead sits at 1002 and supervises from the wallboard.
+            await add_staff(http.server.app, "lead1002", "lead", "1002", name="赵敏")
+            lead = browser_like(http)
+            await login(lead, "lead1002")
             try:
                 await page.ready()
                 sipp = await carrier_call(
@@ -49,6 +56,16 @@ async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
                 assert (await phone["1001"].command("resume"))["ok"]
                 off = await page.wait(lambda m: m.get("type") == "hold" and not m["on_hold"], 30)
                 assert off["hold_seconds"] > 0
+                # The lead listens in: their phone rings first, then ChanSpy runs on it.
+                r = await lead.post("/api/supervise", json={"agent": "1001", "mode": "listen"})
+                assert r.status == 202, await r.text()
+                await phone["1002"].wait_for("CALL_ESTABLISHED", timeout=30)
+                spying = [c for c in await actions.core_show_channels(sim_client)
+                          if c.channel.startswith("PJSIP/1002-")]  # fmt: skip
+                assert [c.application for c in spying] == ["ChanSpy"], spying
+                # The lead leaves; the call goes on.
+                await phone["1002"].command("hangup")
+                await phone["1002"].wait_for("CALL_CLOSED", timeout=30)
                 await phone["1001"].command("hangup")
                 await page.wait(lambda m: m.get("type") == "ended", 30)
                 # The caller goes on to the survey, says nothing, and Asterisk sends the BYE.
@@ -62,9 +79,12 @@ async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
                 # Hold measured from the events, within the talk (which contains it).
                 assert record["holds"] == 1
                 assert 0 < record["hold_seconds"] < record["talk_seconds"]
+                audit = db.query(tmp_path, "SELECT * FROM audit_log WHERE action = 'supervise'")
+                assert [(a["actor"], a["target"]) for a in audit] == [("lead1002", "1001")]
                 incident = db.incident_of_call(tmp_path, call["uniqueid"])
                 assert incident is not None and incident["category"] == "故障报告"
             finally:
                 await page.close()
+                await lead.close()
     finally:
         await http.close()
