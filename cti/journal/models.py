@@ -171,3 +171,22 @@ class AgentStateSpan(Base):
     reason: Mapped[str] = mapped_column(Clipped(60), default="")
     started_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
+
+
+class CallRecording(Base):
+    """A call's recording (MixMonitor), kept until the retention period ends or a lead deletes
+    it; the row stays (deleted_at set) so the call log says a recording existed."""
+
+    __tablename__ = "call_recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_uniqueid: Mapped[str] = mapped_column(Clipped(150), index=True)
+    linkedid: Mapped[str] = mapped_column(Clipped(150))
+    queue: Mapped[str | None] = mapped_column(Clipped(80))
+    agent: Mapped[str | None] = mapped_column(Clipped(80), index=True)
+    incident_number: Mapped[str | None] = mapped_column(Clipped(20), index=True)
+    # Relative to the media folder (calls/<uniqueid>.wav): never a path a client chose.
+    file: Mapped[str] = mapped_column(Clipped(200))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    deleted_by: Mapped[str | None] = mapped_column(Clipped(80))

@@ -188,6 +188,7 @@ class LiveCall:
     seen_since_link: bool = True
     state: CallState = CallState.DIALPLAN
     # Hold (Asterisk's Hold/Unhold events on any leg of the call, while an agent talks).
+    recording: str | None = None  # calls/<uniqueid>.wav, when the dialplan started MixMonitor
     holds: int = 0
     hold_accum: float = 0.0
     on_hold_since: float | None = None
@@ -391,6 +392,7 @@ class LiveCall:
             "offers": [asdict(o) for o in self.offers],
             "hold_accum": self.hold_accum,
             "on_hold_since": self.on_hold_since,
+            "recording": self.recording,
         }
 
     @classmethod
@@ -433,6 +435,7 @@ class LiveCall:
             holds=row.holds or 0,
             hold_accum=float(state.get("hold_accum", 0.0)),
             on_hold_since=state.get("on_hold_since"),
+            recording=state.get("recording"),
         )
         call.offers = [
             Offer(**{**o, "result": OfferResult(o["result"])}) for o in state.get("offers", [])
@@ -495,6 +498,7 @@ class CallView:
     offered_to: tuple[str, ...] = ()  # every agent the call was offered to, in order
     on_hold: bool = False
     hold_seconds: float = 0.0  # on hold so far, the current hold included
+    recording: str | None = None
 
 
 def view_of(call: LiveCall, now: float) -> CallView:
@@ -523,6 +527,7 @@ def view_of(call: LiveCall, now: float) -> CallView:
         ringing=tuple(o.agent for o in call.offers if o.result == OfferResult.RINGING),
         offered_to=tuple(dict.fromkeys(o.agent for o in call.offers)),
         on_hold=call.on_hold_since is not None,
+        recording=call.recording,
         hold_seconds=round(call.held(call.ended_at or now), 3),
     )
 

@@ -205,6 +205,10 @@ class CallTracker:
             call.language = f.get("Lang") or call.language
             if f.get("Voicemail") == "1":
                 call.voicemail = True
+        elif e.name == "CtiRecording":
+            name = f.get("File", "")
+            # Only the name our dialplan gives (calls/<this call's uniqueid>.wav) is believed.
+            call.recording = name if name == f"calls/{call.uniqueid}.wav" else call.recording
         elif e.name == "CtiTransfer":
             call.transferred_to = f.get("To") or "?"
         elif e.name in ("CtiOverflow", "CtiCallback"):

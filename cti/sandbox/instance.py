@@ -230,6 +230,7 @@ class Instance:
             "cache",
             "media/recordings",
             "media/announcements",
+            "media/calls",
         ):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         inner = self.inner

@@ -50,6 +50,7 @@ from desk.web import (
     overflow,
     pages,
     portal,
+    recordings,
     reports,
     routing,
     staff,
@@ -166,7 +167,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     """Where recordings and announcement audio go, and the text-to-speech for announcements."""
     s = app[SETTINGS]
     media = MediaPaths(s.effective_media_dir, s.effective_asterisk_media_dir)
-    for sub in ("recordings", "announcements"):
+    for sub in ("recordings", "announcements", "calls"):
         (media.host / sub).mkdir(parents=True, exist_ok=True)
     app[MEDIA] = media
     app[SYNTH] = Tts(_synthesizer(s))
@@ -299,7 +300,9 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     cfg = load_ivr_config(Path(s.config_dir) if s.config_dir else None)
     plan = app[PLAN]
     desk = DeskService(app[SESSIONS], plan, s.tz, fallback_hours=cfg.hours)
-    ctx = IvrContext(cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA])
+    ctx = IvrContext(
+        cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA], record_queues=s.record_queues
+    )
     callbacks = app[ROUTING].callbacks if ROUTING in app else None
     access = AgiAccess(s.effective_agi_allowed_hosts, s.agi_secret)
     service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS], callbacks, access)
@@ -393,6 +396,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         hours,
         routing,
         audit,
+        recordings,
         supervise,
         openapi,
     ):

@@ -24,7 +24,7 @@ async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
     sandbox: Instance, sandbox_state: InstanceState, sim_client: AmiClient, tmp_path: Path
 ) -> None:
     st = sandbox_state
-    http = await sip_server(st, tmp_path, CTI_WRAPUP_SECONDS="2")
+    http = await sip_server(st, tmp_path, CTI_WRAPUP_SECONDS="2", CTI_RECORD_QUEUES="helpdesk")
     try:
         async with phones(sandbox, st, tmp_path, "1001", "1002") as phone:
             page = await agent_page(http, "wangfang", "1001", "王芳")
@@ -81,6 +81,29 @@ async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
                 assert 0 < record["hold_seconds"] < record["talk_seconds"]
                 audit = db.query(tmp_path, "SELECT * FROM audit_log WHERE action = 'supervise'")
                 assert [(a["actor"], a["target"]) for a in audit] == [("lead1002", "1001")]
+
+                # The call was recorded (the queue is a recorded one), linked to call and
+                # incident, and the agent who took it plays it, seeking with HTTP Range.
+                r = await page.session.get("/api/recordings", params={"call": call["uniqueid"]})
+                recs = (await r.json())["recordings"]
+                assert [(x["agent"], x["incident_number"]) for x in recs] == [
+                    ("1001", call["incident_number"])
+                ]
+                audio = await page.session.get(recs[0]["url"])
+                body = await audio.read()
+                assert audio.status == 200 and audio.content_type == "audio/wav"
+                assert body[:4] == b"RIFF" and len(body) > 8000  # seconds of 8 kHz audio
+                part = await page.session.get(recs[0]["url"], headers={"Range": "bytes=100-199"})
+                assert part.status == 206 and await part.read() == body[100:200]
+                # Another agent does not even learn it exists; the lead deletes it.
+                await add_staff(http.server.app, "liuyang", "agent", "1003")
+                async with browser_like(http) as other:
+                    await login(other, "liuyang")
+                    assert (await other.get(recs[0]["url"])).status == 404
+                r = await lead.delete(f"/api/recordings/{recs[0]['id']}")
+                assert r.status == 200 and (await r.json())["deleted"]
+                assert (await page.session.get(recs[0]["url"])).status == 404
+                assert not list((Path(st.media_dir) / "calls").glob(f"{call['uniqueid']}*"))
                 incident = db.incident_of_call(tmp_path, call["uniqueid"])
                 assert incident is not None and incident["category"] == "故障报告"
             finally:
