@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from cti.errors import NotFound
 from cti.journal.models import CallRecording
@@ -102,13 +102,19 @@ async def delete(request: web.Request) -> web.Response:
     """DELETE /api/recordings/{id}: delete the audio now (the row says who and when)."""
     rec = await _load(request)
     me = _me(request)
+    now = datetime.now(UTC)
     async with request.app[SESSIONS].begin() as s:
-        row = await s.get(CallRecording, rec.id)
+        # One conditional UPDATE: of deletions at once, exactly one wins (and is audited).
+        won = await s.execute(
+            update(CallRecording)
+            .where(CallRecording.id == rec.id, CallRecording.deleted_at.is_(None))
+            .values(deleted_at=now, deleted_by=me.username)
+        )
+        if getattr(won, "rowcount", 0) == 1:
+            delete_file(request.app[SETTINGS].effective_media_dir, rec)
+            console.record(request, s, "recording_delete", rec.call_uniqueid, {"recording": rec.id})
+        row = await s.get(CallRecording, rec.id, populate_existing=True)
         assert row is not None
-        if row.deleted_at is None:
-            delete_file(request.app[SETTINGS].effective_media_dir, row)
-            row.deleted_at, row.deleted_by = datetime.now(UTC), me.username
-            console.record(request, s, "recording_delete", row.call_uniqueid, {"recording": row.id})
         out = recording_json(row)
     return web.json_response(out)
 
