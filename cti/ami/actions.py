@@ -168,6 +168,18 @@ async def hangup(client: AmiClient, channel: str, cause: int | None = None) -> N
     await client.request("Hangup", headers)
 
 
+async def set_var(client: AmiClient, channel: str, name: str, value: str) -> None:
+    """Set a variable on one channel."""
+    if not name.replace("_", "").isalnum() or any(ch in value for ch in "\r\n"):
+        raise InvalidInput(f"{name!r} is not a safe name=value")
+    await client.action("Setvar", Channel=channel, Variable=name, Value=value)
+
+
+async def blind_transfer(client: AmiClient, channel: str, context: str, exten: str) -> None:
+    """Blind-transfer the party bridged with `channel` (an agent's leg) to context/exten."""
+    await client.action("BlindTransfer", Channel=channel, Context=context, Exten=exten)
+
+
 async def set_global(client: AmiClient, name: str, value: str) -> None:
     """Set a global dialplan variable."""
     await client.action("Setvar", Variable=name, Value=value)

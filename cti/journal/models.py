@@ -110,6 +110,9 @@ class Call(Base):
     # The part of talk_seconds the caller spent on hold (Asterisk's Hold/Unhold), and how often.
     hold_seconds: Mapped[float | None] = mapped_column(Float)
     holds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Each agent's part (more than one after a transfer): agent, via, answered_at, ended_at,
+    # talk_seconds. The call is still one row: reports count it once.
+    legs: Mapped[list[Any] | None] = mapped_column(default=list)
     incident_number: Mapped[str | None] = mapped_column(Clipped(20), index=True)
     ivr_path: Mapped[str | None] = mapped_column(Clipped(200))
     language: Mapped[str | None] = mapped_column(Clipped(8))

@@ -56,6 +56,7 @@ from desk.web import (
     staff,
     supervise,
     take,
+    transfer,
     wallboard,
 )
 from desk.web.auth import COOKIE, STAFF, WEB_SESSION, check_csrf, security_headers
@@ -398,6 +399,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         audit,
         recordings,
         supervise,
+        transfer,
         openapi,
     ):
         module.setup(app)

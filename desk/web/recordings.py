@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select, update
 
-from cti.errors import NotFound
+from cti.errors import InvalidInput, NotFound
 from cti.journal.models import CallRecording
 from cti.journal.recordings import delete_file
 from desk.models import Role, Staff
@@ -56,17 +56,19 @@ async def _load(request: web.Request) -> CallRecording:
     return rec
 
 
-@documented(query={"call": {"type": "string", "maxLength": 150}})
+@documented(
+    query={
+        "call": {"type": "string", "maxLength": 150},
+        "incident": {"type": "string", "maxLength": 20},
+    }
+)
 @requires(Role.AGENT)
 async def list_recordings(request: web.Request) -> web.Response:
     """GET /api/recordings?call=<uniqueid>|incident=<number>: the recordings I may hear."""
     call = request.query.get("call", "")
     incident = request.query.get("incident", "")
     if not (call or incident) or len(call) > 150 or len(incident) > 20:
-        raise web.HTTPBadRequest(
-            text='{"error":"give call (a uniqueid) or incident (a number)"}',
-            content_type="application/json",
-        )
+        raise InvalidInput("give call (a uniqueid, 150 characters at most) or incident")
     stmt = select(CallRecording).order_by(CallRecording.started_at)
     if call:
         stmt = stmt.where(CallRecording.call_uniqueid == call)
@@ -96,7 +98,7 @@ async def play(request: web.Request) -> web.StreamResponse:
     )
 
 
-@documented(responses=(200, 404))
+@documented(responses=(404,))
 @requires(Role.LEAD)
 async def delete(request: web.Request) -> web.Response:
     """DELETE /api/recordings/{id}: delete the audio now (the row says who and when)."""

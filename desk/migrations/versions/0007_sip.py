@@ -21,6 +21,7 @@ def upgrade() -> None:
     with op.batch_alter_table("calls") as batch:
         batch.add_column(sa.Column("hold_seconds", sa.Float(), nullable=True))
         batch.add_column(sa.Column("holds", sa.Integer(), nullable=False, server_default="0"))
+        batch.add_column(sa.Column("legs", sa.JSON(), nullable=True))
     op.create_table(
         "call_recordings",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -40,5 +41,6 @@ def downgrade() -> None:
     """Revert this revision."""
     op.drop_table("call_recordings")
     with op.batch_alter_table("calls") as batch:
+        batch.drop_column("legs")
         batch.drop_column("holds")
         batch.drop_column("hold_seconds")
