@@ -42,7 +42,7 @@ async def _target(
         return "agent", {"CTI_TRANSFER_AGENT": to, "CTI_TRANSFER_DEVICE": settings.agent_device(to)}
     if kind == "queue":
         name = queue_name("to", to)
-        if name not in request.app[CORE].queues.queues():
+        if CORE in request.app and name not in request.app[CORE].queues.queues():
             raise InvalidInput(f"to: no queue {name!r}")
         return "queue", {"CTI_TRANSFER_QUEUE": name}
     number = normalize(to, request.app[PLAN])
@@ -65,11 +65,11 @@ async def transfer(request: web.Request) -> web.Response:
     assert me is not None  # @requires ran first
     if not me.extension:
         raise InvalidInput("you have no desk phone (extension)")
+    exten, variables = await _target(request, me, body)
     if CORE not in request.app or not request.app[CORE].client.connected:
         raise web.HTTPServiceUnavailable(
             text='{"error":"no link to Asterisk"}', content_type="application/json"
         )
-    exten, variables = await _target(request, me, body)
     core = request.app[CORE]
     call = next(
         (c for c in core.tracker.calls.values() if c.talking and c.agent == me.extension), None
