@@ -73,6 +73,7 @@
     $("call-phase").textContent = t(pop.phase === "answered" ? "on_call" : "ringing");
     $("no-call").hidden = true;
     $("call-info").hidden = false;
+    $("transfer-form").hidden = pop.phase !== "answered";
     $("call-number").textContent = call.caller_number + (call.caller_name ? " " + call.caller_name : "");
     $("call-queue").textContent = call.queue || "";
     $("call-wait").textContent = call.wait_seconds;
@@ -94,6 +95,16 @@
     dd.dataset.onHold = onHold ? "1" : "0";
     dd.textContent = (seconds ?? 0) + (onHold ? " ⏸" : "");
   }
+
+  // Blind transfer of my current call (POST /api/agent/me/transfer); the colleague's page pops.
+  $("transfer-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = e.target;
+    try {
+      await api("POST", "/api/agent/me/transfer", { kind: f.elements.kind.value, to: f.elements.to.value.trim() });
+      f.reset();
+    } catch (err) { $("message").textContent = err.message; }
+  });
 
   function tick() {
     $("call-timer").textContent = answeredAt ? duration((Date.now() - answeredAt) / 1000) : "0:00";
@@ -119,11 +130,13 @@
         current.phase = "answered"; current.call = m.call;
         answeredAt = Date.parse(m.call.answered_at);
         $("pop").className = "grid pop answered";
+        $("transfer-form").hidden = false;
         $("call-phase").textContent = t("on_call");
       } else if ((m.type === "ended" || m.type === "ring_ended") && current && current.call.uniqueid === m.uniqueid) {
         answeredAt = null;
         $("call-phase").textContent = t("ended");
         $("pop").className = "grid pop ended";
+        $("transfer-form").hidden = true;
       } else if (m.type === "resync") refresh();
     };
     ws.onclose = () => { document.body.dataset.ws = "closed"; setTimeout(connect, 1000); };
