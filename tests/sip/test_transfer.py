@@ -1,7 +1,8 @@
-"""Blind transfer from the agent page over real SIP: the caller (SIPp through the trunk, keys
-over RTP) reaches agent 1001's baresip phone; 1001 transfers to 1002 from the page; 1002's page
-pops with the same incident and 1002's phone answers; the journal keeps one row for the call
-with both agents' talk, and the transfer is audited."""
+"""Blind transfer over real SIP: the caller (SIPp through the trunk, keys over RTP) reaches agent
+1001's baresip phone; 1001 transfers to 1002 from the page; 1002's page pops with the same
+incident and 1002's phone answers; 1002 hands the caller back from the phone (SIP REFER) and
+1001's page pops again; the journal keeps one row for the call with each agent's talk, and the
+page's transfer is audited."""
 
 import asyncio
 from pathlib import Path
@@ -57,15 +58,29 @@ async def test_a_blind_transfer_moves_the_call_and_the_pop_to_a_colleague(
                 await second.wait(lambda m: m.get("type") == "answered", 30)
                 await first.wait(lambda m: m.get("type") == "ended", 30)
                 await asyncio.sleep(1)
-                await phone["1002"].command("hangup")
+                # 1002 hands the caller back from the phone itself (SIP REFER): the pop follows.
+                pops_before = sum(1 for m in first.messages if m.get("type") == "pop")
+                r2 = await phone["1002"].command("transfer", f"sip:1001@127.0.0.1:{st.sip_port}")
+                assert r2["ok"], r2
+                await first.wait(
+                    lambda m: (
+                        m.get("type") == "pop"
+                        and sum(1 for x in first.messages if x.get("type") == "pop") > pops_before
+                    ),
+                    30,
+                )
+                await phone["1001"].wait_for("CALL_ESTABLISHED", n=2, timeout=30)
+                await asyncio.sleep(1)
+                await phone["1001"].command("hangup")
                 assert await sipp.wait(120) == 0, sipp.log()
                 record = await db.call(tmp_path, call["uniqueid"], timeout=30)
-                assert record["outcome"] == "answered" and record["agent"] == "1002"
+                assert record["outcome"] == "answered" and record["agent"] == "1001"
                 legs = record["legs"]
                 legs = legs if isinstance(legs, list) else __import__("json").loads(legs)
                 assert [(leg["agent"], leg["via"]) for leg in legs] == [
                     ("1001", "queue"),
                     ("1002", "transfer"),
+                    ("1001", "transfer"),
                 ]
                 assert all(leg["talk_seconds"] > 0 for leg in legs), legs
                 assert len(db.query(tmp_path, "SELECT id FROM calls WHERE linkedid = ?",
