@@ -180,6 +180,12 @@ async def blind_transfer(client: AmiClient, channel: str, context: str, exten: s
     await client.action("BlindTransfer", Channel=channel, Context=context, Exten=exten)
 
 
+async def attended_transfer(client: AmiClient, channel: str, context: str, exten: str) -> None:
+    """Attended transfer from `channel` (an agent's leg): it dials context/exten while its peer
+    waits; hanging `channel` up then joins the peer to whoever answered."""
+    await client.action("Atxfer", Channel=channel, Context=context, Exten=exten)
+
+
 async def set_global(client: AmiClient, name: str, value: str) -> None:
     """Set a global dialplan variable."""
     await client.action("Setvar", Variable=name, Value=value)

@@ -195,7 +195,10 @@ class CallTracker:
         # UserEvents our dialplan and IVR raise on the caller's channel (see asterisk-conf);
         # Cti{Overflow,Transfer}Answered come from the called party's channel and name the call.
         f = e.fields
-        on_callee = e.name in ("CtiOverflowAnswered", "CtiTransferAnswered")
+        on_callee = e.name in ("CtiOverflowAnswered", "CtiTransferAnswered") or (
+            # An attended transfer's consultation leg names the call it belongs to.
+            e.name in ("CtiTransferTo", "CtiTransferResult") and "Call" in f
+        )
         call = self.calls.get(f.get("Call", "") if on_callee else e.uniqueid)
         if call is None:
             return

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from cti.ami import actions
 from cti.ami.actions import SpyMode
-from cti.errors import Conflict, InvalidInput
+from cti.errors import AmiActionFailed, Conflict, InvalidInput
 from desk.models import Role
 from desk.validation import text_field
 from desk.web import console
@@ -61,13 +61,16 @@ async def supervise(request: web.Request) -> web.Response:
     if call is None:
         raise Conflict(f"agent {agent} is not on a call")
     settings = request.app[SETTINGS]
-    await actions.spy(
-        core.client,
-        settings.agent_device(me.extension),
-        settings.agent_device(agent),
-        mode,
-        caller_id=actions.caller_id(f"{mode.value} {agent}", agent),
-    )
+    try:
+        await actions.spy(
+            core.client,
+            settings.agent_device(me.extension),
+            settings.agent_device(agent),
+            mode,
+            caller_id=actions.caller_id(f"{mode.value} {agent}", agent),
+        )
+    except AmiActionFailed as exc:
+        raise Conflict(f"Asterisk refused: {exc}") from exc
     async with request.app[SESSIONS].begin() as s:
         console.record(
             request,

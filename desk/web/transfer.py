@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.ami import actions
-from cti.errors import Conflict, InvalidInput
+from cti.errors import AmiActionFailed, Conflict, InvalidInput
 from cti.phone import normalize
 from desk.models import Role, Staff
 from desk.validation import queue_name, text_field
@@ -55,17 +55,30 @@ async def _target(
 
 @documented(
     responses=(202, 409, 503),
-    body=obj({"kind": string(10, enum=list(KINDS)), "to": string(80)}, ("kind", "to")),
+    body=obj(
+        {
+            "kind": string(10, enum=list(KINDS)),
+            "to": string(80),
+            "mode": string(10, enum=["blind", "attended"]),
+        },
+        ("kind", "to"),
+    ),
 )
 @requires(Role.AGENT)
 async def transfer(request: web.Request) -> web.Response:
-    """POST /api/agent/me/transfer {kind, to}: blind-transfer my current call."""
+    """POST /api/agent/me/transfer {kind, to, mode?}: transfer my current call, blind (the
+    default) or attended (I talk to the colleague first; hanging up completes it)."""
     body = await body_of(request)
     me = current(request)
     assert me is not None  # @requires ran first
     if not me.extension:
         raise InvalidInput("you have no desk phone (extension)")
     exten, variables = await _target(request, me, body)
+    attended = body.get("mode", "blind")
+    if attended not in ("blind", "attended"):
+        raise InvalidInput("mode: blind or attended")
+    if attended == "attended" and exten != "agent":
+        raise InvalidInput("mode: an attended transfer goes to a colleague (kind agent)")
     if CORE not in request.app or not request.app[CORE].client.connected:
         raise web.HTTPServiceUnavailable(
             text='{"error":"no link to Asterisk"}', content_type="application/json"
@@ -85,16 +98,30 @@ async def transfer(request: web.Request) -> web.Response:
     )
     if not legs:
         raise Conflict("your phone's leg of the call is gone")
-    for name, value in variables.items():
-        await actions.set_var(core.client, call.channel, name, value)
-    await actions.blind_transfer(core.client, legs[0], "cti-transfer", exten)
+    try:
+        if attended == "attended":
+            # The consultation call starts on the agent's side: it carries what the dialplan needs.
+            await actions.set_var(core.client, legs[0], "__CTI_CALLER_UID", call.uniqueid)
+            await actions.set_var(
+                core.client, legs[0], "__CTI_TRANSFER_DEVICE", variables["CTI_TRANSFER_DEVICE"]
+            )
+            await actions.attended_transfer(
+                core.client, legs[0], "cti-atxfer", variables["CTI_TRANSFER_AGENT"]
+            )
+        else:
+            for name, value in variables.items():
+                await actions.set_var(core.client, call.channel, name, value)
+            await actions.blind_transfer(core.client, legs[0], "cti-transfer", exten)
+    except AmiActionFailed as exc:
+        # Asterisk refused (the leg went away meanwhile, a transfer already under way …).
+        raise Conflict(f"Asterisk refused the transfer: {exc}") from exc
     async with request.app[SESSIONS].begin() as s:
         console.record(
             request,
             s,
             "transfer",
             call.uniqueid,
-            {"kind": exten, "to": body.get("to"), "from": me.extension},
+            {"kind": exten, "mode": attended, "to": body.get("to"), "from": me.extension},
         )
     return web.json_response(
         {"call": call.uniqueid, "kind": exten, "to": body.get("to")}, status=202

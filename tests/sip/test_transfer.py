@@ -94,3 +94,57 @@ async def test_a_blind_transfer_moves_the_call_and_the_pop_to_a_colleague(
                 await second.close()
     finally:
         await http.close()
+
+
+async def test_an_attended_transfer_consults_the_colleague_first(
+    sandbox: Instance, sandbox_state: InstanceState, sim_client: AmiClient, tmp_path: Path
+) -> None:
+    st = sandbox_state
+    http = await sip_server(st, tmp_path, CTI_WRAPUP_SECONDS="2")
+    try:
+        async with phones(sandbox, st, tmp_path, "1001", "1002") as phone:
+            first = await agent_page(http, "wangfang", "1001", "王芳")
+            second = await agent_page(http, "liuyang", "1002", "刘洋")
+            try:
+                await first.ready()
+                pcap = rtp_pcap(tmp_path / "caller.pcap", KEEP_PRESSING_1, 90)
+                sipp = await carrier_call(st, tmp_path / "sipp", caller_scenario(*ZHANG, pcap, 240))
+                call = (await first.wait(lambda m: m.get("type") == "pop", 150))["call"]
+                await phone["1001"].wait_for("CALL_ESTABLISHED", timeout=30)
+                await first.wait(lambda m: m.get("type") == "answered", 30)
+                await asyncio.sleep(1)
+                body = {"kind": "queue", "to": "helpdesk", "mode": "attended"}
+                r = await first.session.post("/api/agent/me/transfer", json=body)
+                assert r.status == 400  # attended goes to a colleague
+                r = await first.session.post(
+                    "/api/agent/me/transfer",
+                    json={"kind": "agent", "to": "1002", "mode": "attended"},
+                )
+                assert r.status == 202, await r.text()
+                # 1002's page pops with the incident while 1001 still has the caller waiting.
+                pop2 = await second.wait(lambda m: m.get("type") == "pop", 30)
+                assert pop2["incident"]["number"] == call["incident_number"]
+                await phone["1002"].wait_for("CALL_ESTABLISHED", timeout=30)
+                await asyncio.sleep(1)
+                # 1001 hangs up: the transfer completes, the caller now talks to 1002.
+                await phone["1001"].command("hangup")
+                await asyncio.sleep(1.5)
+                assert phone["1002"].count("CALL_CLOSED") == 0
+                await phone["1002"].command("hangup")
+                assert await sipp.wait(120) == 0, sipp.log()
+                record = await db.call(tmp_path, call["uniqueid"], timeout=30)
+                legs = record["legs"]
+                legs = legs if isinstance(legs, list) else __import__("json").loads(legs)
+                assert [(leg["agent"], leg["via"]) for leg in legs] == [
+                    ("1001", "queue"),
+                    ("1002", "transfer"),
+                ], legs
+                assert all(leg["talk_seconds"] > 0 for leg in legs), legs
+                assert record["outcome"] == "answered"
+                audit = db.query(tmp_path, "SELECT detail FROM audit_log WHERE action = 'transfer'")
+                assert len(audit) == 1 and "attended" in str(audit[0]["detail"])
+            finally:
+                await first.close()
+                await second.close()
+    finally:
+        await http.close()
