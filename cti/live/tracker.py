@@ -199,7 +199,11 @@ class CallTracker:
             # An attended transfer's consultation leg names the call it belongs to.
             e.name in ("CtiTransferTo", "CtiTransferResult") and "Call" in f
         )
-        call = self.calls.get(f.get("Call", "") if on_callee else e.uniqueid)
+        if on_callee:
+            # The Linkedid is the call's too when the variable did not reach the new channel.
+            call = self.calls.get(f.get("Call", "")) or self.by_linkedid.get(e.linkedid)
+        else:
+            call = self.calls.get(e.uniqueid)
         if call is None:
             return
         if e.name == "CtiQueueResult":

@@ -39,6 +39,8 @@ async def test_transfer_refuses_strangers_and_hostile_targets(tmp_path: Path) ->
                 ({"kind": "outside", "to": "abc"}, "to"),
                 ({"kind": "outside", "to": "1002"}, "outside"),
                 ({"kind": "outside", "to": "139\r\n0000"}, "to"),
+                ({"kind": "agent", "to": "1002", "mode": "attended"}, "not available"),
+                ({"kind": "agent", "to": "1002", "mode": "sideways"}, "mode"),
             ):
                 r = await agent.post("/api/agent/me/transfer", json=body)
                 assert r.status == 400, (body, r.status, await r.text())
