@@ -42,6 +42,8 @@ def call_json(call: CallView) -> dict[str, Any]:
         "agent": call.agent,
         "state": call.state.value,
         "wait_seconds": round(call.wait_seconds, 1),
+        "on_hold": call.on_hold,
+        "hold_seconds": round(call.hold_seconds, 1),
     }
 
 

@@ -143,6 +143,7 @@ async def build_report(
                 "agent": ext,
                 "answered": f.answered,
                 "talk": f.talk,
+                "hold": f.hold,
                 "acw": f.acw,
                 "aht": f.aht,
                 "available_seconds": avail,

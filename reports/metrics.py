@@ -61,6 +61,7 @@ class CallFigures:
     wait_answered: float = 0.0
     talk: float = 0.0
     acw: float = 0.0
+    hold: float = 0.0  # the part of `talk` the callers spent on hold
     reconciled: int = 0
 
     def rate(self, num: float, den: float) -> float | None:
@@ -73,7 +74,13 @@ class CallFigures:
 
     @property
     def aht(self) -> float | None:
-        return self.rate(self.talk + self.acw, self.answered)
+        # talk_seconds runs from answer to the talk's end, hold included (as Asterisk counts
+        # it): talk net of hold + hold + after-call work.
+        return self.rate((self.talk - self.hold) + self.hold + self.acw, self.answered)
+
+    @property
+    def average_hold(self) -> float | None:
+        return self.rate(self.hold, self.answered)
 
     @property
     def service_level(self) -> float | None:
@@ -102,6 +109,7 @@ class CallFigures:
         for key in (
             "asa",
             "aht",
+            "average_hold",
             "service_level",
             "abandon_rate",
             "net_abandon_rate",
@@ -137,6 +145,7 @@ def call_columns(sl_seconds: float, short_abandon: float) -> list[Any]:
         func.coalesce(func.sum(case((ans, Call.wait_seconds), else_=0)), 0),
         func.coalesce(func.sum(case((ans, Call.talk_seconds), else_=0)), 0),
         func.coalesce(func.sum(case((ans, Call.acw_seconds), else_=0)), 0),
+        func.coalesce(func.sum(case((ans, Call.hold_seconds), else_=0)), 0),
         count(Call.source == "reconciled"),
     ]
 
@@ -146,7 +155,11 @@ def figures_of(row: Any) -> CallFigures:
     v = list(row)
     f = CallFigures()
     for name, value in zip(CALL_FIELDS, v, strict=True):
-        setattr(f, name, float(value) if name in ("wait_answered", "talk", "acw") else int(value))
+        setattr(
+            f,
+            name,
+            float(value) if name in ("wait_answered", "talk", "acw", "hold") else int(value),
+        )
     return f
 
 

@@ -184,6 +184,9 @@ async def snapshot(
                     "caller_name": call.caller_name,
                     "incident_number": call.incident_number,
                     "answered_at": call.answered_at,
+                    "uniqueid": call.uniqueid,
+                    "on_hold": call.on_hold_since is not None,
+                    "hold_seconds": round(call.held(now), 1),
                 }
                 if call
                 else None,

@@ -9,6 +9,7 @@ replayed later.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from cti.ami import responses
 from cti.ami.client import AmiClient
@@ -167,6 +168,24 @@ async def hangup(client: AmiClient, channel: str, cause: int | None = None) -> N
     await client.request("Hangup", headers)
 
 
+async def set_var(client: AmiClient, channel: str, name: str, value: str) -> None:
+    """Set a variable on one channel."""
+    if not name.replace("_", "").isalnum() or any(ch in value for ch in "\r\n"):
+        raise InvalidInput(f"{name!r} is not a safe name=value")
+    await client.action("Setvar", Channel=channel, Variable=name, Value=value)
+
+
+async def blind_transfer(client: AmiClient, channel: str, context: str, exten: str) -> None:
+    """Blind-transfer the party bridged with `channel` (an agent's leg) to context/exten."""
+    await client.action("BlindTransfer", Channel=channel, Context=context, Exten=exten)
+
+
+async def attended_transfer(client: AmiClient, channel: str, context: str, exten: str) -> None:
+    """Attended transfer from `channel` (an agent's leg): it dials context/exten while its peer
+    waits; hanging `channel` up then joins the peer to whoever answered."""
+    await client.action("Atxfer", Channel=channel, Context=context, Exten=exten)
+
+
 async def set_global(client: AmiClient, name: str, value: str) -> None:
     """Set a global dialplan variable."""
     await client.action("Setvar", Variable=name, Value=value)
@@ -192,3 +211,48 @@ async def pjsip_auths(client: AmiClient, *, timeout: float = 30) -> list[AuthLis
     AmiActionFailed "Permission denied" otherwise)."""
     rows = await client.action("PJSIPShowAuths", as_list=True, timeout=timeout)
     return responses.pjsip_auths(rows)
+
+
+class SpyMode(StrEnum):
+    """How a supervisor joins an agent's call (ChanSpy's options)."""
+
+    LISTEN = "listen"  # hears both, nobody hears the supervisor
+    WHISPER = "whisper"  # coach: only the agent hears the supervisor
+    BARGE = "barge"  # both hear the supervisor
+
+
+# q: no beep or channel name announced to the supervisor; E: end when the agent's leg ends;
+# w: whisper to the spied-on channel (the agent); B: barge, talk to both sides.
+_SPY_OPTIONS = {SpyMode.LISTEN: "qE", SpyMode.WHISPER: "qwE", SpyMode.BARGE: "qBE"}
+
+
+def spy_prefix(interface: str) -> str:
+    """ChanSpy's channel-name prefix for an agent's device: `PJSIP/1001` -> `PJSIP/1001-`
+    (channels are named <device>-<sequence>, and 1001 alone would also match 10010);
+    `Local/1001@sim-agent/n` -> `Local/1001@sim-agent-`."""
+    device = interface.removesuffix("/n")
+    if not device or any(ch in device for ch in ",|\r\n"):
+        raise InvalidInput(f"{interface!r} is not a device ChanSpy can follow")
+    return device + "-"
+
+
+async def spy(
+    client: AmiClient,
+    supervisor_device: str,
+    agent_interface: str,
+    mode: SpyMode,
+    *,
+    caller_id: str = "",
+    ring_seconds: int = 30,
+) -> None:
+    """Ring the supervisor's phone; once answered, ChanSpy on the agent's call in `mode`."""
+    await originate(
+        client,
+        Originate(
+            channel=supervisor_device,
+            application="ChanSpy",
+            data=f"{spy_prefix(agent_interface)},{_SPY_OPTIONS[mode]}",
+            caller_id=caller_id,
+            timeout_ms=ring_seconds * 1000,
+        ),
+    )

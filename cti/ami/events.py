@@ -64,6 +64,19 @@ class Hangup(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class Hold(ChannelEvent):
+    """A channel put the call on hold (a SIP phone's hold re-INVITE): the other side hears
+    music on hold. The channel is the one that held (the agent's phone)."""
+
+    music_class: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unhold(ChannelEvent):
+    """A channel took the call off hold."""
+
+
+@dataclass(frozen=True, slots=True)
 class QueueCallerJoin(ChannelEvent):
     """A caller joined a queue."""
 
@@ -318,6 +331,8 @@ _PARSERS: dict[str, Callable[[Msg], AmiEvent]] = {
         m.get("CallerIDName", ""),
     ),
     "Hangup": lambda m: Hangup(*_ch(m), _int(m, "Cause", 0), m.get("Cause-txt", "")),
+    "Hold": lambda m: Hold(*_ch(m), m.get("MusicClass", "")),
+    "Unhold": lambda m: Unhold(*_ch(m)),
     "QueueCallerJoin": lambda m: QueueCallerJoin(
         *_ch(m),
         m["Queue"],

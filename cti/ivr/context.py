@@ -37,6 +37,8 @@ class IvrContext:
     plan: NumberPlan
     media: MediaPaths
     clock: Callable[[], float] = time.time
+    # Calls queued here are recorded once an agent answers ("*": every queue).
+    record_queues: tuple[str, ...] = ()
 
     def now(self) -> datetime:
         """The current time, aware UTC."""

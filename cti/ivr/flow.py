@@ -14,6 +14,7 @@ from cti.ivr.context import IvrContext, StepLog
 from cti.ivr.menu import Action, Menu, Option
 from cti.ivr.ports import NewIncident, Requester
 from cti.journal.models import clip
+from cti.journal.recordings import recorded
 from cti.phone import CallerNumber, normalize
 
 logger = logging.getLogger(__name__)
@@ -220,10 +221,12 @@ class CallFlow:
         return hours.oncall_number or None
 
     async def to_queue(self) -> None:
-        """Hand the call to the language's queue."""
-        await self.set_vars(
-            CTI_NEXT="queue", CTI_QUEUE=self.ctx.menu.queues[self.lang], CTI_LANGUAGE=self.lang
-        )
+        """Hand the call to the language's queue (recorded from the answer on, where the site
+        records that queue: the dialplan starts MixMonitor before Queue())."""
+        queue = self.ctx.menu.queues[self.lang]
+        if recorded(queue, self.ctx.record_queues):
+            await self.set_vars(CTI_RECORD="1", CTI_RECORD_DIR=f"{self.ctx.media.asterisk}/calls")
+        await self.set_vars(CTI_NEXT="queue", CTI_QUEUE=queue, CTI_LANGUAGE=self.lang)
 
     # -- account and password requests (6.2) ---------------------------------------------------
 

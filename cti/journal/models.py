@@ -107,6 +107,12 @@ class Call(Base):
     hangup_cause: Mapped[int | None] = mapped_column(Integer)
     wait_seconds: Mapped[float | None] = mapped_column(Float)
     talk_seconds: Mapped[float | None] = mapped_column(Float)
+    # The part of talk_seconds the caller spent on hold (Asterisk's Hold/Unhold), and how often.
+    hold_seconds: Mapped[float | None] = mapped_column(Float)
+    holds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Each agent's part (more than one after a transfer): agent, via, answered_at, ended_at,
+    # talk_seconds. The call is still one row: reports count it once.
+    legs: Mapped[list[Any] | None] = mapped_column(default=list)
     incident_number: Mapped[str | None] = mapped_column(Clipped(20), index=True)
     ivr_path: Mapped[str | None] = mapped_column(Clipped(200))
     language: Mapped[str | None] = mapped_column(Clipped(8))
@@ -218,3 +224,22 @@ class CallSlotFigures(Base):
     talk: Mapped[float] = mapped_column(Float, default=0.0)
     acw: Mapped[float] = mapped_column(Float, default=0.0)
     reconciled: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CallRecording(Base):
+    """A call's recording (MixMonitor), kept until the retention period ends or a lead deletes
+    it; the row stays (deleted_at set) so the call log says a recording existed."""
+
+    __tablename__ = "call_recordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_uniqueid: Mapped[str] = mapped_column(Clipped(150), index=True)
+    linkedid: Mapped[str] = mapped_column(Clipped(150))
+    queue: Mapped[str | None] = mapped_column(Clipped(80))
+    agent: Mapped[str | None] = mapped_column(Clipped(80), index=True)
+    incident_number: Mapped[str | None] = mapped_column(Clipped(20), index=True)
+    # Relative to the media folder (calls/<uniqueid>.wav): never a path a client chose.
+    file: Mapped[str] = mapped_column(Clipped(200))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+    deleted_by: Mapped[str | None] = mapped_column(Clipped(80))

@@ -30,12 +30,13 @@ S = CallState
 # Asterisk is the truth: a move outside this table is still made (and logged, and counted), since
 # events can be lost in an outage; the replayed real sessions make none (tests/unit/test_replay).
 TRANSITIONS: dict[CallState, frozenset[CallState]] = {
-    S.DIALPLAN: frozenset({S.IVR, S.WAITING, S.ENDED}),
+    # DIALPLAN -> TALKING: a colleague answered a blind transfer (CtiTransferAnswered).
+    S.DIALPLAN: frozenset({S.IVR, S.WAITING, S.TALKING, S.ENDED}),
     S.IVR: frozenset({S.DIALPLAN, S.WAITING, S.ENDED}),
     # QueueCallerLeave comes just before AgentConnect; a ringing call stays ringing through it.
     S.WAITING: frozenset({S.RINGING, S.TALKING, S.DIALPLAN, S.ENDED}),
     S.RINGING: frozenset({S.WAITING, S.TALKING, S.DIALPLAN, S.ENDED}),
-    S.TALKING: frozenset({S.DIALPLAN, S.ENDED}),
+    S.TALKING: frozenset({S.DIALPLAN, S.WAITING, S.ENDED}),
     S.ENDED: frozenset(),
 }
 IN_QUEUE = frozenset({S.WAITING, S.RINGING})
@@ -187,6 +188,14 @@ class LiveCall:
     talk_override: float | None = None
     seen_since_link: bool = True
     state: CallState = CallState.DIALPLAN
+    # Hold (Asterisk's Hold/Unhold events on any leg of the call, while an agent talks).
+    recording: str | None = None  # calls/<uniqueid>.wav, when the dialplan started MixMonitor
+    # Each agent's part of an answered call (more than one after a transfer): agent, from, to.
+    legs: list[dict[str, Any]] = field(default_factory=list)
+    leg_since: float | None = None
+    holds: int = 0
+    hold_accum: float = 0.0
+    on_hold_since: float | None = None
 
     def move(self, to: CallState) -> None:
         """Change state (a no-op if already there); a move outside TRANSITIONS is logged."""
@@ -256,9 +265,53 @@ class LiveCall:
             self.wait_accum += max(0.0, ts - self.in_queue_since)
             self.in_queue_since = None
 
+    def hold(self, ts: float) -> bool:
+        """The call went on hold at `ts`; False if it already was (or no agent talks)."""
+        if self.on_hold_since is not None or self.answered_at is None:
+            return False
+        self.on_hold_since = ts
+        self.holds += 1
+        return True
+
+    def unhold(self, ts: float) -> bool:
+        """The call came off hold at `ts`; False if it was not on hold."""
+        if self.on_hold_since is None:
+            return False
+        self.hold_accum += max(0.0, ts - self.on_hold_since)
+        self.on_hold_since = None
+        return True
+
+    def start_leg(self, agent: str, ts: float, via: str) -> None:
+        """`agent` starts talking to the caller at `ts` (the previous agent's part ends)."""
+        self.end_leg(ts)
+        self.agent = agent
+        self.leg_since = ts
+        self.legs.append({"agent": agent, "via": via, "from": ts, "to": None})
+
+    def end_leg(self, ts: float) -> None:
+        """The current agent's part ends at `ts`."""
+        if self.leg_since is not None and self.legs:
+            self.legs[-1]["to"] = ts
+        self.leg_since = None
+
+    def held(self, now: float) -> float:
+        """Seconds on hold so far, the current hold included."""
+        current = max(0.0, now - self.on_hold_since) if self.on_hold_since is not None else 0.0
+        return self.hold_accum + current
+
+    @property
+    def hold_seconds(self) -> float | None:
+        """Seconds on hold (part of talk_seconds, which runs from answer to the talk's end);
+        None if no agent answered."""
+        if self.answered_at is None:
+            return None
+        return round(self.hold_accum, 6)
+
     def finish(self, ts: float) -> None:
         """The caller's channel is gone: settle times and the outcome."""
         self.ended_at = ts
+        self.unhold(ts)
+        self.end_leg(ts)
         self.leave_queue(ts)
         if self.in_ivr and self.ivr_left_at is None:
             self.ivr_left_at = ts
@@ -333,6 +386,9 @@ class LiveCall:
             "hangup_cause": self.hangup_cause,
             "wait_seconds": self.wait_seconds if self.ended_at is not None else None,
             "talk_seconds": self.talk_seconds if self.ended_at is not None else None,
+            "hold_seconds": self.hold_seconds if self.ended_at is not None else None,
+            "legs": [_leg_json(leg) for leg in self.legs],
+            "holds": self.holds,
             "incident_number": self.incident_number,
             "ivr_path": self.ivr_path,
             "language": self.language,
@@ -353,6 +409,11 @@ class LiveCall:
             "overflows": [asdict(o) for o in self.overflows],
             "transferred_to": self.transferred_to,
             "offers": [asdict(o) for o in self.offers],
+            "hold_accum": self.hold_accum,
+            "on_hold_since": self.on_hold_since,
+            "recording": self.recording,
+            "legs": self.legs,
+            "leg_since": self.leg_since,
         }
 
     @classmethod
@@ -392,6 +453,12 @@ class LiveCall:
             transferred_to=state.get("transferred_to"),
             hangup_cause=row.hangup_cause,
             seen_since_link=False,
+            holds=row.holds or 0,
+            hold_accum=float(state.get("hold_accum", 0.0)),
+            on_hold_since=state.get("on_hold_since"),
+            recording=state.get("recording"),
+            legs=list(state.get("legs", [])),
+            leg_since=state.get("leg_since"),
         )
         call.offers = [
             Offer(**{**o, "result": OfferResult(o["result"])}) for o in state.get("offers", [])
@@ -402,6 +469,17 @@ class LiveCall:
             call.state = CallState.IVR if state.get("in_ivr") else CallState.DIALPLAN
             call.rebuild_state()
         return call
+
+
+def _leg_json(leg: dict[str, Any]) -> dict[str, Any]:
+    start, end = leg["from"], leg.get("to")
+    return {
+        "agent": leg["agent"],
+        "via": leg["via"],
+        "answered_at": to_dt(start).isoformat(),
+        "ended_at": to_dt(end).isoformat() if end is not None else None,
+        "talk_seconds": round(max(0.0, end - start), 3) if end is not None else None,
+    }
 
 
 def _offer_json(o: Offer) -> dict[str, Any]:
@@ -452,6 +530,9 @@ class CallView:
     callback_of: str | None
     ringing: tuple[str, ...] = ()  # agents whose phones ring for this call now
     offered_to: tuple[str, ...] = ()  # every agent the call was offered to, in order
+    on_hold: bool = False
+    hold_seconds: float = 0.0  # on hold so far, the current hold included
+    recording: str | None = None
 
 
 def view_of(call: LiveCall, now: float) -> CallView:
@@ -479,6 +560,9 @@ def view_of(call: LiveCall, now: float) -> CallView:
         callback_of=call.callback_of,
         ringing=tuple(o.agent for o in call.offers if o.result == OfferResult.RINGING),
         offered_to=tuple(dict.fromkeys(o.agent for o in call.offers)),
+        on_hold=call.on_hold_since is not None,
+        recording=call.recording,
+        hold_seconds=round(call.held(call.ended_at or now), 3),
     )
 
 

@@ -9,7 +9,7 @@ can disagree with the journal.
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from cti.ami import events as ev
@@ -28,6 +28,8 @@ from cti.live.model import (
 from cti.types import OfferResult
 
 logger = logging.getLogger(__name__)
+# The interface of an offer made by a blind transfer (the dialplan dials the colleague's phone).
+TRANSFER = "transfer"
 
 
 class CallTracker:
@@ -60,6 +62,8 @@ class CallTracker:
             ev.AgentConnect: self._agent_connect,
             ev.AgentComplete: self._agent_complete,
             ev.UserEvent: self._user_event,
+            ev.Hold: self._hold,
+            ev.Unhold: self._unhold,
         }
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -189,9 +193,17 @@ class CallTracker:
 
     def _user_event(self, e: ev.UserEvent) -> None:
         # UserEvents our dialplan and IVR raise on the caller's channel (see asterisk-conf);
-        # CtiOverflowAnswered comes from the called party's channel and names the call.
+        # Cti{Overflow,Transfer}Answered come from the called party's channel and name the call.
         f = e.fields
-        call = self.calls.get(f.get("Call", "") if e.name == "CtiOverflowAnswered" else e.uniqueid)
+        on_callee = e.name in ("CtiOverflowAnswered", "CtiTransferAnswered") or (
+            # An attended transfer's consultation leg names the call it belongs to.
+            e.name in ("CtiTransferTo", "CtiTransferResult") and "Call" in f
+        )
+        if on_callee:
+            # The Linkedid is the call's too when the variable did not reach the new channel.
+            call = self.calls.get(f.get("Call", "")) or self.by_linkedid.get(e.linkedid)
+        else:
+            call = self.calls.get(e.uniqueid)
         if call is None:
             return
         if e.name == "CtiQueueResult":
@@ -203,6 +215,21 @@ class CallTracker:
             call.language = f.get("Lang") or call.language
             if f.get("Voicemail") == "1":
                 call.voicemail = True
+        elif e.name == "CtiRecording":
+            name = f.get("File", "")
+            # Only the name our dialplan gives (calls/<this call's uniqueid>.wav) is believed.
+            call.recording = name if name == f"calls/{call.uniqueid}.wav" else call.recording
+        elif e.name == "CtiTransferTo":
+            self._transfer_to(call, f, e.timestamp)
+            return
+        elif e.name == "CtiTransferAnswered":
+            self._transfer_answered(call, e.timestamp)
+            return
+        elif e.name == "CtiTransferResult":
+            status = f.get("Status") or ""
+            if status != "ANSWER":
+                missed = OfferResult.NO_ANSWER if status == "NOANSWER" else OfferResult.REJECTED
+                self._end_offer(call, TRANSFER, e.timestamp, missed)
         elif e.name == "CtiTransfer":
             call.transferred_to = f.get("To") or "?"
         elif e.name in ("CtiOverflow", "CtiCallback"):
@@ -233,6 +260,45 @@ class CallTracker:
             return
         self._touch(call)
         self._publish(CallEventKind.CALL_CHANGED, call)
+
+    def _hold(self, e: ev.Hold) -> None:
+        # Raised on the channel that held: the agent's phone (any leg of the call's Linkedid).
+        call = self._call_of(e)
+        if call is not None and call.talking and call.hold(e.timestamp):
+            logger.debug("call on hold linkedid=%s by %s", call.linkedid, e.channel)
+            self._touch(call)
+            self._publish(CallEventKind.CALL_CHANGED, call)
+
+    def _unhold(self, e: ev.Unhold) -> None:
+        call = self._call_of(e)
+        if call is not None and call.unhold(e.timestamp):
+            self._touch(call)
+            self._publish(CallEventKind.CALL_CHANGED, call)
+
+    def _transfer_to(self, call: LiveCall, f: Mapping[str, str], ts: float) -> None:
+        # The agent page blind-transferred the caller (asterisk-conf [cti-transfer]).
+        kind, to = f.get("Kind", ""), f.get("To", "")
+        call.transferred_to = f"{kind}:{to}" if kind else to or "?"
+        call.end_leg(ts)
+        self._touch(call)
+        self._publish(CallEventKind.CALL_CHANGED, call)
+        if kind == "agent" and to:
+            # The colleague's phone rings: an offer, so their page pops with the incident.
+            offer = Offer(to, TRANSFER, ts)
+            call.offers.append(offer)
+            self._publish(CallEventKind.AGENT_RINGING, call, offer=offer)
+
+    def _transfer_answered(self, call: LiveCall, ts: float) -> None:
+        offer = call.open_offer(TRANSFER)
+        if offer is None:
+            return
+        offer.result, offer.ended_at = OfferResult.ANSWERED, ts
+        call.start_leg(offer.agent, ts, "transfer")
+        call.talk_ended_at = None
+        call.move(CallState.TALKING)
+        self._touch(call)
+        self._publish(CallEventKind.AGENT_RING_ENDED, call, offer=offer)
+        self._publish(CallEventKind.CALL_ANSWERED, call)
 
     # -- queue events ---------------------------------------------------------------------------
 
@@ -314,8 +380,12 @@ class CallTracker:
         if call is None:
             return
         call.leave_queue(e.timestamp)
-        call.answered_at = e.timestamp
-        call.agent = e.member_name
+        # A caller transferred to a queue is answered a second time: one call, a second leg.
+        first = call.answered_at is None
+        if first:
+            call.answered_at = e.timestamp
+        call.start_leg(e.member_name, e.timestamp, "queue" if first else "transfer")
+        call.talk_ended_at = None
         call.queue = e.queue
         self._end_offer(call, e.interface, e.timestamp, OfferResult.ANSWERED)
         for offer in call.offers:  # ringall: the others lose the call
@@ -330,6 +400,9 @@ class CallTracker:
         if call is None:
             return
         call.talk_ended_at = e.timestamp
+        call.unhold(e.timestamp)
+        if call.agent == e.member_name:
+            call.end_leg(e.timestamp)
         call.complete_reason = e.reason
         if "answered_at" in call.inferred:
             # The answer came from queue_log (whole seconds) while we were away: a precise end

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cti.confedit import set_option
+from cti.confedit import options, replace_options, set_option
 from cti.errors import SandboxError
 from cti.sandbox.root import cache_dir, chroot_prefix, ensure_prompts, ensure_root
 from cti.sandbox.sounds import SoundFolder
@@ -34,6 +34,11 @@ DEFAULT_PORTS = {
     "http_port": 8088,
     "wss_port": 8089,
 }
+# The carrier's placeholder address in asterisk-conf/pjsip.conf (TEST-NET-1). A sandbox never
+# keeps it: no SIP packet may leave 127.0.0.0/8, so the trunk points at a loopback address
+# where a test's SIPp (or nobody) listens.
+CARRIER_PLACEHOLDER = "192.0.2.10"
+CARRIER_HOST = "127.0.0.2"
 
 
 def default_instance_name() -> str:
@@ -72,6 +77,13 @@ def free_port() -> int:
         fh.truncate()
         fh.write("".join(f"{p} {at}\n" for p, at in recent.items()))
         return port
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    """A UDP port on `host` that nobody has bound right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def _port_free(port: int) -> bool:
@@ -115,6 +127,10 @@ class InstanceState:
     softphone_key: str = ""
     # "full": the synthesised prompts; "short": short stand-ins (cti/sandbox/sounds.py).
     prompts: str = "full"
+    # The carrier trunk of the sandbox: SIP from this address is the carrier (identify match),
+    # and calls out through the trunk go to sip:carrier_host:carrier_port (SIPp as the UAS).
+    carrier_host: str = CARRIER_HOST
+    carrier_port: int = 5070
 
 
 class Instance:
@@ -246,6 +262,14 @@ class Instance:
             softphone_key=old.softphone_key
             if old and old.softphone_key
             else secrets.token_urlsafe(32),
+            carrier_host=CARRIER_HOST,
+            carrier_port=(
+                old.carrier_port
+                if old is not None
+                else 5070
+                if self.name == "default"
+                else free_udp_port(CARRIER_HOST)
+            ),
         )
 
     def _render(self, st: InstanceState, globals_: dict[str, str]) -> None:
@@ -262,6 +286,7 @@ class Instance:
             "cache",
             "media/recordings",
             "media/announcements",
+            "media/calls",
         ):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         inner = self.inner
@@ -300,6 +325,8 @@ class Instance:
             for section, key, value in changes:
                 text = set_option(text, section, key, value)
             path.write_text(text)
+        pjsip = etc / "pjsip.conf"
+        pjsip.write_text(carrier_on_loopback(pjsip.read_text(), st.carrier_host, st.carrier_port))
         # Secrets of its own, made the way a site's are at deploy (the phones' are new each time).
         write_site_secrets(etc, ami_secret=st.ami_secret, agi_secret=st.agi_secret)
         ca = render_webrtc(
@@ -324,6 +351,14 @@ class Instance:
             raise SandboxError(f"sandbox {self.name} plays the real prompts only")
         if self.sounds.in_use() != kind:
             self.sounds.use(kind)
+
+    def sip_password(self, section: str) -> str:
+        """The password of a PJSIP auth (`1001`, `carrier`) in the running configuration."""
+        text = (self.dir / "etc" / "pjsip.conf").read_text()
+        for name, value in options(text, "password"):
+            if name == section:
+                return value
+        raise SandboxError(f"pjsip.conf has no auth [{section}]")
 
     def _asterisk(self, *args: str) -> list[str]:
         return [
@@ -428,6 +463,27 @@ class Instance:
         self.down()
         if self.dir.exists():
             shutil.rmtree(self.dir)
+
+
+def carrier_on_loopback(text: str, host: str, port: int) -> str:
+    """pjsip.conf `text` with the carrier's placeholder address replaced by `host` (`port` for
+    the contact): the trunk identifies calls from the loopback address and calls out to it."""
+
+    def contact(section: str, value: str) -> str | None:
+        if section != "carrier" or CARRIER_PLACEHOLDER not in value:
+            return None
+        return f"sip:{host}:{port}"
+
+    def match(section: str, value: str) -> str | None:
+        return value.replace(CARRIER_PLACEHOLDER, host) if section == "carrier" else None
+
+    text = replace_options(text, "contact", contact)
+    text = replace_options(text, "match", match)
+    if CARRIER_PLACEHOLDER in "".join(
+        v for _, v in options(text, "contact") + options(text, "match")
+    ):
+        raise SandboxError("pjsip.conf: the carrier's placeholder address is still there")
+    return text
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

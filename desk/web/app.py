@@ -56,11 +56,14 @@ from desk.web import (
     overflow,
     pages,
     portal,
+    recordings,
     reports,
     routing,
     softphone,
     staff,
+    supervise,
     take,
+    transfer,
     wallboard,
 )
 from desk.web.auth import COOKIE, STAFF, WEB_SESSION, check_csrf, security_headers
@@ -174,7 +177,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     """Where recordings and announcement audio go, and the text-to-speech for announcements."""
     s = app[SETTINGS]
     media = MediaPaths(s.effective_media_dir, s.effective_asterisk_media_dir)
-    for sub in ("recordings", "announcements"):
+    for sub in ("recordings", "announcements", "calls"):
         (media.host / sub).mkdir(parents=True, exist_ok=True)
     app[MEDIA] = media
     app[SYNTH] = Tts(_synthesizer(s))
@@ -315,7 +318,9 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
         fallback_hours=cfg.hours,
         on_voicemail=lambda number, category: alerts.to_desk(app, "voicemail", number, category),
     )
-    ctx = IvrContext(cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA])
+    ctx = IvrContext(
+        cfg.menu, cfg.prompts, cfg.hours, desk, plan, app[MEDIA], record_queues=s.record_queues
+    )
     callbacks = app[ROUTING].callbacks if ROUTING in app else None
     access = AgiAccess(s.effective_agi_allowed_hosts, s.agi_secret)
     service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS], callbacks, access)
@@ -416,6 +421,9 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         hours,
         routing,
         audit,
+        recordings,
+        supervise,
+        transfer,
         openapi,
         metrics,
     ):

@@ -101,6 +101,8 @@ def call_json(c: Call) -> dict[str, Any]:
         "hangup_cause": c.hangup_cause,
         "wait_seconds": c.wait_seconds,
         "talk_seconds": c.talk_seconds,
+        "hold_seconds": c.hold_seconds,
+        "holds": c.holds,
         "incident_number": c.incident_number,
         "ivr_path": c.ivr_path,
         "language": c.language,

@@ -59,6 +59,9 @@ _SCRIPT_TEXTS: dict[str, Msg] = {
     "event_handoff_failed": N_("hand-off e-mail failed"),
     "event_privileged": N_("privileged account: refused"),
     "event_sla_breach": N_("SLA target missed"),
+    "listen": N_("Listen"),
+    "whisper": N_("Whisper"),
+    "barge": N_("Barge in"),
 }
 
 

@@ -9,6 +9,7 @@ class MessageType(StrEnum):
     HELLO = "hello"  # the agent page's first message: who I am, my state, my current pop
     POP = "pop"  # a call rings my phone: caller, incident, history, matches
     ANSWERED = "answered"
+    HOLD = "hold"  # my call went on hold or came off it (Asterisk's Hold/Unhold)
     RING_ENDED = "ring_ended"  # it stopped ringing at my phone (no answer, rejected, lost)
     ENDED = "ended"  # my part of the call is over, or the call is
     AGENT_STATE = "agent_state"

@@ -13,7 +13,7 @@ from cti.live.bus import (
     CallEventKind,
     OfferTaken,
 )
-from cti.live.model import AgentView, CallView
+from cti.live.model import AgentView, CallState, CallView
 from cti.tasks import Background
 from desk.pop import PopBuilder, call_json
 from desk.web.hub import Hub
@@ -57,6 +57,14 @@ class Notifier:
             self.tasks.spawn(self._pop(offer.agent, call, offer.at))
         elif kind == CallEventKind.CALL_ANSWERED and call.agent:
             self._to_agent(call.agent, MessageType.ANSWERED, call=call_json(call))
+        elif kind == CallEventKind.CALL_CHANGED and call.agent and call.state == CallState.TALKING:
+            self._to_agent(
+                call.agent,
+                MessageType.HOLD,
+                uniqueid=call.uniqueid,
+                on_hold=call.on_hold,
+                hold_seconds=round(call.hold_seconds, 1),
+            )
         elif kind == CallEventKind.AGENT_RING_ENDED and offer is not None:
             if offer.result.value != "answered":
                 self._to_agent(

@@ -33,6 +33,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import status_code_conformance
 
+from cti.journal.models import CallRecording
 from cti.phone import NumberPlan
 from cti.sandbox.instance import InstanceState, free_port
 from desk.directory import upsert_user
@@ -167,7 +168,19 @@ def _records(
                                                            "starts_at": "2026-01-01T00:00:00",
                                                            "ends_at": "2027-01-01T00:00:00"}).json()["id"]),
     }  # fmt: skip
+    made["recordings"] = str(server.run(_recording(server.app)))
     return made
+
+
+async def _recording(app: web.Application) -> int:
+    """A call recording's row (its audio need not exist: the route answers 404 then)."""
+    async with app[SESSIONS].begin() as s:
+        rec = CallRecording(call_uniqueid="1764460000.9", linkedid="1764460000.9", queue="helpdesk",
+                            agent="1001", file="calls/1764460000.9.wav",
+                            started_at=datetime.now(UTC))  # fmt: skip
+        s.add(rec)
+        await s.flush()
+        return rec.id
 
 
 async def _directory_user(app: web.Application) -> None:

@@ -79,10 +79,12 @@
     $("call-phase").textContent = t(pop.phase === "answered" ? "on_call" : "ringing");
     $("no-call").hidden = true;
     $("call-info").hidden = false;
+    $("transfer-form").hidden = pop.phase !== "answered";
     $("call-number").textContent = call.caller_number + (call.caller_name ? " " + call.caller_name : "");
     $("call-queue").textContent = call.queue || "";
     showWait(call.wait_seconds);
     waitFrom = pop.phase === "ringing" ? { seconds: call.wait_seconds, at: Date.now() } : null;
+    showHold(call.on_hold, call.hold_seconds);
     answeredAt = call.answered_at ? Date.parse(call.answered_at) : null;
     fillCaller(pop.caller, call);
     fillIncident(pop.incident);
@@ -98,6 +100,22 @@
   function showWait(seconds) {
     $("call-wait").textContent = String(Math.round(seconds));
   }
+
+  function showHold(onHold, seconds) {
+    const dd = $("call-hold");
+    dd.dataset.onHold = onHold ? "1" : "0";
+    dd.textContent = (seconds ?? 0) + (onHold ? " ⏸" : "");
+  }
+
+  // Blind transfer of my current call (POST /api/agent/me/transfer); the colleague's page pops.
+  $("transfer-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = e.target;
+    try {
+      await api("POST", "/api/agent/me/transfer", { kind: f.elements.kind.value, to: f.elements.to.value.trim() });
+      f.reset();
+    } catch (err) { $("message").textContent = err.message; }
+  });
 
   function tick() {
     if (waitFrom) showWait(waitFrom.seconds + (Date.now() - waitFrom.at) / 1000);
@@ -119,18 +137,21 @@
       if (m.type === "hello") { showAgent(m.agent); if (m.pop) showPop(m.pop); document.body.dataset.ws = "open"; }
       else if (m.type === "pop") showPop(m);
       else if (m.type === "agent_state") showAgent(m.agent);
+      else if (m.type === "hold" && current && current.call.uniqueid === m.uniqueid) showHold(m.on_hold, m.hold_seconds);
       else if (m.type === "answered" && current && current.call.uniqueid === m.call.uniqueid) {
         current.phase = "answered"; current.call = m.call;
         waitFrom = null;
         showWait(m.call.wait_seconds);
         answeredAt = Date.parse(m.call.answered_at);
         $("pop").className = "grid pop answered";
+        $("transfer-form").hidden = false;
         $("call-phase").textContent = t("on_call");
       } else if ((m.type === "ended" || m.type === "ring_ended") && current && current.call.uniqueid === m.uniqueid) {
         answeredAt = null;
         waitFrom = null;
         $("call-phase").textContent = t("ended");
         $("pop").className = "grid pop ended";
+        $("transfer-form").hidden = true;
       } else if (m.type === "resync") refresh();
       else if (m.type === "incident_alert") {
         // A new voicemail for the desk, or an incident of mine assigned or past its target.

@@ -1,7 +1,21 @@
 // The wallboard: a snapshot over the WebSocket on every change; waits tick locally between pushes.
 "use strict";
 (() => {
-  const { el, duration, t } = CTI;
+  const { el, duration, t, api } = CTI;
+
+  // Listen, whisper or barge: the lead's phone rings first (POST /api/supervise, audited).
+  function spyButtons(a) {
+    const td = el("td");
+    if (!a.call) return td;
+    for (const mode of ["listen", "whisper", "barge"]) {
+      const b = el("button", t(mode), "spy");
+      b.type = "button";
+      b.dataset.mode = mode;
+      b.onclick = () => api("POST", "/api/supervise", { agent: a.ext, mode }).catch(() => {});
+      td.append(b);
+    }
+    return td;
+  }
   let snap = null, receivedAt = 0;
   const pct = (x) => (x === null || x === undefined ? "–" : (x * 100).toFixed(1) + "%");
   const secs = (x) => (x === null || x === undefined ? "–" : Math.round(x) + "s");
@@ -149,7 +163,7 @@
       tr.dataset.ext = a.ext;
       tr.dataset.state = a.state;
       tr.append(el("td", a.ext), el("td", a.name), el("td", t(a.state) + (a.reason ? ` (${a.reason})` : "")),
-        el("td", duration(Date.now() / 1000 - a.since)), el("td", a.call ? `${a.call.caller_name || ""} ${a.call.caller_number} ${a.call.incident_number ? "#" + a.call.incident_number : ""}`.trim() : ""));
+        el("td", duration(Date.now() / 1000 - a.since)), el("td", a.call ? `${a.call.caller_name || ""} ${a.call.caller_number} ${a.call.incident_number ? "#" + a.call.incident_number : ""}${a.call.on_hold ? " ⏸" : ""}`.trim() : ""), spyButtons(a));
       return tr;
     }));
     document.querySelector("#waiting tbody").replaceChildren(...snap.waiting_calls.map((c) => {
