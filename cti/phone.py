@@ -53,6 +53,12 @@ class NumberPlan:
     extension_lengths: tuple[int, ...] = (3, 4, 5)
 
 
+def digits(text: str) -> bool:
+    """True when `text` is one or more ASCII digits 0-9 (str.isdigit() also takes '¹' and '١',
+    which int() refuses or reads, and which no phone keys)."""
+    return text.isascii() and text.isdigit()
+
+
 def normalize(raw: str | None, plan: NumberPlan) -> CallerNumber:
     """Normalise a caller ID (see the module docstring); never raises."""
     text = (raw or "").strip()

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cti.live.model import LiveCall, Offer
+from cti.phone import digits
 from cti.queuelog import QueueLogEntry
 from cti.types import CallOutcome, OfferResult
 
@@ -177,6 +178,6 @@ def apply_ivr(call: LiveCall, steps: list[IvrStepSeen]) -> None:
     for s in ivr:
         if s.step == "record" and not call.voicemail:
             size = s.result.split(" ", 1)[0]
-            if size.isdigit() and int(size) > _VOICEMAIL_BYTES:
+            if digits(size) and int(size) > _VOICEMAIL_BYTES:
                 call.voicemail = True
                 call.infer("voicemail")

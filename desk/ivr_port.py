@@ -17,7 +17,7 @@ from cti.ivr.ports import (
     NewIncident,
     Requester,
 )
-from cti.phone import NumberPlan, normalize
+from cti.phone import NumberPlan, digits, normalize
 from desk import accounts, announcements, directory, hours, incidents, sla
 from desk.models import IncidentState, SurveyResponse, UserPhone
 from desk.oncall import OncallRoster
@@ -150,7 +150,7 @@ class DeskService:
             if key and key.startswith("+"):
                 return "00" + key[1:]
             if r.mobile:
-                return "".join(c for c in r.mobile if c.isdigit()) or None
+                return "".join(c for c in r.mobile if digits(c)) or None
         return None
 
     async def record_survey(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.db import create_engine, migrate, session_maker
 from cti.errors import InvalidInput
+from cti.phone import digits
 from cti.settings import Settings
 from desk.migrations import MIGRATIONS
 from desk.models import Role, Staff, WebSession
@@ -129,7 +130,7 @@ def validate(fields: dict[str, Any]) -> None:
     if fields.get("role") not in {r.value for r in Role}:
         raise InvalidInput(f"role must be one of {', '.join(r.value for r in Role)}")
     ext = fields.get("extension")
-    if ext is not None and (not ext.isdigit() or not 2 <= len(ext) <= 8):
+    if ext is not None and (not digits(ext) or not 2 <= len(ext) <= 8):
         raise InvalidInput("extension: 2 to 8 digits")
     queues = fields.get("queues", "helpdesk")
     if not queues or set(queues) - QUEUE_CHARS or len(queues) > 200:
@@ -146,7 +147,7 @@ def validate(fields: dict[str, Any]) -> None:
         raise InvalidInput(f"email: {fields['email']!r} is not an e-mail address")
     for key in ("office_phone", "mobile"):
         value = fields.get(key) or ""
-        if value and not value.replace("+", "").replace("-", "").replace(" ", "").isdigit():
+        if value and not digits(value.replace("+", "").replace("-", "").replace(" ", "")):
             raise InvalidInput(f"{key}: {value!r} is not a phone number")
 
 

@@ -15,7 +15,7 @@ from cti.ivr.menu import Action, Menu, Option
 from cti.ivr.ports import NewIncident, Requester
 from cti.journal.models import clip
 from cti.journal.recordings import recorded
-from cti.phone import CallerNumber, normalize
+from cti.phone import CallerNumber, digits, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ class CallFlow:
         self.menu_name = "status"
         for attempt in range(2):
             number = await self.ask("status_enter", max_digits=14, timeout_s=8)
-            st = await self.ctx.desk.incident_status(number) if number.isdigit() else None
+            st = await self.ctx.desk.incident_status(number) if digits(number) else None
             if st is not None:
                 break
             await self.play("status_not_found" if number else "no_input")

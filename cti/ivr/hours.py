@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cti.errors import InvalidInput
 from cti.ivr.yamlconf import Node, allowed_keys, load
+from cti.phone import digits
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -111,7 +112,7 @@ def load_hours(path: Path) -> OpeningHours:
             raise w["as"].error(f"{weekday!r} is not one of {', '.join(DAYS)}")
         workdays[_date(w["date"])] = weekday
     oncall = top["oncall_number"].scalar() if "oncall_number" in top else ""
-    if oncall and not oncall.lstrip("+").isdigit():
+    if oncall and not digits(oncall.lstrip("+")):
         raise top["oncall_number"].error(f"{oncall!r} is not a phone number")
     return OpeningHours(tz, weekly, tuple(holidays), workdays, oncall)
 
@@ -207,7 +208,7 @@ def from_doc(doc: Any) -> OpeningHours:
             raise InvalidInput(f"{where}.as: {item.get('as')!r} is not one of {', '.join(DAYS)}")
         workdays[d] = item["as"]
     oncall = doc.get("oncall_number", "")
-    if not isinstance(oncall, str) or (oncall and not oncall.lstrip("+").isdigit()):
+    if not isinstance(oncall, str) or (oncall and not digits(oncall.lstrip("+"))):
         raise InvalidInput(f"oncall_number: {oncall!r} is not a phone number")
     if len(oncall) > 20:
         raise InvalidInput("oncall_number: at most 20 characters")

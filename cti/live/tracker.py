@@ -25,6 +25,7 @@ from cti.live.model import (
     offer_view,
     view_of,
 )
+from cti.phone import digits
 from cti.types import OfferResult
 
 logger = logging.getLogger(__name__)
@@ -255,7 +256,7 @@ class CallTracker:
                 last.result = StepResult.of_dial(f.get("Status") or "failed")
         elif e.name == "CtiSurvey":
             score = f.get("Score", "")
-            call.survey_score = int(score) if score.isdigit() else call.survey_score
+            call.survey_score = int(score) if digits(score) else call.survey_score
         else:
             return
         self._touch(call)

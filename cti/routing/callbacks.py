@@ -18,6 +18,7 @@ from cti.errors import AmiError
 from cti.live.agents import AgentService
 from cti.live.model import AgentState
 from cti.live.tracker import CallTracker
+from cti.phone import digits
 from cti.routing.models import CallbackRequest, CallbackState
 from cti.routing.rules import Callback, WaitingCall, next_callback
 
@@ -57,7 +58,7 @@ class CallbackService:
     async def request_callback(self, uniqueid: str) -> str | None:
         """The IVR's offer: the caller pressed 1. Their place is their first join time."""
         call = self.tracker.calls.get(uniqueid)
-        if call is None or call.queued_at is None or not call.caller_number.isdigit():
+        if call is None or call.queued_at is None or not digits(call.caller_number):
             return None
         now = datetime.now(UTC)
         async with self.sessions.begin() as s:

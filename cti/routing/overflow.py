@@ -28,6 +28,7 @@ from cti.errors import AmiError
 from cti.live.bus import Bus, OfferTaken
 from cti.live.model import LiveCall
 from cti.live.tracker import CallTracker
+from cti.phone import digits
 from cti.routing.config import RoutingConfig
 from cti.routing.delivery import ImDelivery
 from cti.routing.im import Message
@@ -276,7 +277,7 @@ class OverflowService:
     async def _responder_dial(self, responder: Responder) -> str:
         """The responder's mobile through the carrier, else their desk phone."""
         if responder.mobile:
-            return f"mobile:{''.join(ch for ch in responder.mobile if ch.isdigit())}"
+            return f"mobile:{''.join(ch for ch in responder.mobile if digits(ch))}"
         ext = await self.roster.desk_phone(responder.shift_id)
         return f"device:{self.device(ext)}" if ext else ""
 

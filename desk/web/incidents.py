@@ -12,7 +12,7 @@ from cti.ami import actions
 from cti.errors import Conflict, InvalidInput, NotFound
 from cti.ivr.ports import NewIncident
 from cti.journal.models import Call
-from cti.phone import normalize
+from cti.phone import digits, normalize
 from desk import accounts, directory, handoff, incidents, sla
 from desk.i18n import Msg, translate
 from desk.incidents import incident_json
@@ -53,7 +53,7 @@ def _by(staff: Staff) -> str:
 
 async def _load(session: Any, request: web.Request) -> Incident:
     number = request.match_info["number"]
-    if not number.isdigit() or len(number) > 20:
+    if not digits(number) or len(number) > 20:
         raise InvalidInput(f"{number!r} is not an incident number")
     return await incidents.get(session, number)
 
@@ -769,7 +769,7 @@ async def merge(request: web.Request) -> web.Response:
     body = await body_of(request)
     me = _me(request)
     into = text_field(body, "into", 20, required=True) or ""
-    if not into.isdigit():
+    if not digits(into):
         raise InvalidInput("into must be an incident number")
     now = datetime.now(UTC)
     async with request.app[SESSIONS].begin() as s:
@@ -832,7 +832,7 @@ async def set_parent(request: web.Request) -> web.Response:
     body = await body_of(request)
     me = _me(request)
     raw = body.get("parent")
-    if raw is not None and (not isinstance(raw, str) or not raw.isdigit() or len(raw) > 20):
+    if raw is not None and (not isinstance(raw, str) or not digits(raw) or len(raw) > 20):
         raise InvalidInput("parent must be an incident number or null")
     now = datetime.now(UTC)
     async with request.app[SESSIONS].begin() as s:
@@ -886,7 +886,7 @@ async def click_to_call(request: web.Request) -> web.Response:
     if not me.extension:
         raise InvalidInput("you have no desk phone (extension) to call from")
     incident = text_field(body, "incident", 20) or ""
-    if incident and not incident.isdigit():
+    if incident and not digits(incident):
         raise InvalidInput("incident must be an incident number")
     if CORE not in request.app or not request.app[CORE].client.connected:
         raise web.HTTPServiceUnavailable(

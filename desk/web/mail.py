@@ -7,6 +7,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from cti.errors import InvalidInput
+from cti.phone import digits
 from desk import incidents
 from desk.mail import messages
 from desk.mail.imap import ImapSettings
@@ -54,7 +55,7 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _number(request: web.Request) -> str:
     number = request.match_info["number"]
-    if not number.isdigit() or len(number) > 20:
+    if not digits(number) or len(number) > 20:
         raise InvalidInput(f"{number!r} is not an incident number")
     return number
 
@@ -73,7 +74,7 @@ async def get_attachment(request: web.Request) -> web.Response:
     """GET /api/mail/attachments/{id}: one attachment's bytes, as a download (never run by the
     browser: its content type is the sender's claim)."""
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not digits(raw) or len(raw) > 18:
         raise InvalidInput(f"{raw!r} is not an attachment id")
     async with request.app[SESSIONS]() as s:
         found, _incident = await messages.attachment(s, int(raw))

@@ -14,6 +14,7 @@ from sqlalchemy import or_, select
 
 from cti.errors import InvalidInput, NotFound
 from cti.journal.models import Call
+from cti.phone import digits
 from desk import incidents
 from desk.models import Incident, Role
 from desk.web.auth import requires
@@ -55,7 +56,7 @@ def _respond(path: Path) -> web.FileResponse:
 async def incident_voicemail(request: web.Request) -> web.StreamResponse:
     """GET /media/incidents/{number}/voicemail: the recording (Range requests answered)."""
     number = request.match_info["number"]
-    if not number.isdigit() or len(number) > 20:
+    if not digits(number) or len(number) > 20:
         raise InvalidInput(f"{number!r} is not an incident number")
     async with request.app[SESSIONS]() as s:
         inc = await incidents.get(s, number)

@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti.errors import InvalidInput, NotFound
+from cti.phone import digits
 from cti.routing.models import BackupAlert, CallbackRequest, OverflowOffer
 from desk.models import OncallShift, Role, Staff
 from desk.validation import day, record_id, text_field, when
@@ -81,7 +82,7 @@ async def add_oncall(request: web.Request) -> web.Response:
     if ends <= starts:
         raise InvalidInput("ends_at must be after starts_at")
     mobile = text_field(body, "mobile", 40) or ""
-    if mobile and not mobile.replace("+", "").replace("-", "").replace(" ", "").isdigit():
+    if mobile and not digits(mobile.replace("+", "").replace("-", "").replace(" ", "")):
         raise InvalidInput("mobile: not a phone number")
     channel = text_field(body, "im_channel", 40) or ""
     if channel and channel not in request.app[ROUTING_CONFIG].current.channels:

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import select
 
+from cti.phone import digits
 from desk import sla
 from desk.i18n import translate
 from desk.labels import INCIDENT_STATES, INCIDENT_TYPES
@@ -71,7 +72,7 @@ async def incident_page(request: web.Request) -> web.Response:
     """GET /incidents/{number}: one incident, its whole history, calls, voicemail and every
     action."""
     number = request.match_info["number"]
-    if not number.isdigit() or len(number) > 20:
+    if not digits(number) or len(number) > 20:
         raise web.HTTPNotFound(text="no such incident")
     async with request.app[SESSIONS]() as s:
         found = await s.scalar(select(Incident.id).where(Incident.number == number))

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import InvalidInput, NotFound
 from cti.ivr.ports import NewIncident
-from cti.phone import NumberPlan, normalize
+from cti.phone import NumberPlan, digits, normalize
 from desk import accounts, announcements, directory, incidents, sla
 from desk.i18n import translate, translations
 from desk.labels import REQUESTER_STATES
@@ -73,7 +73,7 @@ async def lookup(request: web.Request, session: AsyncSession, number: str, phone
     """The incident with this number, if `phone` is one the incident was reported from (or one of
     its requester's phones). Failures count against the caller's address only."""
     number = number.strip()
-    if not number.isdigit() or not 6 <= len(number) <= 20:
+    if not digits(number) or not 6 <= len(number) <= 20:
         raise InvalidInput("an incident number is 9 or more digits")
     key = normalize(phone, _plan(request)).key
     if not key:

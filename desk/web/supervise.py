@@ -9,6 +9,7 @@ from aiohttp import web
 from cti.ami import actions
 from cti.ami.actions import SpyMode
 from cti.errors import AmiActionFailed, Conflict, InvalidInput
+from cti.phone import digits
 from desk.models import Role
 from desk.validation import text_field
 from desk.web import console
@@ -42,7 +43,7 @@ async def supervise(request: web.Request) -> web.Response:
     me = current(request)
     assert me is not None  # @requires ran first
     agent = text_field(body, "agent", 20, required=True) or ""
-    if not agent.isdigit():
+    if not digits(agent):
         raise InvalidInput("agent: the agent's extension (digits)")
     mode = _mode(body)
     if not me.extension:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from cti.ami import actions
 from cti.errors import AmiActionFailed, Conflict, InvalidInput
-from cti.phone import normalize
+from cti.phone import digits, normalize
 from desk.models import Role, Staff
 from desk.validation import queue_name, text_field
 from desk.web import console
@@ -31,7 +31,7 @@ async def _target(
     to = text_field(body, "to", 80, required=True) or ""
     settings = request.app[SETTINGS]
     if kind == "agent":
-        if not to.isdigit() or len(to) > 20:
+        if not digits(to) or len(to) > 20:
             raise InvalidInput("to: a colleague's extension (digits)")
         if to == me.extension:
             raise InvalidInput("to: that is your own phone")
@@ -48,9 +48,9 @@ async def _target(
     number = normalize(to, request.app[PLAN])
     if not number.usable or number.key is None or number.key.startswith("ext:"):
         raise InvalidInput(f"to: {to!r} is not an outside number")
-    digits = number.key.removeprefix("+86")
-    digits = digits if digits.startswith("1") else "0" + digits
-    return "outside", {"CTI_TRANSFER_NUMBER": digits}
+    dial = number.key.removeprefix("+86")
+    dial = dial if dial.startswith("1") else "0" + dial
+    return "outside", {"CTI_TRANSFER_NUMBER": dial}
 
 
 @documented(

@@ -177,3 +177,16 @@ async def test_true_is_not_a_number(tmp_path: Path) -> None:
         # Found by schemathesis: a list where a name belongs was looked up in a set (500).
         await _refused(await agent.patch(f"/api/incidents/{number}", json={"type": [[]]}), "type")
         assert (await (await agent.get(f"/api/incidents/{number}")).json())["priority"] == 3
+
+
+@pytest.mark.parametrize("raw", ["%C2%B9", "%D9%A3", "%EF%BC%91"])  # ¹, Arabic-Indic 3, fullwidth 1
+async def test_digits_that_are_not_0_to_9_in_paths_are_refused(tmp_path: Path, raw: str) -> None:
+    """str.isdigit() takes '¹' (which int() refuses: it was a 500 on /api/mail/attachments) and
+    '١'/'１' (which int() reads as 1): every id and number in a path is ASCII digits only."""
+    async with desk_server(tmp_path) as server, from_address(server, "127.0.0.2") as lead:
+        await _staff(server, lead, "lead")
+        for path in (f"/api/mail/attachments/{raw}", f"/api/incidents/{raw}",
+                     f"/api/incidents/{raw}/messages", f"/media/incidents/{raw}/voicemail",
+                     f"/incidents/{raw}", f"/recordings/{raw}"):  # fmt: skip
+            r = await lead.get(path)
+            assert r.status in (400, 404), f"{path}: {r.status} {await r.text()}"

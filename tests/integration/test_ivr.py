@@ -202,7 +202,7 @@ async def test_keys_pressed_during_a_prompt_act_at_once(
 
         assert "main_menu" not in keyed.prompts, keyed.prompts
         record = await db.call(tmp_path, keyed.uniqueid)
-        assert record["ivr_path"] == "main:2>service:1"
+        assert record["ivr_path"].startswith("main:2>service:1")  # then 6.2: which account
         assert db.incident_of_call(tmp_path, keyed.uniqueid)["category"] == "密码重置"
         assert keyed.queued_at is not None
 
