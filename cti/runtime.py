@@ -11,15 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
 from cti.db import SessionMaker, create_engine
-from cti.errors import AmiActionFailed, AmiError, ConfigError, CtiError
+from cti.errors import AmiActionFailed, AmiError, ConfigError
 from cti.journal.agent_states import StateLog
-from cti.journal.recordings import Recorder, purge_expired
+from cti.journal.recordings import Recorder
 from cti.journal.service import JournalService
 from cti.live.agents import AgentService
 from cti.live.bus import Bus, LiveResynced
@@ -122,22 +120,7 @@ class CtiCore:
             asyncio.create_task(
                 self.journal.run_writer(lambda: self.client.connected), name="journal-writer"
             ),
-            asyncio.create_task(self._purge_recordings(), name="recording-retention"),
         ]
-
-    async def _purge_recordings(self) -> None:
-        """Delete call recordings past the retention period, at start and then hourly."""
-        while True:
-            try:
-                async with self.sessions.begin() as s:
-                    n = await purge_expired(
-                        s, self.settings.effective_media_dir, self.settings.recording_retention_days
-                    )
-                if n:
-                    logger.info("deleted %d call recordings past retention", n)
-            except (CtiError, SQLAlchemyError, OSError):
-                logger.exception("recording retention run failed")
-            await asyncio.sleep(3600)
 
     async def check_sip_secrets(self) -> None:
         """Refuse an Asterisk whose PJSIP auths still have a shipped placeholder password

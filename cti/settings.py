@@ -61,9 +61,8 @@ class Settings:
     media_dir: str = ""
     asterisk_media_dir: str = ""
     # Calls answered in these queues are recorded (MixMonitor; "*": every queue; empty: none),
-    # into media_dir/calls, and deleted after recording_retention_days.
+    # into media_dir/calls, and deleted after retention_recordings_days like voicemail.
     record_queues: tuple[str, ...] = ()
-    recording_retention_days: int = 90
     # Text-to-speech for announcements runs inside this root (the sandbox's), else on this host.
     tts_root: str = ""
     # Seconds one announcement text's synthesis may take; then it is stopped (no audio).

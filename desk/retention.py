@@ -4,7 +4,8 @@ anything leaves an audit entry with its counts, and /metrics shows the last swee
 
 - calls: call records that ended before the cutoff are deleted, with their IVR steps;
 - IVR steps: steps older than the cutoff are deleted (the call record keeps its IVR path);
-- recordings: voicemail files older than the cutoff are deleted and unlinked from incidents;
+- recordings: voicemail files older than the cutoff are deleted and unlinked from incidents, and
+  call recordings (MixMonitor) older than it are deleted, their rows kept and marked;
 - personal data: caller numbers and names in call records, keyed digits in IVR steps, and the
   requester's contacts in closed incidents are blanked; the records stay, so the figures of
   past reports do not change.
@@ -20,6 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.db import SessionMaker
+from cti.journal import recordings
 from cti.journal.models import Call, IvrStep
 from cti.settings import Settings
 from desk import audit
@@ -162,6 +164,8 @@ async def sweep(
             await session.execute(
                 update(Incident).where(Incident.id.in_(ids)).values(recording=None)
             )
+        # Call recordings (MixMonitor): the rows stay, marked deleted by retention.
+        doomed += await recordings.expire(session, media_root, cutoff, now)
         # Files no incident names any more (a failed call, a crash between file and row).
         folder = media_root / "recordings"
         if folder.is_dir():

@@ -11,7 +11,7 @@ CtiRecording UserEvent.
 
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -86,20 +86,16 @@ def delete_file(media: Path, rec: CallRecording) -> None:
     path.unlink(missing_ok=True)
 
 
-async def purge_expired(
-    session: AsyncSession, media: Path, retention_days: int, now: datetime | None = None
-) -> int:
-    """Delete recordings older than the retention period (files, and mark the rows)."""
-    now = now or datetime.now(UTC)
-    cutoff = now - timedelta(days=retention_days)
+async def expire(session: AsyncSession, media: Path, cutoff: datetime, now: datetime) -> list[Path]:
+    """Mark recordings that started before `cutoff` deleted by retention (the rows stay, with
+    their figures); the files to delete once that is committed."""
     rows = await session.scalars(
         select(CallRecording).where(
             CallRecording.started_at < cutoff, CallRecording.deleted_at.is_(None)
         )
     )
-    count = 0
+    files = []
     for rec in rows.all():
-        delete_file(media, rec)
+        files.append(media / rec.file)  # the caller deletes only what resolves inside `media`
         rec.deleted_at, rec.deleted_by = now, "retention"
-        count += 1
-    return count
+    return files

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cti.journal.models import CallRecording
-from cti.journal.recordings import purge_expired
+from desk import retention
+from desk.retention import RetentionPolicy
 from desk.web.keys import SESSIONS
 from tests.support import db
 from tests.support.staff import add_staff, login
@@ -103,8 +104,9 @@ async def test_retention_deletes_old_audio_and_keeps_the_row(tmp_path: Path) -> 
     async with desk_server(tmp_path, CTI_MEDIA_DIR=str(media)) as server:
         old = await _recording(server, media, "1700000000.1", "1001", days_old=100)
         new = await _recording(server, media, "1764460000.2", "1001", days_old=1)
-        async with server.app[SESSIONS].begin() as s:
-            assert await purge_expired(s, media, 90) == 1
+        policy = RetentionPolicy(recordings_days=90)
+        swept = await retention.run(server.app[SESSIONS], policy, datetime.now(UTC), media)
+        assert swept.recordings == 1  # one setting and one sweep for voicemail and calls
         assert not (media / "calls" / "1700000000.1.wav").exists()
         assert (media / "calls" / "1764460000.2.wav").exists()
         rows = {r["id"]: r for r in db.query(tmp_path, "SELECT * FROM call_recordings")}
