@@ -223,6 +223,7 @@ class CallSlotFigures(Base):
     wait_answered: Mapped[float] = mapped_column(Float, default=0.0)
     talk: Mapped[float] = mapped_column(Float, default=0.0)
     acw: Mapped[float] = mapped_column(Float, default=0.0)
+    hold: Mapped[float] = mapped_column(Float, default=0.0)
     reconciled: Mapped[int] = mapped_column(Integer, default=0)
 
 
