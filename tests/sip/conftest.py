@@ -72,7 +72,7 @@ class AgentPage:
         r = await self.session.post("/api/agent/me/state", json={"state": "ready"})
         assert r.status == 202, await r.text()
         await self.wait(
-            lambda m: m.get("type") == "agent_state" and m["agent"]["state"] == "ready", 30
+            lambda m: m.get("type") == "agent_state" and m["agent"]["state"] == "ready", 90
         )
 
     async def close(self) -> None:
