@@ -13,11 +13,13 @@ from aiohttp.test_utils import TestServer
 
 from cti.settings import Settings, load_settings
 from desk.web.app import create_app
+from tests.support.db import url_of
 
 
 def desk_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment of a server (or `cti` command) on its own SQLite file and data folder."""
-    return {"CTI_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cti.sqlite3'}",
+    """The environment of a server (or `cti` command) on the test's own database (its SQLite
+    file, or its PostgreSQL database when the suite runs on PostgreSQL) and data folder."""
+    return {"CTI_DATABASE_URL": url_of(tmp_path),
             "CTI_AMI_HOST": "127.0.0.1", "CTI_AMI_USER": "cti", "CTI_AMI_SECRET": "x",
             "CTI_DATA_DIR": str(tmp_path), **extra}  # fmt: skip
 
