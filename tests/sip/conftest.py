@@ -3,18 +3,40 @@
 
 import asyncio
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from cti.sandbox.instance import InstanceState
+from cti.sandbox import Instance
+from cti.sandbox.instance import InstanceState, free_port
 from desk.web.app import create_app
-from tests.conftest import server_settings
+from tests.conftest import QUEUE_TIMEOUT, server_settings
 from tests.support import db
 from tests.support.staff import add_staff, browser_like, login
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Instance]:
+    """The SIP tier's own Asterisk per test module (it overrides the worker's session sandbox):
+    real phones register to it from a clean start, whatever earlier tests on the worker's
+    sandbox left behind (in a full run a phone never came ready on the shared one)."""
+    inst = Instance(f"sip{os.getpid()}")
+    inst.purge()
+    inst.up(
+        ami_port=free_port(),
+        sip_port=free_port(),
+        agi_port=free_port(),
+        globals_={"CTI_QUEUE_TIMEOUT": str(QUEUE_TIMEOUT)},
+        prompts="short",
+    )
+    yield inst
+    inst.purge()
+
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 # The known caller of tests/fixtures/users.csv: recognised by number, no employee number asked.
