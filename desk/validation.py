@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 
 from cti.errors import InvalidInput
+from cti.phone import digits
 
 # One mailbox, plainly written: no display name, no list, no quoting, no white space (so it can
 # never carry a second address or a header into a message). ASCII only.
@@ -81,7 +82,7 @@ def day(name: str, raw: Any) -> date:
 def record_id(name: str, raw: str) -> int:
     """A record's id from a URL: ASCII digits only ('²' and '٣' are digits to str.isdigit, and
     int() of them fails), small enough for the database."""
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+    if not digits(raw) or len(raw) > 18:
         raise InvalidInput(f"{name} {raw!r} is not a record id (a whole number)")
     return int(raw)
 

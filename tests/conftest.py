@@ -125,11 +125,10 @@ def _test_database(request: pytest.FixtureRequest) -> Iterator[None]:
     db.forget(folder)
 
 
-@pytest.fixture(scope="session")
-def sandbox() -> Iterator[Instance]:
-    """A real Asterisk 22 of our own, on free ports, for the whole test session (of this xdist
-    worker: each worker process has its own), with short stand-ins of the IVR prompts."""
-    inst = Instance(f"test{os.getpid()}")
+def own_sandbox(prefix: str) -> Iterator[Instance]:
+    """A fresh Asterisk named `prefix` + this process's id, on free ports, with short stand-ins
+    of the IVR prompts; purged when done."""
+    inst = Instance(f"{prefix}{os.getpid()}")
     inst.purge()
     inst.up(
         ami_port=free_port(),
@@ -140,6 +139,13 @@ def sandbox() -> Iterator[Instance]:
     )
     yield inst
     inst.purge()
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Instance]:
+    """A real Asterisk 22 of our own for the whole test session (of this xdist worker: each
+    worker process has its own)."""
+    yield from own_sandbox("test")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from cti.errors import InvalidInput
+from cti.phone import digits
 from desk import audit
 from desk.models import Role
 from desk.validation import text_field, when
@@ -24,7 +25,7 @@ async def _entries(request: web.Request) -> list[dict[str, object]]:
     if until is not None and len(q["until"].strip()) == 10:
         until += timedelta(days=1)  # a bare date: the whole of that day
     raw_limit = q.get("limit", "200")
-    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+    if not digits(raw_limit) or not 1 <= int(raw_limit) <= 1000:
         raise InvalidInput("limit: a whole number from 1 to 1000")
     async with request.app[SESSIONS]() as s:
         rows = await audit.search(

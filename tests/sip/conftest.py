@@ -3,7 +3,6 @@
 
 import asyncio
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from cti.sandbox import Instance
-from cti.sandbox.instance import InstanceState, free_port
+from cti.sandbox.instance import InstanceState
 from desk.web.app import create_app
-from tests.conftest import QUEUE_TIMEOUT, server_settings
+from tests.conftest import own_sandbox, server_settings
 from tests.support import db
 from tests.support.staff import add_staff, browser_like, login
 
@@ -25,17 +24,7 @@ def sandbox() -> Iterator[Instance]:
     """The SIP tier's own Asterisk per test module (it overrides the worker's session sandbox):
     real phones register to it from a clean start, whatever earlier tests on the worker's
     sandbox left behind (in a full run a phone never came ready on the shared one)."""
-    inst = Instance(f"sip{os.getpid()}")
-    inst.purge()
-    inst.up(
-        ami_port=free_port(),
-        sip_port=free_port(),
-        agi_port=free_port(),
-        globals_={"CTI_QUEUE_TIMEOUT": str(QUEUE_TIMEOUT)},
-        prompts="short",
-    )
-    yield inst
-    inst.purge()
+    yield from own_sandbox("sip")
 
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
