@@ -87,6 +87,13 @@ def record_id(name: str, raw: str) -> int:
     return int(raw)
 
 
+def incident_number(raw: str) -> str:
+    """An incident number from a URL: ASCII digits, at most 20 of them."""
+    if not digits(raw) or len(raw) > 20:
+        raise InvalidInput(f"{raw!r} is not an incident number")
+    return raw
+
+
 def whole_number(body: dict[str, Any], key: str, low: int, high: int) -> int | None:
     """An optional JSON integer field in [low, high] (true and 1.0 are not integers here)."""
     value = body.get(key)

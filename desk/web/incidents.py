@@ -28,7 +28,7 @@ from desk.models import (
     User,
 )
 from desk.notify import NEWS_HEADLINE, STATE_HEADLINES
-from desk.validation import text_field, whole_number
+from desk.validation import incident_number, text_field, whole_number
 from desk.web import alerts, console, media
 from desk.web.auth import current, requires
 from desk.web.keys import CORE, MAILER, PLAN, SESSIONS, SETTINGS
@@ -52,9 +52,7 @@ def _by(staff: Staff) -> str:
 
 
 async def _load(session: Any, request: web.Request) -> Incident:
-    number = request.match_info["number"]
-    if not digits(number) or len(number) > 20:
-        raise InvalidInput(f"{number!r} is not an incident number")
+    number = incident_number(request.match_info["number"])
     return await incidents.get(session, number)
 
 

@@ -6,13 +6,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from cti.errors import InvalidInput
-from cti.phone import digits
 from desk import incidents
 from desk.mail import messages
 from desk.mail.imap import ImapSettings
 from desk.mail.poller import MailPoller
 from desk.models import Role
+from desk.validation import incident_number, record_id
 from desk.web import published
 from desk.web.auth import requires
 from desk.web.keys import MAIL, MAILER, SESSIONS, SETTINGS
@@ -54,10 +53,7 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def _number(request: web.Request) -> str:
-    number = request.match_info["number"]
-    if not digits(number) or len(number) > 20:
-        raise InvalidInput(f"{number!r} is not an incident number")
-    return number
+    return incident_number(request.match_info["number"])
 
 
 @requires(Role.AGENT)
@@ -73,11 +69,9 @@ async def incident_messages(request: web.Request) -> web.Response:
 async def get_attachment(request: web.Request) -> web.Response:
     """GET /api/mail/attachments/{id}: one attachment's bytes, as a download (never run by the
     browser: its content type is the sender's claim)."""
-    raw = request.match_info["id"]
-    if not digits(raw) or len(raw) > 18:
-        raise InvalidInput(f"{raw!r} is not an attachment id")
+    attachment_id = record_id("attachment", request.match_info["id"])
     async with request.app[SESSIONS]() as s:
-        found, _incident = await messages.attachment(s, int(raw))
+        found, _incident = await messages.attachment(s, attachment_id)
     ctype = found.content_type if found.content_type in _INLINE else "application/octet-stream"
     resp = web.Response(body=found.data, content_type=ctype)
     resp.headers["Content-Disposition"] = _disposition(found.filename)

@@ -14,9 +14,9 @@ from sqlalchemy import or_, select
 
 from cti.errors import InvalidInput, NotFound
 from cti.journal.models import Call
-from cti.phone import digits
 from desk import incidents
 from desk.models import Incident, Role
+from desk.validation import incident_number
 from desk.web.auth import requires
 from desk.web.keys import MEDIA, SESSIONS
 
@@ -55,9 +55,7 @@ def _respond(path: Path) -> web.FileResponse:
 @requires(Role.AGENT)
 async def incident_voicemail(request: web.Request) -> web.StreamResponse:
     """GET /media/incidents/{number}/voicemail: the recording (Range requests answered)."""
-    number = request.match_info["number"]
-    if not digits(number) or len(number) > 20:
-        raise InvalidInput(f"{number!r} is not an incident number")
+    number = incident_number(request.match_info["number"])
     async with request.app[SESSIONS]() as s:
         inc = await incidents.get(s, number)
     return _respond(_file(request, inc.recording))
