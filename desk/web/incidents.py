@@ -541,6 +541,24 @@ async def _start(s: Any, inc: Incident, by: str, now: datetime) -> None:
         await s.refresh(inc)
 
 
+def _reassign(s: Any, inc: Incident, username: str, by: str, now: datetime) -> None:
+    """Hand the incident to `username`, with an "assign" event in its history (none when it is
+    theirs already)."""
+    if inc.assignee == username:
+        return
+    s.add(
+        IncidentEvent(
+            incident_id=inc.id,
+            at=now,
+            by=by,
+            kind="assign",
+            text=f"{inc.assignee or '-'} → {username}",
+        )
+    )
+    inc.assignee = username
+    inc.updated_at = now
+
+
 @documented(responses=(409,))
 @requires(Role.AGENT)
 async def take(request: web.Request) -> web.Response:
@@ -553,17 +571,7 @@ async def take(request: web.Request) -> web.Response:
             raise Conflict(f"incident {inc.number} is closed")
         if inc.state == S.NEW:
             await _start(s, inc, _by(me), now)
-        if inc.assignee != me.username:
-            s.add(
-                IncidentEvent(
-                    incident_id=inc.id,
-                    at=now,
-                    by=_by(me),
-                    kind="assign",
-                    text=f"{inc.assignee or '-'} → {me.username}",
-                )
-            )
-        inc.assignee = me.username
+        _reassign(s, inc, me.username, _by(me), now)
         inc.updated_at = now
         incidents.responded(inc, now)
     return web.json_response(incident_json(inc))
@@ -585,18 +593,7 @@ async def assign(request: web.Request) -> web.Response:
         inc = await _load(s, request)
         if inc.state == S.CLOSED:
             raise Conflict(f"incident {inc.number} is closed")
-        if inc.assignee != username:
-            s.add(
-                IncidentEvent(
-                    incident_id=inc.id,
-                    at=now,
-                    by=_by(me),
-                    kind="assign",
-                    text=f"{inc.assignee or '-'} → {username}",
-                )
-            )
-            inc.assignee = username
-            inc.updated_at = now
+        _reassign(s, inc, username, _by(me), now)
         if inc.state == S.NEW:
             await _start(s, inc, _by(me), now)
         incidents.responded(inc, now)
