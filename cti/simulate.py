@@ -174,6 +174,7 @@ class SimCall:
     caller_channel: str = ""
     incident: str | None = None
     prompts: list[str] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)  # AGIExecEnd: command -> code result
     prompts_at: list[float] = field(default_factory=list)  # when each prompt started (Asterisk)
     commands: list[str] = field(default_factory=list)
     reactions: dict[str, list[str]] = field(default_factory=dict)
@@ -294,6 +295,9 @@ class Simulator:
             return
         if isinstance(e, ev.AGIExecStart):
             self._react(call, e.command, e.timestamp)
+        elif isinstance(e, ev.AGIExecEnd):
+            # What Asterisk answered (STREAM FILE: endpos > 0 when it opened and played the file).
+            call.results.append(f"{e.command} -> {e.result_code} {e.result}")
         elif isinstance(e, ev.UserEvent) and e.name == "CtiIncident":
             call.incident = e.fields.get("Number")
         elif isinstance(e, ev.QueueCallerJoin) and call.queued_at is None:

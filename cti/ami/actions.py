@@ -186,6 +186,11 @@ async def attended_transfer(client: AmiClient, channel: str, context: str, exten
     await client.action("Atxfer", Channel=channel, Context=context, Exten=exten)
 
 
+async def cancel_attended_transfer(client: AmiClient, channel: str) -> None:
+    """Cancel the attended transfer `channel` (the agent's leg) started: back to its peer."""
+    await client.action("CancelAtxfer", Channel=channel)
+
+
 async def set_global(client: AmiClient, name: str, value: str) -> None:
     """Set a global dialplan variable."""
     await client.action("Setvar", Variable=name, Value=value)

@@ -77,6 +77,17 @@ class Unhold(ChannelEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class AttendedTransfer(AmiEvent):
+    """An attended transfer finished (Result "Success" when the transferee, the caller, is now
+    with the target); the transferee's ids name the call."""
+
+    result: str
+    transferee_uniqueid: str
+    transferee_linkedid: str
+    dest_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class QueueCallerJoin(ChannelEvent):
     """A caller joined a queue."""
 
@@ -333,6 +344,13 @@ _PARSERS: dict[str, Callable[[Msg], AmiEvent]] = {
     "Hangup": lambda m: Hangup(*_ch(m), _int(m, "Cause", 0), m.get("Cause-txt", "")),
     "Hold": lambda m: Hold(*_ch(m), m.get("MusicClass", "")),
     "Unhold": lambda m: Unhold(*_ch(m)),
+    "AttendedTransfer": lambda m: AttendedTransfer(
+        _ts(m),
+        m["Result"],
+        m.get("TransfereeUniqueid", ""),
+        m.get("TransfereeLinkedid", ""),
+        m.get("DestType", ""),
+    ),
     "QueueCallerJoin": lambda m: QueueCallerJoin(
         *_ch(m),
         m["Queue"],

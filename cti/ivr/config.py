@@ -20,7 +20,7 @@ CODE_PROMPTS = {
     "voicemail_intro", "voicemail_saved", "oncall_transfer", "announcement_intro",
     "outage_affected", "outage_linked", "survey_intro", "survey_thanks", "goodbye", "system_error",
     "overflow_whisper", "callback_offer", "callback_confirmed", "callback_hello",
-    "account_enter", "privileged_refused",
+    "account_enter", "privileged_refused", "recording_notice",
 }  # fmt: skip
 
 

@@ -13,9 +13,13 @@ from cti.ivr.agi import AgiChannel, AgiHangup
 from cti.ivr.context import IvrContext, StepLog
 from cti.ivr.menu import Action, Menu, Option
 from cti.ivr.ports import NewIncident, Requester
+from cti.ivr.prompts import SUBDIR
 from cti.journal.models import clip
 from cti.journal.recordings import recorded
 from cti.phone import CallerNumber, digits, normalize
+
+# The recording notice's languages, in the order it is played.
+NOTICE_LANGUAGES = ("zh", "en")
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +229,12 @@ class CallFlow:
         records that queue: the dialplan starts MixMonitor before Queue())."""
         queue = self.ctx.menu.queues[self.lang]
         if recorded(queue, self.ctx.record_queues):
+            # The caller is told before anything is recorded: Mandarin, then English, whatever
+            # language they chose (the notice is owed to every caller; no key skips it).
+            texts = self.ctx.prompts.texts.get("recording_notice", {})
+            for lang in NOTICE_LANGUAGES:
+                if lang in texts:
+                    await self.agi.stream_file(f"{lang}/{SUBDIR}/recording_notice")
             await self.set_vars(CTI_RECORD="1", CTI_RECORD_DIR=f"{self.ctx.media.asterisk}/calls")
         await self.set_vars(CTI_NEXT="queue", CTI_QUEUE=queue, CTI_LANGUAGE=self.lang)
 

@@ -193,6 +193,9 @@ class LiveCall:
     # Each agent's part of an answered call (more than one after a transfer): agent, from, to.
     legs: list[dict[str, Any]] = field(default_factory=list)
     leg_since: float | None = None
+    # An attended transfer under way: the colleague consulted (their page popped); their part
+    # starts when the transfer completes (AMI AttendedTransfer), not when they answer.
+    consulting: str | None = None
     holds: int = 0
     hold_accum: float = 0.0
     on_hold_since: float | None = None

@@ -65,6 +65,7 @@ class CallTracker:
             ev.UserEvent: self._user_event,
             ev.Hold: self._hold,
             ev.Unhold: self._unhold,
+            ev.AttendedTransfer: self._attended_transfer,
         }
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -228,6 +229,10 @@ class CallTracker:
             return
         elif e.name == "CtiTransferResult":
             status = f.get("Status") or ""
+            if f.get("Mode") == "attended":
+                # The consultation leg is over; a completed transfer was seen before (its
+                # AttendedTransfer event), so a colleague still consulted here was cancelled.
+                call.consulting = None
             if status != "ANSWER":
                 missed = OfferResult.NO_ANSWER if status == "NOANSWER" else OfferResult.REJECTED
                 self._end_offer(call, TRANSFER, e.timestamp, missed)
@@ -277,10 +282,14 @@ class CallTracker:
             self._publish(CallEventKind.CALL_CHANGED, call)
 
     def _transfer_to(self, call: LiveCall, f: Mapping[str, str], ts: float) -> None:
-        # The agent page blind-transferred the caller (asterisk-conf [cti-transfer]).
+        # The agent page blind-transferred the caller (asterisk-conf [cti-transfer]), or started
+        # an attended one ([cti-atxfer]: the agent keeps the caller until it completes).
         kind, to = f.get("Kind", ""), f.get("To", "")
         call.transferred_to = f"{kind}:{to}" if kind else to or "?"
-        call.end_leg(ts)
+        if f.get("Mode") == "attended":
+            call.consulting = to or None
+        else:
+            call.end_leg(ts)
         self._touch(call)
         self._publish(CallEventKind.CALL_CHANGED, call)
         if kind == "agent" and to:
@@ -294,11 +303,32 @@ class CallTracker:
         if offer is None:
             return
         offer.result, offer.ended_at = OfferResult.ANSWERED, ts
+        if call.consulting == offer.agent:
+            # An attended transfer: the colleague talks to the agent, not yet to the caller.
+            self._touch(call)
+            self._publish(CallEventKind.AGENT_RING_ENDED, call, offer=offer)
+            return
         call.start_leg(offer.agent, ts, "transfer")
         call.talk_ended_at = None
         call.move(CallState.TALKING)
         self._touch(call)
         self._publish(CallEventKind.AGENT_RING_ENDED, call, offer=offer)
+        self._publish(CallEventKind.CALL_ANSWERED, call)
+
+    def _attended_transfer(self, e: ev.AttendedTransfer) -> None:
+        # The agent hung up (or completed from the page) while consulting: the caller is now the
+        # colleague's. Their part starts here; the agent's ends (their page gets "ended").
+        call = self.calls.get(e.transferee_uniqueid) or self.by_linkedid.get(e.transferee_linkedid)
+        if call is None or call.consulting is None or e.result != "Success":
+            return
+        target, call.consulting = call.consulting, None
+        if call.agent != target and call.leg_since is not None:
+            call.end_leg(e.timestamp)
+            self._publish(CallEventKind.TALK_ENDED, call)
+        call.start_leg(target, e.timestamp, "transfer")
+        call.talk_ended_at = None
+        call.move(CallState.TALKING)
+        self._touch(call)
         self._publish(CallEventKind.CALL_ANSWERED, call)
 
     # -- queue events ---------------------------------------------------------------------------
@@ -399,6 +429,11 @@ class CallTracker:
     def _agent_complete(self, e: ev.AgentComplete) -> None:
         call = self.calls.get(e.uniqueid)
         if call is None:
+            return
+        if call.talking and call.agent and e.member_name != call.agent:
+            # The queue's agent transferred the caller (attended) to a colleague who talks now:
+            # the call's talk goes on; only that agent's part was over (already recorded).
+            self._touch(call)
             return
         call.talk_ended_at = e.timestamp
         call.unhold(e.timestamp)

@@ -17,8 +17,8 @@ from cti.types import CallOutcome
 from desk.labels import CALL_OUTCOMES
 from desk.models import Incident, Role
 from desk.validation import when
-from desk.web import media
-from desk.web.auth import requires
+from desk.web import media, recordings
+from desk.web.auth import current, requires
 from desk.web.i18n import language
 from desk.web.keys import CORE, SESSIONS, SETTINGS
 from desk.web.openapi import documented, string
@@ -188,12 +188,17 @@ async def calls_page(request: web.Request) -> web.Response:
             )
         )
         with_voicemail = {u for pair in left.all() for u in pair if u}
+        # The call recordings this member of staff may hear (an agent: their own calls').
+        me = current(request)
+        assert me is not None  # @requires ran first
+        heard = await recordings.playable(s, me, calls=[c.uniqueid for c in rows])
     calls = []
     for c in rows:
         item = call_json(c)
         item["arrived_local"] = c.arrived_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         left_one = c.uniqueid in with_voicemail or c.incident_number in with_voicemail
         item["voicemail_url"] = media.call_url(c.uniqueid) if left_one else None
+        item["recordings"] = heard.get(c.uniqueid, [])
         calls.append(item)
     response = render(
         "calls.html",

@@ -35,6 +35,7 @@ _SCRIPT_TEXTS: dict[str, Msg] = {
     "due_soon": N_("Due soon"),
     "on_time": N_("On time"),
     "voicemail": N_("Voicemail"),
+    "call_recording": N_("Call recording"),
     "phone": N_("Phone"),
     "email": N_("E-mail"),
     "web": N_("Web"),

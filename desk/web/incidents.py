@@ -29,7 +29,7 @@ from desk.models import (
 )
 from desk.notify import NEWS_HEADLINE, STATE_HEADLINES
 from desk.validation import incident_number, text_field, whole_number
-from desk.web import alerts, console, media
+from desk.web import alerts, console, media, recordings
 from desk.web.auth import current, requires
 from desk.web.keys import CORE, MAILER, PLAN, SESSIONS, SETTINGS
 from desk.web.openapi import documented, obj, string
@@ -323,6 +323,12 @@ async def get_incident(request: web.Request) -> web.Response:
     async with request.app[SESSIONS]() as s:
         inc = await _load(s, request)
         body = await detail(s, inc, datetime.now(UTC))
+        # Each call's recordings this member of staff may hear (an agent: their own calls').
+        me = current(request)
+        assert me is not None  # @requires ran first
+        heard = await recordings.playable(s, me, calls=[c["uniqueid"] for c in body["calls"]])
+        for c in body["calls"]:
+            c["recordings"] = heard.get(c["uniqueid"], [])
     return web.json_response(body)
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti.errors import InvalidInput, NotFound
 from cti.journal.models import CallRecording
@@ -26,7 +27,8 @@ def _me(request: web.Request) -> Staff:
     return staff
 
 
-def _may_hear(staff: Staff, rec: CallRecording) -> bool:
+def may_hear(staff: Staff, rec: CallRecording) -> bool:
+    """Leads hear every recording; an agent only those of the calls they took."""
     if RANKS[Role(staff.role)] >= RANKS[Role.LEAD]:
         return True
     return bool(staff.extension) and rec.agent == staff.extension
@@ -46,12 +48,29 @@ def recording_json(rec: CallRecording) -> dict[str, Any]:
     }
 
 
+async def playable(
+    session: AsyncSession, staff: Staff, *, calls: list[str] | None = None, incident: str = ""
+) -> dict[str, list[dict[str, Any]]]:
+    """The recordings `staff` may hear (not deleted), by call uniqueid: of `calls`, or of the
+    calls of `incident`. What the call log and the incident page put in their players."""
+    stmt = select(CallRecording).where(CallRecording.deleted_at.is_(None))
+    if calls is not None:
+        stmt = stmt.where(CallRecording.call_uniqueid.in_(calls))
+    else:
+        stmt = stmt.where(CallRecording.incident_number == incident)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for rec in (await session.scalars(stmt.order_by(CallRecording.started_at).limit(500))).all():
+        if may_hear(staff, rec):
+            out.setdefault(rec.call_uniqueid, []).append(recording_json(rec))
+    return out
+
+
 async def _load(request: web.Request) -> CallRecording:
     rid = record_id("recording id", request.match_info["id"])
     async with request.app[SESSIONS]() as s:
         rec = await s.get(CallRecording, rid)
     # Someone else's recording is "not found" too: its existence is not for this agent.
-    if rec is None or not _may_hear(_me(request), rec):
+    if rec is None or not may_hear(_me(request), rec):
         raise NotFound(f"no recording {rid}")
     return rec
 
@@ -76,7 +95,7 @@ async def list_recordings(request: web.Request) -> web.Response:
         stmt = stmt.where(CallRecording.incident_number == incident)
     me = _me(request)
     async with request.app[SESSIONS]() as s:
-        rows = [r for r in (await s.scalars(stmt.limit(200))).all() if _may_hear(me, r)]
+        rows = [r for r in (await s.scalars(stmt.limit(200))).all() if may_hear(me, r)]
     return web.json_response({"recordings": [recording_json(r) for r in rows]})
 
 

@@ -1,6 +1,8 @@
-"""Blind transfer from the agent page: to a colleague's phone, to another queue (the second
-line) or to an outside number. The caller keeps their incident; the colleague's page pops with
-it; the journal keeps one row for the call with each agent's part (legs)."""
+"""Transfer from the agent page: blind to a colleague's phone, to another queue (the second
+line) or to an outside number; attended to a colleague (the agent talks to them first while the
+caller waits, then completes or cancels). The caller keeps their incident; the colleague's page
+pops with it as soon as their phone rings; the journal keeps one row for the call with each
+agent's part (legs)."""
 
 from typing import Any
 
@@ -9,7 +11,9 @@ from sqlalchemy import select
 
 from cti.ami import actions
 from cti.errors import AmiActionFailed, Conflict, InvalidInput
+from cti.live.model import LiveCall
 from cti.phone import digits, normalize
+from cti.runtime import CtiCore
 from desk.models import Role, Staff
 from desk.validation import queue_name, text_field
 from desk.web import console
@@ -66,7 +70,8 @@ async def _target(
 )
 @requires(Role.AGENT)
 async def transfer(request: web.Request) -> web.Response:
-    """POST /api/agent/me/transfer {kind, to, mode?}: blind-transfer my current call."""
+    """POST /api/agent/me/transfer {kind, to, mode?}: transfer my current call, blind (the
+    default) or attended (I talk to the colleague first, then complete or cancel)."""
     body = await body_of(request)
     me = current(request)
     assert me is not None  # @requires ran first
@@ -76,36 +81,27 @@ async def transfer(request: web.Request) -> web.Response:
     attended = body.get("mode", "blind")
     if attended not in ("blind", "attended"):
         raise InvalidInput("mode: blind or attended")
-    if attended == "attended":
-        # AMI Atxfer is accepted by Asterisk, but the consultation leg's events were not yet
-        # seen reaching the journal in the SIP tier: not offered until they are.
-        raise InvalidInput(
-            "mode: attended transfer from the page is not available yet; use blind, or your "
-            "phone's own transfer"
-        )
-    if CORE not in request.app or not request.app[CORE].client.connected:
-        raise web.HTTPServiceUnavailable(
-            text='{"error":"no link to Asterisk"}', content_type="application/json"
-        )
-    core = request.app[CORE]
-    call = next(
-        (c for c in core.tracker.calls.values() if c.talking and c.agent == me.extension), None
-    )
-    if call is None:
-        raise Conflict("you are not on a call")
-    # The agent's own leg of this call (its device's channel), which Asterisk transfers from.
-    prefix = actions.spy_prefix(request.app[SETTINGS].agent_device(me.extension))
-    legs = sorted(
-        c.channel
-        for c in await actions.core_show_channels(core.client)
-        if c.linkedid == call.linkedid and c.channel.startswith(prefix)
-    )
-    if not legs:
-        raise Conflict("your phone's leg of the call is gone")
+    if attended == "attended" and exten != "agent":
+        raise InvalidInput("mode: an attended transfer goes to a colleague (kind agent)")
+    core = _core(request)
+    call, leg = await _my_call(request, me.extension)
+    if call.consulting:
+        raise Conflict(f"a transfer to {call.consulting} is under way: complete or cancel it")
     try:
-        for name, value in variables.items():
-            await actions.set_var(core.client, call.channel, name, value)
-        await actions.blind_transfer(core.client, legs[0], "cti-transfer", exten)
+        if attended == "attended":
+            # The consultation call starts on the agent's side (Atxfer keys the feature code
+            # into the agent's leg): it inherits what [cti-atxfer] needs.
+            await actions.set_var(core.client, leg, "__CTI_CALLER_UID", call.uniqueid)
+            await actions.set_var(
+                core.client, leg, "__CTI_TRANSFER_DEVICE", variables["CTI_TRANSFER_DEVICE"]
+            )
+            await actions.attended_transfer(
+                core.client, leg, "cti-atxfer", variables["CTI_TRANSFER_AGENT"]
+            )
+        else:
+            for name, value in variables.items():
+                await actions.set_var(core.client, call.channel, name, value)
+            await actions.blind_transfer(core.client, leg, "cti-transfer", exten)
     except AmiActionFailed as exc:
         # Asterisk refused (the leg went away meanwhile, a transfer already under way …).
         raise Conflict(f"Asterisk refused the transfer: {exc}") from exc
@@ -122,6 +118,68 @@ async def transfer(request: web.Request) -> web.Response:
     )
 
 
+def _core(request: web.Request) -> CtiCore:
+    if CORE not in request.app or not request.app[CORE].client.connected:
+        raise web.HTTPServiceUnavailable(
+            text='{"error":"no link to Asterisk"}', content_type="application/json"
+        )
+    return request.app[CORE]
+
+
+async def _my_call(request: web.Request, ext: str) -> tuple[LiveCall, str]:
+    """(my current call, my phone's leg of it: the channel Asterisk transfers from)."""
+    core = request.app[CORE]
+    call = next((c for c in core.tracker.calls.values() if c.talking and c.agent == ext), None)
+    if call is None:
+        raise Conflict("you are not on a call")
+    prefix = actions.spy_prefix(request.app[SETTINGS].agent_device(ext))
+    legs = sorted(
+        c.channel
+        for c in await actions.core_show_channels(core.client)
+        if c.linkedid == call.linkedid and c.channel.startswith(prefix)
+    )
+    if not legs:
+        raise Conflict("your phone's leg of the call is gone")
+    return call, legs[0]
+
+
+@documented(
+    responses=(202, 409, 503),
+    body=obj({"action": string(10, enum=["complete", "cancel"])}, ("action",)),
+)
+@requires(Role.AGENT)
+async def finish_attended(request: web.Request) -> web.Response:
+    """POST /api/agent/me/transfer/attended {action}: complete my attended transfer (my phone
+    hangs up; the caller now talks to the colleague) or cancel it (back to the caller)."""
+    body = await body_of(request)
+    me = current(request)
+    assert me is not None  # @requires ran first
+    action = body.get("action")
+    if action not in ("complete", "cancel"):
+        raise InvalidInput("action: complete or cancel")
+    if not me.extension:
+        raise InvalidInput("you have no desk phone (extension)")
+    core = _core(request)
+    call, leg = await _my_call(request, me.extension)
+    if not call.consulting:
+        raise Conflict("no attended transfer of yours is under way")
+    to = call.consulting
+    try:
+        if action == "complete":
+            # The transferer hanging up completes an attended transfer (features.conf).
+            await actions.hangup(core.client, leg)
+        else:
+            await actions.cancel_attended_transfer(core.client, leg)
+    except AmiActionFailed as exc:
+        raise Conflict(f"Asterisk refused: {exc}") from exc
+    async with request.app[SESSIONS].begin() as s:
+        console.record(
+            request, s, f"transfer_{action}", call.uniqueid, {"to": to, "from": me.extension}
+        )
+    return web.json_response({"call": call.uniqueid, "action": action, "to": to}, status=202)
+
+
 def setup(app: web.Application) -> None:
-    """Register the route."""
+    """Register the routes."""
     app.router.add_post("/api/agent/me/transfer", transfer)
+    app.router.add_post("/api/agent/me/transfer/attended", finish_attended)

@@ -10,12 +10,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import update
 
 from cti.ami.client import AmiClient
+from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, SimulationResult, Simulator
 from desk.models import User
 from desk.web.app import create_app
 from desk.web.keys import SESSIONS
 from tests.conftest import server_settings
+from tests.integration.test_sandbox_prompts import in_root
 from tests.support import db
 from tests.support.staff import logged_in
 
@@ -518,5 +520,59 @@ async def test_a_password_request_for_a_privileged_account_is_refused_by_phone(
         assert ordinary is not None and ordinary["account"] == "10086"
         assert ordinary["escalated_to"] is None and ordinary["state"] == "new"
         assert "privileged_refused" not in second.prompts and "transfer_agent" in second.prompts
+    finally:
+        await http.close()
+
+
+async def test_a_recorded_queue_is_announced_in_mandarin_then_english_before_the_queue(
+    sim_client: AmiClient, sandbox: Instance, sandbox_state: InstanceState, tmp_path: Path
+) -> None:
+    """CTI_RECORD_QUEUES=helpdesk: a caller for helpdesk hears "this call may be recorded" in
+    Mandarin then in English before joining the queue (Asterisk opened and played both files:
+    STREAM FILE's endpos is past 0), and the call is recorded; a caller for the English queue,
+    not recorded, hears no notice."""
+    settings = server_settings(sandbox_state, tmp_path, CTI_RECORD_QUEUES="helpdesk",
+                               CTI_CONFIG_DIR=str(FIXTURES / "config" / "open"))  # fmt: skip
+    http = TestClient(TestServer(create_app(settings)))
+    await http.start_server()
+    try:
+        await db.import_users(tmp_path, FIXTURES / "users.csv")
+        zh = CallerSpec(60, 0, "", "13800138000", "张三", reactions={"main_menu": "0"})
+        (call,) = (await simulate(sim_client, [zh])).calls
+        notices = [c for c in call.commands if "recording_notice" in c]
+        assert notices == [
+            'STREAM FILE "zh/cti/recording_notice" ""',
+            'STREAM FILE "en/cti/recording_notice" ""',
+        ], call.commands
+        # Asterisk played both: each STREAM FILE succeeded, and the English one started only
+        # once the Mandarin one had run its length (the stand-in lasts 1.2 s; a file Asterisk
+        # cannot open returns at once), from the files the sandbox has for them.
+        assert [r.split(" -> ")[1] for r in call.results if "recording_notice" in r] == [
+            "200 Success",
+            "200 Success",
+        ], call.results
+        starts = [t for p, t in zip(call.prompts, call.prompts_at, strict=True)
+                  if p == "recording_notice"]  # fmt: skip
+        after = call.prompts_at[call.prompts.index("recording_notice") + 2 :]
+        assert starts[1] - starts[0] >= 1.0 and (not after or after[0] - starts[1] >= 1.0)
+        for lang in ("zh", "en"):
+            sound = f"{sandbox.sounds.data_inner}/sounds/{lang}/cti/recording_notice.wav"
+            assert in_root(sandbox.root, sound).is_file(), sound
+        at = [
+            t for p, t in zip(call.prompts, call.prompts_at, strict=True) if p == "recording_notice"
+        ]
+        assert call.queued_at is not None and max(at) < call.queued_at
+        assert call.prompts.index("recording_notice") > call.prompts.index("transfer_agent")
+        assert db.query(tmp_path, "SELECT id FROM call_recordings WHERE call_uniqueid = ?",
+                        call.uniqueid)  # fmt: skip
+        en = CallerSpec(60, 0, "", "13800138000", "张三", reactions={"main_menu": "9|0"})
+        agents = [AgentSpec("1001", (1, 1), (2, 2))]
+        sim = Simulator(
+            sim_client, SimulationPlan(rate=1, agents=agents, callers=[en], queue="helpdesk-en")
+        )
+        await sim.setup_agents()
+        (other,) = (await sim.run(timeout=120)).calls
+        assert (await db.call(tmp_path, other.uniqueid))["queue"] == "helpdesk-en"
+        assert "recording_notice" not in other.prompts and "transfer_agent" in other.prompts
     finally:
         await http.close()

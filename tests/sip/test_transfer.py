@@ -5,6 +5,7 @@ incident and 1002's phone answers; 1002 hands the caller back from the phone (SI
 page's transfer is audited."""
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from cti.ami.client import AmiClient
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
-from tests.sip.conftest import KEEP_PRESSING_1, ZHANG, agent_page, sip_server
+from tests.sip.conftest import KEEP_PRESSING_1, ZHANG, AgentPage, agent_page, sip_server
 from tests.support import db
 from tests.support.sip import caller_scenario, carrier_call, phones, rtp_pcap
 
@@ -91,6 +92,94 @@ async def test_a_blind_transfer_moves_the_call_and_the_pop_to_a_colleague(
                 assert [(a["actor"], a["target"]) for a in audit] == [
                     ("wangfang", call["uniqueid"])
                 ]
+            finally:
+                await first.close()
+                await second.close()
+    finally:
+        await http.close()
+
+
+async def test_an_attended_transfer_consults_the_colleague_then_hands_the_caller_over(
+    sandbox: Instance, sandbox_state: InstanceState, sim_client: AmiClient, tmp_path: Path
+) -> None:
+    """1001 consults 1002 from the page (the caller waits), cancels (back to the caller),
+    consults again and completes: 1002's page pops each time their phone rings, the caller ends
+    up with 1002, and the journal keeps one row with 1001's part and 1002's."""
+    st = sandbox_state
+    http = await sip_server(st, tmp_path, CTI_WRAPUP_SECONDS="2")
+    try:
+        async with phones(sandbox, st, tmp_path, "1001", "1002") as phone:
+            first = await agent_page(http, "wangfang", "1001", "王芳")
+            second = await agent_page(http, "liuyang", "1002", "刘洋")  # not ready: no queue call
+            try:
+                await first.ready()
+                pcap = rtp_pcap(tmp_path / "caller.pcap", KEEP_PRESSING_1, 90)
+                sipp = await carrier_call(st, tmp_path / "sipp", caller_scenario(*ZHANG, pcap, 240))
+                call = (await first.wait(lambda m: m.get("type") == "pop", 150))["call"]
+                await phone["1001"].wait_for("CALL_ESTABLISHED", timeout=30)
+                await first.wait(lambda m: m.get("type") == "answered", 30)
+                await asyncio.sleep(1)
+                finish = "/api/agent/me/transfer/attended"
+                r = await first.session.post(finish, json={"action": "complete"})
+                assert r.status == 409  # nothing under way yet
+                body = {"kind": "queue", "to": "helpdesk", "mode": "attended"}
+                r = await first.session.post("/api/agent/me/transfer", json=body)
+                assert r.status == 400  # attended goes to a colleague
+                attended = {"kind": "agent", "to": "1002", "mode": "attended"}
+
+                def pops(page: AgentPage) -> int:
+                    return sum(1 for m in page.messages if m.get("type") == "pop")
+
+                # Consult, then cancel: 1001 is back with the caller, 1002's phone hangs up.
+                r = await first.session.post("/api/agent/me/transfer", json=attended)
+                assert r.status == 202, await r.text()
+                pop2 = await second.wait(lambda m: m.get("type") == "pop", 30)
+                assert pop2["incident"]["number"] == call["incident_number"]
+                assert pop2["call"]["uniqueid"] == call["uniqueid"]
+                await phone["1002"].wait_for("CALL_ESTABLISHED", timeout=30)
+                await asyncio.sleep(1)
+                r = await first.session.post("/api/agent/me/transfer", json=attended)
+                assert r.status == 409  # one at a time
+                r = await second.session.post(finish, json={"action": "cancel"})
+                assert r.status == 409  # not 1002's transfer
+                r = await first.session.post(finish, json={"action": "cancel"})
+                assert r.status == 202, await r.text()
+                await phone["1002"].wait_for("CALL_CLOSED", timeout=30)
+                await asyncio.sleep(1.5)
+                assert phone["1001"].count("CALL_CLOSED") == 0
+                # Consult again, and complete from the page: 1001's phone hangs up.
+                r = await first.session.post("/api/agent/me/transfer", json=attended)
+                assert r.status == 202, await r.text()
+                await second.wait(lambda m: m.get("type") == "pop" and pops(second) >= 2, 30)
+                await phone["1002"].wait_for("CALL_ESTABLISHED", n=2, timeout=30)
+                await asyncio.sleep(1.5)
+                r = await first.session.post(finish, json={"action": "complete"})
+                assert r.status == 202, await r.text()
+                await phone["1001"].wait_for("CALL_CLOSED", timeout=30)
+                await first.wait(lambda m: m.get("type") == "ended", 30)
+                await second.wait(lambda m: m.get("type") == "answered", 30)
+                await asyncio.sleep(1.5)
+                assert phone["1002"].count("CALL_CLOSED") == 1  # only the cancelled consultation
+                await phone["1002"].command("hangup")
+                assert await sipp.wait(120) == 0, sipp.log()
+                record = await db.call(tmp_path, call["uniqueid"], timeout=30)
+                legs = record["legs"]
+                legs = legs if isinstance(legs, list) else json.loads(legs)
+                assert [(leg["agent"], leg["via"]) for leg in legs] == [
+                    ("1001", "queue"),
+                    ("1002", "transfer"),
+                ], legs
+                assert all(leg["talk_seconds"] > 0 for leg in legs), legs
+                assert record["outcome"] == "answered" and record["agent"] == "1002"
+                assert len(db.query(tmp_path, "SELECT id FROM calls WHERE linkedid = ?",
+                                    record["linkedid"])) == 1  # fmt: skip
+                audit = db.query(
+                    tmp_path, "SELECT action, actor FROM audit_log WHERE action LIKE 'transfer%'"
+                )
+                assert sorted(a["action"] for a in audit) == [
+                    "transfer", "transfer", "transfer_cancel", "transfer_complete"
+                ]  # fmt: skip
+                assert {a["actor"] for a in audit} == {"wangfang"}
             finally:
                 await first.close()
                 await second.close()

@@ -18,7 +18,7 @@ LAYERS = ("cti", "desk", "reports", "desk.web")
 AMI_ACTIONS = {
     "Originate", "QueueAdd", "QueueRemove", "QueuePause", "QueueStatus", "CoreShowChannels",
     "QueueWithdrawCaller", "Redirect", "Hangup", "Setvar", "DBPut", "PlayDTMF", "Ping", "Login",
-    "Logoff", "BlindTransfer", "Atxfer", "ChanSpy", "Command", "PJSIPShowAuths",
+    "Logoff", "BlindTransfer", "Atxfer", "CancelAtxfer", "ChanSpy", "Command", "PJSIPShowAuths",
 }  # fmt: skip
 
 

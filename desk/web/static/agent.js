@@ -107,15 +107,31 @@
     dd.textContent = (seconds ?? 0) + (onHold ? " ⏸" : "");
   }
 
-  // Blind transfer of my current call (POST /api/agent/me/transfer); the colleague's page pops.
+  // Transfer of my current call (POST /api/agent/me/transfer); the colleague's page pops as soon
+  // as their phone rings. Blind: at once. Attended ("consult first", a colleague only): I talk to
+  // them while the caller waits, then complete (my phone hangs up) or cancel (back to the caller).
   $("transfer-form").addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = e.target;
+    const mode = e.submitter && e.submitter.value === "attended" ? "attended" : "blind";
     try {
-      await api("POST", "/api/agent/me/transfer", { kind: f.elements.kind.value, to: f.elements.to.value.trim() });
+      await api("POST", "/api/agent/me/transfer", { kind: f.elements.kind.value, to: f.elements.to.value.trim(), mode });
       f.reset();
+      if (mode === "attended") { $("consult-bar").hidden = false; f.hidden = true; }
     } catch (err) { $("message").textContent = err.message; }
   });
+  $("transfer-form").elements.kind.addEventListener("change", (e) => {
+    $("transfer-consult").hidden = e.target.value !== "agent";
+  });
+  for (const action of ["complete", "cancel"]) {
+    $("consult-" + action).addEventListener("click", async () => {
+      try {
+        await api("POST", "/api/agent/me/transfer/attended", { action });
+        $("consult-bar").hidden = true;
+        $("transfer-form").hidden = action !== "cancel";
+      } catch (err) { $("message").textContent = err.message; }
+    });
+  }
 
   function tick() {
     if (waitFrom) showWait(waitFrom.seconds + (Date.now() - waitFrom.at) / 1000);
@@ -152,6 +168,7 @@
         $("call-phase").textContent = t("ended");
         $("pop").className = "grid pop ended";
         $("transfer-form").hidden = true;
+        $("consult-bar").hidden = true;
       } else if (m.type === "resync") refresh();
       else if (m.type === "incident_alert") {
         // A new voicemail for the desk, or an incident of mine assigned or past its target.

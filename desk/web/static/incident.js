@@ -55,6 +55,7 @@
     $("voicemail").hidden = !data.recording_url;
     if (data.recording_url && player.getAttribute("src") !== data.recording_url) player.src = data.recording_url;
     const calls = $("calls");
+    const players = new Map([...calls.querySelectorAll("audio[data-recording]")].map((a) => [a.dataset.recording, a]));
     calls.replaceChildren();
     if (!data.calls.length) calls.append(el("li", t("no_matches"), "muted"));
     for (const c of data.calls) {
@@ -65,6 +66,17 @@
       if (c.recording_url) {
         const a = el("a", t("voicemail")); a.href = c.recording_url; a.target = "_blank";
         li.append(" ", a);
+      }
+      for (const r of c.recordings || []) {
+        // The call's recording (role-checked by /recordings/{id}); kept across refreshes so
+        // that the 15 s reload does not stop someone listening.
+        const old = players.get(String(r.id));
+        const player = old || el("audio", "", "recording");
+        if (!old) {
+          player.controls = true; player.preload = "none"; player.src = r.url;
+          player.dataset.recording = String(r.id); player.title = t("call_recording");
+        }
+        li.append(" ", player);
       }
       calls.append(li);
     }
