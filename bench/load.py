@@ -34,6 +34,7 @@ import os
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,7 @@ class StepResult:
 
     name: str
     calls: int
+    since: float = 0.0  # when the step placed its first call (epoch seconds)
     seconds: float = 0.0
     sipp_ok: int = 0
     sipp_failed: int = 0
@@ -281,7 +283,7 @@ async def step(
     load0 = os.getloadavg()[0]
     ast_pid = st.pid or 0
     cpu0 = (cpu_seconds(srv.pid), cpu_seconds(ast_pid))
-    since = time.time()
+    since = res.since = time.time()
     with (folder / "stdout.txt").open("wb") as out:
         sipp = await asyncio.create_subprocess_exec(
             "sipp", *args, cwd=folder, stdin=asyncio.subprocess.DEVNULL, stdout=out,
@@ -361,10 +363,10 @@ def report(results: list[StepResult]) -> None:
             print(f"    {p}")
 
 
-async def run(steps: list[tuple[str, int, int]], rate: float, keep: bool) -> list[StepResult]:
-    """Run the steps (name, calls, concurrent) on one sandbox and server; print and return."""
-    n_agents = max(min(c, k) for _, c, k in steps)
-    most_calls = max(c for _, c, _ in steps)
+@contextlib.asynccontextmanager
+async def load_server(n_agents: int, *, keep: bool = False) -> AsyncIterator[BenchServer]:
+    """The sandbox and the CTI server of this benchmark: the IVR with short stand-ins of the
+    prompts (as the test workers play them), open all day, `n_agents` agents' staff records."""
     async with bench_server(
         "benchload",
         agents=n_agents,
@@ -373,50 +375,60 @@ async def run(steps: list[tuple[str, int, int]], rate: float, keep: bool) -> lis
         keep=keep,
         env={"CTI_WRAPUP_SECONDS": "1"},
     ) as srv:
-        if most_calls > len(srv.numbers):
-            raise SystemExit(f"at most {len(srv.numbers)} calls per step (one per directory user)")
-        client = srv.sim_client()
-        sessions: list[aiohttp.ClientSession] = []
-        watch: AgiWatch | None = None
-        try:
-            await client.start()
-            await client.wait_connected(30)
-            watch = AgiWatch(client)
-            await prime(client, n_agents, 10)
-            for i in range(n_agents):
-                http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-                sessions.append(http)
-                agent = WsAgent(http, 2001 + i)
-                await agent.start(srv.url)
-            await asyncio.sleep(3)  # every agent ready in Asterisk
-            print(
-                f"{n_agents} agents ready (Local-channel phones, pages on WebSocket); sandbox"
-                f" {srv.inst.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
-            )
-            results = []
-            for name, calls, concurrent in steps:
-                r = await step(
-                    srv,
-                    client,
-                    n_agents,
-                    watch,
-                    name,
-                    calls,
-                    concurrent,
-                    rate,
-                    srv.work / f"sipp-{name}",
-                )
-                results.append(r)
-                report([r])
-            print()
-            report(results)
-            return results
-        finally:
-            if watch is not None:
-                await watch.close()
-            for http in sessions:
-                await http.close()
-            await client.close()
+        yield srv
+
+
+def agents_for(steps: list[tuple[str, int, int]]) -> int:
+    """Agents enough that no step's call waits for one: its most calls at once."""
+    return max(min(c, k) for _, c, k in steps)
+
+
+async def drive(
+    srv: BenchServer, steps: list[tuple[str, int, int]], rate: float
+) -> list[StepResult]:
+    """Log the agents in and run the steps (name, calls, at most this many at once)."""
+    n_agents = agents_for(steps)
+    if max(c for _, c, _ in steps) > len(srv.numbers):
+        raise SystemExit(f"at most {len(srv.numbers)} calls per step (one per directory user)")
+    client = srv.sim_client()
+    sessions: list[aiohttp.ClientSession] = []
+    watch: AgiWatch | None = None
+    try:
+        await client.start()
+        await client.wait_connected(30)
+        watch = AgiWatch(client)
+        await prime(client, n_agents, 10)
+        for i in range(n_agents):
+            http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            sessions.append(http)
+            await WsAgent(http, 2001 + i).start(srv.url)
+        await asyncio.sleep(3)  # every agent ready in Asterisk
+        print(
+            f"{n_agents} agents ready (Local-channel phones, pages on WebSocket); sandbox"
+            f" {srv.inst.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
+        )
+        results = []
+        for name, calls, concurrent in steps:
+            folder = srv.work / f"sipp-{name}"
+            r = await step(srv, client, n_agents, watch, name, calls, concurrent, rate, folder)
+            results.append(r)
+            report([r])
+        return results
+    finally:
+        if watch is not None:
+            await watch.close()
+        for http in sessions:
+            await http.close()
+        await client.close()
+
+
+async def run(steps: list[tuple[str, int, int]], rate: float, keep: bool) -> list[StepResult]:
+    """Run the steps on one sandbox and server; print the table and return the results."""
+    async with load_server(agents_for(steps), keep=keep) as srv:
+        results = await drive(srv, steps, rate)
+    print()
+    report(results)
+    return results
 
 
 def plan(args: argparse.Namespace) -> list[tuple[str, int, int]]:
