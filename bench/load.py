@@ -1,7 +1,8 @@
 """Benchmark: many concurrent carrier calls over SIP through the IVR and the queue, with no lost
 record, and where the 2-core machine saturates.
 
-    python -m bench.load [--steps 10,50,100,150,200] [--rate 10] [--calls N --concurrent N]
+    python -m bench.load [--steps 50,100,150,200] [--rate 10] [--baseline 10] [--local 100]
+    python -m bench.load --calls 100 --concurrent 100 [--rate 10]
 
 A private sandbox (bench.server) with the deployed pjsip.conf and `cti serve` in its own process.
 The carrier is SIPp over the deployed trunk definition (tests.support.sip: bound to the trunk's
@@ -38,7 +39,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 
@@ -49,12 +50,16 @@ from cti.ami import events as ev
 from cti.ami.client import AmiClient
 from cti.queuelog import parse_line
 from cti.sandbox.instance import free_udp_port
-from cti.simulate import AgentSpec, SimulationPlan, Simulator
+from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from tests.support.sip import caller_scenario, rtp_pcap
 
 # Press 1 (report a fault) again and again: a key during the welcome interrupts it, the next
 # one answers the main menu, the rest fall on prompts that take only * (as tests/sip does).
 KEYS = [(1.0 + 1.5 * i, "1") for i in range(10)]
+# The Local-channel callers key the same: 1 after a second, then every 1.75 s (w is 0.5 s).
+LOCAL_KEYS = "1" + "www1" * 9
+# The callers' channels in the journal, by who places the calls.
+CHANNELS = {"sip": "PJSIP/carrier-%", "local": "Local/%@sim-caller-%"}
 
 
 @dataclass
@@ -129,7 +134,12 @@ def _ts(value: str | None) -> float | None:
 
 
 def check(
-    db: Path, queue_log: Path, since: float, numbers: list[str], res: StepResult
+    db: Path,
+    queue_log: Path,
+    since: float,
+    numbers: list[str],
+    res: StepResult,
+    channel: str = CHANNELS["sip"],
 ) -> list[dict[str, Any]]:
     """No lost record: one journal row per call placed, agreeing with queue_log and incidents."""
     con = sqlite3.connect(db)
@@ -138,7 +148,7 @@ def check(
         rows = [
             dict(r)
             for r in con.execute(
-                "SELECT * FROM calls WHERE channel LIKE 'PJSIP/carrier-%' ORDER BY arrived_at"
+                "SELECT * FROM calls WHERE channel LIKE ? ORDER BY arrived_at", (channel,)
             )
             if (_ts(r["arrived_at"]) or 0) >= since - 1
         ]
@@ -250,77 +260,102 @@ def write_sipp_files(folder: Path, numbers: list[str], seconds: float) -> None:
     (folder / "scenario.xml").write_text(caller_scenario("[field0]", "[field1]", pcap, 300))
 
 
+class Step(NamedTuple):
+    """One step: `calls` calls, at most `concurrent` at once, from the carrier over SIP (SIPp)
+    or, as the comparison, from the sandbox's Local-channel callers ([sim-caller])."""
+
+    name: str
+    calls: int
+    concurrent: int
+    carrier: str = "sip"  # or "local"
+
+
 async def step(
-    srv: BenchServer,
-    client: AmiClient,
-    n_agents: int,
-    watch: AgiWatch,
-    name: str,
-    calls: int,
-    concurrent: int,
-    rate: float,
-    folder: Path,
+    srv: BenchServer, client: AmiClient, n_agents: int, watch: AgiWatch, s: Step, rate: float
 ) -> StepResult:
-    """Place `calls` calls at `rate`/s, at most `concurrent` at once, and check every record."""
-    res = StepResult(name, calls)
-    numbers = srv.numbers[:calls]
+    """Place the step's calls at `rate`/s and check every record."""
+    res = StepResult(s.name, s.calls)
+    numbers = srv.numbers[: s.calls]
+    folder = srv.work / f"step-{s.name}"
     # Long enough that the step's calls are all up at once (placing them takes calls/rate s).
-    talk = math.ceil(min(calls, concurrent) / rate) + 5
+    talk = math.ceil(min(s.calls, s.concurrent) / rate) + 5
     await prime(client, n_agents, talk)
     await asyncio.to_thread(write_sipp_files, folder, numbers, 20 + talk + 10)
     st = srv.st
-    args = [
-        f"127.0.0.1:{st.sip_port}", "-sf", str(folder / "scenario.xml"), "-s", "8000",
-        "-i", st.carrier_host, "-p", str(st.carrier_port),
-        "-mi", st.carrier_host, "-mp", str(free_udp_port(st.carrier_host)),
-        "-inf", str(folder / "callers.csv"),
-        "-m", str(calls), "-r", str(rate), "-l", str(concurrent),
-        "-trace_err", "-error_file", str(folder / "errors.log"),
-        "-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
-        "-trace_screen", "-screen_file", str(folder / "screen.txt"), "-nostdin",
-    ]  # fmt: skip
     watch.take()
-    load0 = os.getloadavg()[0]
+    loads = [os.getloadavg()[0]]
     ast_pid = st.pid or 0
     cpu0 = (cpu_seconds(srv.pid), cpu_seconds(ast_pid))
     since = res.since = time.time()
-    with (folder / "stdout.txt").open("wb") as out:
-        sipp = await asyncio.create_subprocess_exec(
-            "sipp", *args, cwd=folder, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-    sipp_cpu = 0.0
-    loads = [load0]
+    budget = s.calls / rate + 20 + talk + 200
+    sipp: asyncio.subprocess.Process | None = None
+    sim: Simulator | None = None
+    sim_client: AmiClient | None = None
+    if s.carrier == "sip":
+        args = [
+            f"127.0.0.1:{st.sip_port}", "-sf", str(folder / "scenario.xml"), "-s", "8000",
+            "-i", st.carrier_host, "-p", str(st.carrier_port),
+            "-mi", st.carrier_host, "-mp", str(free_udp_port(st.carrier_host)),
+            "-inf", str(folder / "callers.csv"),
+            "-m", str(s.calls), "-r", str(rate), "-l", str(s.concurrent),
+            "-trace_err", "-error_file", str(folder / "errors.log"),
+            "-trace_stat", "-fd", "1", "-trace_rtt", "-rtt_freq", "1",
+            "-trace_screen", "-screen_file", str(folder / "screen.txt"), "-nostdin",
+        ]  # fmt: skip
+        with (folder / "stdout.txt").open("wb") as out:
+            sipp = await asyncio.create_subprocess_exec(
+                "sipp", *args, cwd=folder, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+        done: asyncio.Future[Any] = asyncio.ensure_future(sipp.wait())
+    else:
+        # The simulator reads its own AMI connection (the AGI watch reads the other one).
+        sim_client = srv.sim_client()
+        await sim_client.start()
+        await sim_client.wait_connected(30)
+        callers = [CallerSpec(300, 1, LOCAL_KEYS, n, "用户") for n in numbers]
+        sim = Simulator(sim_client, SimulationPlan(rate=rate, agents=[], callers=callers))
+        done = asyncio.ensure_future(sim.run(timeout=budget))
     try:
-        async with asyncio.timeout(calls / rate + 20 + talk + 200):
-            while sipp.returncode is None:
+        async with asyncio.timeout(budget):
+            while not done.done():
                 res.server_rss_peak = max(res.server_rss_peak, rss_mb(srv.pid))
-                with contextlib.suppress(OSError):
-                    sipp_cpu = cpu_seconds(sipp.pid)
+                if sipp is not None:
+                    with contextlib.suppress(OSError):
+                        res.sipp_cpu = cpu_seconds(sipp.pid)
                 loads.append(os.getloadavg()[0])
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(sipp.wait(), 1)
+                await asyncio.wait([done], timeout=1)
     except TimeoutError:
-        sipp.terminate()
-        await sipp.wait()
-        res.problems.append("SIPp did not finish in time")
+        done.cancel()
+        if sipp is not None:
+            sipp.terminate()
+            await sipp.wait()
+        res.problems.append("the calls did not end in time")
+    finally:
+        if sim_client is not None:
+            await sim_client.close()
     res.seconds = time.time() - since
+    queue_log = Path(st.queue_log)
+    channel = CHANNELS[s.carrier]
     # The journal writes a finished call shortly after its hang-up.
     for _ in range(60):
-        rows = check(srv.db_path, Path(st.queue_log), since, numbers, StepResult(name, calls))
-        if len(rows) >= calls and all(r["ended_at"] for r in rows):
+        rows = check(srv.db_path, queue_log, since, numbers, StepResult(s.name, s.calls), channel)
+        if len(rows) >= s.calls and all(r["ended_at"] for r in rows):
             break
         await asyncio.sleep(1)
     res.server_cpu = cpu_seconds(srv.pid) - cpu0[0]
     res.asterisk_cpu = cpu_seconds(ast_pid) - cpu0[1]
-    res.sipp_cpu = sipp_cpu
     res.load = (min(loads), max(loads))
-    res.sipp_ok, res.sipp_failed = sipp_counts(folder)
-    if res.sipp_ok != calls or res.sipp_failed:
-        res.problems.append(f"SIPp: {res.sipp_ok} calls succeeded, {res.sipp_failed} failed")
-    rows = check(srv.db_path, Path(st.queue_log), since, numbers, res)
+    if sim is not None:
+        failed = sum(1 for c in sim.calls.values() if c.failed)
+        res.sipp_ok, res.sipp_failed = len(sim.calls) - failed, failed
+    else:
+        res.sipp_ok, res.sipp_failed = sipp_counts(folder)
+        res.setup = sipp_rtts(folder)
+    if res.sipp_ok != s.calls or res.sipp_failed:
+        res.problems.append(f"{res.sipp_ok} calls succeeded, {res.sipp_failed} failed")
+    rows = check(srv.db_path, queue_log, since, numbers, res, channel)
     res.peak_concurrent = peak_overlap(rows)
-    res.setup = sipp_rtts(folder)
     for r in rows:
         a, q, ans = (_ts(r[k]) for k in ("arrived_at", "queued_at", "answered_at"))
         if a is not None and q is not None:
@@ -378,17 +413,15 @@ async def load_server(n_agents: int, *, keep: bool = False) -> AsyncIterator[Ben
         yield srv
 
 
-def agents_for(steps: list[tuple[str, int, int]]) -> int:
+def agents_for(steps: list[Step]) -> int:
     """Agents enough that no step's call waits for one: its most calls at once."""
-    return max(min(c, k) for _, c, k in steps)
+    return max(min(s.calls, s.concurrent) for s in steps)
 
 
-async def drive(
-    srv: BenchServer, steps: list[tuple[str, int, int]], rate: float
-) -> list[StepResult]:
+async def drive(srv: BenchServer, steps: list[Step], rate: float) -> list[StepResult]:
     """Log the agents in and run the steps (name, calls, at most this many at once)."""
     n_agents = agents_for(steps)
-    if max(c for _, c, _ in steps) > len(srv.numbers):
+    if max(s.calls for s in steps) > len(srv.numbers):
         raise SystemExit(f"at most {len(srv.numbers)} calls per step (one per directory user)")
     client = srv.sim_client()
     sessions: list[aiohttp.ClientSession] = []
@@ -408,9 +441,8 @@ async def drive(
             f" {srv.inst.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
         )
         results = []
-        for name, calls, concurrent in steps:
-            folder = srv.work / f"sipp-{name}"
-            r = await step(srv, client, n_agents, watch, name, calls, concurrent, rate, folder)
+        for s in steps:
+            r = await step(srv, client, n_agents, watch, s, rate)
             results.append(r)
             report([r])
         return results
@@ -422,7 +454,7 @@ async def drive(
         await client.close()
 
 
-async def run(steps: list[tuple[str, int, int]], rate: float, keep: bool) -> list[StepResult]:
+async def run(steps: list[Step], rate: float, keep: bool) -> list[StepResult]:
     """Run the steps on one sandbox and server; print the table and return the results."""
     async with load_server(agents_for(steps), keep=keep) as srv:
         results = await drive(srv, steps, rate)
@@ -431,13 +463,17 @@ async def run(steps: list[tuple[str, int, int]], rate: float, keep: bool) -> lis
     return results
 
 
-def plan(args: argparse.Namespace) -> list[tuple[str, int, int]]:
-    """The steps: --calls/--concurrent for one step after the baseline, else --steps."""
-    baseline = [("baseline", args.baseline, args.baseline)] if args.baseline else []
+def plan(args: argparse.Namespace) -> list[Step]:
+    """The baseline step, the Local-channel comparison, then --calls/--concurrent as one step,
+    else one step per --steps figure."""
+    out = [Step("baseline", args.baseline, args.baseline)] if args.baseline else []
+    if args.local:
+        out.append(Step(f"local{args.local}", args.local, args.local, "local"))
     if args.calls or args.concurrent:
         calls = args.calls or args.concurrent
-        return [*baseline, (f"c{args.concurrent or calls}", calls, args.concurrent or calls)]
-    return [*baseline, *((f"c{n}", n, n) for n in (int(x) for x in args.steps.split(",")))]
+        concurrent = args.concurrent or calls
+        return [*out, Step(f"c{concurrent}", calls, concurrent)]
+    return [*out, *(Step(f"c{n}", n, n) for n in (int(x) for x in args.steps.split(",")))]
 
 
 def main() -> None:
@@ -447,6 +483,10 @@ def main() -> None:
     p.add_argument("--concurrent", type=int, default=0, help="… at most this many at once")
     p.add_argument("--rate", type=float, default=10, help="new calls per second")
     p.add_argument("--baseline", type=int, default=10, help="calls of the baseline step (0: none)")
+    p.add_argument(
+        "--local", type=int, default=100,
+        help="calls of the comparison step on Local-channel callers, no SIP (0: none)",
+    )  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, SIPp files)")
     a = p.parse_args()
     results = asyncio.run(run(plan(a), a.rate, a.keep))

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import StepResult, check, drive, load_server, report
+from bench.load import Step, StepResult, check, drive, load_server, report
 
 # Serial like the rest of the SIP tier: real SIP calls in real time.
 pytestmark = [pytest.mark.asterisk, pytest.mark.sip, pytest.mark.serial]
 
 
 async def test_a_few_carrier_calls_leave_every_record(tmp_path: Path) -> None:
-    steps = [("few", 3, 3)]
+    steps = [Step("few", 3, 3)]
     async with load_server(3) as srv:
         [res] = await drive(srv, steps, rate=2)
         report([res])
