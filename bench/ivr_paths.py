@@ -15,25 +15,13 @@ are not in the prompt catalogue and count as the IVR's own time.
 
 import argparse
 import asyncio
-import contextlib
-import os
-import shutil
-import sys
-import tempfile
 import wave
 from pathlib import Path
 
-from bench.pop import seed
+from bench.server import BenchServer, bench_server
 from bench.stats import pct
-from cti.ami.client import AmiClient, AmiOptions
-from cti.sandbox import Instance
-from cti.sandbox.instance import free_port
+from cti.ami.client import AmiClient
 from cti.simulate import AgentSpec, CallerSpec, SimCall, SimulationPlan, Simulator
-
-ALWAYS_OPEN = """timezone: Asia/Shanghai
-weekly: {mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
-         fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}
-"""
 
 # name -> (known caller?, reactions)
 PATHS: dict[str, tuple[bool, dict[str, str]]] = {
@@ -64,94 +52,51 @@ def heard_seconds(call: SimCall, sounds: Path, until: float) -> float:
 
 
 async def run(repeat: int) -> None:
-    inst = Instance(f"benchivr{os.getpid()}")
-    st = await asyncio.to_thread(
-        inst.up,
-        ami_port=free_port(),
-        sip_port=free_port(),
-        agi_port=free_port(),
-        globals_={"CTI_QUEUE_TIMEOUT": "120"},
-    )
-    work = Path(tempfile.mkdtemp(prefix="bench-ivr-"))
-    (work / "config").mkdir()
-    (work / "config" / "hours.yaml").write_text(ALWAYS_OPEN)
-    db_url = f"sqlite+aiosqlite:///{work / 'cti.sqlite3'}"
-    numbers = await seed(db_url, 4)
-    port = free_port()
-    env = {
-        **os.environ,
-        "CTI_DATABASE_URL": db_url,
-        "CTI_DATA_DIR": str(work),
-        "CTI_CONFIG_DIR": str(work / "config"),
-        "CTI_HTTP_PORT": str(port),
-        "CTI_AMI_HOST": st.ami_host,
-        "CTI_AMI_PORT": str(st.ami_port),
-        "CTI_AMI_USER": st.ami_user,
-        "CTI_AMI_SECRET": st.ami_secret,
-        "CTI_QUEUE_LOG_PATH": st.queue_log,
-        "CTI_AGI_PORT": str(st.agi_port),
-        "CTI_AGI_SECRET": st.agi_secret,
-        "CTI_MEDIA_DIR": st.media_dir,
-        "CTI_ASTERISK_MEDIA_DIR": st.asterisk_media_dir,
-        "CTI_TTS_ROOT": st.root,
-        "CTI_AGENT_INTERFACE": "Local/{ext}@sim-agent/n",
-        "CTI_WRAPUP_SECONDS": "1",
-        "CTI_REPORT_SCHEDULE": "0",
-    }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cti", "serve", env=env, stderr=asyncio.subprocess.DEVNULL
-    )
-    sim_client = AmiClient(AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret))
-    try:
-        for _ in range(150):
-            with contextlib.suppress(OSError):
-                _r, w = await asyncio.open_connection("127.0.0.1", port)
-                w.close()
-                break
-            await asyncio.sleep(0.2)
-        await sim_client.start()
-        await sim_client.wait_connected(30)
-        callers: list[tuple[str, CallerSpec]] = []
-        for _ in range(repeat):
-            for name, (known, reactions) in PATHS.items():
-                number = numbers[len(callers) % len(numbers)] if known else "13999999999"
-                callers.append((name, CallerSpec(200, 0, "", number, "", reactions=reactions)))
-        agents = [AgentSpec("2001", (1, 1), (1, 1)), AgentSpec("2002", (1, 1), (1, 1))]
-        plan = SimulationPlan(rate=0.25, agents=agents, callers=[c for _, c in callers])
-        sim = Simulator(sim_client, plan)
-        await sim.setup_agents()
-        result = await sim.run(timeout=600)
-        sounds = Path(st.root) / "usr/share/asterisk/sounds"
-        by_path: dict[str, list[tuple[float, float]]] = {}
-        by_caller = {id(c): n for n, c in callers}
-        for call in result.calls:
-            if call.queued_at is None:
-                print(f"  {by_caller[id(call.caller)]}: not queued ({call.result}) {call.prompts}")
-                continue
-            to_queue = call.queued_at - call.placed_at
-            by_path.setdefault(by_caller[id(call.caller)], []).append(
-                (to_queue, heard_seconds(call, sounds, call.queued_at))
-            )
-        print(
-            f"{'path':28}{'calls':>6}{'to queue p50':>14}{'max':>7}{'audio heard':>13}{'IVR own':>9}"
+    async with bench_server("benchivr", agents=4, always_open=True) as srv:
+        sim_client = srv.sim_client()
+        try:
+            await measure(srv, sim_client, repeat)
+        finally:
+            await sim_client.close()
+
+
+async def measure(srv: BenchServer, sim_client: AmiClient, repeat: int) -> None:
+    numbers = srv.numbers
+    await sim_client.start()
+    await sim_client.wait_connected(30)
+    callers: list[tuple[str, CallerSpec]] = []
+    for _ in range(repeat):
+        for name, (known, reactions) in PATHS.items():
+            number = numbers[len(callers) % len(numbers)] if known else "13999999999"
+            callers.append((name, CallerSpec(200, 0, "", number, "", reactions=reactions)))
+    agents = [AgentSpec("2001", (1, 1), (1, 1)), AgentSpec("2002", (1, 1), (1, 1))]
+    plan = SimulationPlan(rate=0.25, agents=agents, callers=[c for _, c in callers])
+    sim = Simulator(sim_client, plan)
+    await sim.setup_agents()
+    result = await sim.run(timeout=600)
+    sounds = Path(srv.st.root) / "usr/share/asterisk/sounds"
+    by_path: dict[str, list[tuple[float, float]]] = {}
+    by_caller = {id(c): n for n, c in callers}
+    for call in result.calls:
+        if call.queued_at is None:
+            print(f"  {by_caller[id(call.caller)]}: not queued ({call.result}) {call.prompts}")
+            continue
+        to_queue = call.queued_at - call.placed_at
+        by_path.setdefault(by_caller[id(call.caller)], []).append(
+            (to_queue, heard_seconds(call, sounds, call.queued_at))
         )
-        for name in PATHS:
-            rows = by_path.get(name, [])
-            if not rows:
-                continue
-            tq = [r[0] for r in rows]
-            audio = [r[1] for r in rows]
-            own = [r[0] - r[1] for r in rows]
-            print(
-                f"{name:28}{len(rows):6}{pct(tq, 0.5) / 1000:13.1f}s{max(tq):6.1f}s"
-                f"{pct(audio, 0.5) / 1000:12.1f}s{pct(own, 0.5) / 1000:8.1f}s"
-            )
-    finally:
-        await sim_client.close()
-        server.terminate()
-        await server.wait()
-        await asyncio.to_thread(inst.purge)
-        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'path':28}{'calls':>6}{'to queue p50':>14}{'max':>7}{'audio heard':>13}{'IVR own':>9}")
+    for name in PATHS:
+        rows = by_path.get(name, [])
+        if not rows:
+            continue
+        tq = [r[0] for r in rows]
+        audio = [r[1] for r in rows]
+        own = [r[0] - r[1] for r in rows]
+        print(
+            f"{name:28}{len(rows):6}{pct(tq, 0.5) / 1000:13.1f}s{max(tq):6.1f}s"
+            f"{pct(audio, 0.5) / 1000:12.1f}s{pct(own, 0.5) / 1000:8.1f}s"
+        )
 
 
 def main() -> None:

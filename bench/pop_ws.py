@@ -14,29 +14,16 @@ arrival at the client, p50 / p99 / max, and the server process's CPU seconds per
 
 import argparse
 import asyncio
-import contextlib
-import os
-import shutil
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.pop import PASSWORD, seed
+from bench.pop import PASSWORD
+from bench.server import BenchServer, bench_server, cpu_seconds
 from bench.stats import pct
-from cti.ami.client import AmiClient, AmiOptions
-from cti.sandbox import Instance
-from cti.sandbox.instance import free_port
+from cti.ami.client import AmiClient
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class WsAgent:
@@ -100,88 +87,56 @@ async def phase(
 
 
 async def run(n_agents: int, rates: list[float], seconds: int) -> None:
-    inst = Instance(f"benchws{os.getpid()}")
-    st = await asyncio.to_thread(
-        inst.up,
-        ami_port=free_port(),
-        sip_port=free_port(),
-        agi_port=free_port(),
-        globals_={"CTI_QUEUE_TIMEOUT": "120"},
-    )
-    work = Path(tempfile.mkdtemp(prefix="bench-popws-"))
-    db_url = f"sqlite+aiosqlite:///{work / 'cti.sqlite3'}"
-    numbers = await seed(db_url, n_agents)
-    port = free_port()
-    env = {
-        **os.environ,
-        "CTI_DATABASE_URL": db_url,
-        "CTI_DATA_DIR": str(work),
-        "CTI_HTTP_PORT": str(port),
-        "CTI_AMI_HOST": st.ami_host,
-        "CTI_AMI_PORT": str(st.ami_port),
-        "CTI_AMI_USER": st.ami_user,
-        "CTI_AMI_SECRET": st.ami_secret,
-        "CTI_QUEUE_LOG_PATH": st.queue_log,
-        "CTI_IVR_ENABLED": "0",
-        "CTI_AGI_PORT": str(st.agi_port),
-        "CTI_AGENT_INTERFACE": "Local/{ext}@sim-agent/n",
-        "CTI_WRAPUP_SECONDS": "1",
-        "CTI_REPORT_SCHEDULE": "0",
-    }
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cti", "serve", env=env, stderr=asyncio.subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}/"
-    sim_client = AmiClient(
-        AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret, queue_size=500000)
-    )
-    sessions: list[aiohttp.ClientSession] = []
-    try:
-        for _ in range(150):
-            with contextlib.suppress(OSError):
-                _r, w = await asyncio.open_connection("127.0.0.1", port)
-                w.close()
-                break
-            await asyncio.sleep(0.2)
-        await sim_client.start()
-        await sim_client.wait_connected(30)
-        agents = [AgentSpec(str(2001 + i), (1, 1), (1, 1)) for i in range(n_agents)]
-        await Simulator(
-            sim_client, SimulationPlan(rate=1, agents=agents, callers=[])
-        ).prime_agents()
-        ws_agents = []
-        for i in range(n_agents):
-            http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-            sessions.append(http)
-            agent = WsAgent(http, 2001 + i)
-            await agent.start(url)
-            ws_agents.append(agent)
-        await asyncio.sleep(3)  # every agent ready in Asterisk
-        print(f"{n_agents} WebSocket agents ready; sandbox {inst.name}")
-        results = {"baseline 1 call/s": await phase(
-            sim_client, agents, ws_agents, numbers, 1, 15, server.pid
-        )}  # fmt: skip
-        for rate in rates:
-            results[f"{rate:g} calls/s x {seconds}s"] = await phase(
-                sim_client, agents, ws_agents, numbers, rate, int(rate * seconds), server.pid
-            )
-        head = f"{'':24}{'pops':>6}{'server p50':>11}{'p99':>8}{'max':>8}"
-        print(f"{head}{'total p50':>11}{'p99':>8}{'CPU/pop':>9}")
-        for name, r in results.items():
-            srv, tot = r["server"], r["total"]
-            print(
-                f"{name:24}{r['pops']:6}{pct(srv, 0.5):11.1f}{pct(srv, 0.99):8.1f}"
-                f"{max(srv, default=0) * 1000:8.1f}{pct(tot, 0.5):11.1f}{pct(tot, 0.99):8.1f}"
-                f"{r['cpu_per_pop_ms']:8.1f}ms   ({r['calls']} calls)"
-            )
-    finally:
-        for http in sessions:
-            await http.close()
-        await sim_client.close()
-        server.terminate()
-        await server.wait()
-        await asyncio.to_thread(inst.purge)
-        shutil.rmtree(work, ignore_errors=True)
+    env = {"CTI_IVR_ENABLED": "0"}
+    async with bench_server("benchws", agents=n_agents, env=env) as srv:
+        sim_client = srv.sim_client()
+        sessions: list[aiohttp.ClientSession] = []
+        try:
+            await measure(srv, sim_client, sessions, n_agents, rates, seconds)
+        finally:
+            for http in sessions:
+                await http.close()
+            await sim_client.close()
+
+
+async def measure(
+    srv: BenchServer,
+    sim_client: AmiClient,
+    sessions: list[aiohttp.ClientSession],
+    n_agents: int,
+    rates: list[float],
+    seconds: int,
+) -> None:
+    url, numbers = srv.url, srv.numbers
+    await sim_client.start()
+    await sim_client.wait_connected(30)
+    agents = [AgentSpec(str(2001 + i), (1, 1), (1, 1)) for i in range(n_agents)]
+    await Simulator(sim_client, SimulationPlan(rate=1, agents=agents, callers=[])).prime_agents()
+    ws_agents = []
+    for i in range(n_agents):
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        sessions.append(http)
+        agent = WsAgent(http, 2001 + i)
+        await agent.start(url)
+        ws_agents.append(agent)
+    await asyncio.sleep(3)  # every agent ready in Asterisk
+    print(f"{n_agents} WebSocket agents ready; sandbox {srv.inst.name}")
+    results = {"baseline 1 call/s": await phase(
+        sim_client, agents, ws_agents, numbers, 1, 15, srv.pid
+    )}  # fmt: skip
+    for rate in rates:
+        results[f"{rate:g} calls/s x {seconds}s"] = await phase(
+            sim_client, agents, ws_agents, numbers, rate, int(rate * seconds), srv.pid
+        )
+    head = f"{'':24}{'pops':>6}{'server p50':>11}{'p99':>8}{'max':>8}"
+    print(f"{head}{'total p50':>11}{'p99':>8}{'CPU/pop':>9}")
+    for name, r in results.items():
+        sv, tot = r["server"], r["total"]
+        print(
+            f"{name:24}{r['pops']:6}{pct(sv, 0.5):11.1f}{pct(sv, 0.99):8.1f}"
+            f"{max(sv, default=0) * 1000:8.1f}{pct(tot, 0.5):11.1f}{pct(tot, 0.99):8.1f}"
+            f"{r['cpu_per_pop_ms']:8.1f}ms   ({r['calls']} calls)"
+        )
 
 
 def main() -> None:

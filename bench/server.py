@@ -1,0 +1,166 @@
+"""The set-up the benchmarks share: a private Asterisk sandbox, a database of their own, `cti serve`
+in its own process (so its CPU and memory are its own), the wait for its port, and the teardown.
+
+    async with bench_server("benchload", agents=200, env={...}) as srv:
+        srv.url, srv.pid, srv.st (the sandbox's ports and credentials), srv.numbers ...
+"""
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.pop import seed
+from cti.ami.client import AmiClient, AmiOptions
+from cti.sandbox import Instance
+from cti.sandbox.instance import InstanceState, free_port
+
+ALWAYS_OPEN = """timezone: Asia/Shanghai
+weekly: {mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
+         fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}
+"""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process now, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class BenchServer:
+    """A running sandbox + CTI server."""
+
+    inst: Instance
+    st: InstanceState
+    work: Path
+    db_url: str
+    port: int
+    proc: asyncio.subprocess.Process
+    numbers: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def db_path(self) -> Path:
+        return self.work / "cti.sqlite3"
+
+    def sim_client(self, queue_size: int = 500000) -> AmiClient:
+        """An AMI client as the sandbox's `sim` user (not yet started)."""
+        st = self.st
+        return AmiClient(
+            AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret, queue_size=queue_size)
+        )
+
+
+async def wait_port(port: int, proc: asyncio.subprocess.Process, timeout: float = 60) -> None:
+    """Wait until something listens on 127.0.0.1:port (and the process is still alive)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if proc.returncode is not None:
+            raise RuntimeError(f"cti serve exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError):
+            _r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"cti serve did not listen on {port} within {timeout:g} s")
+
+
+@contextlib.asynccontextmanager
+async def bench_server(
+    prefix: str,
+    *,
+    agents: int,
+    env: dict[str, str] | None = None,
+    always_open: bool = False,
+    prompts: str | None = None,
+    keep: bool = False,
+) -> AsyncIterator[BenchServer]:
+    """A private sandbox named `prefix` + pid, its staff `a2001..` (`agents` of them) and directory
+    users seeded (bench.pop.seed), and `cti serve` on it with `env` on top of the common settings.
+    `always_open` pins opening hours open all day (the IVR's menus rather than after-hours);
+    `prompts="short"` plays short stand-ins of the IVR prompts. Everything is removed at the end
+    (`keep` leaves the work folder, with the server's log, for a look)."""
+    inst = Instance(f"{prefix}{os.getpid()}")
+    inst.purge()
+    st = await asyncio.to_thread(
+        inst.up,
+        ami_port=free_port(),
+        sip_port=free_port(),
+        agi_port=free_port(),
+        globals_={"CTI_QUEUE_TIMEOUT": "120"},
+        prompts=prompts,
+    )
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{prefix}-"))
+    proc: asyncio.subprocess.Process | None = None
+    try:
+        extra: dict[str, str] = {}
+        if always_open:
+            (work / "config").mkdir()
+            (work / "config" / "hours.yaml").write_text(ALWAYS_OPEN)
+            extra["CTI_CONFIG_DIR"] = str(work / "config")
+        db_url = f"sqlite+aiosqlite:///{work / 'cti.sqlite3'}"
+        numbers = await seed(db_url, agents)
+        port = free_port()
+        full_env = {
+            **os.environ,
+            "CTI_DATABASE_URL": db_url,
+            "CTI_DATA_DIR": str(work),
+            "CTI_HTTP_PORT": str(port),
+            "CTI_AMI_HOST": st.ami_host,
+            "CTI_AMI_PORT": str(st.ami_port),
+            "CTI_AMI_USER": st.ami_user,
+            "CTI_AMI_SECRET": st.ami_secret,
+            "CTI_QUEUE_LOG_PATH": st.queue_log,
+            "CTI_AGI_PORT": str(st.agi_port),
+            "CTI_AGI_SECRET": st.agi_secret,
+            "CTI_MEDIA_DIR": st.media_dir,
+            "CTI_ASTERISK_MEDIA_DIR": st.asterisk_media_dir,
+            "CTI_TTS_ROOT": st.root,
+            "CTI_AGENT_INTERFACE": "Local/{ext}@sim-agent/n",
+            "CTI_WRAPUP_SECONDS": "1",
+            "CTI_REPORT_SCHEDULE": "0",
+            **extra,
+            **(env or {}),
+        }
+        with (work / "server.log").open("wb") as log:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "cti", "serve", env=full_env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+        await wait_port(port, proc)
+        yield BenchServer(inst, st, work, db_url, port, proc, numbers)
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        await asyncio.to_thread(inst.purge)
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
