@@ -1,7 +1,7 @@
 """Benchmark: time our FastAGI server adds per IVR command, 50 concurrent calls, against the same
 step in plain dialplan, in the same run on a real Asterisk sandbox.
 
-    python -m bench.agi [--calls 50] [--steps 20] [--rounds 3]
+    python -m bench.agi [--calls 50] [--steps 20] [--rounds 3] [--loops asyncio,uvloop]
 
 Each call runs twenty `Set(X=n)` steps: one group through FastAGI (`SET VARIABLE X n`, served by
 our AgiServer, the one the IVR uses), the other in plain dialplan; all calls start at once, so
@@ -10,9 +10,11 @@ Per step, the time between consecutive steps is read from Asterisk's own AMI eve
 AGIExecStart for AGI, Newexten for dialplan. Prints p50 / p90 / p99 / max of both, the server
 process's CPU time per command, and the worst p99 of the rounds.
 
-The measuring (an AMI client that originates the calls and parses every event they cause) runs
-in a process of its own, so that the server's event loop serves FastAGI alone, as the figure
-says; `--watch-here` puts it back in the server's loop, for comparison.
+Our server runs in a process of its own, started afresh for each round on the event loop named
+(`--loops`, default asyncio's own then uvloop, alternating in the same run, so both see the
+same machine), and so does the measuring AMI client (it originates the calls and parses every
+event they cause): the server's loop serves FastAGI alone, as the figure says. The load
+average is printed with each round: the figures are only as quiet as the machine.
 """
 
 import argparse
@@ -26,6 +28,7 @@ from collections import defaultdict
 from typing import Any
 
 from bench.stats import pct
+from cti import eventloop
 from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
@@ -95,58 +98,79 @@ def gaps(series: Series) -> list[float]:
     return out
 
 
-async def run(calls: int, steps: int, rounds: int, watch_here: bool) -> None:
+def _serve_process(port: int, steps: int, loop: str, conn: Any) -> None:
+    """Our FastAGI server alone in this process, on `loop`; says "ready", then, when told to
+    stop, the number of commands it served and the CPU seconds it spent."""
+
+    async def serve() -> None:
+        commands = 0
+
+        async def handler(agi: AgiChannel) -> None:
+            nonlocal commands
+            for n in range(1, steps + 1):
+                await agi.set_variable("X", str(n))
+                commands += 1
+
+        server = AgiServer("127.0.0.1", port, handler)
+        await server.start()
+        cpu0 = time.process_time()
+        conn.send(eventloop.loop_name(loop))
+        await asyncio.to_thread(conn.recv)
+        conn.send((commands, time.process_time() - cpu0))
+        await server.stop()
+
+    eventloop.run(serve(), loop)
+    conn.close()
+
+
+async def run(calls: int, steps: int, rounds: int, loops: list[str]) -> None:
     agi_port = free_port()
     inst = Instance(f"bench{os.getpid()}")
     st = await asyncio.to_thread(
         inst.up, ami_port=free_port(), sip_port=free_port(), agi_port=free_port(),
         globals_={"BENCH_AGI_PORT": str(agi_port)},
     )  # fmt: skip
-    commands = 0
-
-    async def handler(agi: AgiChannel) -> None:
-        nonlocal commands
-        for n in range(1, steps + 1):
-            await agi.set_variable("X", str(n))
-            commands += 1
-
-    server = AgiServer("127.0.0.1", agi_port, handler)
-    await server.start()
     mp = multiprocessing.get_context("spawn")
-    worst = 0.0
-    where = "in the server's process" if watch_here else "in a process of its own"
-    print(f"{calls} FastAGI calls + {calls} dialplan calls at once, {steps} steps each; "
-          f"the measuring AMI client runs {where}")  # fmt: skip
-    print(f"{'':8}{'':22}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'steps':>7}"
+    worst: dict[str, float] = {}
+    print(f"{calls} FastAGI calls + {calls} dialplan calls at once, {steps} steps each; our server "
+          f"and the measuring AMI client each in a process of their own; loadavg {_load()}")  # fmt: skip
+    print(f"{'':8}{'':24}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'steps':>7}"
           f"{'CPU us/cmd':>12}")  # fmt: skip
     try:
         for r in range(rounds):
-            prefix = f"r{r}"
-            commands, cpu0 = 0, time.process_time()
-            if watch_here:
-                starts, exts, elapsed = await watch(st, calls, prefix)
-            else:
+            for n, wanted in enumerate(loops):
+                prefix = f"r{r}l{n}"
+                control, remote = mp.Pipe()
+                server = mp.Process(target=_serve_process, args=(agi_port, steps, wanted, remote))
+                server.start()
+                loop = await asyncio.to_thread(control.recv)
                 receive, send = mp.Pipe(duplex=False)
                 proc = mp.Process(target=_watch_process, args=(st, calls, prefix, send))
                 proc.start()
                 starts, exts, elapsed = await asyncio.to_thread(receive.recv)
                 await asyncio.to_thread(proc.join)
-            cpu = time.process_time() - cpu0
-            agi, plan = gaps(starts), gaps(exts)
-            worst = max(worst, pct(agi, 0.99))
-            for name, v, per in (
-                ("FastAGI (our server)", agi, f"{cpu / max(commands, 1) * 1e6:12.0f}"),
-                ("plain dialplan", plan, ""),
-            ):
-                print(f"round {r + 1} {name:22}{pct(v, 0.5):9.3f}{pct(v, 0.9):9.3f}"
-                      f"{pct(v, 0.99):9.3f}{max(v) * 1000:9.3f}{len(v):7}{per}")  # fmt: skip
-            added = statistics.median(agi) - statistics.median(plan)
-            print(f"round {r + 1} added by FastAGI per command (median): {added * 1000:.3f} ms, "
-                  f"{elapsed:.1f}s")  # fmt: skip
+                control.send("stop")
+                commands, cpu = await asyncio.to_thread(control.recv)
+                await asyncio.to_thread(server.join)
+                agi, plan = gaps(starts), gaps(exts)
+                worst[loop] = max(worst.get(loop, 0.0), pct(agi, 0.99))
+                for name, v, per in (
+                    (f"FastAGI ({loop})", agi, f"{cpu / max(commands, 1) * 1e6:12.0f}"),
+                    ("plain dialplan", plan, ""),
+                ):
+                    print(f"round {r + 1} {name:24}{pct(v, 0.5):9.3f}{pct(v, 0.9):9.3f}"
+                          f"{pct(v, 0.99):9.3f}{max(v) * 1000:9.3f}{len(v):7}{per}")  # fmt: skip
+                added = statistics.median(agi) - statistics.median(plan)
+                print(f"round {r + 1} added by FastAGI ({loop}) per command (median): "
+                      f"{added * 1000:.3f} ms, {elapsed:.1f}s; loadavg {_load()}")  # fmt: skip
     finally:
-        await server.stop()
         await asyncio.to_thread(inst.purge)
-    print(f"worst FastAGI p99 of {rounds} rounds: {worst:.3f} ms")
+    for loop, w in worst.items():
+        print(f"worst FastAGI p99 of {rounds} rounds on {loop}: {w:.3f} ms")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -154,9 +178,12 @@ def main() -> None:
     p.add_argument("--calls", type=int, default=50)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--watch-here", action="store_true", help="measure in the server's own loop")
+    p.add_argument(
+        "--loops", default="asyncio,uvloop",
+        help="the server's event loops, each round in this order (the first is the baseline)",
+    )  # fmt: skip
     a = p.parse_args()
-    asyncio.run(run(a.calls, a.steps, a.rounds, a.watch_here))
+    asyncio.run(run(a.calls, a.steps, a.rounds, a.loops.split(",")))
 
 
 if __name__ == "__main__":

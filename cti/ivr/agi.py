@@ -303,6 +303,16 @@ class AgiAccess:
         return hmac.compare_digest(script_key(env).encode(), self.secret.encode())
 
 
+def no_delay(writer: asyncio.StreamWriter) -> None:
+    """TCP_NODELAY on a connection's socket: each AGI command is one small write answered by one
+    small reply, and Nagle's algorithm must never hold a command back waiting for an ACK.
+    asyncio's and uvloop's transports set it already on TCP; this says so, whatever the loop."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class AgiServer:
     """A FastAGI server: one coroutine per call, all owned and cancelled on stop."""
 
@@ -352,6 +362,7 @@ class AgiServer:
         assert task is not None
         self._tasks.add(task)
         try:
+            no_delay(writer)
             peer = writer.get_extra_info("peername")
             source = str(peer[0]) if peer else ""
             if not await self.access.allows_peer(source):

@@ -96,9 +96,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from desk.web.app import run_server
     from desk.web.logs import use_format
 
+    from cti import eventloop
+
     settings = load_settings(args.config)
     use_format(settings.log_format)
-    asyncio.run(run_server(settings))
+    eventloop.run(run_server(settings))  # uvloop when installed: see cti/eventloop.py
     return 0
 
 

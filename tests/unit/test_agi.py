@@ -123,3 +123,45 @@ def test_a_usage_text_that_ends_is_an_ivr_error() -> None:
     )
     got = one_command(reply, lambda ch: ch.stream_file("x"))
     assert type(got) is IvrError
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_session_runs_on_either_loop_with_nodelay(loop: str) -> None:
+    # The server runs on uvloop when installed (cti/eventloop.py), asyncio's loop otherwise:
+    # the same session works on both, and its socket never waits on Nagle's algorithm.
+    import socket
+
+    from cti import eventloop
+
+    seen: list[Any] = []
+
+    async def handler(ch: AgiChannel) -> None:
+        sock = ch.writer.get_extra_info("socket")
+        seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        seen.append(type(asyncio.get_running_loop()).__module__)
+        seen.append(await ch.get_variable("X"))
+
+    async def run() -> None:
+        server = AgiServer("127.0.0.1", 0, handler)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(ENV)
+            assert await reader.readline() == b'GET VARIABLE "X"\n'
+            writer.write(b"200 result=1 (42)\n")
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+        finally:
+            await server.stop()
+
+    eventloop.run(run(), loop)
+    assert seen[0] != 0
+    assert seen[1].startswith(loop)
+    assert seen[2] == "42"
+
+
+def test_an_unknown_loop_is_refused() -> None:
+    from cti import eventloop
+
+    with pytest.raises(ValueError, match="unknown event loop"):
+        eventloop.loop_name("trio")
