@@ -97,7 +97,7 @@ async def test_every_call_asterisk_handled_has_one_row_after_ami_and_cti_outages
     await sim_client.wait_connected(30)
     await _idle_queue(sim_client)
     proxy = await TcpProxy(st.ami_port).start()
-    settings = server_settings(st, tmp_path, ami_port=proxy.port, CTI_CDR_DATABASE_URL="",
+    settings = server_settings(st, tmp_path, ami_port=proxy.port, CTI_CDR_DATABASE_URL=url,
                                CTI_CONFIG_DIR=str(FIXTURES / "config" / "open"))  # fmt: skip
     to_agent = {"main_menu": "0"}
     try:
@@ -194,3 +194,62 @@ def _ts(value: Any) -> float:
 
     when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+async def test_the_cdr_reader_on_its_own(pg_url: str) -> None:
+    """Positions, a site's timestamp columns, rows no report can use, hostile text, and a
+    table that is not what the README asks for."""
+    from cti.cdr import CdrTable
+    from cti.db import create_engine
+    from cti.errors import ConfigError
+
+    con = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
+    await con.execute(TABLE_SQL.format(table="cdr"))
+    # A site that keeps Asterisk's timestamp columns (cdr_pgsql.conf timezone = UTC).
+    await con.execute(
+        TABLE_SQL.format(table="cdr_ts")
+        .replace("start DOUBLE PRECISION", "start TIMESTAMP")
+        .replace("answer DOUBLE PRECISION", "answer TIMESTAMP")
+        .replace('"end" DOUBLE PRECISION', '"end" TIMESTAMP')
+    )
+    await con.execute("CREATE TABLE cdr_old (id BIGSERIAL, calldate TIMESTAMP, uniqueid TEXT)")
+    rows = [
+        ("c1", "c1", 1800000000.5, 1800000000.6, 1800000030.25, "inbound", '"张三" <138>'),
+        ("c1-c", "c1", 1800000000.5, 0.0, 1800000030.3, "", ""),
+        ("c2", "c2", None, None, 1800000040.0, "inbound", ""),  # no start: skipped
+        ("c3", "c3", 1800000050.0, 0.0, 1e300, "inbound", ""),  # an end past 9999: skipped
+        ("c4'; DROP TABLE cdr; --", "c4", 1800000060.0, 0.0, 1800000061.0, "inbound",
+         '"\x00\u2028<script>" <1>'.replace("\x00", "")),
+    ]  # fmt: skip
+    await con.executemany(
+        'INSERT INTO cdr (uniqueid, linkedid, start, answer, "end", cti_entry, clid)'
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        rows,
+    )
+    await con.execute(
+        'INSERT INTO cdr_ts (uniqueid, linkedid, start, answer, "end", cti_entry, src) VALUES'
+        " ('t1', 't1', '2027-01-15 08:00:00', NULL, '2027-01-15 08:00:09', 'inbound', '10086')"
+    )
+    await con.close()
+    engine = create_engine(pg_url)
+    try:
+        table = CdrTable(engine)
+        assert await table.end() == 5
+        records, pos = await table.read_since(0)
+        assert pos == 5 and table.malformed == 2
+        assert [r.uniqueid for r in records] == ["c1", "c1-c", "c4'; DROP TABLE cdr; --"]
+        assert records[0].start == 1800000000.5 and records[1].answer is None
+        assert records[0].end == 1800000030.25 and records[0].clid == '"张三" <138>'
+        assert await table.read_since(pos) == ([], 5)
+        assert [r.id for r in (await table.read_since(3))[0]] == [5]
+        ts = CdrTable(engine, "cdr_ts")
+        [t1], _ = await ts.read_since(0)
+        assert (t1.start, t1.end, t1.answer, t1.src) == (1800000000.0, 1800000009.0, None, "10086")
+        with pytest.raises(ConfigError, match="lacks the columns"):
+            await CdrTable(engine, "cdr_old").end()
+        with pytest.raises(ConfigError, match="does not exist"):
+            await CdrTable(engine, "no_such_table").read_since(0)
+        with pytest.raises(ConfigError, match="plain table name"):
+            CdrTable(engine, "cdr; DROP TABLE cdr")
+    finally:
+        await engine.dispose()
