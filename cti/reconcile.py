@@ -1,15 +1,19 @@
 """Filling in calls from what Asterisk recorded while we were not listening (pure functions).
 
 Sources, in order of trust: AMI events we saw; Asterisk's queue_log (whole seconds); the steps
-our own IVR journaled (a call that never queued is in no queue_log); a live snapshot
-(CoreShowChannels / QueueStatus, whole seconds). Every field filled from the last three is named
-in `call.inferred`, and such a call's `source` becomes "reconciled".
+our own IVR journaled (a call that never queued is in no queue_log); Asterisk's CDRs (every call
+it handled, queued or not, even when our IVR was unreachable; its times to the microsecond); a
+live snapshot (CoreShowChannels / QueueStatus, whole seconds). Every field filled from these is
+named in `call.inferred`, and such a call's `source` becomes "reconciled". A call seen by
+several sources is one record: they are merged on the caller channel's Uniqueid, which is the
+call's Linkedid (queue_log's callid, the IVR's agi_uniqueid, the CDR's uniqueid).
 """
 
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from cti.cdr import CdrCall
 from cti.live.model import LiveCall, Offer
 from cti.phone import digits
 from cti.queuelog import QueueLogEntry
@@ -101,15 +105,22 @@ def apply_queue_log(call: LiveCall, entries: list[QueueLogEntry]) -> None:
             call.infer("queue_exit")
 
 
-def finish_gone(call: LiveCall, entries: list[QueueLogEntry], outage_start: float) -> None:
+def finish_gone(
+    call: LiveCall, entries: list[QueueLogEntry], outage_start: float, cdr: CdrCall | None = None
+) -> None:
     """Close a call whose channel vanished while we were not listening.
 
-    The end time is the last thing queue_log says about it (the queue exit or the end of the
-    conversation); without queue_log evidence it is the start of the outage, and a call that
-    was waiting in a queue with no recorded exit is DROPPED (Asterisk stopped or crashed).
+    The end time is when its CDR says the channel hung up; without a CDR, the last thing
+    queue_log says about it (the queue exit or the end of the conversation); without either,
+    the start of the outage, and a call that was waiting in a queue with no recorded exit is
+    DROPPED (Asterisk stopped or crashed).
     """
     apply_queue_log(call, entries)
-    end = max([outage_start, call.arrived_at, *(float(e.time) for e in entries)])
+    if cdr is not None:
+        apply_cdr(call, cdr)
+        end = max(call.arrived_at, cdr.ended)
+    else:
+        end = max([outage_start, call.arrived_at, *(float(e.time) for e in entries)])
     had_exit = any(e.event in _EXIT_WAIT_INDEX for e in entries) or any(
         e.event.startswith("COMPLETE") for e in entries
     )
@@ -137,10 +148,11 @@ class IvrStepSeen:
 _VOICEMAIL_BYTES = 1000
 
 
-def call_from_ivr(uniqueid: str, steps: list[IvrStepSeen]) -> LiveCall:
+def call_from_ivr(uniqueid: str, steps: list[IvrStepSeen], cdr: CdrCall | None = None) -> LiveCall:
     """A record for a call that began and ended inside the IVR while we were not listening:
     everything comes from the steps the IVR journaled (its `lookup` step carries the caller's
-    number, its `incident` step the incident it opened, its voicemail `record` step the size)."""
+    number, its `incident` step the incident it opened, its voicemail `record` step the size),
+    and from its CDR when there is one (the exact arrival and hang-up, the number dialled)."""
     steps = sorted(steps, key=lambda s: s.at)
     first = steps[0]
     lookup = next((s for s in steps if s.step == "lookup"), None)
@@ -155,6 +167,9 @@ def call_from_ivr(uniqueid: str, steps: list[IvrStepSeen]) -> LiveCall:
     call.infer("arrived_at")
     apply_ivr(call, steps)
     end = max(s.at + max(s.seconds, 0.0) for s in steps)
+    if cdr is not None:
+        apply_cdr(call, cdr)
+        end = max(cdr.ended, call.arrived_at)
     call.finish(end)
     call.infer("ended_at")
     return call
@@ -181,3 +196,48 @@ def apply_ivr(call: LiveCall, steps: list[IvrStepSeen]) -> None:
             if digits(size) and int(size) > _VOICEMAIL_BYTES:
                 call.voicemail = True
                 call.infer("voicemail")
+
+
+def call_from_cdr(cdr: CdrCall) -> LiveCall:
+    """A record for a call only Asterisk's CDR knows (it never reached a queue, and our IVR did
+    not see it, e.g. the CTI server was down and the queue turned the caller away)."""
+    call = LiveCall(
+        uniqueid=cdr.uniqueid,
+        linkedid=cdr.linkedid,
+        channel=cdr.channel,
+        arrived_at=cdr.started,
+        caller_number=cdr.caller_number,
+        caller_name=cdr.caller_name,
+        dialled_number=cdr.did,
+        seen_since_link=False,
+    )
+    call.infer("arrived_at")
+    apply_cdr(call, cdr)
+    call.finish(cdr.ended)
+    call.infer("ended_at")
+    return call
+
+
+def apply_cdr(call: LiveCall, cdr: CdrCall) -> None:
+    """Fill what the call's record lacks from its CDR; keep what was observed. The CDR's start
+    is the call's real arrival (queue_log's first line is only its queue entry, the IVR's first
+    step a moment after the answer)."""
+    if "arrived_at" in call.inferred and cdr.started < call.arrived_at:
+        call.arrived_at = cdr.started
+    for name, value in (
+        ("channel", cdr.channel),
+        ("caller_number", cdr.caller_number),
+        ("caller_name", cdr.caller_name),
+        ("dialled_number", cdr.did),
+    ):
+        if value and not getattr(call, name):
+            setattr(call, name, value)
+            if name != "channel":
+                call.infer(name)
+    if cdr.linkedid and call.linkedid == call.uniqueid != cdr.linkedid:
+        call.linkedid = cdr.linkedid
+    if cdr.queue_status and call.queue_status is None and call.queued_at is None:
+        # Queue() turned the caller away before they joined (JOINEMPTY, FULL ...): no queue_log.
+        # (The queue stays unset, as in a record made from AMI events: the caller never joined.)
+        call.queue_status = cdr.queue_status
+        call.infer("queue_status")

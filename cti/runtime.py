@@ -14,6 +14,7 @@ from typing import Any
 from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
+from cti.cdr import CdrTable
 from cti.db import SessionMaker, create_engine
 from cti.errors import AmiActionFailed, AmiError, ConfigError
 from cti.journal.agent_states import StateLog
@@ -43,6 +44,13 @@ def queue_log_source(settings: Settings) -> QueueLogSource | None:
     if settings.queue_log_path:
         return QueueLogFile(Path(settings.queue_log_path))
     return None
+
+
+def cdr_source(settings: Settings) -> CdrTable | None:
+    """Asterisk's CDR table, when a database is set for it."""
+    if not settings.cdr_database_url:
+        return None
+    return CdrTable(create_engine(settings.cdr_database_url), settings.cdr_table)
 
 
 class CtiCore:
@@ -82,6 +90,7 @@ class CtiCore:
             reader,
             flush_interval=settings.journal_flush_interval,
             call_contexts=frozenset(settings.inbound_contexts) | frozenset(FLOW_CONTEXTS),
+            cdr=cdr_source(settings),
         )
         self.recorder = Recorder(self.bus, sessions)
         self._tasks: list[asyncio.Task[None]] = []
@@ -164,6 +173,8 @@ class CtiCore:
         self.journal.close()
         if self.journal.reader is not None:
             await self.journal.reader.close()
+        if self.journal.cdr is not None:
+            await self.journal.cdr.close()
         await self.client.close()
 
     def _drain(self) -> list[ev.AmiEvent]:
@@ -275,5 +286,6 @@ class CtiCore:
                 "reconciled_calls": self.journal.reconciled_total,
                 "outage_open_since": self.journal.outage_started_at,
                 "queue_log": self.journal.reader.describe() if self.journal.reader else None,
+                "cdr": self.journal.cdr.describe() if self.journal.cdr else None,
             },
         }

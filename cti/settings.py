@@ -52,6 +52,11 @@ class Settings:
     # file, and no folder needs sharing with the Asterisk host.
     queue_log_database_url: str = field(default="", repr=False)
     queue_log_table: str = "queue_log"
+    # Asterisk's CDRs in PostgreSQL (cdr_pgsql, asterisk-conf/cdr_pgsql.conf): its SQLAlchemy URL
+    # and table. Set, every call Asterisk handled is reconciled, queued or not, even when the
+    # IVR was unreachable too; empty: calls that never queued are known only from the IVR.
+    cdr_database_url: str = field(default="", repr=False)
+    cdr_table: str = "cdr"
     # Run the IVR's FastAGI server (off: the dialplan sends every call straight to the queue).
     ivr_enabled: bool = True
     # The IVR's data files (menu.yaml, prompts.yaml, hours.yaml); missing ones use the defaults.
@@ -266,7 +271,10 @@ class Settings:
             value = getattr(self, f.name)
             if "secret" in f.name and value:
                 value = "***"
-            elif f.name in ("database_url", "queue_log_database_url") and "@" in value:
+            elif (
+                f.name in ("database_url", "queue_log_database_url", "cdr_database_url")
+                and "@" in value
+            ):
                 scheme, _, rest = value.partition("://")
                 value = f"{scheme}://***@{rest.rpartition('@')[2]}"
             out[f.name] = str(value) if isinstance(value, Path) else value

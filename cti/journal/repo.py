@@ -4,7 +4,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,6 +70,22 @@ async def known_uniqueids(session: AsyncSession, uniqueids: Iterable[str]) -> se
         result = await session.scalars(select(Call.uniqueid).where(Call.uniqueid.in_(chunk)))
         found.update(result.all())
     return found
+
+
+async def known_calls(session: AsyncSession, ids: Iterable[str]) -> set[str]:
+    """Which of these ids are the Uniqueid or the Linkedid of a call record (finished or not)."""
+    wanted = list(set(ids))
+    found: set[str] = set()
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        result = await session.execute(
+            select(Call.uniqueid, Call.linkedid).where(
+                or_(Call.uniqueid.in_(chunk), Call.linkedid.in_(chunk))
+            )
+        )
+        for uniqueid, linkedid in result.all():
+            found.update({uniqueid, linkedid})
+    return found & set(wanted)
 
 
 async def get_meta(session: AsyncSession, key: str) -> str | None:

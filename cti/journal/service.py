@@ -2,9 +2,11 @@
 call's after-call work (a WrapupEnded event on the bus), and rebuilds state after every gap.
 
 After a login (or an overflowed event queue) it asks Asterisk what is live now (CoreShowChannels,
-QueueStatus), reads what queue_log recorded since we last looked, and settles every call: still
-live calls continue, calls that ended unseen are completed from queue_log, and calls we never saw
-are created from it. Each such call says so (source "reconciled", and which fields were inferred).
+QueueStatus), reads what queue_log and Asterisk's CDRs recorded since we last looked, and
+settles every call: still live calls continue, calls that ended unseen are completed from
+queue_log and their CDR, and calls we never saw are created from queue_log, the IVR's steps and
+the CDRs, one record per call however many of them saw it. Each such call says so (source
+"reconciled", and which fields were inferred).
 """
 
 import asyncio
@@ -28,7 +30,9 @@ from cti.ami import actions
 from cti.ami.client import AmiClient
 from cti.ami.events import AmiEvent, LinkDown
 from cti.ami.responses import CoreShowChannel, QueueEntry
+from cti.cdr import CdrCall, CdrTable, cdr_calls
 from cti.db import SessionMaker
+from cti.errors import ConfigError
 from cti.journal import repo
 from cti.live.bus import WrapupEnded
 from cti.live.model import LiveCall, to_dt
@@ -36,8 +40,10 @@ from cti.live.tracker import CallTracker, mark_unseen
 from cti.queuelog import Position, QueueLogEntry, QueueLogSource
 from cti.reconcile import (
     IvrStepSeen,
+    apply_cdr,
     apply_ivr,
     apply_queue_log,
+    call_from_cdr,
     call_from_ivr,
     call_from_queue_log,
     finish_gone,
@@ -48,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 META_LAST_EVENT = "last_event_at"
 META_QUEUE_LOG = "queue_log_position"
+META_CDR = "cdr_position"
 # How long a queue_log line stays re-readable after we pass it (see advance_position).
 POSITION_LAG = 30.0
 # IVR steps this long before an outage's start are read too: a call that entered the IVR just
@@ -86,10 +93,15 @@ class JournalService:
         *,
         flush_interval: float = 0.2,
         call_contexts: frozenset[str] = frozenset(),
+        cdr: CdrTable | None = None,
     ) -> None:
         self.sessions = sessions
         self.tracker = tracker
         self.reader = reader
+        # Asterisk's CDR table, and the id up to which its rows were looked at.
+        self.cdr = cdr
+        self.cdr_position: int | None = None
+        self._lagging_cdr: tuple[float, int] | None = None
         self.flush_interval = flush_interval
         self.call_contexts = call_contexts
         self.outage_started_at: float | None = None
@@ -224,7 +236,13 @@ class JournalService:
 
     async def advance_position(self) -> None:
         """Move the saved queue_log position forward, lagging by POSITION_LAG seconds, so that a
-        line whose AMI event was still in flight when the link dropped is read again."""
+        line whose AMI event was still in flight when the link dropped is read again; and sweep
+        the CDRs written meanwhile (see sweep_cdr)."""
+        if self.cdr is not None:
+            try:
+                await self.sweep_cdr()
+            except Exception as exc:  # the CDR database unreachable: the next sweep catches up
+                logger.warning("CDR sweep failed (%s); will retry", exc)
         if self.reader is None:
             return
         now = time.monotonic()
@@ -246,6 +264,69 @@ class JournalService:
             async with self.sessions.begin() as session:
                 await repo.set_meta(session, {META_QUEUE_LOG: pos.encode()})
 
+    async def sweep_cdr(self) -> int:
+        """While connected: every POSITION_LAG seconds, look at the CDRs written up to the
+        previous sweep and record any marked call the journal still lacks (a call that hung up
+        while a resync was under way, whose CDR came in after it; a call the events missed).
+        Returns the calls recorded."""
+        assert self.cdr is not None
+        now = time.monotonic()
+        if self._lagging_cdr is None:
+            self._lagging_cdr = (now, await self.cdr.end())
+            return 0
+        since, upto = self._lagging_cdr
+        if now - since < POSITION_LAG:
+            return 0
+        self._lagging_cdr = (now, await self.cdr.end())
+        start = self.cdr_position
+        if start is None or upto <= start:
+            await self._save_cdr_position(max(upto, start or 0))
+            return 0
+        records, _ = await self.cdr.read_since(start)
+        calls = cdr_calls(r for r in records if r.id <= upto)
+        made = 0
+        if calls:
+            # Written calls only: the ones still live or waiting for the writer are known.
+            await self.flush()
+            missing = set(calls) - set(self.tracker.calls)
+            async with self.sessions() as session:
+                known = await repo.known_calls(
+                    session, missing | {c.linkedid for c in calls.values()}
+                )
+            for uid in sorted(missing, key=lambda u: calls[u].started):
+                if uid in known or calls[uid].linkedid in known:
+                    continue
+                self.tracker.end_reconciled(call_from_cdr(calls[uid]))
+                made += 1
+        await self._save_cdr_position(upto)
+        if made:
+            self.reconciled_total += made
+            await self.flush()
+            logger.info("CDR sweep: %d calls only the CDRs knew", made)
+        return made
+
+    async def _save_cdr_position(self, position: int) -> None:
+        self.cdr_position = position
+        async with self.sessions.begin() as session:
+            await repo.set_meta(session, {META_CDR: str(position)})
+
+    async def _read_cdrs(self) -> tuple[dict[str, CdrCall], int | None]:
+        """The calls in the CDRs written since we last looked, and the new position. Unreadable
+        (the CDR database down), nothing, and the position stays: the sweep catches up later.
+        Never read before (no position yet): nothing, and from now on."""
+        if self.cdr is None:
+            return {}, None
+        try:
+            if self.cdr_position is None:
+                return {}, await self.cdr.end()
+            records, position = await self.cdr.read_since(self.cdr_position)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            logger.warning("CDRs unreadable (%s): calls only they know wait for the sweep", exc)
+            return {}, self.cdr_position
+        return cdr_calls(records), position
+
     # -- start-up and gaps -----------------------------------------------------------------------
 
     async def resume(self) -> None:
@@ -262,6 +343,20 @@ class JournalService:
                 self._first_start = time.time()
                 if self.position is not None:
                     await repo.set_meta(session, {META_QUEUE_LOG: self.position.encode()})
+            raw_cdr = await repo.get_meta(session, META_CDR)
+            if raw_cdr is not None and raw_cdr.isdigit():
+                self.cdr_position = int(raw_cdr)
+            elif self.cdr is not None:
+                # First start with CDRs: the table's history is not ours to import. (A table
+                # that lacks our columns stops the start here, with a ConfigError.)
+                try:
+                    self.cdr_position = await self.cdr.end()
+                except ConfigError:
+                    raise
+                except Exception as exc:  # unreachable now: from the first resync that reads it
+                    logger.warning("CDR table unreadable at start (%s)", exc)
+                if self.cdr_position is not None:
+                    await repo.set_meta(session, {META_CDR: str(self.cdr_position)})
             for row in open_rows:
                 self.tracker.adopt(LiveCall.from_row(row))
             if last is not None:
@@ -303,6 +398,7 @@ class JournalService:
         if self.reader is not None:
             entries, new_pos = await self.reader.read_since(since)
         by_call = group_by_call(entries)
+        cdrs, new_cdr = await self._read_cdrs()
 
         reconciled = 0
         settled: set[str] = set()
@@ -314,7 +410,8 @@ class JournalService:
                     self._from_snapshot(call, waiting.get(call.uniqueid), snap_time)
                     self.tracker.mark_dirty([call])
             elif not call.seen_since_link:
-                finish_gone(call, by_call.get(call.uniqueid, []), outage_start)
+                finish_gone(call, by_call.get(call.uniqueid, []), outage_start,
+                            cdrs.get(call.uniqueid))  # fmt: skip
                 self.tracker.end_reconciled(call)
                 reconciled += 1
 
@@ -331,13 +428,15 @@ class JournalService:
             call = call_from_queue_log(lines)
             apply_ivr(call, ivr.get(cid, []))
             if cid in channels:
+                if cid in cdrs:
+                    apply_cdr(call, cdrs[cid])
                 self._adopt_live(call, channels[cid], waiting.get(cid), snap_time)
             else:
-                finish_gone(call, lines, float(lines[0].time))
+                finish_gone(call, lines, float(lines[0].time), cdrs.get(cid))
                 self.tracker.end_reconciled(call)
             reconciled += 1
 
-        reconciled += await self._ivr_only(ivr, settled | set(by_call) | set(channels))
+        reconciled += await self._unqueued(ivr, cdrs, settled | set(by_call) | set(channels))
 
         for uid, chan in channels.items():
             if uid not in self.tracker.calls and self._looks_like_call(uid, chan, waiting):
@@ -356,18 +455,24 @@ class JournalService:
                 reconciled += 1
 
         self.position = new_pos
+        self.cdr_position = new_cdr
+        self._lagging_cdr = None
         self.outage_started_at = None
         await self.flush()
         async with self.sessions.begin() as session:
             if new_pos is not None:
                 await repo.set_meta(session, {META_QUEUE_LOG: new_pos.encode()})
+            if new_cdr is not None:
+                await repo.set_meta(session, {META_CDR: str(new_cdr)})
             await repo.end_outage(session, to_dt(snap_time), reconciled)
         self.reconciled_total += reconciled
         logger.info(
-            "resync: %d live channels, %d waiting, %d queue_log lines, %d reconciled in %.2fs",
+            "resync: %d live channels, %d waiting, %d queue_log lines, %d CDR calls,"
+            " %d reconciled in %.2fs",
             len(channels),
             len(waiting),
             len(entries),
+            len(cdrs),
             reconciled,
             time.monotonic() - started,
         )
@@ -385,20 +490,35 @@ class JournalService:
             by_call.setdefault(r.call_uniqueid, []).append(seen)
         return by_call
 
-    async def _ivr_only(self, ivr: dict[str, list[IvrStepSeen]], seen: set[str]) -> int:
-        """Calls that began and ended inside the IVR during the outage: queue_log never saw
-        them, the snapshot no longer has them; the IVR's own steps are their record."""
-        candidates = [uid for uid, steps in ivr.items() if uid not in seen
-                      and any(s.route in ("ivr", "voicemail") for s in steps)]  # fmt: skip
+    async def _unqueued(
+        self, ivr: dict[str, list[IvrStepSeen]], cdrs: dict[str, CdrCall], seen: set[str]
+    ) -> int:
+        """Calls that never reached a queue and ended while we were not listening: queue_log
+        never saw them, the snapshot no longer has them. The IVR's own steps are their record
+        when the IVR saw them, merged with their CDR; the CDR alone when our IVR was
+        unreachable too. One record per call: a call already in the journal (by its Uniqueid or
+        its Linkedid) or still live is left alone."""
+        from_ivr = {uid for uid, steps in ivr.items()
+                    if any(s.route in ("ivr", "voicemail") for s in steps)}  # fmt: skip
+        candidates = (from_ivr | set(cdrs)) - seen - set(self.tracker.calls)
         if not candidates:
             return 0
+        if cdrs:
+            await self.flush()  # calls that ended under our eyes are in the journal before we look
+        linked = {cdrs[uid].linkedid for uid in candidates if uid in cdrs}
         async with self.sessions() as session:
-            known = await repo.known_uniqueids(session, candidates)
+            known = await repo.known_calls(session, candidates | linked)
         made = 0
-        for uid in candidates:
-            if uid in known:
+        for uid in sorted(candidates):
+            cdr = cdrs.get(uid)
+            if uid in known or (cdr is not None and cdr.linkedid in known):
                 continue
-            self.tracker.end_reconciled(call_from_ivr(uid, ivr[uid]))
+            if uid in from_ivr:
+                call = call_from_ivr(uid, ivr[uid], cdr)
+            else:
+                assert cdr is not None
+                call = call_from_cdr(cdr)
+            self.tracker.end_reconciled(call)
             made += 1
         return made
 

@@ -14,6 +14,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from cti.confedit import options, replace_options, set_option
 from cti.errors import SandboxError
@@ -131,6 +132,9 @@ class InstanceState:
     # and calls out through the trunk go to sip:carrier_host:carrier_port (SIPp as the UAS).
     carrier_host: str = CARRIER_HOST
     carrier_port: int = 5070
+    # Where Asterisk writes its CDRs (cdr_pgsql), as postgresql://user[:password]@host:port/db;
+    # empty: no CDRs, as asterisk-conf ships.
+    cdr_database: str = ""
 
 
 class Instance:
@@ -193,12 +197,15 @@ class Instance:
         agi_port: int | None = None,
         globals_: dict[str, str] | None = None,
         prompts: str | None = None,
+        cdr_database: str | None = None,
         timeout: float = 90.0,
     ) -> InstanceState:
         """Start the instance (building the root first if needed); a running one is left alone.
 
         `prompts="short"` gives it short stand-ins of the IVR prompts (tests that do not listen
-        to them), which `use_prompts` turns into the real ones and back while it runs."""
+        to them), which `use_prompts` turns into the real ones and back while it runs.
+        `cdr_database` (postgresql://user[:password]@host:port/db) has it write its CDRs there
+        through cdr_pgsql, into a table `cdr` made as the README says."""
         ensure_root(self.cache)
         ensure_prompts(self.root)
         if self.is_running():
@@ -210,6 +217,10 @@ class Instance:
             st = self._plan(old, ami_port, sip_port, agi_port)
             st.globals = globals_ if globals_ is not None else (old.globals if old else None)
             st.prompts = prompts or (old.prompts if old else "full")
+            if cdr_database is not None:
+                st.cdr_database = cdr_database
+            elif old is not None:
+                st.cdr_database = old.cdr_database
             self._render(st, st.globals or {})
             st.pid = self._spawn()
             self._save(st)
@@ -327,6 +338,8 @@ class Instance:
             path.write_text(text)
         pjsip = etc / "pjsip.conf"
         pjsip.write_text(carrier_on_loopback(pjsip.read_text(), st.carrier_host, st.carrier_port))
+        if st.cdr_database:
+            cdr_into_postgres(etc, st.cdr_database)
         # Secrets of its own, made the way a site's are at deploy (the phones' are new each time).
         write_site_secrets(etc, ami_secret=st.ami_secret, agi_secret=st.agi_secret)
         ca = render_webrtc(
@@ -484,6 +497,33 @@ def carrier_on_loopback(text: str, host: str, port: int) -> str:
     ):
         raise SandboxError("pjsip.conf: the carrier's placeholder address is still there")
     return text
+
+
+def cdr_into_postgres(etc: Path, url: str) -> None:
+    """Turn on CDRs into PostgreSQL in the configuration folder `etc`, as a site would: the CDR
+    engine on (cdr.conf), cdr_pgsql loaded (modules.conf) and given the database (cdr_pgsql.conf).
+    """
+    parts = urlsplit(url)
+    if parts.scheme.split("+")[0] not in ("postgresql", "postgres") or not parts.path[1:]:
+        raise SandboxError(f"CDR database {parts.scheme}://…: expected postgresql://…/dbname")
+    host = parts.hostname or "127.0.0.1"
+    if not host.startswith("127.") and host != "localhost":
+        raise SandboxError(f"CDR database host {host}: a sandbox writes to loopback only")
+    conf = etc / "cdr_pgsql.conf"
+    text = conf.read_text()
+    for key, value in (
+        ("hostname", host),
+        ("port", str(parts.port or 5432)),
+        ("dbname", unquote(parts.path[1:])),
+        ("user", unquote(parts.username or "postgres")),
+        ("password", unquote(parts.password or "")),
+    ):
+        text = set_option(text, "global", key, value)
+    conf.write_text(text)
+    cdr = etc / "cdr.conf"
+    cdr.write_text(set_option(cdr.read_text(), "general", "enable", "yes"))
+    modules = etc / "modules.conf"
+    modules.write_text(modules.read_text().replace("noload => cdr_pgsql.so\n", ""))
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

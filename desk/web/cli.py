@@ -29,7 +29,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
     inst = Instance(args.name)
     if args.action == "up":
-        inst.up(ami_port=args.ami_port, sip_port=args.sip_port, agi_port=args.agi_port)
+        inst.up(ami_port=args.ami_port, sip_port=args.sip_port, agi_port=args.agi_port,
+                cdr_database=args.cdr_database)  # fmt: skip
     elif args.action == "down":
         inst.down()
     elif args.action == "restart":
@@ -42,6 +43,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
             print(json.dumps(status, indent=2))
         else:
             for key, value in status.items():
+                if key == "cdr_database" and value and "@" in str(value):
+                    scheme, _, rest = str(value).partition("://")
+                    value = f"{scheme}://***@{rest.rpartition('@')[2]}"
                 if key not in ("ami_secret", "sim_secret", "agi_secret", "softphone_key"):
                     print(f"{key:12} {value}")
     else:
@@ -249,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--ami-port", type=int)
     sb.add_argument("--sip-port", type=int)
     sb.add_argument("--agi-port", type=int)
+    sb.add_argument(
+        "--cdr-database",
+        metavar="URL",
+        help="write CDRs into this PostgreSQL (postgresql://user[:password]@127.0.0.1:port/db, "
+        "a table made as the README says) through cdr_pgsql; '' turns it off again",
+    )
     sb.set_defaults(func=cmd_sandbox)
 
     ak = sub.add_parser(
