@@ -1,6 +1,7 @@
 """Typed keys for the objects the web application shares."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,8 +26,11 @@ from desk.staff import PasswordVerifier
 from desk.web.hub import Hub
 from desk.web.limits import Limiter
 from desk.web.notifier import Notifier
-from desk.web.pusher import WallboardPusher
+from desk.web.pusher import Board
 from reports.service import Archive, Scheduler
+
+if TYPE_CHECKING:
+    from desk.web.nodes import Node
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -60,7 +64,7 @@ LIMITER = web.AppKey("login_limiter", Limiter)
 # Self-service portal lookups (incident number + phone) and requests, per address.
 PORTAL_LIMITER = web.AppKey("portal_limiter", Limiter)
 PASSWORDS = web.AppKey("password_verifier", PasswordVerifier)
-WALLBOARD = web.AppKey("wallboard", WallboardPusher)
+WALLBOARD = web.AppKey("wallboard", Board)
 ROUTING = web.AppKey("routing", RoutingExecutor)
 # The routing configuration in force: routing.yaml, or the lead's edit of it in the database.
 ROUTING_CONFIG = web.AppKey("routing_config", LiveRouting)
@@ -72,3 +76,5 @@ SCHEDULER = web.AppKey("report_scheduler", Scheduler)
 # against it when CTI_LDAP_STAFF_LOGIN is also on.
 LDAP = web.AppKey("ldap", LdapConfig)
 LDAP_LOGIN = web.AppKey("ldap_login", LdapLogin)
+# One of several nodes (CTI_BROKER_URL): the broker link, the leases (desk/web/nodes.py).
+NODE: web.AppKey["Node"] = web.AppKey("node")
