@@ -300,6 +300,7 @@ class Page:
         self.path = path
         self.messages: list[tuple[float, dict[str, Any]]] = []
         self.connected_to: list[str] = []
+        self.errors: list[str] = []
         self._task: asyncio.Task[None] | None = None
 
     async def open(self, nodes: list[NodeProc]) -> None:
@@ -307,7 +308,10 @@ class Page:
         page's reconnect behind a load balancer would)."""
         first = asyncio.Event()
         self._task = asyncio.create_task(self._run(nodes, first))
-        await asyncio.wait_for(first.wait(), 30)
+        try:
+            await asyncio.wait_for(first.wait(), 30)
+        except TimeoutError:
+            pytest.fail(f"{self.username} never connected: {self.errors[-3:]}")
 
     async def _run(self, nodes: list[NodeProc], first: asyncio.Event) -> None:
         i = 0
@@ -315,7 +319,8 @@ class Page:
             node = nodes[i % len(nodes)]
             i += 1
             try:
-                async with aiohttp.ClientSession(base_url=node.url) as http:
+                jar = aiohttp.CookieJar(unsafe=True)  # cookies from an IP address
+                async with aiohttp.ClientSession(base_url=node.url, cookie_jar=jar) as http:
                     r = await http.post(
                         "/api/login", json={"username": self.username, "password": PASSWORD}
                     )
@@ -327,8 +332,8 @@ class Page:
                         async for msg in ws:
                             if msg.type == aiohttp.WSMsgType.TEXT:
                                 self.messages.append((time.time(), json.loads(msg.data)))
-            except (aiohttp.ClientError, OSError):
-                pass
+            except (aiohttp.ClientError, OSError) as exc:
+                self.errors.append(f"{node.name}: {exc!r}")
             await asyncio.sleep(0.2)
 
     def of_type(self, kind: str) -> list[tuple[float, dict[str, Any]]]:
@@ -439,7 +444,8 @@ async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
             # Until the new owner has logged in to Asterisk and resynced.
             owner = b if new_owner == "b" else c
             resynced_at = None
-            async with aiohttp.ClientSession(base_url=owner.url) as http:
+            jar = aiohttp.CookieJar(unsafe=True)
+            async with aiohttp.ClientSession(base_url=owner.url, cookie_jar=jar) as http:
                 await http.post("/api/login", json={"username": "lead1", "password": PASSWORD})
                 for _ in range(600):
                     health = await (await http.get("/healthz")).json()
