@@ -6,6 +6,7 @@ Also the broker and the lease alone, as an attacker and as a dying holder would 
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -484,7 +485,7 @@ async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
         boards = [t for t, _ in board.of_type("wallboard")]
         before = [t for t in boards if t < killed_at]
         after = [t for t in boards if t > resynced_at]
-        gaps = [y - x for x, y in zip(boards, boards[1:], strict=False)]
+        gaps = [y - x for x, y in itertools.pairwise(boards)]
         print(f"wallboard: {len(boards)} boards, {len(before)} before, {len(after)} after the "
               f"takeover; longest gap {max(gaps):.2f} s")  # fmt: skip
         assert len(before) >= 2 and len(after) >= 2, boards
