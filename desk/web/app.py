@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import text
@@ -81,7 +82,6 @@ from desk.web.keys import (
     MAIL,
     MAILER,
     MEDIA,
-    NODE,
     NOTIFIER,
     PASSWORDS,
     PLAN,
@@ -97,7 +97,7 @@ from desk.web.keys import (
     Tts,
 )
 from desk.web.limits import Limiter
-from desk.web.nodes import Node
+from desk.web.nodes import NODE, Node
 from desk.web.notifier import Notifier
 from desk.web.pusher import WallboardPusher
 from desk.web.validation import input_middleware
@@ -315,7 +315,15 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
 async def nodes_ctx(app: web.Application) -> AsyncIterator[None]:
     """One of several nodes (CTI_BROKER_URL): live events through the broker; the AMI link,
     overflow and the scheduler wherever this node holds their leases (desk/web/nodes.py)."""
-    node = Node(app, make_executor)
+    node = Node(app, make_executor, _metrics(app[SETTINGS]))
+
+    async def agent_state(payload: dict[str, Any]) -> dict[str, Any]:
+        ext, queues, body = payload.get("ext"), payload.get("queues"), payload.get("body")
+        if not isinstance(ext, str) or not isinstance(queues, list) or not isinstance(body, dict):
+            raise InvalidInput("a malformed agent state request")
+        return await agent.apply_state(app, ext, [str(q) for q in queues], body)
+
+    node.answers("agent_state", agent_state)
     await node.start()
     app[NODE] = node
     yield

@@ -1,7 +1,6 @@
 """Typed keys for the objects the web application shares."""
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,9 +27,6 @@ from desk.web.limits import Limiter
 from desk.web.notifier import Notifier
 from desk.web.pusher import Board
 from reports.service import Archive, Scheduler
-
-if TYPE_CHECKING:
-    from desk.web.nodes import Node
 
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
@@ -76,5 +72,3 @@ SCHEDULER = web.AppKey("report_scheduler", Scheduler)
 # against it when CTI_LDAP_STAFF_LOGIN is also on.
 LDAP = web.AppKey("ldap", LdapConfig)
 LDAP_LOGIN = web.AppKey("ldap_login", LdapLogin)
-# One of several nodes (CTI_BROKER_URL): the broker link, the leases (desk/web/nodes.py).
-NODE: web.AppKey["Node"] = web.AppKey("node")

@@ -15,17 +15,21 @@ resyncs as after an AMI drop (reconciling from queue_log what happened meanwhile
 
 import asyncio
 import logging
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
+from cti.errors import CtiError, InvalidInput
 from cti.live.broker import Broker, BusRelay
 from cti.live.bus import Bus
 from cti.live.lease import Lease
 from cti.routing.config import RoutingConfig
 from cti.routing.executor import RoutingExecutor
 from cti.runtime import CtiCore
+from cti.tasks import Background
 from desk.web.keys import (
     ARCHIVE,
     CORE,
@@ -43,11 +47,23 @@ from desk.web.messages import WALLBOARD as WALLBOARD_TOPIC
 from desk.web.notifier import Notifier
 from desk.web.pusher import Board, WallboardPusher
 from reports.service import Scheduler
+from reports.wallboard import MetricSettings
 
 logger = logging.getLogger(__name__)
 
 HUB_CHANNEL = "hub"
 TOUCH_CHANNEL = "touch"
+# What only the owner of the AMI link can do (take a call from a take link, change an agent's
+# state), asked from another node and answered back.
+ASK_CHANNEL = "ask"
+ANSWER_CHANNEL = "answer"
+ASK_TIMEOUT = 10.0
+
+
+class NotOwned(CtiError):
+    """No node holds the AMI link now (a takeover under way)."""
+
+
 # Topics another node may push to this node's browsers (the owner's wallboard).
 RELAYED_TOPICS = frozenset({WALLBOARD_TOPIC})
 # Seconds a job may take to stop when its lease is lost (a database that is away can hang it).
@@ -95,17 +111,24 @@ class _AmiJob:
 class Node:
     """This node: the broker link, the page bus, the leases and the jobs they hold."""
 
-    def __init__(self, app: web.Application, make_executor: Any) -> None:
+    def __init__(self, app: web.Application, make_executor: Any, metrics: MetricSettings) -> None:
         s = app[SETTINGS]
         self.app = app
         self.name = s.effective_node_name
         self.make_executor = make_executor
+        self.metrics = metrics
         self.broker = Broker(s.broker_url, self.name)
         self.pages = Bus()
         self.relay = BusRelay(self.broker, self.pages)
         self.board = RelayedBoard(self)
         self.broker.listen(HUB_CHANNEL, self._hub_remote)
         self.broker.listen(TOUCH_CHANNEL, self._touch_remote)
+        self.broker.listen(ASK_CHANNEL, self._ask_remote)
+        self.broker.listen(ANSWER_CHANNEL, self._answer_remote)
+        self._asks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._answers: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {}
+        self.answers("take", self._take)
+        self.tasks = Background(logger)
         url, every = s.database_url, s.lease_interval
         self.ami = Lease(url, f"ami:{s.asterisk_name}", self.name,
                          self._own_ami, self._drop_ami, every)  # fmt: skip
@@ -123,6 +146,7 @@ class Node:
 
     async def close(self) -> None:
         """Give the leases back (stopping their jobs here), then leave the broker."""
+        await self.tasks.close()
         await self.scheduling.close()
         await self.ami.close()
         await self.app[NOTIFIER].close()
@@ -146,17 +170,76 @@ class Node:
         if self._job is not None:
             self._job.board.touch()
 
+    # -- asking the owner ---------------------------------------------------------------------
+
+    def answers(self, kind: str, handler: Callable[[dict[str, Any]], Awaitable[Any]]) -> None:
+        """On the owner of the AMI link, `handler(payload)` answers the question `kind` from any
+        node (an InvalidInput or CtiError it raises goes back as an error)."""
+        self._answers[kind] = handler
+
+    async def ask(self, kind: str, payload: dict[str, Any]) -> Any:
+        """The owner's answer to `kind` (this node's own handler when it owns the link); raises
+        NotOwned when no node answers in ASK_TIMEOUT seconds, the handler's error otherwise."""
+        if self._job is not None:
+            return await self._answers[kind](payload)
+        ask = secrets.token_hex(8)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._asks[ask] = answer
+        try:
+            self.broker.publish(ASK_CHANNEL, {"id": ask, "kind": kind, "payload": payload})
+            reply = await asyncio.wait_for(answer, ASK_TIMEOUT)
+        except TimeoutError:
+            raise NotOwned("no node holds the link to Asterisk now") from None
+        finally:
+            self._asks.pop(ask, None)
+        if "error" in reply:
+            raise (InvalidInput if reply.get("invalid") else CtiError)(str(reply["error"]))
+        return reply.get("result")
+
+    def _ask_remote(self, data: Any) -> None:
+        if self._job is None or not isinstance(data, dict):
+            return
+        ask, kind, payload = data.get("id"), data.get("kind"), data.get("payload")
+        handler = self._answers.get(str(kind))
+        if not isinstance(ask, str) or handler is None or not isinstance(payload, dict):
+            self.broker.stats.bad += 1
+            return
+
+        async def answer() -> None:
+            reply: dict[str, Any]
+            try:
+                reply = {"result": await handler(payload)}
+            except InvalidInput as exc:
+                reply = {"error": str(exc), "invalid": True}
+            except CtiError as exc:
+                reply = {"error": str(exc)}
+            self.broker.publish(ANSWER_CHANNEL, {"id": ask, **reply})
+
+        self.tasks.spawn(answer())
+
+    def _answer_remote(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        answer = self._asks.get(str(data.get("id")))
+        if answer is not None and not answer.done():
+            answer.set_result(data)
+
+    async def _take(self, payload: dict[str, Any]) -> dict[str, Any]:
+        assert self._job is not None
+        try:
+            return (await self._job.executor.overflow.take(str(payload["token"]))).as_json()
+        except (ValueError, KeyError) as exc:
+            return {"ok": False, "state": "invalid", "reason": str(exc)}
+
     # -- the AMI link and what needs it -------------------------------------------------------
 
     async def _own_ami(self) -> None:
         app, s = self.app, self.app[SETTINGS]
-        from desk.web.app import _metrics  # the composition root's one definition
-
         core = CtiCore(s, app[SESSIONS])
         detach = self.relay.attach(core.bus)
         routing = app[ROUTING_CONFIG]
         board = WallboardPusher(
-            app[SESSIONS], core, app[HUB], s.tz, _metrics(s), routing.current.thresholds,
+            app[SESSIONS], core, app[HUB], s.tz, self.metrics, routing.current.thresholds,
             send=lambda message: self.share(WALLBOARD_TOPIC, message), always=True,
         )  # fmt: skip
 
@@ -240,3 +323,7 @@ class Node:
                 "last_error": b.last_error,
             },
         }
+
+
+# This node among several (CTI_BROKER_URL): the broker link, the leases.
+NODE = web.AppKey("node", Node)

@@ -9,12 +9,14 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,14 @@ from cti.live.lease import Lease, holders
 from cti.live.model import AgentState, AgentView
 from cti.sandbox.instance import InstanceState, free_port
 from cti.settings import load_settings
+from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.migrations import MIGRATIONS
 from desk.staff import upsert_staff
 from tests.conftest import server_settings
 from tests.integration.test_journal import _env_of, assert_journal_matches, mixed_callers, run_sim
+from tests.integration.test_overflow import FIXTURES, routing_yaml
 from tests.support import db, journal
+from tests.support.im import ImReceiver
 from tests.support.redis import USER, RedisServer
 from tests.support.staff import PASSWORD
 
@@ -497,3 +502,90 @@ async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
             await page.close()
         for node in nodes:
             node.stop()
+
+
+@pytest.mark.slow
+async def test_an_im_take_on_another_node_reaches_every_wallboard(
+    sim_client: AmiClient,
+    sandbox_state: InstanceState,
+    tmp_path: Path,
+    broker_server: RedisServer,
+) -> None:
+    """A responder's take link is opened on a node that does not own overflow (a load balancer
+    picked it): that node reads the link, the owner takes the call (the first click wins), and
+    the take shows on the wallboard of yet another node. A forged link is refused there too."""
+    im = await ImReceiver({"hook": "s3cret", "ding": "dsecret"}).start()
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    shutil.copy(FIXTURES / "config" / "open" / "hours.yaml", cfg / "hours.yaml")
+    (cfg / "routing.yaml").write_text(routing_yaml(im, "      im: {min_wait: 1}"))
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
+    url = db.url_of(tmp_path)
+    env = {**os.environ, **_env_of(settings), "CTI_BROKER_URL": broker_server.url(),
+           "CTI_LEASE_INTERVAL": "0.5", "CTI_SECRET_KEY": "k" * 43, "CTI_WRAPUP_SECONDS": "1",
+           "CTI_AGENT_INTERFACE": settings.agent_interface, "CTI_CONFIG_DIR": str(cfg)}  # fmt: skip
+    nodes = [NodeProc(name, env, tmp_path / name) for name in ("a", "b", "c")]
+    a, b, c = nodes
+    board: Page | None = None
+    try:
+        a.start()
+        await a.ready()
+        b.start()
+        c.start()
+        await asyncio.gather(b.ready(), c.ready())
+        assert (await holders(url)).get("ami:main") == "a"
+        await _add_staff(url)
+        board = Page("lead1", "/ws/wallboard")
+        await board.open([c])
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(base_url=b.url, cookie_jar=jar) as lead:
+            r = await lead.post("/api/login", json={"username": "lead1", "password": PASSWORD})
+            lead.headers["X-CSRF-Token"] = (await r.json())["csrf"]
+            now = datetime.now(UTC)
+            r = await lead.post("/api/oncall", json={
+                "name": "李工", "mobile": "13900000005", "im_handle": "李工",
+                "starts_at": (now - timedelta(hours=1)).isoformat(),
+                "ends_at": (now + timedelta(hours=1)).isoformat()})  # fmt: skip
+            assert r.status == 201, await r.text()
+        callers = [CallerSpec(60, 0, "", f"1380000{i:04d}", f"来电{i}") for i in range(6)]
+        sim = Simulator(sim_client, SimulationPlan(rate=3, agents=[AgentSpec("1401", (1, 1), (20, 20))],
+                                                   callers=callers))  # fmt: skip
+        await sim.setup_agents()
+        run = asyncio.create_task(sim.run(timeout=150))
+        assert await _until(lambda: im.of("call_offer"), timeout=60), im.received
+        link = im.of("call_offer")[0].body
+        path = "/" + link["take_url"].split("/", 3)[3]
+        async with aiohttp.ClientSession(base_url=b.url) as responder:
+            page = await responder.get(path)
+            assert page.status == 200 and "take-button" in await page.text()
+            forged = await responder.post(path[:-3] + "xyz", headers={"Accept": "application/json"})
+            assert forged.status == 410
+            taken = await responder.post(path, headers={"Accept": "application/json"})
+            body = await taken.json()
+            assert body["ok"] is True and body["taken_by"] == "李工", body
+            again = await responder.post(path, headers={"Accept": "application/json"})
+            assert (await again.json())["state"] == "taken"  # the first click won
+        assert await _until(lambda: board.of_type("taken"), timeout=10), board.messages[-3:]
+        assert board.of_type("taken")[0][1]["uniqueid"] == link["uniqueid"]
+        await run
+        # An agent whose page is on a node without the AMI link changes state through the
+        # owner; bad input gets the owner's clear error; a stranger gets nothing.
+        async with aiohttp.ClientSession(
+            base_url=c.url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as agent:
+            assert (await agent.post("/api/agent/me/state", json={"state": "ready"})).status == 401
+            r = await agent.post("/api/login", json={"username": "agent1001", "password": PASSWORD})
+            agent.headers["X-CSRF-Token"] = (await r.json())["csrf"]
+            r = await agent.post("/api/agent/me/state", json={"state": "ready"})
+            assert r.status == 202, await r.text()
+            assert (await r.json())["agent"]["queues"] == ["helpdesk"]
+            r = await agent.post("/api/agent/me/state", json={"state": "paused", "reason": ""})
+            assert r.status == 400 and "reason" in (await r.json())["message"]
+            r = await agent.post("/api/agent/me/state", json={"state": "logged_out"})
+            assert r.status == 202 and (await r.json())["agent"]["queues"] == []
+    finally:
+        if board is not None:
+            await board.close()
+        for node in nodes:
+            node.stop()
+        await im.stop()
