@@ -22,7 +22,7 @@ from cti.journal.recordings import Recorder
 from cti.journal.service import JournalService
 from cti.live.agents import AgentService
 from cti.live.bus import Bus, LiveResynced
-from cti.live.model import StateCounter
+from cti.live.model import CallState, StateCounter
 from cti.live.queues import QueueBook
 from cti.live.tracker import CallTracker
 from cti.queuelog import QueueLogFile, QueueLogSource, QueueLogTable
@@ -242,10 +242,39 @@ class CtiCore:
         try:
             await self.journal.resync(self.client, self._drain)
             self.resyncs += 1
+            await self._rings_under_way()
             self.bus.publish(LiveResynced())
         except AmiError as exc:
             # The link dropped again mid-resync; the next LinkUp resyncs.
             logger.warning("resync interrupted: %s", exc)
+
+    async def _rings_under_way(self) -> None:
+        """Rings that began while nobody listened (the link down, a node taking over) have had no
+        AgentCalled here: found as live channels to a queue member's device that belong to a
+        waiting call (the same Linkedid), they get their offer and the agent their pop now."""
+        calls = {c.linkedid: c for c in self.tracker.calls.values()
+                 if c.state in (CallState.WAITING, CallState.RINGING)}  # fmt: skip
+        if not calls:
+            return
+        devices: dict[str, tuple[str, str]] = {}  # channel name prefix -> (agent, interface)
+        for agent in self.agents.agents.values():
+            for member in agent.queues.values():
+                # Local/1001@sim-agent/n rings as Local/1001@sim-agent-0000001a;1,
+                # PJSIP/1001 as PJSIP/1001-0000000b.
+                base = "/".join(member.interface.split("/")[:2])
+                devices[base + "-"] = (agent.ext, member.interface)
+        found = 0
+        for chan in await actions.core_show_channels(self.client):
+            call = calls.get(chan.linkedid)
+            if call is None or chan.uniqueid == call.uniqueid or chan.channel.endswith(";2"):
+                continue  # (a Local channel's ;1 half is the one AgentCalled names)
+            for prefix, (ext, interface) in devices.items():
+                if chan.channel.startswith(prefix):
+                    found += self.tracker.ring_seen(
+                        call.uniqueid, ext, interface, chan.uniqueid, time.time()
+                    )
+        if found:
+            logger.warning("%d rings were under way at the resync: their pops are sent now", found)
 
     def health(self) -> dict[str, Any]:
         """AMI and journal state for /healthz."""

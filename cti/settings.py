@@ -5,6 +5,7 @@ all, the server uses the local sandbox instance (`cti sandbox up`) and its queue
 """
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -173,6 +174,15 @@ class Settings:
     retention_personal_days: int = 0
     # Seconds between SLA sweeps: breach warnings, and closing resolved incidents nobody answered.
     sla_sweep_seconds: float = 60.0
+    # Several server nodes behind one address (docs/nodes.md): the broker that carries live
+    # events between them (redis://[:password@]host:port/db, Redis Streams; empty: one node, the
+    # embedded in-process bus), this node's name (empty: host name and process id), the name of
+    # the Asterisk whose AMI link the nodes take turns owning, and the seconds between lease
+    # heartbeats and attempts (a dead owner is replaced within a few of these).
+    broker_url: str = field(default="", repr=False)
+    node_name: str = ""
+    asterisk_name: str = "main"
+    lease_interval: float = 1.0
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
     # Where the settings came from, for /healthz and the logs.
@@ -260,6 +270,15 @@ class Settings:
         return self.public_url or f"http://{self.http_host}:{self.http_port}"
 
     @property
+    def effective_node_name(self) -> str:
+        """This node's name: as set, else the host name and process id."""
+        if self.node_name:
+            return self.node_name
+        import socket
+
+        return f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
     def tz(self) -> ZoneInfo:
         """The desk's time zone."""
         return ZoneInfo(self.timezone)
@@ -271,14 +290,14 @@ class Settings:
             value = getattr(self, f.name)
             if "secret" in f.name and value:
                 value = "***"
-            elif (
-                f.name in ("database_url", "queue_log_database_url", "cdr_database_url")
-                and "@" in value
-            ):
+            elif f.name in _URLS_WITH_PASSWORDS and "@" in value:
                 scheme, _, rest = value.partition("://")
                 value = f"{scheme}://***@{rest.rpartition('@')[2]}"
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
+
+
+_URLS_WITH_PASSWORDS = ("database_url", "queue_log_database_url", "cdr_database_url", "broker_url")
 
 
 def _coerce(name: str, raw: Any, default: Any) -> Any:
@@ -351,6 +370,8 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
     for f in fields(Settings):
         if f.name.startswith("retention_") and getattr(settings, f.name) < 0:
             raise ConfigError(f"setting {f.name}: days cannot be negative")
+    if settings.broker_url:
+        _check_nodes(settings)
     if not (settings.ami_host or settings.ami_user or settings.ami_secret):
         settings = _from_sandbox(settings)
     if settings.softphone_extensions:
@@ -364,6 +385,26 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
                 "(the key that wrote pjsip_webrtc.conf's passwords)"
             )
     return settings
+
+
+def _check_nodes(settings: Settings) -> None:
+    """Several nodes share one PostgreSQL database (the leases are its advisory locks) and a
+    Redis broker; a name is letters, digits and . _ - (it goes into lock keys and the logs)."""
+    if not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("setting broker_url: a redis:// (or rediss://) URL is needed")
+    if not settings.database_url.startswith("postgresql"):
+        raise ConfigError(
+            "setting broker_url: several server nodes share one PostgreSQL database "
+            "(set database_url to postgresql+asyncpg://…; SQLite is for one node)"
+        )
+    for name in ("node_name", "asterisk_name"):
+        value = getattr(settings, name)
+        if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+            raise ConfigError(f"setting {name}: {value!r} is not 1-64 letters, digits, . _ -")
+    if not settings.asterisk_name:
+        raise ConfigError("setting asterisk_name: empty")
+    if not 0.1 <= settings.lease_interval <= 30:
+        raise ConfigError("setting lease_interval: between 0.1 and 30 seconds")
 
 
 def _from_sandbox(settings: Settings) -> Settings:

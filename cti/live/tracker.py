@@ -373,11 +373,31 @@ class CallTracker:
         call = self.calls.get(e.uniqueid)
         if call is None:
             return
+        known = call.open_offer(e.interface)
+        if known is not None and known.dest_uniqueid == e.dest_uniqueid:
+            return  # already found ringing in the snapshot after a (re)connect (ring_seen)
         offer = Offer(e.member_name, e.interface, e.timestamp, dest_uniqueid=e.dest_uniqueid)
         call.offers.append(offer)
         call.move(CallState.RINGING)
         self._touch(call)
         self._publish(CallEventKind.AGENT_RINGING, call, offer=offer)
+
+    def ring_seen(
+        self, uniqueid: str, agent: str, interface: str, dest_uniqueid: str, at: float
+    ) -> bool:
+        """A ring found under way in a snapshot after a (re)connect or a takeover, whose
+        AgentCalled nobody heard: open its offer and publish it (the agent's pop)."""
+        call = self.calls.get(uniqueid)
+        if call is None or call.state not in (CallState.WAITING, CallState.RINGING):
+            return False
+        if call.open_offer(interface) is not None:
+            return False
+        offer = Offer(agent, interface, at, dest_uniqueid=dest_uniqueid)
+        call.offers.append(offer)
+        call.move(CallState.RINGING)
+        self._touch(call)
+        self._publish(CallEventKind.AGENT_RINGING, call, offer=offer)
+        return True
 
     def _end_offer(self, call: LiveCall, interface: str, ts: float, result: OfferResult) -> None:
         offer = call.open_offer(interface)

@@ -119,6 +119,11 @@ class LiveRouting:
         """Call `listener` with every new configuration."""
         self._listeners.append(listener)
 
+    def unlisten(self, listener: Callable[[RoutingConfig], None]) -> None:
+        """Stop calling `listener` (a job that stopped on this node)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def replace(self, config: RoutingConfig, text: str, origin: str) -> None:
         """Put a validated configuration in force, at once."""
         self.current, self.text, self.origin = config, text, origin

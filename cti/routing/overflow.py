@@ -64,6 +64,22 @@ class TakeResult:
         }
 
 
+def take_signer(secret: str) -> URLSafeTimedSerializer:
+    """What signs and reads take links (any node of the desk can read them)."""
+    return URLSafeTimedSerializer(secret, salt="cti-take-call")
+
+
+def read_take_token(signer: URLSafeTimedSerializer, expires: float, token: str) -> tuple[int, int]:
+    """(offer id, shift id) of a valid, unexpired token; ValueError otherwise."""
+    try:
+        offer_id, shift_id = signer.loads(token, max_age=int(expires))
+    except SignatureExpired:
+        raise ValueError("this link has expired") from None
+    except (BadSignature, TypeError, ValueError):
+        raise ValueError("this link is not valid") from None
+    return int(offer_id), int(shift_id)
+
+
 class OverflowService:
     """Moves waiting callers of a backed-up queue to mobiles, IM responders and call-back offers."""
 
@@ -87,7 +103,7 @@ class OverflowService:
         self.roster = roster
         self.delivery = delivery
         self.routing = routing
-        self.signer = URLSafeTimedSerializer(secret, salt="cti-take-call")
+        self.signer = take_signer(secret)
         self.public_url = public_url
         self.device = device  # ext -> dial string of a desk phone
         # Overflow actions carried out, by kind: mobile, im (a take), callback, im_offer.
@@ -176,13 +192,7 @@ class OverflowService:
 
     def read_token(self, token: str) -> tuple[int, int]:
         """(offer id, shift id) of a valid, unexpired token; ValueError otherwise."""
-        try:
-            offer_id, shift_id = self.signer.loads(token, max_age=int(self.routing.take_expires))
-        except SignatureExpired:
-            raise ValueError("this link has expired") from None
-        except (BadSignature, TypeError, ValueError):
-            raise ValueError("this link is not valid") from None
-        return int(offer_id), int(shift_id)
+        return read_take_token(self.signer, self.routing.take_expires, token)
 
     async def _offer_im(self, queue: str, call: LiveCall, wait: float) -> None:
         people = await self.roster.responders(queue)

@@ -39,6 +39,7 @@ from desk.web.keys import (
 )
 from desk.web.limits import login_keys, too_many
 from desk.web.messages import DESK, MessageType, agent_topic
+from desk.web.nodes import NODE, NotOwned
 from desk.web.notifier import agent_json
 from desk.web.openapi import documented, obj, string
 from desk.web.pages import HOME
@@ -189,23 +190,42 @@ async def set_state(request: web.Request) -> web.Response:
     """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason}."""
     body = await body_of(request)
     ext = _ext(request)
-    if CORE not in request.app:
+    staff = current(request)
+    assert staff is not None
+    queues = [q for q in staff.queues.split(",") if q]
+    if CORE in request.app:
+        changed = await apply_state(request.app, ext, queues, body)
+    elif NODE in request.app:  # another node holds the AMI link (desk/web/nodes.py)
+        try:
+            changed = await request.app[NODE].ask(
+                "agent_state", {"ext": ext, "queues": queues, "body": body}
+            )
+        except NotOwned:
+            changed = None
+    else:
+        changed = None
+    if changed is None:
         raise web.HTTPServiceUnavailable(
             text='{"error":"no link to Asterisk"}', content_type="application/json"
         )
-    agents = request.app[CORE].agents
-    staff = current(request)
-    assert staff is not None
+    return web.json_response(changed, status=202)
+
+
+async def apply_state(
+    app: web.Application, ext: str, queues: list[str], body: dict[str, Any]
+) -> dict[str, Any]:
+    """Change agent `ext`'s state as `body` asks, on the node that holds the AMI link."""
+    agents = app[CORE].agents
     state = body.get("state")
     if state == AgentState.READY:
         if not agents.agent(ext).queues:
-            await agents.login(ext, [q for q in staff.queues.split(",") if q])
+            await agents.login(ext, queues)
         else:
             await agents.set_paused(ext, False)
     elif state == AgentState.PAUSED:
         await agents.set_paused(ext, True, text_field(body, "reason", 60, required=True) or "")
     elif state == AgentState.WRAP_UP:
-        seconds = body.get("seconds", request.app[SETTINGS].wrapup_seconds)
+        seconds = body.get("seconds", app[SETTINGS].wrapup_seconds)
         if isinstance(seconds, bool) or not isinstance(seconds, int | float):
             raise InvalidInput("seconds must be between 1 and 3600")
         if not 0 < seconds <= 3600:
@@ -215,9 +235,7 @@ async def set_state(request: web.Request) -> web.Response:
         await agents.logout(ext)
     else:
         raise InvalidInput("state must be ready, paused, wrap_up or logged_out")
-    return web.json_response(
-        {"requested": state, "agent": agent_json(agents.agent(ext).view())}, status=202
-    )
+    return {"requested": state, "agent": agent_json(agents.agent(ext).view())}
 
 
 @requires(Role.AGENT)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import text
@@ -96,6 +97,7 @@ from desk.web.keys import (
     Tts,
 )
 from desk.web.limits import Limiter
+from desk.web.nodes import NODE, Node
 from desk.web.notifier import Notifier
 from desk.web.pusher import WallboardPusher
 from desk.web.validation import input_middleware
@@ -281,11 +283,10 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     await core.stop()
 
 
-async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The routing executor: back-up alerts, overflow to mobiles and IM, call-backs."""
+def make_executor(app: web.Application, core: CtiCore) -> RoutingExecutor:
+    """The routing executor on this core: back-up alerts, overflow to mobiles and IM, call-backs."""
     s = app[SETTINGS]
-    core = app[CORE]
-    executor = RoutingExecutor(
+    return RoutingExecutor(
         sessions=app[SESSIONS],
         bus=core.bus,
         client=core.client,
@@ -299,11 +300,34 @@ async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
         public_url=s.effective_public_url,
         device=s.agent_device,
     )
+
+
+async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The routing executor: back-up alerts, overflow to mobiles and IM, call-backs."""
+    executor = make_executor(app, app[CORE])
     await executor.start()
     app[ROUTING_CONFIG].listen(executor.apply)
     app[ROUTING] = executor
     yield
     await executor.close()
+
+
+async def nodes_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One of several nodes (CTI_BROKER_URL): live events through the broker; the AMI link,
+    overflow and the scheduler wherever this node holds their leases (desk/web/nodes.py)."""
+    node = Node(app, make_executor, _metrics(app[SETTINGS]))
+
+    async def agent_state(payload: dict[str, Any]) -> dict[str, Any]:
+        ext, queues, body = payload.get("ext"), payload.get("queues"), payload.get("body")
+        if not isinstance(ext, str) or not isinstance(queues, list) or not isinstance(body, dict):
+            raise InvalidInput("a malformed agent state request")
+        return await agent.apply_state(app, ext, [str(q) for q in queues], body)
+
+    node.answers("agent_state", agent_state)
+    await node.start()
+    app[NODE] = node
+    yield
+    await node.close()
 
 
 async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -341,8 +365,13 @@ async def healthz(request: web.Request) -> web.Response:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
-    ami_ok = CORE in request.app and request.app[CORE].client.connected
-    ok = db_ok and ami_ok
+    node = request.app.get(NODE)
+    if node is not None:
+        # One of several nodes: it serves while it reaches the database and the broker; the AMI
+        # link is up on the node that holds its lease (in the staff view below).
+        ok = db_ok and node.broker.stats.connected
+    else:
+        ok = db_ok and CORE in request.app and request.app[CORE].client.connected
     status = 200 if ok else 503
     if request.get(STAFF) is None:
         return web.json_response({"ok": ok}, status=status)
@@ -356,6 +385,8 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if CORE in request.app:
         body.update(request.app[CORE].health())
+    if node is not None:
+        body["node"] = node.health()
     if MAIL in request.app:
         body["mail"] = {"errors": dict(request.app[MAIL].errors)}  # mailbox, outbox, publish
     body["ok"] = ok
@@ -392,7 +423,11 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     app.cleanup_ctx.append(directory.ldap_ctx)
     app.cleanup_ctx.append(desk_ctx)
     app.cleanup_ctx.append(alerts.sla_ctx)
-    if with_core:
+    if with_core and settings.broker_url:
+        app.cleanup_ctx.append(nodes_ctx)
+        if settings.ivr_enabled:
+            app.cleanup_ctx.append(ivr_ctx)
+    elif with_core:
         app.cleanup_ctx.append(core_ctx)
         app.cleanup_ctx.append(routing_ctx)
         if settings.ivr_enabled:

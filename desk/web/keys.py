@@ -25,7 +25,7 @@ from desk.staff import PasswordVerifier
 from desk.web.hub import Hub
 from desk.web.limits import Limiter
 from desk.web.notifier import Notifier
-from desk.web.pusher import WallboardPusher
+from desk.web.pusher import Board
 from reports.service import Archive, Scheduler
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -60,7 +60,7 @@ LIMITER = web.AppKey("login_limiter", Limiter)
 # Self-service portal lookups (incident number + phone) and requests, per address.
 PORTAL_LIMITER = web.AppKey("portal_limiter", Limiter)
 PASSWORDS = web.AppKey("password_verifier", PasswordVerifier)
-WALLBOARD = web.AppKey("wallboard", WallboardPusher)
+WALLBOARD = web.AppKey("wallboard", Board)
 ROUTING = web.AppKey("routing", RoutingExecutor)
 # The routing configuration in force: routing.yaml, or the lead's edit of it in the database.
 ROUTING_CONFIG = web.AppKey("routing_config", LiveRouting)

@@ -20,6 +20,7 @@ from desk.models import Role
 from desk.staff import RANKS
 from desk.web.auth import current
 from desk.web.keys import CORE, HUB, IVR, NOTIFIER, ROUTING, SCHEDULER, SETTINGS
+from desk.web.nodes import NODE
 
 METRICS_KEY = web.AppKey("metrics_registry", CollectorRegistry)
 
@@ -45,6 +46,25 @@ class ServerCollector(Collector):
         yield from self._ivr()
         yield from self._routing()
         yield from self._retention()
+        yield from self._node()
+
+    def _node(self) -> Iterator[Metric]:
+        node = self.app.get(NODE)
+        if node is None:
+            return
+        held = GaugeMetricFamily(
+            "cti_lease_held", "1 while this node holds the lease (several nodes).", labels=["lease"]
+        )
+        for lease in (node.ami, node.scheduling):
+            held.add_metric([lease.name], float(lease.held))
+        yield held
+        b = node.broker.stats
+        yield _gauge("cti_broker_up", "1 while the broker (Redis) answers.", float(b.connected))
+        yield _counter("cti_broker_sent", "Entries this node published to the broker.", b.sent)
+        yield _counter("cti_broker_received", "Entries from other nodes.", b.received)
+        yield _counter(
+            "cti_broker_dropped", "Entries dropped (the broker away too long).", b.dropped
+        )
 
     def _core(self) -> Iterator[Metric]:
         core = self.app.get(CORE)

@@ -5,7 +5,7 @@ second, and every few seconds anyway."""
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import tzinfo
 from typing import Any
 
@@ -29,8 +29,24 @@ from reports.wallboard import DayChart, MetricSettings, snapshot
 logger = logging.getLogger(__name__)
 
 
-class WallboardPusher:
-    """Keeps the back-up banners (from the bus) and pushes snapshots to the wallboard topic."""
+class Board:
+    """What the wallboard's page and API read: the pusher on the node that owns the live state,
+    the last board the owner relayed on the others (desk/web/nodes.py)."""
+
+    async def snapshot(self) -> dict[str, Any]:
+        """The board now."""
+        raise NotImplementedError
+
+    def touch(self) -> None:
+        """Something outside live state changed (announcements, the roster)."""
+        raise NotImplementedError
+
+
+class WallboardPusher(Board):
+    """Keeps the back-up banners (from the bus) and pushes snapshots to the wallboard topic.
+
+    With several nodes, `send` also hands each board to the other nodes, and boards are made
+    whether or not anyone watches here (`always`)."""
 
     def __init__(
         self,
@@ -40,8 +56,13 @@ class WallboardPusher:
         tz: tzinfo,
         metrics: MetricSettings,
         thresholds: Mapping[str, tuple[float, float]],
+        *,
+        send: Callable[[dict[str, Any]], None] | None = None,
+        always: bool = False,
     ) -> None:
         self.sessions = sessions
+        self.send = send or (lambda board: hub.publish(TOPIC, board))
+        self.always = always
         self.core = core
         self.hub = hub
         self.tz = tz
@@ -115,11 +136,11 @@ class WallboardPusher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._dirty.wait(), timeout=5.0)
             self._dirty.clear()
-            if not self.hub.clients(TOPIC):
+            if not self.always and not self.hub.clients(TOPIC):
                 continue  # nobody watches: no database work (a page gets one on connecting)
             try:
                 board = await self.snapshot()
-                self.hub.publish(TOPIC, {"type": MessageType.WALLBOARD.value, **board})
+                self.send({"type": MessageType.WALLBOARD.value, **board})
                 self.pushed += 1
             except Exception:
                 logger.exception("wallboard snapshot failed")

@@ -11,19 +11,27 @@ from typing import Any
 
 from aiohttp import web
 
+from cti.errors import CtiError
 from cti.routing.models import OverflowOffer
+from cti.routing.overflow import read_take_token, take_signer
 from desk.web.i18n import language
-from desk.web.keys import ROUTING, SESSIONS
+from desk.web.keys import ROUTING, ROUTING_CONFIG, SESSIONS, SETTINGS
+from desk.web.nodes import NODE
 from desk.web.templating import render
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def _offer_for(request: web.Request) -> tuple[OverflowOffer | None, str | None]:
-    if ROUTING not in request.config_dict:
-        return None, "service unavailable"
+    app, token = request.config_dict, request.match_info["token"]
     try:
-        offer_id, _ = request.config_dict[ROUTING].overflow.read_token(request.match_info["token"])
+        if ROUTING in app:
+            offer_id, _ = app[ROUTING].overflow.read_token(token)
+        elif NODE in app:  # another node owns overflow: any node reads the link
+            signer = take_signer(app[SETTINGS].effective_secret_key())
+            offer_id, _ = read_take_token(signer, app[ROUTING_CONFIG].current.take_expires, token)
+        else:
+            return None, "service unavailable"
     except ValueError as exc:
         return None, str(exc)
     async with request.config_dict[SESSIONS]() as s:
@@ -61,8 +69,14 @@ async def take_post(request: web.Request) -> web.Response:
     offer, error = await _offer_for(request)
     result = None
     if offer is not None:
-        taken = await request.config_dict[ROUTING].overflow.take(request.match_info["token"])
-        result = taken.as_json()
+        app, token = request.config_dict, request.match_info["token"]
+        if ROUTING in app:
+            result = (await app[ROUTING].overflow.take(token)).as_json()
+        else:  # the node that owns overflow takes it (desk/web/nodes.py)
+            try:
+                result = await app[NODE].ask("take", {"token": token})
+            except CtiError:
+                offer, error = None, "service unavailable"
     if request.headers.get("Accept") == "application/json":
         return web.json_response(
             result or {"ok": False, "error": error}, status=200 if result else 410

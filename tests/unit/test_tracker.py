@@ -132,3 +132,36 @@ def test_anonymous_caller_id_is_empty_not_unknown() -> None:
     feed(tr, inbound("1800000000.50", T0, "<unknown>", "<unknown>"))
     (call,) = tr.calls.values()
     assert call.caller_number == "" and call.caller_name == ""
+
+
+def test_a_ring_found_in_a_snapshot_pops_once_and_ends_as_usual() -> None:
+    """After a reconnect or a takeover, a ring under way (no AgentCalled heard) is opened from
+    the live channels (ring_seen) and published once; its AgentCalled, queued behind the
+    snapshot, adds nothing; the answer closes that offer as usual."""
+    bus = Bus()
+    rung: list[CallEvent] = []
+    bus.subscribe(
+        CallEvent, lambda e: rung.append(e) if e.kind == CallEventKind.AGENT_RINGING else None
+    )
+    tr = CallTracker(["cti-inbound"], bus)
+    uid, ch = "1800000000.40", "PJSIP/carrier-1800000000.40"
+    feed(tr, [*inbound(uid, T0), join(uid, T0 + 3.1)])
+    assert not tr.ring_seen("no-such-call", "1001", "PJSIP/1001", "a1", T0 + 3.3)
+    assert tr.ring_seen(uid, "1001", "PJSIP/1001", "a1", T0 + 3.3)
+    assert not tr.ring_seen(uid, "1001", "PJSIP/1001", "a1", T0 + 3.4)  # found twice: once
+    tr.handle(
+        ev.AgentCalled(
+            T0 + 3.2, ch, uid, uid, "helpdesk", "1001", "PJSIP/1001", "a1", "PJSIP/1001-1"
+        )
+    )
+    assert [(e.offer.agent if e.offer else None) for e in rung] == ["1001"]
+    feed(tr, [
+        ev.AgentConnect(T0 + 5.0, ch, uid, uid, "helpdesk", "1001", "PJSIP/1001", 2, 2, "a1"),
+        ev.AgentComplete(T0 + 65.0, ch, uid, uid, "helpdesk", "1001", "PJSIP/1001", 2, 60, "agent"),
+        ev.Hangup(T0 + 66.0, ch, uid, uid, 16, "Normal Clearing"),
+    ])  # fmt: skip
+    (call,) = tr.take_dirty()
+    assert call.outcome == CallOutcome.ANSWERED and call.agent == "1001"
+    assert [o.result for o in call.offers] == [OfferResult.ANSWERED]
+    # A call no longer waiting gets no ring from a stale snapshot.
+    assert not tr.ring_seen(uid, "1002", "PJSIP/1002", "a2", T0 + 70)
