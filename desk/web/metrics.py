@@ -111,7 +111,7 @@ class ServerCollector(Collector):
         )
         yield _counter(
             "cti_journal_reconciled_calls",
-            "Calls filled in from queue_log or the IVR after an outage.",
+            "Calls filled in from queue_log, the IVR or the CDRs after an outage.",
             j.reconciled_total,
         )
         yield _gauge(

@@ -253,3 +253,51 @@ async def test_the_cdr_reader_on_its_own(pg_url: str) -> None:
             CdrTable(engine, "cdr; DROP TABLE cdr")
     finally:
         await engine.dispose()
+
+
+async def test_the_sweep_records_what_the_events_missed_and_nothing_twice(
+    cdr_sandbox: tuple[Instance, InstanceState, str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While connected, calls watched live get no second row from their CDRs; a call whose CDR
+    is there but whose events never came (written into the table here, as Asterisk would) gets
+    one."""
+    from cti.journal import service
+
+    monkeypatch.setattr(service, "POSITION_LAG", 1.0)  # the sweep's delay, not its logic
+    _, st, url, dsn = cdr_sandbox
+    sim_client = AmiClient(AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret))
+    await sim_client.start()
+    await sim_client.wait_connected(30)
+    await _idle_queue(sim_client)
+    settings = server_settings(st, tmp_path, CTI_CDR_DATABASE_URL=url, CTI_IVR_ENABLED="0")
+    try:
+        async with TestClient(TestServer(create_app(settings))) as http:
+            await logged_in(http, "admin")
+            await _ami(http, True)
+            run = await _run(sim_client, [CallerSpec(30, 0, "", "13800138000", "张三"),
+                                          CallerSpec(2, 0, "", "13900139000", "")], agents=True)  # fmt: skip
+            missed = f"sim-{run.run_id}-missed"
+            con = await asyncpg.connect(dsn)
+            await con.execute(
+                'INSERT INTO cdr (uniqueid, linkedid, start, answer, "end", src, cti_entry,'
+                " cti_did) VALUES ($1, $1, extract(epoch FROM now()) - 9,"
+                ' extract(epoch FROM now()) - 9, extract(epoch FROM now()) - 2, $2, $3, $4)',
+                missed, "13700137000", "inbound", "8000",
+            )  # fmt: skip
+            await con.close()
+            row = await db.call(tmp_path, missed, timeout=30)
+            await asyncio.sleep(3)  # more sweeps: still one row each
+            rows = journal.rows(tmp_path, f"sim-{run.run_id}-")
+    finally:
+        await sim_client.close()
+    assert row["source"] == "reconciled" and row["caller_number"] == "13700137000"
+    assert row["outcome"] == "ended_in_ivr" and row["dialled_number"] == "8000"
+    cdrs = await _cdr_rows(dsn, f"sim-{run.run_id}-")
+    marked = sorted({r["uniqueid"] for r in cdrs if r["cti_entry"]})  # an answered call: 2 CDRs
+    assert sorted(r["uniqueid"] for r in rows) == marked and len(marked) == 3
+    watched = [r for r in rows if r["uniqueid"] != missed]
+    assert [r["source"] for r in watched] == ["ami", "ami"]
+    meta = db.query(tmp_path, "SELECT value FROM journal_meta WHERE key = ?", "cdr_position")
+    assert int(meta[0]["value"]) == max(r["id"] for r in cdrs)
