@@ -26,7 +26,8 @@ from typing import Any
 import aiohttp
 
 from bench.pop import PASSWORD, seed
-from bench.stats import pct
+from bench.stats import loadavg, pct
+from cti import eventloop
 from cti.ami.client import AmiClient, AmiOptions
 from cti.sandbox import Instance
 from cti.sandbox.instance import free_port
@@ -157,7 +158,8 @@ async def run(n_agents: int, rates: list[float], seconds: int) -> None:
             await agent.start(url)
             ws_agents.append(agent)
         await asyncio.sleep(3)  # every agent ready in Asterisk
-        print(f"{n_agents} WebSocket agents ready; sandbox {inst.name}")
+        print(f"{n_agents} WebSocket agents ready; sandbox {inst.name}; server's event loop "
+              f"{eventloop.loop_name()}; loadavg {loadavg()}")  # fmt: skip
         results = {"baseline 1 call/s": await phase(
             sim_client, agents, ws_agents, numbers, 1, 15, server.pid
         )}  # fmt: skip
@@ -174,6 +176,7 @@ async def run(n_agents: int, rates: list[float], seconds: int) -> None:
                 f"{max(srv, default=0) * 1000:8.1f}{pct(tot, 0.5):11.1f}{pct(tot, 0.99):8.1f}"
                 f"{r['cpu_per_pop_ms']:8.1f}ms   ({r['calls']} calls)"
             )
+        print(f"loadavg {loadavg()}")
     finally:
         for http in sessions:
             await http.close()
