@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from bench.stats import pct
+from bench.stats import loadavg, pct
 from cti import eventloop
 from cti.ami import actions
 from cti.ami import events as ev
@@ -133,7 +133,7 @@ async def run(calls: int, steps: int, rounds: int, loops: list[str]) -> None:
     mp = multiprocessing.get_context("spawn")
     worst: dict[str, float] = {}
     print(f"{calls} FastAGI calls + {calls} dialplan calls at once, {steps} steps each; our server "
-          f"and the measuring AMI client each in a process of their own; loadavg {_load()}")  # fmt: skip
+          f"and the measuring AMI client each in a process of their own; loadavg {loadavg()}")  # fmt: skip
     print(f"{'':8}{'':24}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}{'steps':>7}"
           f"{'CPU us/cmd':>12}")  # fmt: skip
     try:
@@ -162,15 +162,11 @@ async def run(calls: int, steps: int, rounds: int, loops: list[str]) -> None:
                           f"{pct(v, 0.99):9.3f}{max(v) * 1000:9.3f}{len(v):7}{per}")  # fmt: skip
                 added = statistics.median(agi) - statistics.median(plan)
                 print(f"round {r + 1} added by FastAGI ({loop}) per command (median): "
-                      f"{added * 1000:.3f} ms, {elapsed:.1f}s; loadavg {_load()}")  # fmt: skip
+                      f"{added * 1000:.3f} ms, {elapsed:.1f}s; loadavg {loadavg()}")  # fmt: skip
     finally:
         await asyncio.to_thread(inst.purge)
     for loop, w in worst.items():
         print(f"worst FastAGI p99 of {rounds} rounds on {loop}: {w:.3f} ms")
-
-
-def _load() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:

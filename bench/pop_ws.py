@@ -21,7 +21,8 @@ import aiohttp
 
 from bench.pop import PASSWORD
 from bench.server import BenchServer, bench_server, cpu_seconds
-from bench.stats import pct
+from bench.stats import loadavg, pct
+from cti import eventloop
 from cti.ami.client import AmiClient
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 
@@ -120,7 +121,8 @@ async def measure(
         await agent.start(url)
         ws_agents.append(agent)
     await asyncio.sleep(3)  # every agent ready in Asterisk
-    print(f"{n_agents} WebSocket agents ready; sandbox {srv.inst.name}")
+    print(f"{n_agents} WebSocket agents ready; sandbox {srv.inst.name}; server's event loop "
+          f"{eventloop.loop_name()}; loadavg {loadavg()}")  # fmt: skip
     results = {"baseline 1 call/s": await phase(
         sim_client, agents, ws_agents, numbers, 1, 15, srv.pid
     )}  # fmt: skip
@@ -137,6 +139,7 @@ async def measure(
             f"{max(sv, default=0) * 1000:8.1f}{pct(tot, 0.5):11.1f}{pct(tot, 0.99):8.1f}"
             f"{r['cpu_per_pop_ms']:8.1f}ms   ({r['calls']} calls)"
         )
+    print(f"loadavg {loadavg()}")
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bench.stats import loadavg
 from cti.db import create_engine, migrate, session_maker
 from cti.journal.models import Call
 from desk.migrations import MIGRATIONS
@@ -234,7 +235,7 @@ async def run(calls: int, month: date) -> None:
         again_t, again_cpu, _ = await baseline()
         base_t, base_cpu = min(base_t, again_t), min(base_cpu, again_cpu)
         await engine.dispose()
-        print(f"{'':46}{'wall s':>8}{'CPU s':>8}{'x base':>8}")
+        print(f"{'':46}{'wall s':>8}{'CPU s':>8}{'x base':>8}   loadavg {loadavg()}")
         for name, w, c in (
             (f"baseline: one aggregate pass ({row[0]:,} calls)", base_t, base_cpu),
             ("monthly report, half-hour table up to date", full_t, full_cpu),
