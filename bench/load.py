@@ -33,6 +33,7 @@ import csv
 import math
 import os
 import sqlite3
+import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -76,6 +77,7 @@ class StepResult:
     problems: list[str] = field(default_factory=list)
     peak_concurrent: int = 0
     server_cpu: float = 0.0
+    server_idle_cpu: float = 0.0  # what the server spends with nobody calling, over as long
     server_rss_peak: float = 0.0
     asterisk_cpu: float = 0.0
     sipp_cpu: float = 0.0
@@ -271,7 +273,13 @@ class Step(NamedTuple):
 
 
 async def step(
-    srv: BenchServer, client: AmiClient, n_agents: int, watch: AgiWatch, s: Step, rate: float
+    srv: BenchServer,
+    client: AmiClient,
+    n_agents: int,
+    watch: AgiWatch,
+    s: Step,
+    rate: float,
+    idle_rate: float,
 ) -> StepResult:
     """Place the step's calls at `rate`/s and check every record."""
     res = StepResult(s.name, s.calls)
@@ -344,6 +352,7 @@ async def step(
             break
         await asyncio.sleep(1)
     res.server_cpu = cpu_seconds(srv.pid) - cpu0[0]
+    res.server_idle_cpu = idle_rate * res.seconds
     res.asterisk_cpu = cpu_seconds(ast_pid) - cpu0[1]
     res.load = (min(loads), max(loads))
     if sim is not None:
@@ -378,7 +387,8 @@ def report(results: list[StepResult]) -> None:
     for r in results:
         print(
             f"{r.name:10}{r.calls:6}{r.peak_concurrent:5}{r.sipp_failed:5}{r.lost:5}"
-            f"{r.server_cpu / max(r.calls, 1) * 1000:10.0f} ms{r.server_rss_peak:7.0f}"
+            f"{(r.server_cpu - r.server_idle_cpu) / max(r.calls, 1) * 1000:10.0f} ms"
+            f"{r.server_rss_peak:7.0f}"
             f"{r.server_cpu / r.seconds * 100:7.0f}%{r.asterisk_cpu / r.seconds * 100:7.0f}%"
             f"{r.sipp_cpu / r.seconds * 100:5.0f}%"
             f"{pct(r.setup, 0.5):9.1f}/{pct(r.setup, 0.99):<7.1f}"
@@ -436,15 +446,22 @@ async def drive(srv: BenchServer, steps: list[Step], rate: float) -> list[StepRe
             sessions.append(http)
             await WsAgent(http, 2001 + i).start(srv.url)
         await asyncio.sleep(3)  # every agent ready in Asterisk
+        # The server's own cost with the agents logged in and nobody calling (CPU s per s).
+        cpu0, t0 = cpu_seconds(srv.pid), time.time()
+        await asyncio.sleep(10)
+        idle_rate = (cpu_seconds(srv.pid) - cpu0) / (time.time() - t0)
         print(
             f"{n_agents} agents ready (Local-channel phones, pages on WebSocket); sandbox"
-            f" {srv.inst.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
+            f" {srv.inst.name}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f};"
+            f" server idle CPU {idle_rate * 100:.1f}%, RSS {rss_mb(srv.pid):.0f} MB",
+            flush=True,
         )
         results = []
         for s in steps:
-            r = await step(srv, client, n_agents, watch, s, rate)
+            r = await step(srv, client, n_agents, watch, s, rate, idle_rate)
             results.append(r)
             report([r])
+            sys.stdout.flush()
         return results
     finally:
         if watch is not None:
