@@ -41,8 +41,7 @@ runtime = "runc"
 """
 # What the images are built from: a change in any of these makes a new image tag.
 BUILD_INPUTS = ("docker", "asterisk-conf", "cti", "desk", "reports", "pyproject.toml",
-                "README.md", "docker-compose.yml", ".dockerignore",
-                "tests/compose/postgres.Dockerfile", "tests/compose/postgres-entrypoint.sh")  # fmt: skip
+                "README.md", "docker-compose.yml", ".dockerignore")  # fmt: skip
 
 
 def compose_cache() -> Path:
@@ -89,6 +88,14 @@ def tree_hash() -> str:
                 continue
             h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def postgres_tag(base: str) -> str:
+    """The tag of the PostgreSQL stand-in: its own files and the base it is built on."""
+    h = hashlib.sha256(base.encode())
+    for name in ("postgres.Dockerfile", "postgres-entrypoint.sh"):
+        h.update((HERE / name).read_bytes())
+    return "test-pg-" + h.hexdigest()[:16]
 
 
 @dataclass
@@ -232,12 +239,12 @@ class Stack:
             time.sleep(2)
 
 
-def clean_old_images(keep_tag: str) -> None:
+def clean_old_images(*keep: str) -> None:
     """Remove the test's images of other trees (their layers stay cached while shared)."""
     out = podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout
     for name in out.split():
         repo, _, tag = name.rpartition(":")
         if repo.endswith(("cti-desk/cti", "cti-desk/asterisk", "cti-desk/test-postgres")) and (
-            tag.startswith("test-") and tag != keep_tag
+            tag.startswith("test-") and tag not in keep
         ):
             podman("rmi", name, check=False)

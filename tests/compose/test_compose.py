@@ -28,9 +28,12 @@ from tests.compose.stack import (
     clean_old_images,
     compose_cache,
     ensure_base_images,
+    free_subnet,
+    free_udp_range,
     image_exists,
     podman,
     podman_env,
+    postgres_tag,
     tree_hash,
 )
 from tests.support.sip import caller_scenario, rtp_pcap
@@ -49,6 +52,35 @@ def _http_ok(port: int) -> bool:
             return bool(r.status == 200 and json.load(r)["ok"])
     except OSError:
         return False
+
+
+def keepalive_scenario(number: str, name: str, pcap: Path, hold_s: int) -> str:
+    """tests.support.sip's caller scenario, with an in-dialog OPTIONS every 10 s while the
+    caller waits for the desk's BYE, as a carrier behind NAT keeps its binding open: podman
+    publishes the port through NAT, and a UDP flow that has been quiet for 30 s is forgotten
+    there, so Asterisk's BYE would never come back to SIPp. Each OPTIONS is a transaction of its
+    own (its own branch and CSeq)."""
+    scenario = caller_scenario(number, name, pcap, hold_s)
+    wait = f'  <recv request="BYE" timeout="{hold_s * 1000}"/>'
+    assert wait in scenario
+    loop = """  <label id="wait"/>
+  <recv request="BYE" timeout="10000" ontimeout="keepalive" next="bye"/>
+  <label id="keepalive"/>
+  <send>
+    <![CDATA[
+      OPTIONS sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]-[cseq]
+      From: "caller" <sip:NUMBER@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: [cseq] OPTIONS
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200" next="wait"/>
+  <label id="bye"/>""".replace("NUMBER", number)
+    return scenario.replace(wait, loop)
 
 
 def _state(stack: Stack) -> dict[str, str]:
@@ -73,13 +105,12 @@ def test_the_compose_stack_answers_a_sip_call_and_keeps_its_state_across_down_an
     base = ensure_base_images()
     lap("base image")
     tag = f"test-{tree_hash()}"
+    # Only our settings reach the compose file (none of the developer's CTI_* or POSTGRES_*).
     env = {k: v for k, v in podman_env().items()
            if not k.startswith(("CTI_", "POSTGRES_"))}  # fmt: skip
-    env["CONTAINERS_CONF"] = podman_env()["CONTAINERS_CONF"]
-    env["CTI_CACHE_DIR"] = str(compose_cache().parent)
     postgres_image = base.postgres
     if base.local:
-        postgres_image = f"localhost/cti-desk/test-postgres:{tag}"
+        postgres_image = f"localhost/cti-desk/test-postgres:{postgres_tag(base.base)}"
         if not image_exists(postgres_image):
             podman("build", "-f", str(HERE / "postgres.Dockerfile"),
                    "--build-arg", f"BASE_IMAGE={base.base}", "-t", postgres_image, str(HERE),
@@ -89,8 +120,6 @@ def test_the_compose_stack_answers_a_sip_call_and_keeps_its_state_across_down_an
     sipp_port = free_udp_port()
     sip_port = free_udp_port()
     http_port = free_port()
-    from tests.compose.stack import free_subnet, free_udp_range
-
     rtp_start = free_udp_range(RTP_PORTS)
     subnet = free_subnet()
     gateway = subnet.rsplit(".", 1)[0] + ".1"
@@ -134,7 +163,7 @@ def test_the_compose_stack_answers_a_sip_call_and_keeps_its_state_across_down_an
         # init runs the cti image: building it too would build the same image twice at once.
         stack.compose("build", "cti", "asterisk", timeout=3000)
     lap("build" if not built else "build (cached images)")
-    clean_old_images(tag)
+    clean_old_images(tag, postgres_image.rpartition(":")[2])
     try:
         stack.compose("up", "-d")
         stack.wait_healthy(SERVICES, timeout=600)
@@ -171,18 +200,18 @@ def test_the_compose_stack_answers_a_sip_call_and_keeps_its_state_across_down_an
             "asterisk",
             "asterisk",
             "-rx",
-            "logger add channel compose-test.log verbose,notice,warning,error",
+            "logger add channel compose-test.log verbose(3),notice,warning,error",
         )
-        stack.exec("asterisk", "asterisk", "-rx", "core set verbose 3")
 
         # The call: SIPp as the carrier, on 127.0.0.1 only, says nothing (PCMA silence).
         pcap = rtp_pcap(tmp_path / "caller.pcap", [], 180)
-        (tmp_path / "scenario.xml").write_text(caller_scenario(*CALLER, pcap, 240))
+        (tmp_path / "scenario.xml").write_text(keepalive_scenario(*CALLER, pcap, 240))
         sipp = subprocess.run(
             ["sipp", f"127.0.0.1:{sip_port}", "-sf", str(tmp_path / "scenario.xml"), "-s", "8000",
              "-i", "127.0.0.1", "-p", str(sipp_port), "-mi", "127.0.0.1",
-             "-mp", str(free_udp_port()), "-m", "1", "-l", "1", "-nostdin",
-             "-trace_err", "-error_file", str(tmp_path / "sipp-errors.log")],
+             "-mp", str(free_udp_port()), "-m", "1", "-l", "1", "-nostdin", "-base_cseq", "100",
+             "-trace_err", "-error_file", str(tmp_path / "sipp-errors.log"),
+             "-trace_msg", "-message_file", str(tmp_path / "sipp-messages.log")],
             cwd=tmp_path, capture_output=True, text=True, timeout=360, check=False,
         )  # fmt: skip
         played = stack.exec("asterisk", "cat", "/var/log/asterisk/compose-test.log", check=False)
