@@ -246,6 +246,18 @@ def test_the_compose_stack_answers_a_sip_call_and_keeps_its_state_across_down_an
         assert stack.exec("cti", "head", "-c", "4", f"/var/lib/cti/media/{recording}") == "RIFF"
         steps = stack.psql(f"SELECT count(*) FROM ivr_steps WHERE call_uniqueid = '{uniqueid}'")
         assert int(steps[0][0]) > 0
+        lap("checks")
+
+        # The upgrade notes' backup (the server running), and the rollback's restore (the server
+        # stopped, `run` through the entrypoint): what changed after the backup is undone.
+        backup = "/var/lib/cti/data/backup-test.tar.gz"
+        stack.exec("cti", "cti-entrypoint", "cti", "backup", backup)
+        ((category,),) = stack.psql(f"SELECT category FROM incidents WHERE number = '{number}'")
+        stack.psql(f"UPDATE incidents SET category = 'after the backup' WHERE number = '{number}'")
+        stack.compose("stop", "cti")
+        stack.compose("run", "--rm", "cti", "cti", "restore", backup, "--force")
+        stack.compose("start", "cti")
+        lap("backup/restore")
 
         # down / up: everything that must survive does.
         stack.compose("down")
@@ -259,9 +271,9 @@ def test_the_compose_stack_answers_a_sip_call_and_keeps_its_state_across_down_an
         assert stack.psql(f"SELECT outcome FROM calls WHERE uniqueid = '{uniqueid}'") == [
             ["voicemail"]
         ]
-        assert stack.psql(f"SELECT recording FROM incidents WHERE number = '{number}'") == [
-            [recording]
-        ]
+        assert stack.psql(
+            f"SELECT recording, category FROM incidents WHERE number = '{number}'"
+        ) == [[recording, category]]
         assert int(stack.exec("cti", "stat", "-c", "%s", f"/var/lib/cti/media/{recording}")) == int(
             size
         )
