@@ -9,10 +9,24 @@
 # - where the CTI server's FastAGI listens, and AMI on the container network.
 # Asterisk is not started while any placeholder secret is left. Then it runs the command given
 # (the image's CMD: asterisk in the foreground).
+# In the compose deployment the shared secrets come from the `secrets` volume the init service
+# filled (CTI_SHARED_SECRETS_DIR: ami-secret, agi-secret) when the environment does not name them;
+# RTP uses CTI_RTP_START-CTI_RTP_END (the ports compose publishes); with CTI_SIP_EXTERNAL_ADDRESS
+# set, PJSIP puts that address (the one compose publishes SIP and RTP on) in its SIP headers
+# and SDP for every peer outside the container networks (CTI_SIP_LOCAL_NETS).
 set -eu
 ETC="${ASTERISK_ETC:-/etc/asterisk}"
 STATE="${CTI_SECRETS_DIR:-/var/lib/asterisk/cti-secrets}"
+SHARED="${CTI_SHARED_SECRETS_DIR:-/run/cti-secrets}"
 say() { echo "asterisk-entrypoint: $*" >&2; }
+
+if [ -z "${CTI_AMI_SECRET:-}" ] && [ -s "$SHARED/ami-secret" ]; then
+    CTI_AMI_SECRET="$(cat "$SHARED/ami-secret")"
+fi
+if [ -z "${CTI_AGI_SECRET:-}" ] && [ -s "$SHARED/agi-secret" ]; then
+    CTI_AGI_SECRET="$(cat "$SHARED/agi-secret")"
+fi
+export CTI_AMI_SECRET="${CTI_AMI_SECRET:-}" CTI_AGI_SECRET="${CTI_AGI_SECRET:-}"
 
 is_placeholder() {
     case "$1" in "" | change-me* | trunk-password) return 0 ;; esac
@@ -127,6 +141,61 @@ BEGIN { while ((getline line < ENVIRON["CTI_SOFTPHONE_PASSWORDS"]) > 0) { split(
 key_of($0) == "password" && (section in made) && value_of($0) ~ /^(change-me|$)/ { print "password = " made[section]; next }
 { print }'
     rm -f "$soft"
+fi
+
+# RTP: the range compose publishes (Asterisk's own default, 5000-31000, is not published).
+RTP_START="${CTI_RTP_START:-10000}"
+RTP_END="${CTI_RTP_END:-10099}"
+case "$RTP_START$RTP_END" in *[!0-9]*) say "CTI_RTP_START/CTI_RTP_END: numbers"; exit 1 ;; esac
+printf '[general]\nrtpstart = %s\nrtpend = %s\n' "$RTP_START" "$RTP_END" >"$ETC/rtp.conf"
+
+# Behind compose's port publishing (NAT): the published address in SIP and SDP for peers
+# outside the container networks.
+if [ -n "${CTI_SIP_EXTERNAL_ADDRESS:-}" ]; then
+    # Every peer reaches a published port from outside the container network, so none is local
+    # unless named (CTI_SIP_LOCAL_NETS: networks, comma-separated).
+    export CTI_SIP_LOCAL_NETS="${CTI_SIP_LOCAL_NETS:-}" CTI_SIP_EXTERNAL_PORT="${CTI_SIP_EXTERNAL_PORT:-}"
+    edit "$ETC/pjsip.conf" "$AWK_LIB"'
+function extra() {
+    print "external_signaling_address = " ENVIRON["CTI_SIP_EXTERNAL_ADDRESS"]
+    print "external_media_address = " ENVIRON["CTI_SIP_EXTERNAL_ADDRESS"]
+    if (ENVIRON["CTI_SIP_EXTERNAL_PORT"] != "") print "external_signaling_port = " ENVIRON["CTI_SIP_EXTERNAL_PORT"]
+    n = split(ENVIRON["CTI_SIP_LOCAL_NETS"], nets, ",")
+    for (i = 1; i <= n; i++) print "local_net = " nets[i]
+    done_ = 1
+}
+/^[ \t]*\[/ { if (cur == "transport-udp" && !done_) extra(); cur = section_of($0) }
+cur == "transport-udp" && key_of($0) ~ /^(external_signaling_(address|port)|external_media_address|local_net)$/ { next }
+{ print }
+END { if (cur == "transport-udp" && !done_) extra() }'
+fi
+
+# The carrier's address (CTI_TRUNK_HOST, host or host:port): where the trunk sends calls, and
+# the source address its calls are taken from (pjsip.conf [carrier] aor contact, identify match).
+if [ -n "${CTI_TRUNK_HOST:-}" ]; then
+    export CTI_TRUNK_ADDR="${CTI_TRUNK_HOST%%:*}"
+    edit "$ETC/pjsip.conf" "$AWK_LIB"'
+section == "carrier" && key_of($0) == "contact" { print "contact = sip:" ENVIRON["CTI_TRUNK_HOST"]; next }
+section == "carrier" && key_of($0) == "match" { print "match = " ENVIRON["CTI_TRUNK_ADDR"]; next }
+{ print }'
+fi
+# A carrier behind NAT (or, in the compose test, SIPp on the host behind the published port):
+# answer and send media to where its packets come from.
+if [ "${CTI_TRUNK_NAT:-}" = yes ]; then
+    edit "$ETC/pjsip.conf" "$AWK_LIB"'
+section == "carrier" && key_of($0) ~ /^(rtp_symmetric|force_rport|rewrite_contact)$/ { next }
+{ print }
+section == "carrier" && key_of($0) == "type" && value_of($0) == "endpoint" {
+    print "rtp_symmetric = yes"; print "force_rport = yes"; print "rewrite_contact = yes"
+}'
+fi
+
+# The shared media volume: Asterisk writes voicemail and call recordings, the CTI server plays
+# and deletes them.
+MEDIA="${CTI_ASTERISK_MEDIA_DIR:-/var/lib/cti/media}"
+if [ -d "$MEDIA" ] && getent passwd asterisk >/dev/null 2>&1; then
+    mkdir -p "$MEDIA/recordings" "$MEDIA/calls"
+    chown asterisk:asterisk "$MEDIA/recordings" "$MEDIA/calls"
 fi
 
 # Only Asterisk (and root) reads the files with secrets in them.

@@ -16,13 +16,17 @@ _need_debs=()
 # phones on the sandbox's PJSIP over loopback.
 # redis-server: tests/support/redis.py runs a broker of its own (several server nodes share live
 # events through Redis Streams; tests/integration/test_nodes.py).
+# podman, runc and the CNI plugins (dnsname: the compose services find each other by name):
+# tests/compose builds and runs docker-compose.yml (no Docker daemon; podman-compose from PyPI).
 # The sandbox root is built with debootstrap as root, with mmdebstrap (user namespaces) otherwise.
 if [[ $(id -u) -eq 0 ]]; then _builder=debootstrap:debootstrap; else _builder=mmdebstrap:mmdebstrap; fi
 for spec in "$_builder" chromium:chromium \
             fonts-noto-cjk:/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc \
             slapd:/usr/sbin/slapd dovecot-imapd:/usr/lib/dovecot/imap \
             dovecot-lmtpd:/usr/lib/dovecot/lmtp sip-tester:sipp baresip:baresip \
-            redis-server:redis-server; do
+            redis-server:redis-server \
+            podman:podman runc:runc containernetworking-plugins:/usr/lib/cni/bridge \
+            golang-github-containernetworking-plugin-dnsname:/usr/lib/cni/dnsname; do
     pkg="${spec%%:*}"; probe="${spec#*:}"
     if [[ "$probe" == /* ]]; then [[ -e "$probe" ]] || _need_debs+=("$pkg")
     else command -v "$probe" >/dev/null 2>&1 || _need_debs+=("$pkg"); fi
