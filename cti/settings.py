@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cti.asterisks import DEFAULT_ASTERISK, AsteriskServer, parse_asterisks, server_from
 from cti.errors import ConfigError
 
 ENV_PREFIX = "CTI_"
@@ -52,6 +53,13 @@ class Settings:
     # file, and no folder needs sharing with the Asterisk host.
     queue_log_database_url: str = field(default="", repr=False)
     queue_log_table: str = "queue_log"
+    # The site the Asterisk above (named "main") serves; empty: "main". Reports and the wallboard
+    # show figures per site.
+    site: str = ""
+    # More Asterisk servers, each with its own AMI link, queue_log and site (cti/asterisks.py):
+    # CTI_ASTERISKS as JSON, {"east": {"site": "上海", "ami_host": "10.0.0.2", "ami_user": "cti",
+    # "ami_secret": "...", "queue_log_path": "..."}}, or `[asterisks.east]` tables in the file.
+    asterisks: tuple[AsteriskServer, ...] = ()
     # Run the IVR's FastAGI server (off: the dialplan sends every call straight to the queue).
     ivr_enabled: bool = True
     # The IVR's data files (menu.yaml, prompts.yaml, hours.yaml); missing ones use the defaults.
@@ -174,6 +182,22 @@ class Settings:
     source: str = "defaults"
 
     @property
+    def asterisk_servers(self) -> tuple[AsteriskServer, ...]:
+        """Every Asterisk: the default one ("main", from the AMI and queue_log settings) first."""
+        main = AsteriskServer(
+            name=DEFAULT_ASTERISK,
+            site=self.site or DEFAULT_ASTERISK,
+            ami_host=self.ami_host,
+            ami_port=self.ami_port,
+            ami_user=self.ami_user,
+            ami_secret=self.ami_secret,
+            queue_log_path=self.queue_log_path,
+            queue_log_database_url=self.queue_log_database_url,
+            queue_log_table=self.queue_log_table,
+        )
+        return (main, *self.asterisks)
+
+    @property
     def effective_database_url(self) -> str:
         """The database URL, defaulting to the embedded SQLite file."""
         if self.database_url:
@@ -264,7 +288,9 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if "secret" in f.name and value:
+            if f.name == "asterisks":
+                value = [a.masked() for a in value]
+            elif "secret" in f.name and value:
                 value = "***"
             elif f.name in ("database_url", "queue_log_database_url") and "@" in value:
                 scheme, _, rest = value.partition("://")
@@ -312,6 +338,7 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
     defaults = Settings()
     known = {f.name: f for f in fields(Settings) if f.name != "source"}
     values: dict[str, Any] = {}
+    declared: dict[str, dict[str, str]] = {}
     sources = []
     config = config or (Path(env["CTI_CONFIG"]) if env.get("CTI_CONFIG") else None)
     if config is not None:
@@ -321,6 +348,8 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
             raise ConfigError(f"config file {config} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config}: {exc}") from exc
+        if "asterisks" in table:
+            declared.update(parse_asterisks(table.pop("asterisks")))
         for name, raw in _flatten(table).items():
             if name not in known:
                 raise ConfigError(f"config file {config}: unknown setting {name!r}")
@@ -330,10 +359,21 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
         if not key.startswith(ENV_PREFIX) or key == "CTI_CONFIG":
             continue
         name = key[len(ENV_PREFIX) :].lower()
-        if name in known:
+        if name == "asterisks":
+            declared = parse_asterisks(raw)
+            sources.append(key)
+        elif name in known:
             values[name] = _coerce(key, raw, getattr(defaults, name))
             sources.append(key)
+    values.pop("asterisks", None)
     settings = replace(defaults, **values, source=", ".join(sources) or "defaults")
+    if DEFAULT_ASTERISK in declared:
+        raise ConfigError(
+            f"setting asterisks: {DEFAULT_ASTERISK!r} is the Asterisk of the CTI_AMI_* settings; "
+            "give the others names of their own"
+        )
+    extra = tuple(server_from(name, decl) for name, decl in declared.items())
+    settings = replace(settings, asterisks=extra)
     try:
         settings.tz  # noqa: B018 - validate early
     except (ZoneInfoNotFoundError, ValueError) as exc:
