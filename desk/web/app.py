@@ -71,6 +71,7 @@ from desk.web.hub import Hub
 from desk.web.keys import (
     ARCHIVE,
     CORE,
+    CORES,
     ENGINE,
     HOURS_SEED,
     HUB,
@@ -262,23 +263,35 @@ def _metrics(s: Settings) -> MetricSettings:
 
 
 async def core_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The AMI link, live state (calls, agents, queues), the bus and the journal; the pages are
-    told what happens (the notifier), the wallboard is pushed."""
+    """Each Asterisk's AMI link, live state (calls, agents, queues), bus and journal (one
+    CtiCore per Asterisk, the default one first); the pages are told what happens (a notifier
+    per core), the wallboard is pushed across them all."""
     s = app[SETTINGS]
-    core = CtiCore(s, app[SESSIONS])
-    notifier = Notifier(core.bus, app[HUB], app[POP])
+    cores = [CtiCore(s, app[SESSIONS], server=server) for server in s.asterisk_servers]
+    notifiers = [Notifier(core.bus, app[HUB], app[POP]) for core in cores]
     routing = app[ROUTING_CONFIG]
     board = WallboardPusher(
-        app[SESSIONS], core, app[HUB], s.tz, _metrics(s), routing.current.thresholds
+        app[SESSIONS], cores, app[HUB], s.tz, _metrics(s), routing.current.thresholds
     )
     routing.listen(lambda config: setattr(board, "thresholds", config.thresholds))
-    await core.start()
+    started: list[CtiCore] = []
+    try:
+        for core in cores:
+            await core.start()
+            started.append(core)
+    except BaseException:
+        for core in reversed(started):
+            await core.stop()
+        raise
     board.start()
-    app[CORE], app[NOTIFIER], app[WALLBOARD] = core, notifier, board
+    app[CORE], app[NOTIFIER], app[WALLBOARD] = cores[0], notifiers[0], board
+    app[CORES] = {core.server.name: core for core in cores}
     yield
     await board.close()
-    await notifier.close()
-    await core.stop()
+    for notifier in notifiers:
+        await notifier.close()
+    for core in reversed(cores):
+        await core.stop()
 
 
 async def routing_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -341,6 +354,7 @@ async def healthz(request: web.Request) -> web.Response:
             await session.execute(text("SELECT 1"))
     except Exception as exc:
         db_ok, db_error = False, f"{type(exc).__name__}: {exc}"
+    # The default Asterisk's link decides (another site's outage is listed, not fatal here).
     ami_ok = CORE in request.app and request.app[CORE].client.connected
     ok = db_ok and ami_ok
     status = 200 if ok else 503
@@ -356,6 +370,8 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if CORE in request.app:
         body.update(request.app[CORE].health())
+    if CORES in request.app and len(request.app[CORES]) > 1:
+        body["asterisks"] = {name: core.health() for name, core in request.app[CORES].items()}
     if MAIL in request.app:
         body["mail"] = {"errors": dict(request.app[MAIL].errors)}  # mailbox, outbox, publish
     body["ok"] = ok

@@ -5,7 +5,7 @@ second, and every few seconds anyway."""
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -24,7 +24,7 @@ from cti.runtime import CtiCore
 from desk.web.hub import Hub
 from desk.web.messages import WALLBOARD as TOPIC
 from desk.web.messages import MessageType
-from reports.wallboard import DayChart, MetricSettings, snapshot
+from reports.wallboard import DayChart, LiveSite, MetricSettings, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +35,14 @@ class WallboardPusher:
     def __init__(
         self,
         sessions: SessionMaker,
-        core: CtiCore,
+        cores: Sequence[CtiCore],
         hub: Hub,
         tz: tzinfo,
         metrics: MetricSettings,
         thresholds: Mapping[str, tuple[float, float]],
     ) -> None:
         self.sessions = sessions
-        self.core = core
+        self.cores = list(cores)
         self.hub = hub
         self.tz = tz
         self.metrics = metrics
@@ -52,13 +52,17 @@ class WallboardPusher:
         self.pushed = 0
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        bus: Bus = core.bus
-        self._unsubscribe = [
-            bus.subscribe(kind, self._changed)
-            for kind in (CallEvent, AgentStateChanged, QueueChanged)
-        ] + [
-            bus.subscribe(BackupRaised, self._raised),
-            bus.subscribe(BackupCleared, self._cleared),
+        self._unsubscribe = []
+        for core in self.cores:
+            bus: Bus = core.bus
+            self._unsubscribe += [
+                bus.subscribe(kind, self._changed)
+                for kind in (CallEvent, AgentStateChanged, QueueChanged)
+            ]
+        # Back-up banners: the routing executor works on the default Asterisk's bus.
+        self._unsubscribe += [
+            self.cores[0].bus.subscribe(BackupRaised, self._raised),
+            self.cores[0].bus.subscribe(BackupCleared, self._cleared),
         ]
 
     def _changed(self, _event: DomainEvent) -> None:
@@ -83,18 +87,21 @@ class WallboardPusher:
         """Something outside live state changed (announcements, the roster)."""
         self._dirty.set()
 
-    async def snapshot(self) -> dict[str, Any]:
-        """The board now."""
-        core = self.core
+    def live(self) -> list[LiveSite]:
+        """Each Asterisk's live queues and agents, with its site."""
+        return [LiveSite(c.server.name, c.server.site, c.queues, c.agents) for c in self.cores]
+
+    async def snapshot(self, site: str | None = None) -> dict[str, Any]:
+        """The board now, across every site or of one."""
         return await snapshot(
             self.sessions,
-            core.queues,
-            core.agents,
+            self.live(),
             self.tz,
             self.metrics,
             self.thresholds,
             self.banners,
             chart=self.chart,
+            site=site,
         )
 
     def start(self) -> None:

@@ -51,15 +51,11 @@ def upgrade() -> None:
     if pg:
         op.add_column("calls", _column())
         op.drop_constraint("calls_uniqueid_key", "calls", type_="unique")
-        op.create_unique_constraint(
-            "uq_calls_asterisk_uniqueid", "calls", ["asterisk", "uniqueid"]
-        )
+        op.create_unique_constraint("uq_calls_asterisk_uniqueid", "calls", ["asterisk", "uniqueid"])
     else:
         for name in SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
-        with op.batch_alter_table(
-            "calls", recreate="always", naming_convention=NAMING
-        ) as batch:
+        with op.batch_alter_table("calls", recreate="always", naming_convention=NAMING) as batch:
             batch.add_column(_column())
             batch.drop_constraint("uq_calls_uniqueid", type_="unique")
             batch.create_unique_constraint("uq_calls_asterisk_uniqueid", ["asterisk", "uniqueid"])
