@@ -231,7 +231,7 @@ async def test_site_filters_refuse_strangers_and_unknown_sites(
         for hostile in ("nowhere", "上海'; DROP TABLE calls; --", "x" * 5000, "main\x00"):
             resp = await http.get("/api/wallboard", params={"site": hostile})
             assert resp.status == 400, hostile
-            assert "site" in (await resp.json())["error"]
+            assert "site" in (await resp.json())["message"]
             resp = await http.get(
                 "/reports/view",
                 params={"kind": "daily", "date": "2026-11-30", "format": "csv", "site": hostile},
