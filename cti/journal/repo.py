@@ -134,8 +134,10 @@ async def list_calls(
     queue: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    asterisk: str | None = None,
 ) -> tuple[Sequence[Call], int]:
-    """Calls newest first, filtered by arrival time range, outcome and queue; and the total."""
+    """Calls newest first, filtered by arrival time range, outcome, queue and Asterisk; and the
+    total."""
     conds: list[Any] = []
     if since is not None:
         conds.append(Call.arrived_at >= since)
@@ -147,6 +149,8 @@ async def list_calls(
         conds.append(Call.outcome == outcome)
     if queue:
         conds.append(Call.queue == queue)
+    if asterisk:
+        conds.append(Call.asterisk == asterisk)
     total = await session.scalar(select(func.count()).select_from(Call).where(*conds)) or 0
     rows = await session.scalars(
         select(Call)

@@ -165,6 +165,20 @@ async def test_two_asterisks_one_server(
         assert east_board["total"]["today"] == pytest.approx(sites[EAST_SITE]["today"])
         assert {a["site"] for a in east_board["agents"]} <= {EAST_SITE}
 
+        # The call log: one Asterisk's calls, and one Uniqueid on each Asterisk.
+        resp = await http.get("/api/calls", params={"asterisk": "east", "limit": "200"})
+        east_calls = [c for c in (await resp.json())["calls"] if c["uniqueid"].startswith(prefix)]
+        assert len(east_calls) == n and {c["asterisk"] for c in east_calls} == {"east"}
+        uid = f"{prefix}0000"
+        for name in ("main", "east"):
+            resp = await http.get(f"/api/calls/{uid}", params={"asterisk": name})
+            call = await resp.json()
+            assert (call["asterisk"], call["uniqueid"]) == (name, uid)
+            mine = next(r for r in records if (r["asterisk"], r["uniqueid"]) == (name, uid))
+            assert call["caller_number"] == mine["caller_number"]
+        resp = await http.get(f"/api/calls/{uid}", params={"asterisk": "../main"})
+        assert resp.status == 400
+
         # Reports: the total, each site's figures, and one site's own report.
         tz = app[SETTINGS].tz
         period = period_for("daily", datetime.now(tz).date(), tz)
