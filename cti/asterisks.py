@@ -26,6 +26,8 @@ _KEYS = {
     "queue_log_path",
     "queue_log_database_url",
     "queue_log_table",
+    "agi_port",
+    "agi_secret",
     "sandbox",
 }
 
@@ -44,6 +46,11 @@ class AsteriskServer:
     queue_log_path: str = ""
     queue_log_database_url: str = field(default="", repr=False)
     queue_log_table: str = "queue_log"
+    # This Asterisk's own FastAGI port on the CTI server (its dialplan's CTI_AGI_PORT), so its
+    # IVR steps are known to be its calls'; 0: no IVR for it (the dialplan queues its calls).
+    # Its AGI URLs' secret; empty: the CTI_AGI_SECRET.
+    agi_port: int = 0
+    agi_secret: str = field(default="", repr=False)
 
     @property
     def is_default(self) -> bool:
@@ -112,6 +119,8 @@ def server_from(name: str, decl: dict[str, str], default_site: str = "") -> Aste
         values.setdefault("ami_user", st.ami_user)
         values.setdefault("ami_secret", st.ami_secret)
         values.setdefault("queue_log_path", st.queue_log)
+        values.setdefault("agi_port", str(st.agi_port))
+        values.setdefault("agi_secret", st.agi_secret)
     if not values.get("ami_host"):
         raise ConfigError(f"setting asterisks: {name}: ami_host is needed")
     try:
@@ -120,6 +129,12 @@ def server_from(name: str, decl: dict[str, str], default_site: str = "") -> Aste
         raise ConfigError(f"setting asterisks: {name}: ami_port must be a number") from exc
     if not 0 < port < 65536:
         raise ConfigError(f"setting asterisks: {name}: ami_port {port} is out of range")
+    try:
+        agi_port = int(values.get("agi_port") or 0)
+    except ValueError as exc:
+        raise ConfigError(f"setting asterisks: {name}: agi_port must be a number") from exc
+    if not 0 <= agi_port < 65536:
+        raise ConfigError(f"setting asterisks: {name}: agi_port {agi_port} is out of range")
     return AsteriskServer(
         name=name,
         site=values.get("site") or default_site or name,
@@ -130,6 +145,8 @@ def server_from(name: str, decl: dict[str, str], default_site: str = "") -> Aste
         queue_log_path=values.get("queue_log_path", ""),
         queue_log_database_url=values.get("queue_log_database_url", ""),
         queue_log_table=values.get("queue_log_table") or "queue_log",
+        agi_port=agi_port,
+        agi_secret=values.get("agi_secret", ""),
     )
 
 

@@ -194,6 +194,8 @@ class Settings:
             queue_log_path=self.queue_log_path,
             queue_log_database_url=self.queue_log_database_url,
             queue_log_table=self.queue_log_table,
+            agi_port=self.agi_port if self.ivr_enabled else 0,
+            agi_secret=self.agi_secret,
         )
         return (main, *self.asterisks)
 
@@ -373,6 +375,12 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
             "give the others names of their own"
         )
     extra = tuple(server_from(name, decl) for name, decl in declared.items())
+    ports = [settings.agi_port, *(a.agi_port for a in extra if a.agi_port)]
+    if len(set(ports)) != len(ports):
+        raise ConfigError(
+            "setting asterisks: each Asterisk needs an agi_port of its own (its IVR steps are "
+            "known to be its calls' by the port they arrive on)"
+        )
     settings = replace(settings, asterisks=extra)
     try:
         settings.tz  # noqa: B018 - validate early

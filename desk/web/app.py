@@ -337,10 +337,37 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     callbacks = app[ROUTING].callbacks if ROUTING in app else None
     access = AgiAccess(s.effective_agi_allowed_hosts, s.agi_secret)
     service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS], callbacks, access)
-    await service.start()
+    # The other Asterisks' IVR: a FastAGI port each, so their steps are journaled as theirs
+    # (call-backs are booked on the default Asterisk only).
+    others = [
+        IvrService(
+            s.agi_host,
+            a.agi_port,
+            ctx,
+            app[SESSIONS],
+            None,
+            AgiAccess(
+                s.agi_allowed_hosts or (a.ami_host, "127.0.0.1", "::1"),
+                a.agi_secret or s.agi_secret,
+            ),
+            asterisk=a.name,
+        )
+        for a in s.asterisks
+        if a.agi_port
+    ]
+    started: list[IvrService] = []
+    try:
+        for ivr in (service, *others):
+            await ivr.start()
+            started.append(ivr)
+    except BaseException:
+        for ivr in started:
+            await ivr.stop()
+        raise
     app[IVR] = service
     yield
-    await service.stop()
+    for ivr in reversed(started):
+        await ivr.stop()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from cti.ami.client import AmiClient, AmiOptions
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
 from cti.settings import Settings
-from cti.simulate import Simulator
+from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.web.app import create_app
 from desk.web.keys import SESSIONS, SETTINGS
 from reports.build import build_report, period_for
@@ -33,6 +33,7 @@ from tests.support.staff import browser_like, logged_in
 pytestmark = pytest.mark.slow
 
 MAIN_SITE, EAST_SITE = "北京", "上海"
+IVR_AGENTS = [AgentSpec("1001", (1, 1), (2, 3))]
 
 
 @pytest.fixture(scope="module")
@@ -269,3 +270,60 @@ async def test_site_filters_refuse_strangers_and_unknown_sites(
         assert [p.name for p in (settings.data_dir / "reports").glob("*/*")] == [
             "2026-11-30_site-east_zh.csv"
         ]
+
+
+async def test_each_asterisks_ivr_journals_its_own_calls(
+    sim_client: AmiClient,
+    east_client: AmiClient,
+    sandbox_state: InstanceState,
+    east: Instance,
+    tmp_path: Path,
+) -> None:
+    """Both Asterisks run the IVR on the CTI server (a FastAGI port each): a caller on each,
+    with the same Uniqueid, opens an incident by pressing 1; each call's IVR steps and incident
+    are journaled under its own Asterisk."""
+    east_state = east.load()
+    assert east_state is not None
+    declared = {"east": {"site": EAST_SITE, "ami_host": east_state.ami_host,
+                         "ami_port": east_state.ami_port, "ami_user": east_state.ami_user,
+                         "ami_secret": east_state.ami_secret,
+                         "queue_log_path": east_state.queue_log,
+                         "agi_port": east_state.agi_port,
+                         "agi_secret": east_state.agi_secret}}  # fmt: skip
+    settings = server_settings(
+        sandbox_state,
+        tmp_path,
+        CTI_DATA_DIR=str(tmp_path / "data"),
+        CTI_ASTERISKS=json.dumps(declared),
+    )
+    assert [a.agi_port for a in settings.asterisk_servers] == [
+        sandbox_state.agi_port,
+        east_state.agi_port,
+    ]
+    async with TestClient(TestServer(create_app(settings))):
+        sims = []
+        for client in (sim_client, east_client):
+            caller = CallerSpec(90, 0, "", "13800138000", "张三", reactions={"main_menu": "1"})
+            sims.append(Simulator(client, SimulationPlan(rate=2, agents=IVR_AGENTS,
+                                                         callers=[caller])))  # fmt: skip
+        sims[1].run_id = sims[0].run_id
+        for sim in sims:
+            await sim.setup_agents()
+        results = await asyncio.gather(*(sim.run(timeout=240) for sim in sims))
+        uid = results[0].calls[0].uniqueid
+        assert results[1].calls[0].uniqueid == uid
+        records = await journal.wait_finished(tmp_path, uid, 2)
+    split = by_asterisk(records)
+    assert sorted(split) == ["east", "main"]
+    incidents = {name: rows[0]["incident_number"] for name, rows in split.items()}
+    assert all(incidents.values()) and incidents["main"] != incidents["east"]
+    steps = query(
+        tmp_path,
+        "SELECT asterisk, step, result FROM ivr_steps WHERE call_uniqueid = ? ORDER BY id",
+        uid,
+    )
+    for name in ("main", "east"):
+        mine = [s for s in steps if s["asterisk"] == name]
+        names = [s["step"] for s in mine]
+        assert names[:2] == ["lookup", "main_menu"] and "incident" in names, mine
+        assert next(s["result"] for s in mine if s["step"] == "incident") == incidents[name]
