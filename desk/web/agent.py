@@ -6,9 +6,11 @@ from typing import Any, cast
 from aiohttp import web
 from sqlalchemy import String, select
 
+from cti.asterisks import NAME_PATTERN
 from cti.errors import InvalidInput, NotFound
 from cti.live.model import AgentState
 from cti.phone import normalize
+from cti.runtime import CtiCore
 from desk import audit, directory
 from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
@@ -28,6 +30,7 @@ from desk.web.auth import (
 from desk.web.i18n import language, script_texts
 from desk.web.keys import (
     CORE,
+    CORES,
     HUB,
     LDAP_LOGIN,
     LIMITER,
@@ -150,13 +153,31 @@ def _ext(request: web.Request) -> str:
     return staff.extension
 
 
+def agent_core(request: web.Request, ext: str, asterisk: Any = None) -> CtiCore:
+    """The core of the Asterisk whose phone the agent works at: the one named (`asterisk`, when
+    logging in), else the one the agent is logged in at, else the default one. An agent logs in
+    at one site's phone; another Asterisk's agent of the same extension is another agent."""
+    cores = request.app.get(CORES, {})
+    if asterisk is not None:
+        if not isinstance(asterisk, str) or not NAME_PATTERN.match(asterisk):
+            raise InvalidInput("asterisk: a name of lower-case letters, digits, - or _ is needed")
+        if asterisk not in cores:
+            raise InvalidInput(f"asterisk must be one of {', '.join(cores) or 'main'}")
+        return cores[asterisk]
+    for core in cores.values():
+        if core.agents.agents.get(ext) is not None and core.agents.agents[ext].queues:
+            return core
+    return request.app[CORE]
+
+
 async def _me_body(request: web.Request) -> dict[str, Any]:
     staff = current(request)
     assert staff is not None
     body: dict[str, Any] = {"staff": staff_json(staff), "agent": None, "pop": None}
     if staff.extension and CORE in request.app:
-        core = request.app[CORE]
+        core = agent_core(request, staff.extension)
         body["agent"] = agent_json(core.agents.agent(staff.extension).view())
+        body["asterisk"] = core.server.name
         found = request.app[POP].current(core.tracker, staff.extension)
         if found is not None:
             call, phase = found
@@ -180,20 +201,24 @@ async def me(request: web.Request) -> web.Response:
             "state": {"enum": [s.value for s in AgentState]},
             "reason": string(60),
             "seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+            "asterisk": string(40, pattern="^[a-z0-9][a-z0-9_-]*$"),
         },
         ("state",),
     ),
 )
 @requires(Role.AGENT)
 async def set_state(request: web.Request) -> web.Response:
-    """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason}."""
+    """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason, asterisk}
+    (asterisk: the Asterisk whose phone to log in at, with several; default: where the agent
+    is logged in, else the default one)."""
     body = await body_of(request)
     ext = _ext(request)
     if CORE not in request.app:
         raise web.HTTPServiceUnavailable(
             text='{"error":"no link to Asterisk"}', content_type="application/json"
         )
-    agents = request.app[CORE].agents
+    core = agent_core(request, ext, body.get("asterisk"))
+    agents = core.agents
     staff = current(request)
     assert staff is not None
     state = body.get("state")
@@ -216,7 +241,12 @@ async def set_state(request: web.Request) -> web.Response:
     else:
         raise InvalidInput("state must be ready, paused, wrap_up or logged_out")
     return web.json_response(
-        {"requested": state, "agent": agent_json(agents.agent(ext).view())}, status=202
+        {
+            "requested": state,
+            "agent": agent_json(agents.agent(ext).view()),
+            "asterisk": core.server.name,
+        },
+        status=202,
     )
 
 

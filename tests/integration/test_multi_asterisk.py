@@ -28,7 +28,7 @@ from tests.conftest import _idle_queue, own_sandbox, server_settings
 from tests.integration.test_journal import mixed_callers, plan
 from tests.support import journal
 from tests.support.db import query
-from tests.support.staff import browser_like, logged_in
+from tests.support.staff import add_staff, browser_like, logged_in, login
 
 pytestmark = pytest.mark.slow
 
@@ -327,3 +327,50 @@ async def test_each_asterisks_ivr_journals_its_own_calls(
         names = [s["step"] for s in mine]
         assert names[:2] == ["lookup", "main_menu"] and "incident" in names, mine
         assert next(s["result"] for s in mine if s["step"] == "incident") == incidents[name]
+
+
+async def _members(client: AmiClient) -> set[str]:
+    rows = await client.action("QueueStatus", as_list=True, Queue="helpdesk")
+    return {m["Name"] for m in rows if m.get("Event") == "QueueMember"}
+
+
+async def test_an_agent_logs_in_at_one_sites_phone(
+    sim_client: AmiClient,
+    east_client: AmiClient,
+    sandbox_state: InstanceState,
+    east: Instance,
+    tmp_path: Path,
+) -> None:
+    """An agent of site 上海 logs in at the east Asterisk's phone: a member of east's queue only;
+    the agent page then follows that Asterisk; an Asterisk this desk lacks is refused."""
+    east_state = east.load()
+    assert east_state is not None
+    settings = two_asterisks(sandbox_state, east_state, tmp_path)
+    async with TestClient(TestServer(create_app(settings))) as http:
+        await add_staff(http.server.app, "wang", "agent", "1007", queues="helpdesk")
+        await login(http, "wang")
+        for hostile in ("nowhere", "../main", "East", 7):
+            resp = await http.post(
+                "/api/agent/me/state", json={"state": "ready", "asterisk": hostile}
+            )
+            assert resp.status == 400, hostile
+        assert "1007" not in await _members(east_client) | await _members(sim_client)
+        resp = await http.post("/api/agent/me/state", json={"state": "ready", "asterisk": "east"})
+        assert resp.status == 202, await resp.text()
+        assert (await resp.json())["asterisk"] == "east"
+        for _ in range(50):
+            if "1007" in await _members(east_client):
+                break
+            await asyncio.sleep(0.1)
+        assert "1007" in await _members(east_client)
+        assert "1007" not in await _members(sim_client)
+        me = await (await http.get("/api/agent/me")).json()
+        assert me["asterisk"] == "east" and me["agent"]["queues"] == ["helpdesk"]
+        # Pausing and logging out act where the agent is logged in, without naming it again.
+        resp = await http.post("/api/agent/me/state", json={"state": "logged_out"})
+        assert (await resp.json())["asterisk"] == "east"
+        for _ in range(50):
+            if "1007" not in await _members(east_client):
+                break
+            await asyncio.sleep(0.1)
+        assert "1007" not in await _members(east_client)
