@@ -171,7 +171,7 @@ async def get_calls(request: web.Request) -> web.Response:
     )
 
 
-@documented(responses=(400, 404), query={"asterisk": string(40, pattern="^[a-z0-9][a-z0-9_-]*$")})
+@documented(responses=(404,), query={"asterisk": string(40, pattern="^[a-z0-9][a-z0-9_-]*$")})
 @requires(Role.AGENT)
 async def get_call(request: web.Request) -> web.Response:
     """GET /api/calls/{uniqueid}(?asterisk=): a Uniqueid is unique on one Asterisk only; without

@@ -34,7 +34,7 @@ async def wallboard_page(request: web.Request) -> web.Response:
     )
 
 
-@documented(responses=(400, 503), query={"site": {"type": "string", "maxLength": 80}})
+@documented(responses=(503,), query={"site": {"type": "string", "maxLength": 80}})
 @requires(Role.LEAD)
 async def wallboard_json(request: web.Request) -> web.Response:
     """GET /api/wallboard(?site=): the current snapshot, across every site or of one."""
