@@ -6,9 +6,11 @@ from typing import Any, cast
 from aiohttp import web
 from sqlalchemy import String, select
 
+from cti.asterisks import NAME_PATTERN
 from cti.errors import InvalidInput, NotFound
 from cti.live.model import AgentState
 from cti.phone import normalize
+from cti.runtime import CtiCore
 from desk import audit, directory
 from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
@@ -28,6 +30,7 @@ from desk.web.auth import (
 from desk.web.i18n import language, script_texts
 from desk.web.keys import (
     CORE,
+    CORES,
     HUB,
     LDAP_LOGIN,
     LIMITER,
@@ -151,13 +154,31 @@ def _ext(request: web.Request) -> str:
     return staff.extension
 
 
+def agent_core(app: web.Application, ext: str, asterisk: Any = None) -> CtiCore:
+    """The core of the Asterisk whose phone the agent works at: the one named (`asterisk`, when
+    logging in), else the one the agent is logged in at, else the default one. An agent logs in
+    at one site's phone; another Asterisk's agent of the same extension is another agent."""
+    cores = app.get(CORES, {})
+    if asterisk is not None:
+        if not isinstance(asterisk, str) or not NAME_PATTERN.match(asterisk):
+            raise InvalidInput("asterisk: a name of lower-case letters, digits, - or _ is needed")
+        if asterisk not in cores:
+            raise InvalidInput(f"asterisk must be one of {', '.join(cores) or 'main'}")
+        return cores[asterisk]
+    for core in cores.values():
+        if core.agents.agents.get(ext) is not None and core.agents.agents[ext].queues:
+            return core
+    return app[CORE]
+
+
 async def _me_body(request: web.Request) -> dict[str, Any]:
     staff = current(request)
     assert staff is not None
     body: dict[str, Any] = {"staff": staff_json(staff), "agent": None, "pop": None}
     if staff.extension and CORE in request.app:
-        core = request.app[CORE]
+        core = agent_core(request.app, staff.extension)
         body["agent"] = agent_json(core.agents.agent(staff.extension).view())
+        body["asterisk"] = core.server.name
         found = request.app[POP].current(core.tracker, staff.extension)
         if found is not None:
             call, phase = found
@@ -181,13 +202,16 @@ async def me(request: web.Request) -> web.Response:
             "state": {"enum": [s.value for s in AgentState]},
             "reason": string(60),
             "seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+            "asterisk": string(40, pattern="^[a-z0-9][a-z0-9_-]*$"),
         },
         ("state",),
     ),
 )
 @requires(Role.AGENT)
 async def set_state(request: web.Request) -> web.Response:
-    """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason}."""
+    """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason, asterisk}
+    (asterisk: the Asterisk whose phone to log in at, with several; default: where the agent
+    is logged in, else the default one)."""
     body = await body_of(request)
     ext = _ext(request)
     staff = current(request)
@@ -214,8 +238,9 @@ async def set_state(request: web.Request) -> web.Response:
 async def apply_state(
     app: web.Application, ext: str, queues: list[str], body: dict[str, Any]
 ) -> dict[str, Any]:
-    """Change agent `ext`'s state as `body` asks, on the node that holds the AMI link."""
-    agents = app[CORE].agents
+    """Change agent `ext`'s state as `body` asks, on the node that holds the AMI links."""
+    core = agent_core(app, ext, body.get("asterisk"))
+    agents = core.agents
     state = body.get("state")
     if state == AgentState.READY:
         if not agents.agent(ext).queues:
@@ -235,7 +260,11 @@ async def apply_state(
         await agents.logout(ext)
     else:
         raise InvalidInput("state must be ready, paused, wrap_up or logged_out")
-    return {"requested": state, "agent": agent_json(agents.agent(ext).view())}
+    return {
+        "requested": state,
+        "agent": agent_json(agents.agent(ext).view()),
+        "asterisk": core.server.name,
+    }
 
 
 @requires(Role.AGENT)
