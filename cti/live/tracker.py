@@ -328,6 +328,9 @@ class CallTracker:
         if call is None or call.consulting is None or e.result != "Success":
             return
         target, call.consulting = call.consulting, None
+        # The caller waited on hold during the consultation; joined to the colleague, they are
+        # not (Asterisk sends no Unhold for a transferee moved into the colleague's bridge).
+        call.unhold(e.timestamp)
         if call.agent != target and call.leg_since is not None:
             call.end_leg(e.timestamp)
             self._publish(CallEventKind.TALK_ENDED, call)

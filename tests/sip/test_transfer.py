@@ -198,6 +198,10 @@ async def test_an_attended_transfer_consults_the_colleague_then_hands_the_caller
                 ], legs
                 assert all(leg["talk_seconds"] > 0 for leg in legs), legs
                 assert record["outcome"] == "answered" and record["agent"] == "1002"
+                # The caller waited on hold during the consultations (Asterisk's Hold), and
+                # only then: the hold lies within 1001's part.
+                assert record["holds"] >= 1, record
+                assert 0 < record["hold_seconds"] <= legs[0]["talk_seconds"], (record, legs)
                 assert len(db.query(tmp_path, "SELECT id FROM calls WHERE linkedid = ?",
                                     record["linkedid"])) == 1  # fmt: skip
                 audit = db.query(
