@@ -274,11 +274,14 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SESSIONS], core, app[HUB], s.tz, _metrics(s), routing.current.thresholds
     )
     routing.listen(lambda config: setattr(board, "thresholds", config.thresholds))
+    reaper = supervise.SpyReaper(core.bus, core.client, s.agent_device)
     await core.start()
     board.start()
     app[CORE], app[NOTIFIER], app[WALLBOARD] = core, notifier, board
+    app[supervise.REAPER] = reaper
     yield
     await board.close()
+    await reaper.close()
     await notifier.close()
     await core.stop()
 
