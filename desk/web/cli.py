@@ -92,11 +92,10 @@ def cmd_asterisk_secrets(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """`cti serve`: the CTI server (AMI link, call tracker, FastAGI, web)."""
+    from cti import eventloop
     from cti.settings import load_settings
     from desk.web.app import run_server
     from desk.web.logs import use_format
-
-    from cti import eventloop
 
     settings = load_settings(args.config)
     use_format(settings.log_format)
