@@ -493,6 +493,12 @@ async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
         for ext, page in agent_pages.items():
             print(ext, "connected to", page.connected_to)
         assert agent_pages["1003"].connected_to[:2] == ["a", "b"], "1003 moved to another node"
+        # Each page's first message (hello) carries the agent's live state, from the owner of
+        # the AMI link whichever node the page is on (1003's second one: after the takeover).
+        for ext, page in agent_pages.items():
+            hellos = [m for _, m in page.of_type("hello")]
+            assert len(hellos) == len(page.connected_to), (ext, hellos)
+            assert all(h["agent"] and h["agent"]["ext"] == ext for h in hellos), (ext, hellos)
 
         # The wallboard on node c kept receiving boards, before and after the takeover.
         boards = [t for t, _ in board.of_type("wallboard")]
