@@ -327,3 +327,13 @@ class Node:
 
 # This node among several (CTI_BROKER_URL): the broker link, the leases.
 NODE = web.AppKey("node", Node)
+
+
+def runs_desk_jobs(app: web.Application) -> bool:
+    """Whether the desk's periodic jobs (the SLA sweep, the directory sync, the mailbox and the
+    publications) run here: always on a lone node; with several, on the one holding the
+    `scheduler` lease (so no breach is warned of twice, no mail filed twice)."""
+    if not app[SETTINGS].broker_url:
+        return True
+    node = app.get(NODE)
+    return node is not None and node.scheduling.held
