@@ -399,7 +399,7 @@ class CallTracker:
         call = self.calls.get(uniqueid)
         if call is None or call.state not in (CallState.WAITING, CallState.RINGING):
             return False
-        if call.open_offer(interface) is not None:
+        if call.agent or call.answered_at is not None or call.open_offer(interface) is not None:
             return False
         offer = Offer(agent, interface, at, dest_uniqueid=dest_uniqueid)
         call.offers.append(offer)

@@ -326,7 +326,14 @@ async def nodes_ctx(app: web.Application) -> AsyncIterator[None]:
             raise InvalidInput("a malformed agent state request")
         return await agent.apply_state(app, ext, [str(q) for q in queues], body)
 
+    async def agent_live(payload: dict[str, Any]) -> dict[str, Any]:
+        ext = payload.get("ext")
+        if not isinstance(ext, str) or not ext:
+            raise InvalidInput("a malformed agent request")
+        return await agent.live_of(app, ext)
+
     node.answers("agent_state", agent_state)
+    node.answers("agent_live", agent_live)
     await node.start()
     app[NODE] = node
     yield

@@ -177,9 +177,9 @@ class Node:
         node (an InvalidInput or CtiError it raises goes back as an error)."""
         self._answers[kind] = handler
 
-    async def ask(self, kind: str, payload: dict[str, Any]) -> Any:
+    async def ask(self, kind: str, payload: dict[str, Any], timeout: float = ASK_TIMEOUT) -> Any:
         """The owner's answer to `kind` (this node's own handler when it owns the link); raises
-        NotOwned when no node answers in ASK_TIMEOUT seconds, the handler's error otherwise."""
+        NotOwned when no node answers in `timeout` seconds, the handler's error otherwise."""
         if self._job is not None:
             return await self._answers[kind](payload)
         ask = secrets.token_hex(8)
@@ -187,7 +187,7 @@ class Node:
         self._asks[ask] = answer
         try:
             self.broker.publish(ASK_CHANNEL, {"id": ask, "kind": kind, "payload": payload})
-            reply = await asyncio.wait_for(answer, ASK_TIMEOUT)
+            reply = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
             raise NotOwned("no node holds the link to Asterisk now") from None
         finally:
@@ -327,3 +327,13 @@ class Node:
 
 # This node among several (CTI_BROKER_URL): the broker link, the leases.
 NODE = web.AppKey("node", Node)
+
+
+def runs_desk_jobs(app: web.Application) -> bool:
+    """Whether the desk's periodic jobs (the SLA sweep, the directory sync, the mailbox and the
+    publications) run here: always on a lone node; with several, on the one holding the
+    `scheduler` lease (so no breach is warned of twice, no mail filed twice)."""
+    if not app[SETTINGS].broker_url:
+        return True
+    node = app.get(NODE)
+    return node is not None and node.scheduling.held
