@@ -32,7 +32,6 @@ import contextlib
 import csv
 import math
 import os
-import sqlite3
 import sys
 import time
 from collections import defaultdict
@@ -43,15 +42,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import aiohttp
+from sqlalchemy import text
 
 from bench.pop_ws import WsAgent
 from bench.server import BenchServer, bench_server, cpu_seconds, rss_mb
 from bench.stats import pct
 from cti.ami import events as ev
 from cti.ami.client import AmiClient
+from cti.db import create_engine
 from cti.queuelog import parse_line
 from cti.sandbox.instance import free_udp_port
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
+from tests.support.postgres import PostgresServer
 from tests.support.sip import caller_scenario, rtp_pcap
 
 # Press 1 (report a fault) again and again: a key during the welcome interrupts it, the next
@@ -128,15 +130,47 @@ async def prime(client: AmiClient, n_agents: int, talk: int) -> None:
     await Simulator(client, SimulationPlan(rate=1, agents=agents, callers=[])).prime_agents()
 
 
-def _ts(value: str | None) -> float | None:
+def _ts(value: str | datetime | None) -> float | None:
     if value is None:
         return None
-    d = datetime.fromisoformat(value)
+    d = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
 
 
-def check(
-    db: Path,
+async def read_journal(
+    db_url: str, since: float, channel: str
+) -> tuple[list[dict[str, Any]], set[str], list[dict[str, Any]]]:
+    """The step's calls (from the journal), the ones that keyed in the IVR, and the incidents
+    the IVR opened for them."""
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as con:
+            found = await con.execute(
+                text("SELECT * FROM calls WHERE channel LIKE :ch ORDER BY arrived_at"),
+                {"ch": channel},
+            )
+            rows = [
+                dict(r._mapping) for r in found if (_ts(r._mapping["arrived_at"]) or 0) >= since - 1
+            ]
+            uids = {r["uniqueid"] for r in rows}
+            found = await con.execute(
+                text(
+                    "SELECT DISTINCT call_uniqueid FROM ivr_steps"
+                    " WHERE route = 'ivr' AND digits != ''"
+                )
+            )
+            keyed = {r[0] for r in found} & uids
+            found = await con.execute(
+                text("SELECT call_uniqueid, created_at FROM incidents WHERE recorded_by = 'IVR'")
+            )
+            opened = [dict(r._mapping) for r in found if r[0] in uids]
+    finally:
+        await engine.dispose()
+    return rows, keyed, opened
+
+
+async def check(
+    db_url: str,
     queue_log: Path,
     since: float,
     numbers: list[str],
@@ -144,32 +178,8 @@ def check(
     channel: str = CHANNELS["sip"],
 ) -> list[dict[str, Any]]:
     """No lost record: one journal row per call placed, agreeing with queue_log and incidents."""
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        rows = [
-            dict(r)
-            for r in con.execute(
-                "SELECT * FROM calls WHERE channel LIKE ? ORDER BY arrived_at", (channel,)
-            )
-            if (_ts(r["arrived_at"]) or 0) >= since - 1
-        ]
-        uids = {r["uniqueid"] for r in rows}
-        keyed = {
-            r["call_uniqueid"]
-            for r in con.execute(
-                "SELECT DISTINCT call_uniqueid FROM ivr_steps WHERE route = 'ivr' AND digits != ''"
-            )
-        } & uids
-        opened = [
-            dict(r)
-            for r in con.execute(
-                "SELECT call_uniqueid, created_at FROM incidents WHERE recorded_by = 'IVR'"
-            )
-            if r["call_uniqueid"] in uids
-        ]
-    finally:
-        con.close()
+    rows, keyed, opened = await read_journal(db_url, since, channel)
+    uids = {r["uniqueid"] for r in rows}
     res.rows = len(rows)
     res.keyed = len(keyed)
     res.incidents = len(opened)
@@ -197,7 +207,8 @@ def check(
     # queue_log: Asterisk's own record of the same calls.
     enter: dict[str, int] = defaultdict(int)
     connect: dict[str, str] = {}
-    for line in queue_log.read_text(errors="replace").splitlines():
+    log = await asyncio.to_thread(queue_log.read_text, errors="replace")
+    for line in log.splitlines():
         e = parse_line(line)
         if e is None or e.time < int(since) - 1:
             continue
@@ -347,7 +358,9 @@ async def step(
     channel = CHANNELS[s.carrier]
     # The journal writes a finished call shortly after its hang-up.
     for _ in range(60):
-        rows = check(srv.db_path, queue_log, since, numbers, StepResult(s.name, s.calls), channel)
+        rows = await check(
+            srv.db_url, queue_log, since, numbers, StepResult(s.name, s.calls), channel
+        )
         if len(rows) >= s.calls and all(r["ended_at"] for r in rows):
             break
         await asyncio.sleep(1)
@@ -363,7 +376,7 @@ async def step(
         res.setup = sipp_rtts(folder)
     if res.sipp_ok != s.calls or res.sipp_failed:
         res.problems.append(f"{res.sipp_ok} calls succeeded, {res.sipp_failed} failed")
-    rows = check(srv.db_path, queue_log, since, numbers, res, channel)
+    rows = await check(srv.db_url, queue_log, since, numbers, res, channel)
     res.peak_concurrent = peak_overlap(rows)
     for r in rows:
         a, q, ans = (_ts(r[k]) for k in ("arrived_at", "queued_at", "answered_at"))
@@ -409,18 +422,31 @@ def report(results: list[StepResult]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def load_server(n_agents: int, *, keep: bool = False) -> AsyncIterator[BenchServer]:
+async def load_server(
+    n_agents: int, *, keep: bool = False, postgresql: bool = False
+) -> AsyncIterator[BenchServer]:
     """The sandbox and the CTI server of this benchmark: the IVR with short stand-ins of the
-    prompts (as the test workers play them), open all day, `n_agents` agents' staff records."""
-    async with bench_server(
-        "benchload",
-        agents=n_agents,
-        always_open=True,
-        prompts="short",
-        keep=keep,
-        env={"CTI_WRAPUP_SECONDS": "1"},
-    ) as srv:
-        yield srv
+    prompts (as the test workers play them), open all day, `n_agents` agents' staff records;
+    the database an SQLite file, or a PostgreSQL server of its own (Debian's, as the tests')."""
+    pg: PostgresServer | None = None
+    db_url = None
+    if postgresql:
+        pg = await asyncio.to_thread(PostgresServer().start)
+        db_url = pg.url(await asyncio.to_thread(pg.create_database))
+    try:
+        async with bench_server(
+            "benchload",
+            agents=n_agents,
+            always_open=True,
+            prompts="short",
+            keep=keep,
+            env={"CTI_WRAPUP_SECONDS": "1"},
+            db_url=db_url,
+        ) as srv:
+            yield srv
+    finally:
+        if pg is not None:
+            await asyncio.to_thread(pg.stop)
 
 
 def agents_for(steps: list[Step]) -> int:
@@ -471,9 +497,12 @@ async def drive(srv: BenchServer, steps: list[Step], rate: float) -> list[StepRe
         await client.close()
 
 
-async def run(steps: list[Step], rate: float, keep: bool) -> list[StepResult]:
+async def run(
+    steps: list[Step], rate: float, keep: bool, postgresql: bool = False
+) -> list[StepResult]:
     """Run the steps on one sandbox and server; print the table and return the results."""
-    async with load_server(agents_for(steps), keep=keep) as srv:
+    async with load_server(agents_for(steps), keep=keep, postgresql=postgresql) as srv:
+        print(f"database: {srv.db_url.split(':')[0]}")
         results = await drive(srv, steps, rate)
     print()
     report(results)
@@ -504,9 +533,13 @@ def main() -> None:
         "--local", type=int, default=100,
         help="calls of the comparison step on Local-channel callers, no SIP (0: none)",
     )  # fmt: skip
+    p.add_argument(
+        "--postgresql", action="store_true",
+        help="the desk's database on a PostgreSQL server of its own (default: an SQLite file)",
+    )  # fmt: skip
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs, SIPp files)")
     a = p.parse_args()
-    results = asyncio.run(run(plan(a), a.rate, a.keep))
+    results = asyncio.run(run(plan(a), a.rate, a.keep, a.postgresql))
     raise SystemExit(1 if any(r.problems for r in results) else 0)
 
 

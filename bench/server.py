@@ -60,10 +60,6 @@ class BenchServer:
     def pid(self) -> int:
         return self.proc.pid
 
-    @property
-    def db_path(self) -> Path:
-        return self.work / "cti.sqlite3"
-
     def sim_client(self, queue_size: int = 500000) -> AmiClient:
         """An AMI client as the sandbox's `sim` user (not yet started)."""
         st = self.st
@@ -96,11 +92,13 @@ async def bench_server(
     always_open: bool = False,
     prompts: str | None = None,
     keep: bool = False,
+    db_url: str | None = None,
 ) -> AsyncIterator[BenchServer]:
     """A private sandbox named `prefix` + pid, its staff `a2001..` (`agents` of them) and directory
     users seeded (bench.pop.seed), and `cti serve` on it with `env` on top of the common settings.
     `always_open` pins opening hours open all day (the IVR's menus rather than after-hours);
-    `prompts="short"` plays short stand-ins of the IVR prompts. Everything is removed at the end
+    `prompts="short"` plays short stand-ins of the IVR prompts; `db_url` is the database (an
+    SQLite file in the work folder if not given). Everything is removed at the end
     (`keep` leaves the work folder, with the server's log, for a look)."""
     inst = Instance(f"{prefix}{os.getpid()}")
     inst.purge()
@@ -120,7 +118,7 @@ async def bench_server(
             (work / "config").mkdir()
             (work / "config" / "hours.yaml").write_text(ALWAYS_OPEN)
             extra["CTI_CONFIG_DIR"] = str(work / "config")
-        db_url = f"sqlite+aiosqlite:///{work / 'cti.sqlite3'}"
+        db_url = db_url or f"sqlite+aiosqlite:///{work / 'cti.sqlite3'}"
         numbers = await seed(db_url, agents)
         port = free_port()
         full_env = {

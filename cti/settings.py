@@ -469,6 +469,9 @@ def _from_sandbox(settings: Settings) -> Settings:
         agi_port=st.agi_port,
         agi_secret=settings.agi_secret or st.agi_secret,
         queue_log_path=settings.queue_log_path or st.queue_log,
+        # A sandbox started with --cdr-database writes its CDRs there: read them back.
+        cdr_database_url=settings.cdr_database_url
+        or re.sub(r"^postgres(ql)?://", "postgresql+asyncpg://", st.cdr_database),
         media_dir=settings.media_dir or st.media_dir,
         asterisk_media_dir=settings.asterisk_media_dir or st.asterisk_media_dir,
         tts_root=settings.tts_root or st.root,

@@ -9,8 +9,9 @@ CTI_TEST_DATABASE_URL=postgresql://user@host:port/db does the same on a server a
 scripts/test runs the tests on several pytest-xdist workers. Each worker is a process with its
 own session fixtures: its own Asterisk sandbox (named after the process, on free ports), its own
 PostgreSQL and slapd when it needs them; every test has its own tmp_path. A test that must not
-share the machine with others is marked `serial` and runs alone; tests that must share one
-worker (and so one sandbox) can use `pytest.mark.xdist_group(name)`.
+share the machine with others is marked `serial` and runs alone (scripts/test runs them in a
+pass of their own before the others; the lock below keeps them alone in any one run); tests that
+must share one worker (and so one sandbox) can use `pytest.mark.xdist_group(name)`.
 """
 
 import asyncio

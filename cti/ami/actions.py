@@ -241,6 +241,25 @@ def spy_prefix(interface: str) -> str:
     return device + "-"
 
 
+async def end_spies(client: AmiClient, agent_interface: str) -> list[str]:
+    """Hang up every ChanSpy leg following `agent_interface`'s calls; the channels hung up.
+
+    ChanSpy's E option (end when the spied-on channel hangs up) is checked only when a frame
+    arrives from the supervisor's own channel: a phone that sends nothing then (an idle echo in
+    the tests, a phone with silence suppression) keeps the spy leg up for ever. So the server
+    ends it when the agent's part of the call is over."""
+    spec = spy_prefix(agent_interface) + ","
+    gone = []
+    for c in await core_show_channels(client):
+        if c.application == "ChanSpy" and c.application_data.startswith(spec):
+            try:
+                await hangup(client, c.channel)
+            except AmiActionFailed:
+                continue  # it went by itself meanwhile
+            gone.append(c.channel)
+    return gone
+
+
 async def spy(
     client: AmiClient,
     supervisor_device: str,

@@ -28,6 +28,7 @@ class CoreShowChannel:
     caller_num: str
     caller_name: str
     duration: int  # seconds the channel has existed (Asterisk prints HH:MM:SS)
+    application_data: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ def _channel(m: Msg) -> CoreShowChannel:
         cid(m.get("CallerIDNum", "")),
         cid(m.get("CallerIDName", "")),
         _duration(m.get("Duration", "")),
+        m.get("ApplicationData", ""),
     )
 
 

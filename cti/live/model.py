@@ -421,6 +421,10 @@ class LiveCall:
             "recording": self.recording,
             "legs": self.legs,
             "leg_since": self.leg_since,
+            # Asterisk's own figures (queue_log) of a call rebuilt after a gap: a process that
+            # resumes the call must not recount them from the wait it never watched.
+            "wait_override": self.wait_override,
+            "talk_override": self.talk_override,
         }
 
     @classmethod
@@ -454,6 +458,8 @@ class LiveCall:
             inferred=set(row.inferred or []),
             in_queue_since=state.get("in_queue_since"),
             wait_accum=float(state.get("wait_accum", 0.0)),
+            wait_override=state.get("wait_override"),
+            talk_override=state.get("talk_override"),
             voicemail=bool(state.get("voicemail", False)),
             overflowed=bool(state.get("overflowed", False)),
             overflows=[OverflowStep.from_state(o) for o in state.get("overflows", [])],

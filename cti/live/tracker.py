@@ -235,10 +235,16 @@ class CallTracker:
             return
         elif e.name == "CtiTransferResult":
             status = f.get("Status") or ""
-            if f.get("Mode") == "attended":
+            if f.get("Mode") == "attended" and call.consulting:
                 # The consultation leg is over; a completed transfer was seen before (its
                 # AttendedTransfer event), so a colleague still consulted here was cancelled.
-                call.consulting = None
+                # If they had answered, the call never became theirs: their page is told.
+                colleague, call.consulting = call.consulting, None
+                talked = next((o for o in reversed(call.offers) if o.interface == TRANSFER
+                               and o.agent == colleague), None)  # fmt: skip
+                if talked is not None and talked.result == OfferResult.ANSWERED:
+                    talked.result = OfferResult.LOST
+                    self._publish(CallEventKind.AGENT_RING_ENDED, call, offer=talked)
             if status != "ANSWER":
                 missed = OfferResult.NO_ANSWER if status == "NOANSWER" else OfferResult.REJECTED
                 self._end_offer(call, TRANSFER, e.timestamp, missed)
@@ -328,6 +334,9 @@ class CallTracker:
         if call is None or call.consulting is None or e.result != "Success":
             return
         target, call.consulting = call.consulting, None
+        # The caller waited on hold during the consultation; joined to the colleague, they are
+        # not (Asterisk sends no Unhold for a transferee moved into the colleague's bridge).
+        call.unhold(e.timestamp)
         if call.agent != target and call.leg_since is not None:
             call.end_leg(e.timestamp)
             self._publish(CallEventKind.TALK_ENDED, call)
@@ -396,7 +405,7 @@ class CallTracker:
         call = self.calls.get(uniqueid)
         if call is None or call.state not in (CallState.WAITING, CallState.RINGING):
             return False
-        if call.open_offer(interface) is not None:
+        if call.agent or call.answered_at is not None or call.open_offer(interface) is not None:
             return False
         offer = Offer(agent, interface, at, dest_uniqueid=dest_uniqueid)
         call.offers.append(offer)

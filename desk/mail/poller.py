@@ -40,6 +40,7 @@ class MailPoller:
         outbox_seconds: float,
         publish: Publisher | None = None,
         publish_seconds: float = 600.0,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self.sessions = sessions
         self.mailer = mailer
@@ -50,6 +51,7 @@ class MailPoller:
         self.outbox_seconds = max(0.2, outbox_seconds)
         self.publish = publish
         self.publish_seconds = publish_seconds
+        self.active = active
         self._kick = asyncio.Event()
         self._publish_now = False
         self._task: asyncio.Task[None] | None = None
@@ -127,12 +129,15 @@ class MailPoller:
         next_poll = next_publish = time.monotonic()
         while True:
             now = time.monotonic()
-            if self.imap is not None and (now >= next_poll or self._kick.is_set()):
+            # The mailbox and the publications: on one node of several (`active`); the outbox
+            # sends under a lease per message, so any node may.
+            active = self.active()
+            if active and self.imap is not None and (now >= next_poll or self._kick.is_set()):
                 next_poll = now + self.poll_seconds
                 await self._step("mailbox", self.poll_mailbox)
             self._kick.clear()
             await self._step("outbox", self.deliver)
-            if self.publish is not None and (now >= next_publish or self._publish_now):
+            if active and self.publish is not None and (now >= next_publish or self._publish_now):
                 next_publish = now + self.publish_seconds
                 self._publish_now = False
                 await self._step("publish", self.publish)

@@ -1,5 +1,6 @@
 """Login, the agent's own state and screen pop (REST + WebSocket), and caller details edits."""
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -176,17 +177,29 @@ async def _me_body(request: web.Request) -> dict[str, Any]:
     assert staff is not None
     body: dict[str, Any] = {"staff": staff_json(staff), "agent": None, "pop": None}
     if staff.extension and CORE in request.app:
-        core = agent_core(request.app, staff.extension)
-        body["agent"] = agent_json(core.agents.agent(staff.extension).view())
-        body["asterisk"] = core.server.name
-        found = request.app[POP].current(core.tracker, staff.extension)
-        if found is not None:
-            call, phase = found
-            body["pop"] = {
-                "type": MessageType.POP.value,
-                **await request.app[POP].build(call, phase),
-            }
+        body.update(await live_of(request.app, staff.extension))
+    elif staff.extension and NODE in request.app:  # the owner of the AMI link knows
+        with contextlib.suppress(NotOwned):
+            live = await request.app[NODE].ask("agent_live", {"ext": staff.extension}, 3.0)
+            if isinstance(live, dict):
+                body.update({k: live.get(k) for k in ("agent", "pop", "asterisk")})
     return body
+
+
+async def live_of(app: web.Application, ext: str) -> dict[str, Any]:
+    """Agent `ext`'s state, the Asterisk they work at and the pop of the call ringing or
+    answered at their phone, from the live state of the node that holds the AMI links."""
+    core = agent_core(app, ext)
+    out: dict[str, Any] = {
+        "agent": agent_json(core.agents.agent(ext).view()),
+        "asterisk": core.server.name,
+        "pop": None,
+    }
+    found = app[POP].current(core.tracker, ext)
+    if found is not None:
+        call, phase = found
+        out["pop"] = {"type": MessageType.POP.value, **await app[POP].build(call, phase)}
+    return out
 
 
 @requires(Role.AGENT)

@@ -17,6 +17,7 @@ from desk import handoff, incidents, sla
 from desk.models import Staff
 from desk.web.keys import HUB, MAILER, SESSIONS, SETTINGS, WALLBOARD
 from desk.web.messages import DESK, MessageType, agent_topic
+from desk.web.nodes import runs_desk_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ async def sweep_once(app: web.Application) -> sla.SweepResult:
 async def _loop(app: web.Application, every: float) -> None:
     while True:
         try:
-            await sweep_once(app)
+            if runs_desk_jobs(app):
+                await sweep_once(app)
         except Exception:
             logger.exception("SLA sweep failed")
         await asyncio.sleep(every)

@@ -276,20 +276,25 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[SESSIONS], cores, app[HUB], s.tz, _metrics(s), routing.current.thresholds
     )
     routing.listen(lambda config: setattr(board, "thresholds", config.thresholds))
+    # Supervision works on the default Asterisk (desk/web/supervise.py).
+    reaper = supervise.SpyReaper(cores[0].bus, cores[0].client, s.agent_device)
     started: list[CtiCore] = []
     try:
         for core in cores:
             await core.start()
             started.append(core)
     except BaseException:
+        await reaper.close()
         for core in reversed(started):
             await core.stop()
         raise
     board.start()
     app[CORE], app[NOTIFIER], app[WALLBOARD] = cores[0], notifiers[0], board
     app[CORES] = {core.server.name: core for core in cores}
+    app[supervise.REAPER] = reaper
     yield
     await board.close()
+    await reaper.close()
     for notifier in notifiers:
         await notifier.close()
     for core in reversed(cores):
@@ -336,7 +341,14 @@ async def nodes_ctx(app: web.Application) -> AsyncIterator[None]:
             raise InvalidInput("a malformed agent state request")
         return await agent.apply_state(app, ext, [str(q) for q in queues], body)
 
+    async def agent_live(payload: dict[str, Any]) -> dict[str, Any]:
+        ext = payload.get("ext")
+        if not isinstance(ext, str) or not ext:
+            raise InvalidInput("a malformed agent request")
+        return await agent.live_of(app, ext)
+
     node.answers("agent_state", agent_state)
+    node.answers("agent_live", agent_live)
     await node.start()
     app[NODE] = node
     yield

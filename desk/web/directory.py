@@ -22,6 +22,7 @@ from desk.validation import record_id
 from desk.web import console
 from desk.web.auth import current, requires
 from desk.web.keys import LDAP, LDAP_LOGIN, PLAN, SESSIONS, SETTINGS
+from desk.web.nodes import runs_desk_jobs
 from desk.web.openapi import documented, obj, string
 from desk.web.validation import body_of
 
@@ -199,6 +200,9 @@ async def ldap_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _scheduled(app: web.Application, every: float) -> None:
     while True:
         try:
+            if not runs_desk_jobs(app):
+                await asyncio.sleep(every)
+                continue
             result = await run_sync(app, dry_run=False, actor="scheduler")
             logger.info(
                 "directory sync: %d created, %d updated, %d skipped",

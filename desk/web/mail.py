@@ -15,6 +15,7 @@ from desk.validation import incident_number, record_id
 from desk.web import published
 from desk.web.auth import requires
 from desk.web.keys import MAIL, MAILER, SESSIONS, SETTINGS
+from desk.web.nodes import runs_desk_jobs
 
 # Attachments are shown inline only when the browser cannot run them; everything else downloads.
 _INLINE = {"image/png", "image/jpeg", "image/gif", "application/pdf", "text/plain"}
@@ -44,6 +45,7 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
         outbox_seconds=s.mail_outbox_seconds,
         publish=lambda: published.to_subscribers(app),
         publish_seconds=s.mail_publish_seconds,
+        active=lambda: runs_desk_jobs(app),
     )
     app[MAIL] = poller
     if app[MAILER].enabled or poller.imap is not None:

@@ -51,6 +51,7 @@ from desk.web.keys import (
 from desk.web.messages import WALLBOARD as WALLBOARD_TOPIC
 from desk.web.notifier import Notifier
 from desk.web.pusher import Board, WallboardPusher
+from desk.web.supervise import REAPER, SpyReaper
 from reports.service import Scheduler
 from reports.wallboard import MetricSettings, of_site
 
@@ -114,6 +115,7 @@ class RelayedBoard(Board):
 class _AmiJob:
     cores: list[CtiCore]
     board: WallboardPusher
+    reaper: SpyReaper
     executor: RoutingExecutor
     detach: Any
     on_routing: Any
@@ -187,9 +189,9 @@ class Node:
         node (an InvalidInput or CtiError it raises goes back as an error)."""
         self._answers[kind] = handler
 
-    async def ask(self, kind: str, payload: dict[str, Any]) -> Any:
+    async def ask(self, kind: str, payload: dict[str, Any], timeout: float = ASK_TIMEOUT) -> Any:
         """The owner's answer to `kind` (this node's own handler when it owns the link); raises
-        NotOwned when no node answers in ASK_TIMEOUT seconds, the handler's error otherwise."""
+        NotOwned when no node answers in `timeout` seconds, the handler's error otherwise."""
         if self._job is not None:
             return await self._answers[kind](payload)
         ask = secrets.token_hex(8)
@@ -197,7 +199,7 @@ class Node:
         self._asks[ask] = answer
         try:
             self.broker.publish(ASK_CHANNEL, {"id": ask, "kind": kind, "payload": payload})
-            reply = await asyncio.wait_for(answer, ASK_TIMEOUT)
+            reply = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
             raise NotOwned("no node holds the link to Asterisk now") from None
         finally:
@@ -275,13 +277,16 @@ class Node:
                 await core.stop()
             raise
         board.start()
-        # Overflow, back-up alerts and call-backs work on the default Asterisk (as on one node).
+        # Overflow, back-up alerts, call-backs and supervision work on the default Asterisk (as
+        # on one node).
         executor: RoutingExecutor = self.make_executor(app, cores[0])
         await executor.start()
         routing.listen(executor.apply)
-        self._job = _AmiJob(cores, board, executor, detach, on_routing)
+        reaper = SpyReaper(cores[0].bus, cores[0].client, s.agent_device)
+        self._job = _AmiJob(cores, board, reaper, executor, detach, on_routing)
         app[CORE], app[ROUTING], app[WALLBOARD] = cores[0], executor, board
         app[CORES] = {core.server.name: core for core in cores}
+        app[REAPER] = reaper
         logger.warning(
             "node %s: owns the AMI links of %s",
             self.name,
@@ -297,11 +302,13 @@ class Node:
         app.pop(CORE, None)
         app.pop(CORES, None)
         app.pop(ROUTING, None)
+        app.pop(REAPER, None)
         app[ROUTING_CONFIG].unlisten(job.executor.apply)
         app[ROUTING_CONFIG].unlisten(job.on_routing)
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
                 await job.executor.close()
+                await job.reaper.close()
                 await job.board.close()
                 job.detach()
                 for core in reversed(job.cores):
@@ -356,3 +363,13 @@ class Node:
 
 # This node among several (CTI_BROKER_URL): the broker link, the leases.
 NODE = web.AppKey("node", Node)
+
+
+def runs_desk_jobs(app: web.Application) -> bool:
+    """Whether the desk's periodic jobs (the SLA sweep, the directory sync, the mailbox and the
+    publications) run here: always on a lone node; with several, on the one holding the
+    `scheduler` lease (so no breach is warned of twice, no mail filed twice)."""
+    if not app[SETTINGS].broker_url:
+        return True
+    node = app.get(NODE)
+    return node is not None and node.scheduling.held

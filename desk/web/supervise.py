@@ -1,15 +1,20 @@
 """Supervision from the wallboard: a lead listens to, whispers to (coaches) or barges in on an
 agent's call. The lead's own phone rings first (ChanSpy runs once it is answered); every use is
-written to the audit log."""
+written to the audit log. The spy leg ends with the agent's part of the call (SpyReaper)."""
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from cti.ami import actions
 from cti.ami.actions import SpyMode
+from cti.ami.client import AmiClient
 from cti.errors import AmiActionFailed, Conflict, InvalidInput
+from cti.live.bus import Bus, CallEvent, CallEventKind
 from cti.phone import digits
+from cti.tasks import Background
 from desk.models import Role
 from desk.validation import text_field
 from desk.web import console
@@ -17,6 +22,50 @@ from desk.web.auth import current, requires
 from desk.web.keys import CORE, SESSIONS, SETTINGS
 from desk.web.openapi import documented, obj, string
 from desk.web.validation import body_of
+
+logger = logging.getLogger(__name__)
+
+
+class SpyReaper:
+    """Ends the supervisors' ChanSpy legs on an agent once the agent's part of the call is over
+    (the agent or the caller hung up, the call moved to a colleague): ChanSpy's own E option
+    does not notice while the supervisor's phone sends nothing (see actions.end_spies). Only
+    agents someone started to supervise are watched, so other calls cost no AMI request."""
+
+    def __init__(self, bus: Bus, client: AmiClient, device: Callable[[str], str]) -> None:
+        self.client = client
+        self.device = device
+        self.watched: set[str] = set()
+        self.ended = 0  # spy legs hung up (for tests and /metrics)
+        self.tasks = Background(logger)
+        self._unsubscribe = bus.subscribe(CallEvent, self._call)
+
+    def watch(self, agent: str) -> None:
+        """A supervisor was just rung to spy on `agent`'s call."""
+        self.watched.add(agent)
+
+    def _call(self, event: CallEvent) -> None:
+        agent = event.call.agent
+        if (
+            event.kind in (CallEventKind.TALK_ENDED, CallEventKind.CALL_ENDED)
+            and agent in self.watched
+        ):
+            self.watched.discard(agent)
+            self.tasks.spawn(self._reap(agent))
+
+    async def _reap(self, agent: str) -> None:
+        gone = await actions.end_spies(self.client, self.device(agent))
+        self.ended += len(gone)
+        if gone:
+            logger.info("spy legs on agent %s ended with the call: %s", agent, ", ".join(gone))
+
+    async def close(self) -> None:
+        """Stop listening and cancel what is still running."""
+        self._unsubscribe()
+        await self.tasks.close()
+
+
+REAPER = web.AppKey("spy_reaper", SpyReaper)
 
 
 def _mode(body: dict[str, Any]) -> SpyMode:
@@ -62,6 +111,8 @@ async def supervise(request: web.Request) -> web.Response:
     if call is None:
         raise Conflict(f"agent {agent} is not on a call")
     settings = request.app[SETTINGS]
+    if REAPER in request.app:
+        request.app[REAPER].watch(agent)
     try:
         await actions.spy(
             core.client,

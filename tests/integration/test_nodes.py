@@ -131,6 +131,38 @@ async def test_a_broken_entry_is_skipped_and_the_link_goes_on(broker_server: Red
         await b.close()
 
 
+async def test_events_published_while_the_broker_is_away_arrive_when_it_is_back() -> None:
+    """Redis restarts (its streams lost: nothing is saved): what the owner published meanwhile
+    waits in its queue and reaches the other node, in order, once Redis is back."""
+    server = RedisServer().start()
+    owner, sink = Bus(), Bus()
+    a, b = Broker(server.url(), "a"), Broker(server.url(), "b")
+    relay = BusRelay(a, Bus())
+    BusRelay(b, sink)
+    got: list[DomainEvent] = []
+    sink.subscribe(QueueChanged, got.append)
+    await a.start()
+    await b.start()
+    try:
+        relay.attach(owner)
+        owner.publish(QueueChanged("helpdesk", 1))
+        assert await _until(lambda: len(got) == 1)
+        restarting = asyncio.create_task(asyncio.to_thread(server.restart, 2.0))
+        await asyncio.sleep(0.7)  # Redis is down now
+        owner.publish(QueueChanged("helpdesk", 2))
+        owner.publish(QueueChanged("helpdesk", 3))
+        assert await _until(lambda: not a.stats.connected or not b.stats.connected)
+        await restarting
+        assert await _until(lambda: len(got) >= 3, timeout=20), (got, a.stats, b.stats)
+        await asyncio.sleep(0.5)
+        assert [e.waiting for e in got if isinstance(e, QueueChanged)] == [1, 2, 3]
+        assert a.stats.errors >= 1 and a.stats.dropped == 0 and a.stats.connected
+    finally:
+        await a.close()
+        await b.close()
+        server.stop()
+
+
 def test_the_broker_admits_the_nodes_user_only_and_only_to_its_streams(
     broker_server: RedisServer,
 ) -> None:
@@ -494,6 +526,12 @@ async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
         for ext, page in agent_pages.items():
             print(ext, "connected to", page.connected_to)
         assert agent_pages["1003"].connected_to[:2] == ["a", "b"], "1003 moved to another node"
+        # Each page's first message (hello) carries the agent's live state, from the owner of
+        # the AMI link whichever node the page is on (1003's second one: after the takeover).
+        for ext, page in agent_pages.items():
+            hellos = [m for _, m in page.of_type("hello")]
+            assert len(hellos) == len(page.connected_to), (ext, hellos)
+            assert all(h["agent"] and h["agent"]["ext"] == ext for h in hellos), (ext, hellos)
 
         # The wallboard on node c kept receiving boards, before and after the takeover.
         boards = [t for t, _ in board.of_type("wallboard")]

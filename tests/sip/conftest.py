@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
 from desk.web.app import create_app
+from tests.browser.conftest import browser  # noqa: F401  (Chromium, for the agent page)
 from tests.conftest import own_sandbox, server_settings
 from tests.support import db
 from tests.support.staff import add_staff, browser_like, login

@@ -31,12 +31,13 @@ async def test_a_few_carrier_calls_leave_every_record(tmp_path: Path) -> None:
 
         # The check is not blind. A caller SIPp dialled with no row is a lost record ...
         lost = StepResult("lost", 4)
-        check(srv.db_path, Path(srv.st.queue_log), since, [*numbers, "13799999999"], lost)
+        await check(srv.db_url, Path(srv.st.queue_log), since, [*numbers, "13799999999"], lost)
         assert lost.lost == 1 and any("no journal row" in p for p in lost.problems)
 
         # ... a second row for a caller is one too ...
         db2 = tmp_path / "doubled.sqlite3"
-        with sqlite3.connect(srv.db_path) as src, sqlite3.connect(db2) as dst:
+        db = Path(srv.db_url.removeprefix("sqlite+aiosqlite:///"))
+        with sqlite3.connect(db) as src, sqlite3.connect(db2) as dst:
             src.backup(dst)  # with what the write-ahead log holds
         with sqlite3.connect(db2) as con:
             con.execute(
@@ -50,7 +51,7 @@ async def test_a_few_carrier_calls_leave_every_record(tmp_path: Path) -> None:
                 (numbers[0],),
             )
         doubled = StepResult("doubled", 3)
-        check(db2, Path(srv.st.queue_log), since, numbers, doubled)
+        await check(f"sqlite+aiosqlite:///{db2}", Path(srv.st.queue_log), since, numbers, doubled)
         assert doubled.lost == 1 and any("more than one row" in p for p in doubled.problems)
 
         # ... and so is a call Asterisk queued (queue_log) that the journal has no row for.
@@ -59,5 +60,5 @@ async def test_a_few_carrier_calls_leave_every_record(tmp_path: Path) -> None:
         last = text.splitlines()[-1].split("|")
         qlog.write_text(text + f"{last[0]}|999.1|helpdesk|NONE|ENTERQUEUE||13700000009|1\n")
         unseen = StepResult("unseen", 3)
-        check(srv.db_path, qlog, since, numbers, unseen)
+        await check(srv.db_url, qlog, since, numbers, unseen)
         assert any("queue_log calls with no journal row" in p for p in unseen.problems)

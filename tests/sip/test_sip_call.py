@@ -12,6 +12,7 @@ from cti.ami import actions
 from cti.ami.client import AmiClient
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
+from desk.web.supervise import REAPER
 from tests.sip.conftest import KEEP_PRESSING_1, ZHANG, agent_page, sip_server
 from tests.support import db
 from tests.support.sip import caller_scenario, carrier_call, phones, rtp_pcap
@@ -65,11 +66,16 @@ async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
                 spying = [c for c in await actions.core_show_channels(sim_client)
                           if c.channel.startswith("PJSIP/1002-")]  # fmt: skip
                 assert [c.application for c in spying] == ["ChanSpy"], spying
-                # The lead leaves; the call goes on.
-                await phone["1002"].command("hangup")
-                await phone["1002"].wait_for("CALL_CLOSED", timeout=30)
+                # The agent hangs up: the lead's spy leg ends with the agent's part of the call
+                # (the server hangs it up: ChanSpy's E waits for a frame from the lead's phone,
+                # and this one, an echo, sends nothing once nothing plays to it).
                 await phone["1001"].command("hangup")
                 await page.wait(lambda m: m.get("type") == "ended", 30)
+                await phone["1002"].wait_for("CALL_CLOSED", timeout=30)
+                left = [c for c in await actions.core_show_channels(sim_client)
+                        if c.channel.startswith("PJSIP/1002-")]  # fmt: skip
+                assert left == [], left
+                assert http.server.app[REAPER].ended == 1
                 # The caller goes on to the survey, says nothing, and Asterisk sends the BYE.
                 assert await sipp.wait(120) == 0, sipp.log()
                 record = await db.call(tmp_path, call["uniqueid"], timeout=30)

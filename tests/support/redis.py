@@ -35,6 +35,12 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed: run scripts/env.sh")
         self.dir = Path(tempfile.mkdtemp(prefix="cti-redis-"))
         self.port = free_port()
+        self._run()
+        return self
+
+    def _run(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None and self.dir is not None
         conf = self.dir / "redis.conf"
         conf.write_text(
             f"bind 127.0.0.1\nport {self.port}\nprotected-mode yes\ndir {self.dir}\n"
@@ -50,7 +56,7 @@ class RedisServer:
         while True:
             try:
                 redis.Redis(port=self.port, username=USER, password=self.password).ping()
-                return self
+                return
             except redis.exceptions.ConnectionError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise RuntimeError(f"redis-server did not start: {self.log()}") from None
@@ -64,8 +70,21 @@ class RedisServer:
         """The broker URL a node takes (CTI_BROKER_URL)."""
         return f"redis://{USER}:{self.password}@127.0.0.1:{self.port}/0"
 
+    def restart(self, down: float = 0.0) -> None:
+        """Stop the server (its streams are lost: nothing is saved), wait `down` seconds, start it
+        again on the same port with the same password."""
+        self._kill()
+        time.sleep(down)
+        self._run()
+
     def stop(self) -> None:
         """Stop the server and delete its folder."""
+        self._kill()
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+    def _kill(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
             try:
@@ -74,6 +93,3 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
-        if self.dir is not None:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None

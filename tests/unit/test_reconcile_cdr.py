@@ -99,3 +99,20 @@ def test_times_in_every_column_type_and_bad_ones() -> None:
     assert _epoch(None) is None and _epoch("soon") is None and _epoch(1e300) is None
     assert caller_name('"张三" <13800138000>') == "张三" and caller_name("<10086>") == ""
     assert caller_name("13800138000") == ""
+
+
+def test_a_call_rebuilt_from_queue_log_keeps_asterisks_wait_when_another_process_resumes_it() -> (
+    None
+):
+    """Seen under load: the server first started after a call was answered (rebuilt from the
+    end of queue_log, wait 2 s), was killed, and the next process finished the call from its
+    open row with a wait of 0.0."""
+    from types import SimpleNamespace
+
+    lines = [parse_line(f"{int(T)}|c7|helpdesk|NONE|ENTERQUEUE||13800138000|1"),
+             parse_line(f"{int(T) + 2}|c7|helpdesk|1003|CONNECT|2|c7-agent|1")]  # fmt: skip
+    call = call_from_queue_log([e for e in lines if e is not None])
+    assert call.ended_at is None and call.wait_seconds == 2.0
+    resumed = LiveCall.from_row(SimpleNamespace(**call.to_row(T + 3)))
+    resumed.finish(T + 8)
+    assert resumed.wait_seconds == 2.0 and resumed.outcome == "answered"

@@ -51,3 +51,25 @@ def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
 def test_no_ami_settings_fall_back_to_the_sandbox(tmp_path: Path) -> None:
     s = load_settings(None, {"CTI_SANDBOX": "nonexistent-sandbox", "CTI_CACHE_DIR": str(tmp_path)})
     assert s.ami_host == "127.0.0.1" and s.ami_user == "cti"
+
+
+def test_a_sandbox_writing_cdrs_gives_the_server_their_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    from dataclasses import asdict
+
+    from cti.sandbox.instance import Instance, InstanceState
+
+    monkeypatch.setenv("CTI_CACHE_DIR", str(tmp_path))
+    inst = Instance("withcdr")
+    inst.dir.mkdir(parents=True)
+    st = InstanceState("withcdr", "127.0.0.1", 5038, "cti", "s3cret-ami-0123456789", "sim", "x",
+                       5060, "127.0.0.1", 4573, "", "", "", "",
+                       cdr_database="postgresql://postgres@127.0.0.1:5433/cdrs")  # fmt: skip
+    inst.state_file.write_text(json.dumps(asdict(st)))
+    s = load_settings(None, {"CTI_SANDBOX": "withcdr"})
+    assert s.cdr_database_url == "postgresql+asyncpg://postgres@127.0.0.1:5433/cdrs"
+    assert "cdr_database_url" not in repr(s)
+    mine = load_settings(None, {"CTI_SANDBOX": "withcdr", "CTI_CDR_DATABASE_URL": "postgresql+asyncpg://u:pw@127.0.0.1/x"})  # fmt: skip
+    assert mine.cdr_database_url.endswith("/x") and "pw" not in str(mine.masked())

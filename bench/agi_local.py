@@ -1,0 +1,78 @@
+"""Benchmark: our FastAGI server's own CPU per command, without Asterisk, on each event loop.
+
+    python -m bench.agi_local [--calls 50] [--commands 200] [--loops asyncio,uvloop]
+
+A client process plays Asterisk for `--calls` connections at once, answering every command at
+once (`200 result=1`); the server (the AgiServer the IVR uses, in this process) sends
+`--commands` SET VARIABLE commands per call. Prints the server's CPU and wall time per command
+for each loop, alternating in the same run; bench.agi measures the same against a real Asterisk.
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import time
+
+from bench.stats import loadavg
+from cti import eventloop
+from cti.ivr.agi import AgiChannel, AgiServer
+
+
+def _asterisk(port: int, calls: int, commands: int) -> None:
+    async def call(i: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"agi_network_script: ivr\nagi_uniqueid: {i}\n\n".encode())
+        for _ in range(commands):
+            await reader.readline()
+            writer.write(b"200 result=1\n")
+        await reader.read()
+        writer.close()
+
+    async def main() -> None:
+        await asyncio.gather(*(call(i) for i in range(calls)))
+
+    eventloop.run(main())
+
+
+async def serve(calls: int, commands: int) -> tuple[float, float]:
+    """CPU and wall seconds per command."""
+    done = asyncio.Event()
+    served = 0
+
+    async def handler(agi: AgiChannel) -> None:
+        nonlocal served
+        for n in range(commands):
+            await agi.set_variable("X", str(n))
+            served += 1
+        if served == calls * commands:
+            done.set()
+
+    server = AgiServer("127.0.0.1", 0, handler)
+    await server.start()
+    client = multiprocessing.get_context("spawn").Process(
+        target=_asterisk, args=(server.port, calls, commands)
+    )
+    client.start()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.wait_for(done.wait(), 600)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    await server.stop()
+    await asyncio.to_thread(client.join)
+    return cpu / served, wall / served
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--calls", type=int, default=50)
+    p.add_argument("--commands", type=int, default=200)
+    p.add_argument("--loops", default="asyncio,uvloop,asyncio,uvloop")
+    a = p.parse_args()
+    print(f"{a.calls} connections x {a.commands} commands; loadavg {loadavg()}")
+    for wanted in a.loops.split(","):
+        cpu, wall = eventloop.run(serve(a.calls, a.commands), wanted)
+        print(f"{eventloop.loop_name(wanted):8} server CPU {cpu * 1e6:6.1f} us/command, "
+              f"wall {wall * 1e6:6.1f} us/command; loadavg {loadavg()}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
