@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -245,8 +246,14 @@ async def report_cli(
     brief: bool,
     out: Path | None,
     end_day: date | None,
+    site: str | None = None,
 ) -> int:
-    """`cti report ...`: write the files and print their paths."""
+    """`cti report ...`: write the files and print their paths (2 for a site the settings do
+    not declare)."""
+    sites = sites_of(settings.asterisk_servers)
+    if site is not None and site not in sites:
+        print(f"cti report: site must be one of {', '.join(sites)}", file=sys.stderr)
+        return 2
     from desk.migrations import MIGRATIONS
 
     engine = create_engine(settings.effective_database_url)
@@ -264,6 +271,7 @@ async def report_cli(
             queue,
             brief,
             end_day,
+            site,
         ):
             print(path)
     finally:

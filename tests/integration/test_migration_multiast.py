@@ -98,3 +98,37 @@ async def _delete_east(url: str) -> None:
             await con.execute(text("DELETE FROM calls WHERE asterisk = 'east'"))
     finally:
         await engine.dispose()
+
+
+def test_cti_report_per_site(tmp_path: Path) -> None:
+    """`cti report --site`: one declared site's report into the archive; an unknown site is
+    refused with the sites there are, and nothing is written."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "CTI_DATA_DIR": str(tmp_path / "data"),
+        "CTI_DATABASE_URL": url_of(tmp_path),
+        "CTI_AMI_HOST": "127.0.0.1",
+        "CTI_AMI_USER": "cti",
+        "CTI_AMI_SECRET": "a-secret-of-this-site-only",
+        "CTI_SITE": "北京",
+        "CTI_ASTERISKS": json.dumps({"east": {"site": "上海", "ami_host": "127.0.0.1"}}),
+    }
+
+    def report(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cti", "report", "daily", "--date", "2026-11-30",
+             "--format", "csv", *args],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    bad = report("--site", "广州")
+    assert bad.returncode == 2 and "site must be one of 北京, 上海" in bad.stderr
+    assert not (tmp_path / "data" / "reports").exists()
+    good = report("--site", "上海")
+    assert good.returncode == 0, good.stderr
+    assert Path(good.stdout.strip()).name == "2026-11-30_site-east_zh.csv"

@@ -144,6 +144,12 @@ async def test_two_asterisks_one_server(
         # The wallboard: both sites' help-desk queues as two rows, each site's total, and one
         # site alone on request.
         await logged_in(http, "lead")
+        health = await (await http.get("/healthz")).json()
+        assert {n: (a["site"], a["ami"]["connected"]) for n, a in health["asterisks"].items()} == {
+            "main": (MAIN_SITE, True),
+            "east": (EAST_SITE, True),
+        }
+        assert health["asterisks"]["east"]["journal"]["resyncs"] >= 1
         resp = await http.get("/api/wallboard")
         assert resp.status == 200, await resp.text()
         board = await resp.json()
