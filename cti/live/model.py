@@ -37,7 +37,8 @@ TRANSITIONS: dict[CallState, frozenset[CallState]] = {
     # QueueCallerLeave comes just before AgentConnect; a ringing call stays ringing through it.
     S.WAITING: frozenset({S.RINGING, S.TALKING, S.DIALPLAN, S.ENDED}),
     S.RINGING: frozenset({S.WAITING, S.TALKING, S.DIALPLAN, S.ENDED}),
-    S.TALKING: frozenset({S.DIALPLAN, S.WAITING, S.ENDED}),
+    # TALKING -> IVR: the agent hung up and the caller stays on for the survey (6.3.4).
+    S.TALKING: frozenset({S.DIALPLAN, S.WAITING, S.IVR, S.ENDED}),
     S.ENDED: frozenset(),
 }
 IN_QUEUE = frozenset({S.WAITING, S.RINGING})

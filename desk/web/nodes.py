@@ -147,6 +147,7 @@ class Node:
         self.scheduling = Lease(url, SCHEDULER_LEASE, self.name,
                                 self._own_scheduler, self._drop_scheduler, every)  # fmt: skip
         self._job: _AmiJob | None = None
+        self._ready = asyncio.Event()  # set while the AMI job runs here
 
     async def start(self) -> None:
         """Connect to the broker, listen, and start competing for the leases."""
@@ -190,9 +191,14 @@ class Node:
         self._answers[kind] = handler
 
     async def ask(self, kind: str, payload: dict[str, Any], timeout: float = ASK_TIMEOUT) -> Any:
-        """The owner's answer to `kind` (this node's own handler when it owns the link); raises
-        NotOwned when no node answers in `timeout` seconds, the handler's error otherwise."""
-        if self._job is not None:
+        """The owner's answer to `kind` (this node's own handler when it owns the link, once its
+        job has started); raises NotOwned when no node answers in `timeout` seconds, the
+        handler's error otherwise."""
+        if self.ami.held:  # taken here: answer once the job runs
+            try:
+                await asyncio.wait_for(self._ready.wait(), timeout)
+            except TimeoutError:
+                raise NotOwned("the link to Asterisk is being taken over") from None
             return await self._answers[kind](payload)
         ask = secrets.token_hex(8)
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -209,8 +215,8 @@ class Node:
         return reply.get("result")
 
     def _ask_remote(self, data: Any) -> None:
-        if self._job is None or not isinstance(data, dict):
-            return
+        if not self.ami.held or not isinstance(data, dict):
+            return  # the owner answers (a node taking over answers once its job runs)
         ask, kind, payload = data.get("id"), data.get("kind"), data.get("payload")
         handler = self._answers.get(str(kind))
         if not isinstance(ask, str) or handler is None or not isinstance(payload, dict):
@@ -220,7 +226,10 @@ class Node:
         async def answer() -> None:
             reply: dict[str, Any]
             try:
+                await asyncio.wait_for(self._ready.wait(), ASK_TIMEOUT)
                 reply = {"result": await handler(payload)}
+            except TimeoutError:
+                return  # the asker gives up as well
             except InvalidInput as exc:
                 reply = {"error": str(exc), "invalid": True}
             except CtiError as exc:
@@ -287,6 +296,7 @@ class Node:
         app[CORE], app[ROUTING], app[WALLBOARD] = cores[0], executor, board
         app[CORES] = {core.server.name: core for core in cores}
         app[REAPER] = reaper
+        self._ready.set()
         logger.warning(
             "node %s: owns the AMI links of %s",
             self.name,
@@ -294,6 +304,7 @@ class Node:
         )
 
     async def _drop_ami(self) -> None:
+        self._ready.clear()
         job, self._job = self._job, None
         if job is None:
             return

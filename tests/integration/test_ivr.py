@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import update
 
 from cti.ami.client import AmiClient
+from cti.live.model import StateCounter
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, SimulationResult, Simulator
@@ -47,6 +48,7 @@ async def test_pressing_1_opens_an_incident_and_reads_its_number_back(
     sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
 ) -> None:
     http = await ivr_server(sandbox_state, tmp_path)
+    moves_before = StateCounter.unexpected
     try:
         known = CallerSpec(
             120, 0, "", "13800138000", "张三", reactions={"main_menu": "1", "survey_intro": "4"}
@@ -102,6 +104,8 @@ async def test_pressing_1_opens_an_incident_and_reads_its_number_back(
         steps = db.ivr_steps(tmp_path, calls["13800138000"].uniqueid)
         assert [s["step"] for s in steps][:3] == ["lookup", "main_menu", "incident"]
         assert all(s["seconds"] >= 0 for s in steps)
+        # IVR -> queue -> agent -> back to the IVR for the survey: each a move the table allows.
+        assert StateCounter.unexpected == moves_before
     finally:
         await http.close()
 

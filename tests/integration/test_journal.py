@@ -27,6 +27,7 @@ from tests.conftest import server_settings
 from tests.support import db, journal
 from tests.support.staff import logged_in
 from tests.support.tcpproxy import TcpProxy
+from tests.support.web import wait_healthy
 
 pytestmark = pytest.mark.asterisk
 
@@ -144,7 +145,10 @@ async def test_ami_cut_and_asterisk_restart(
             assert live > 0, "the restart happens with calls in progress"
             result = await run
             handled = [c for c in result.calls if not c.failed]
-            assert len(handled) >= 40
+            # Calls originated while Asterisk restarts fail at once (2.5 a second for as long as
+            # the restart takes: 10-14 of 50 on a loaded machine); the check is that every call
+            # Asterisk did handle has its one record, and that most were handled.
+            assert len(handled) >= 30
             records = await journal.wait_finished(
                 tmp_path, f"sim-{sim.run_id}-", len(handled), timeout=90
             )
@@ -171,7 +175,8 @@ async def test_server_killed_and_restarted(
     sim_client: AmiClient, sandbox_state: InstanceState, tmp_path: Path
 ) -> None:
     settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
-    env = {**os.environ, "CTI_HTTP_PORT": str(free_port())}
+    port = free_port()
+    env = {**os.environ, "CTI_HTTP_PORT": str(port)}
     env.update({k: str(v) for k, v in _env_of(settings).items()})
 
     def start() -> subprocess.Popen[bytes]:
@@ -185,7 +190,7 @@ async def test_server_killed_and_restarted(
 
     server = start()
     try:
-        await asyncio.sleep(3)
+        await wait_healthy(port)
         sim = await run_sim(sim_client, mixed_callers(40, seed=3), rate=4)
         run = asyncio.create_task(sim.run())
         await asyncio.sleep(6)

@@ -2,6 +2,8 @@
 addresses (127.0.0.2, 127.0.0.3, ...: on Linux the whole 127.0.0.0/8 is this machine), so a test
 can be several people at once."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -51,3 +53,19 @@ def from_address(server: TestServer, address: str, **kw: Any) -> aiohttp.ClientS
         cookie_jar=aiohttp.CookieJar(unsafe=True),
         **kw,
     )
+
+
+async def wait_healthy(port: int, timeout: float = 90) -> None:
+    """Wait until the `cti serve` on `port` answers /healthz with 200 (its database reached, its
+    AMI link up and the journal resumed), not a guessed number of seconds: under load a server
+    once took longer than the 3 s a test gave it, was killed before its first start was written,
+    and its successor rightly started from the end of queue_log."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as http:
+        while asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"the server on port {port} was not healthy within {timeout:.0f} s")
