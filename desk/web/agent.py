@@ -1,6 +1,6 @@
 """Login, the agent's own state and screen pop (REST + WebSocket), and caller details edits."""
 
-import contextlib
+import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -49,6 +49,11 @@ from desk.web.openapi import documented, obj, string
 from desk.web.pages import HOME
 from desk.web.templating import render
 from desk.web.validation import body_of, check_text
+
+# An agent page's hello on a node without the AMI link: the owner is asked for the agent's live
+# state for up to LIVE_ASK_SECONDS, each ask waiting LIVE_ASK_EACH for its answer.
+LIVE_ASK_SECONDS = 3.0
+LIVE_ASK_EACH = 0.5
 
 # As long as the directory's columns hold (PostgreSQL refuses longer text with an error).
 USER_FIELD_LENGTHS: dict[str, int] = {
@@ -179,10 +184,20 @@ async def _me_body(request: web.Request) -> dict[str, Any]:
     if staff.extension and CORE in request.app:
         body.update(await live_of(request.app, staff.extension))
     elif staff.extension and NODE in request.app:  # the owner of the AMI link knows
-        with contextlib.suppress(NotOwned):
-            live = await request.app[NODE].ask("agent_live", {"ext": staff.extension}, 3.0)
+        # Asked again every half second for up to 3 s: an ask published while no node holds
+        # the link (a takeover) is heard by nobody, and the new owner answers only the asks it
+        # receives once its job runs (read-only: asking twice is harmless).
+        node, deadline = request.app[NODE], time.monotonic() + LIVE_ASK_SECONDS
+        while True:
+            try:
+                live = await node.ask("agent_live", {"ext": staff.extension}, LIVE_ASK_EACH)
+            except NotOwned:
+                if time.monotonic() < deadline:
+                    continue
+                break
             if isinstance(live, dict):
                 body.update({k: live.get(k) for k in ("agent", "pop", "asterisk")})
+            break
     return body
 
 

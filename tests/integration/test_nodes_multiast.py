@@ -282,19 +282,48 @@ async def test_two_asterisks_three_nodes_the_owner_killed_and_a_backup_mid_traff
         # began while no node had the links (kill -> resync), those still ringing when the new
         # owner had resynced (found in its snapshot); a ring begun and ended unseen has none
         # (docs/nodes.md, "Not yet").
+        # A pop, or the current pop in the hello of a page that (re)connects mid-ring.
         popped = {(m["call"]["uniqueid"], ext) for ext, p in agent_pages.items()
-                  for _, m in p.of_type("pop")}  # fmt: skip
+                  for _, m in p.of_type("pop")} | {
+                  (m["pop"]["call"]["uniqueid"], ext) for ext, p in agent_pages.items()
+                  for _, m in p.of_type("hello") if m.get("pop")}  # fmt: skip
+        # 1003's and 2003's pages were on the killed node: a ring over before the page had
+        # reconnected to another node reached no page of theirs.
+        back = {ext: agent_pages[ext].connected_at[1] for ext in ("1003", "2003")}
         for name, rings, ended in (("main", main_rings, main_ended),
                                    ("east", east_rings, east_ended)):  # fmt: skip
             ours = [r for r in rings if r[1].startswith(prefixes[name])]
             in_gap = [r for r in ours if killed_at - 1.0 <= r[0] <= resynced_at
                       and ended.get((r[1], r[2]), time.time()) < resynced_at + 0.5]  # fmt: skip
-            missing = [r for r in ours if r not in in_gap and (r[1], r[2]) not in popped]
+            offline = [r for r in ours if r[2] in back and r[0] < back[r[2]] + 0.5
+                       and ended.get((r[1], r[2]), time.time()) < back[r[2]] + 0.5]  # fmt: skip
+            missing = [r for r in ours
+                       if r not in in_gap and r not in offline and (r[1], r[2]) not in popped]  # fmt: skip
             print(f"{name}: rings {len(ours)}, popped {sum((r[1], r[2]) in popped for r in ours)},"
-                  f" rung and over during the takeover {len(in_gap)}")  # fmt: skip
+                  f" rung and over during the takeover {len(in_gap)}, while a page was away "
+                  f"{len(offline)}")  # fmt: skip
+            print(f"kill {killed_at:.2f}, resynced {resynced_at:.2f}, pages back {back}; missing "
+                  f"{[(r, ended.get((r[1], r[2]))) for r in missing]}")  # fmt: skip
             assert ours and not missing, missing
             assert [r for r in ours if r[0] > resynced_at], f"{name}: rings after the takeover"
             assert {r[2] for r in ours} <= set(AGENTS[name])
+        # Each page's first message (hello) carries the agent's live state from the owner,
+        # whichever node the page is on, at the agent's own Asterisk; a page that began to
+        # reconnect while no node held the links may get none (its hello asks the owner and
+        # waits 3 s at most: `at` is when the hello came).
+        blind = 0
+        for ext, page in agent_pages.items():
+            hellos = [m for _, m in page.of_type("hello")]
+            assert len(hellos) == len(page.connected_to) == len(page.connected_at), ext
+            site = "main" if ext in AGENTS["main"] else "east"
+            for at, hello in zip(page.connected_at, hellos, strict=True):
+                if killed_at <= at <= resynced_at + 3.5 and hello["agent"] is None:
+                    blind += 1
+                    continue
+                assert hello["agent"] and hello["agent"]["ext"] == ext, (ext, hello)
+                if at > killed_at:
+                    assert hello.get("asterisk") == site, (ext, hello)
+        print(f"hellos without the agent's state (reconnected mid-takeover): {blind}")
         for ext in ("1003", "2003"):
             assert (
                 agent_pages[ext].connected_to[0] == "a" and len(agent_pages[ext].connected_to) >= 2
