@@ -189,6 +189,10 @@ class Settings:
     # these). The nodes take turns owning every configured Asterisk's AMI link at once.
     broker_url: str = field(default="", repr=False)
     node_name: str = ""
+    # Where the other nodes reach this one's HTTP server (requests only the holder of the AMI
+    # links can carry out are passed on to it; empty: http://<http_host>:<http_port>, loopback
+    # when http_host is a wildcard).
+    node_url: str = ""
     lease_interval: float = 1.0
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
@@ -295,6 +299,15 @@ class Settings:
     def effective_public_url(self) -> str:
         """Where responders reach this server."""
         return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def effective_node_url(self) -> str:
+        """Where the other nodes reach this node's HTTP server."""
+        if self.node_url:
+            return self.node_url.rstrip("/")
+        host = "127.0.0.1" if self.http_host in ("", "0.0.0.0", "::") else self.http_host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.http_port}"
 
     @property
     def effective_node_name(self) -> str:

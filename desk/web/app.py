@@ -68,6 +68,7 @@ from desk.web import (
     wallboard,
 )
 from desk.web.auth import COOKIE, STAFF, WEB_SESSION, check_csrf, security_headers
+from desk.web.forward import owner_middleware
 from desk.web.hub import Hub
 from desk.web.keys import (
     ARCHIVE,
@@ -347,7 +348,11 @@ async def nodes_ctx(app: web.Application) -> AsyncIterator[None]:
             raise InvalidInput("a malformed agent request")
         return await agent.live_of(app, ext)
 
+    async def address(_payload: dict[str, Any]) -> str:
+        return app[SETTINGS].effective_node_url
+
     node.answers("agent_state", agent_state)
+    node.answers("address", address)
     node.answers("agent_live", agent_live)
     await node.start()
     app[NODE] = node
@@ -453,7 +458,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     for lang in LANGUAGES:
         translations(lang)  # a broken catalogue stops the start, not a page later
     app = web.Application(
-        middlewares=[error_middleware, input_middleware, session_middleware],
+        middlewares=[error_middleware, input_middleware, session_middleware, owner_middleware],
         client_max_size=1 << 20,
     )
     app[SETTINGS] = settings

@@ -680,3 +680,73 @@ async def test_an_im_take_on_another_node_reaches_every_wallboard(
         for node in nodes:
             node.stop()
         await im.stop()
+
+
+async def test_calls_transfers_and_supervision_asked_of_another_node_reach_the_holder(
+    sandbox_state: InstanceState, tmp_path: Path, broker_server: RedisServer
+) -> None:
+    """Click-to-call, transfers and supervision need the AMI link: a node without it passes
+    such a request on to the holder (desk/web/forward.py), which checks it again and carries it
+    out; strangers, missing CSRF tokens and a request already passed on are not passed on."""
+    settings = server_settings(sandbox_state, tmp_path, CTI_IVR_ENABLED="0")
+    url = db.url_of(tmp_path)
+    env = {**os.environ, **_env_of(settings), "CTI_BROKER_URL": broker_server.url(),
+           "CTI_LEASE_INTERVAL": "0.5", "CTI_AGI_SECRET": settings.agi_secret,
+           "CTI_SECRET_KEY": "k" * 43, "CTI_AGENT_INTERFACE": settings.agent_interface,
+           "CTI_CONFIG_DIR": settings.config_dir}  # fmt: skip
+    a, b = NodeProc("a", env, tmp_path / "a"), NodeProc("b", env, tmp_path / "b")
+    try:
+        a.start()
+        await a.ready()
+        b.start()
+        await b.ready()
+        assert (await holders(url)).get(AMI_LEASE) == "a"
+        await _add_staff(url)
+        async with aiohttp.ClientSession(
+            base_url=b.url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as http:
+            # No session: b answers itself, nothing reaches a.
+            r = await http.post("/api/click-to-call", json={"number": "13800138000"})
+            assert r.status == 401
+            login = await http.post(
+                "/api/login", json={"username": "agent1001", "password": PASSWORD}
+            )
+            csrf = (await login.json())["csrf"]
+            # No CSRF token: refused on b.
+            r = await http.post("/api/click-to-call", json={"number": "13800138000"})
+            assert r.status == 403
+            hdr = {"X-CSRF-Token": csrf}
+            # Carried out by a: Asterisk rings 1001's phone, a's audit says who asked.
+            r = await http.post("/api/click-to-call", json={"number": "13800138000"}, headers=hdr)
+            assert r.status == 202, await r.text()
+            assert (await r.json())["from"] == "1001"
+            # The holder's own checks: not on a call (409), a bad body (400), both a's words.
+            r = await http.post(
+                "/api/agent/me/transfer", json={"kind": "agent", "to": "1002"}, headers=hdr
+            )
+            assert r.status == 409 and "not on a call" in (await r.json())["message"]
+            r = await http.post("/api/agent/me/transfer/attended", json={"action": "x"},
+                                headers=hdr)  # fmt: skip
+            assert r.status == 400
+            # An agent is not a lead: supervision refused (b's own role check).
+            r = await http.post(
+                "/api/supervise", json={"agent": "1002", "mode": "listen"}, headers=hdr
+            )
+            assert r.status == 403
+            # A request claiming to be passed on already is not passed on again.
+            r = await http.post("/api/click-to-call", json={"number": "13800138000"},
+                                headers={**hdr, "X-CTI-Forwarded-By": "x"})  # fmt: skip
+            assert r.status == 503
+            # Parallel requests: each passed on and answered.
+            rs = await asyncio.gather(*(
+                http.post("/api/click-to-call", json={"number": "13800138000"}, headers=hdr)
+                for _ in range(8)
+            ))  # fmt: skip
+            assert [x.status for x in rs] == [202] * 8
+        audit = db.query(
+            tmp_path, "SELECT actor, action FROM audit_log WHERE action = ?", "click_to_call"
+        )
+        assert audit == [{"actor": "agent1001", "action": "click_to_call"}] * 9
+    finally:
+        b.stop()
+        a.stop()
