@@ -14,6 +14,7 @@ from typing import Any
 from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient, AmiOptions
+from cti.asterisks import AsteriskServer
 from cti.cdr import CdrTable
 from cti.db import SessionMaker, create_engine
 from cti.errors import AmiActionFailed, AmiError, ConfigError
@@ -36,53 +37,63 @@ NOT_CHECKED = "not checked yet"
 FLOW_CONTEXTS = ("cti-next",)
 
 
-def queue_log_source(settings: Settings) -> QueueLogSource | None:
-    """Asterisk's realtime queue_log table when a database is set for it, else its file."""
-    if settings.queue_log_database_url:
-        return QueueLogTable(create_engine(settings.queue_log_database_url),
-                             settings.queue_log_table)  # fmt: skip
-    if settings.queue_log_path:
-        return QueueLogFile(Path(settings.queue_log_path))
+def queue_log_source(server: AsteriskServer) -> QueueLogSource | None:
+    """The Asterisk's realtime queue_log table when a database is set for it, else its file."""
+    if server.queue_log_database_url:
+        return QueueLogTable(create_engine(server.queue_log_database_url),
+                             server.queue_log_table)  # fmt: skip
+    if server.queue_log_path:
+        return QueueLogFile(Path(server.queue_log_path))
     return None
 
 
-def cdr_source(settings: Settings) -> CdrTable | None:
-    """Asterisk's CDR table, when a database is set for it."""
-    if not settings.cdr_database_url:
+def cdr_source(server: AsteriskServer) -> CdrTable | None:
+    """The Asterisk's CDR table, when a database is set for it."""
+    if not server.cdr_database_url:
         return None
-    return CdrTable(create_engine(settings.cdr_database_url), settings.cdr_table)
+    return CdrTable(create_engine(server.cdr_database_url), server.cdr_table)
 
 
 class CtiCore:
-    """Owns the AMI client, the live state (calls, agents, queues), the bus, the journal and
-    their tasks."""
+    """Owns one Asterisk's AMI client, the live state on it (calls, agents, queues), the bus,
+    the journal of its calls and their tasks. Several Asterisks: one CtiCore each."""
 
-    def __init__(self, settings: Settings, sessions: SessionMaker, bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionMaker,
+        bus: Bus | None = None,
+        server: AsteriskServer | None = None,
+    ) -> None:
         self.settings = settings
+        # The Asterisk this core works with (default: the one of the CTI_AMI_* settings).
+        self.server = server = server or settings.asterisk_servers[0]
         self.sessions = sessions
         self.bus = bus or Bus()
         self.client = AmiClient(
             AmiOptions(
-                host=settings.ami_host,
-                port=settings.ami_port,
-                username=settings.ami_user,
-                secret=settings.ami_secret,
+                host=server.ami_host,
+                port=server.ami_port,
+                username=server.ami_user,
+                secret=server.ami_secret,
                 action_timeout=settings.ami_action_timeout,
                 ping_interval=settings.ami_ping_interval,
                 ping_timeout=settings.ami_ping_timeout,
                 queue_size=settings.ami_event_queue,
             )
         )
-        self.tracker = CallTracker(settings.inbound_contexts, self.bus)
+        self.tracker = CallTracker(settings.inbound_contexts, self.bus, asterisk=server.name)
         self.agents = AgentService(
-            self.client, self.bus, settings.agent_device, settings.wrapup_seconds
+            self.client, self.bus, settings.agent_device, settings.wrapup_seconds, server.name
         )
         self.queues = QueueBook(self.tracker, self.agents, self.bus)
-        self.agent_log = StateLog(sessions, self.bus)
-        reader = queue_log_source(settings)
+        self.agent_log = StateLog(sessions, self.bus, asterisk=server.name)
+        reader = queue_log_source(server)
         if reader is None:
             logger.warning(
-                "no queue_log configured: calls missed during an outage cannot be recovered"
+                "no queue_log configured for Asterisk %s: calls missed during an outage cannot "
+                "be recovered",
+                server.name,
             )
         self.journal = JournalService(
             sessions,
@@ -90,7 +101,8 @@ class CtiCore:
             reader,
             flush_interval=settings.journal_flush_interval,
             call_contexts=frozenset(settings.inbound_contexts) | frozenset(FLOW_CONTEXTS),
-            cdr=cdr_source(settings),
+            cdr=cdr_source(server),
+            asterisk=server.name,
         )
         self.recorder = Recorder(self.bus, sessions)
         self._tasks: list[asyncio.Task[None]] = []
@@ -105,9 +117,14 @@ class CtiCore:
     async def start(self) -> None:
         """Resume the journal and connect to Asterisk (a wrong AMI secret raises here, and so
         does a placeholder secret, ours or Asterisk's: ConfigError)."""
-        if is_placeholder(self.settings.ami_secret):
+        if is_placeholder(self.server.ami_secret):
+            where = (
+                "CTI_AMI_SECRET"
+                if self.server.is_default
+                else f"CTI_ASTERISKS' {self.server.name}.ami_secret"
+            )
             raise ConfigError(
-                "CTI_AMI_SECRET is empty or the placeholder asterisk-conf ships (change-me…): "
+                f"{where} is empty or the placeholder asterisk-conf ships (change-me…): "
                 "give Asterisk's [cti] AMI user a secret of this site's own, e.g. with "
                 "`cti asterisk-secrets /etc/asterisk` (see SECURITY.md)"
             )
@@ -151,9 +168,9 @@ class CtiCore:
         if weak:
             self.sip_secrets = f"placeholders: {', '.join(weak)}"
             raise ConfigError(
-                f"Asterisk at {self.settings.ami_host} still has the placeholder passwords "
-                f"asterisk-conf ships for the PJSIP auths {', '.join(weak)}: anyone could "
-                "register as those phones. Give each a password of its own "
+                f"Asterisk {self.server.name} at {self.server.ami_host} still has the placeholder "
+                f"passwords asterisk-conf ships for the PJSIP auths {', '.join(weak)}: anyone "
+                "could register as those phones. Give each a password of its own "
                 "(`cti asterisk-secrets /etc/asterisk`, then reload pjsip; see SECURITY.md)"
             )
         self.sip_secrets = f"checked: {len(auths)} auths, no placeholder"
@@ -280,6 +297,8 @@ class CtiCore:
         """AMI and journal state for /healthz."""
         s = self.client.stats
         return {
+            "asterisk": self.server.name,
+            "site": self.server.site,
             "ami": {
                 "connected": s.connected,
                 "host": f"{self.client.options.host}:{self.client.options.port}",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cti.asterisks import DEFAULT_ASTERISK, AsteriskServer, parse_asterisks, server_from
 from cti.errors import ConfigError
 
 ENV_PREFIX = "CTI_"
@@ -58,6 +59,13 @@ class Settings:
     # IVR was unreachable too; empty: calls that never queued are known only from the IVR.
     cdr_database_url: str = field(default="", repr=False)
     cdr_table: str = "cdr"
+    # The site the Asterisk above (named "main") serves; empty: "main". Reports and the wallboard
+    # show figures per site.
+    site: str = ""
+    # More Asterisk servers, each with its own AMI link, queue_log and site (cti/asterisks.py):
+    # CTI_ASTERISKS as JSON, {"east": {"site": "上海", "ami_host": "10.0.0.2", "ami_user": "cti",
+    # "ami_secret": "...", "queue_log_path": "..."}}, or `[asterisks.east]` tables in the file.
+    asterisks: tuple[AsteriskServer, ...] = ()
     # Run the IVR's FastAGI server (off: the dialplan sends every call straight to the queue).
     ivr_enabled: bool = True
     # The IVR's data files (menu.yaml, prompts.yaml, hours.yaml); missing ones use the defaults.
@@ -176,21 +184,40 @@ class Settings:
     sla_sweep_seconds: float = 60.0
     # Several server nodes behind one address (docs/nodes.md): the broker that carries live
     # events between them (redis://[:password@]host:port/db, Redis Streams; empty: one node, the
-    # embedded in-process bus), this node's name (empty: host name and process id), the name of
-    # the Asterisk whose AMI link the nodes take turns owning, and the seconds between lease
-    # heartbeats and attempts (a dead owner is replaced within a few of these).
+    # embedded in-process bus), this node's name (empty: host name and process id), and the
+    # seconds between lease heartbeats and attempts (a dead owner is replaced within a few of
+    # these). The nodes take turns owning every configured Asterisk's AMI link at once.
     broker_url: str = field(default="", repr=False)
     node_name: str = ""
     # Where the other nodes reach this one's HTTP server (requests only the holder of the AMI
-    # link can carry out are passed on to it; empty: http://<http_host>:<http_port>, loopback
+    # links can carry out are passed on to it; empty: http://<http_host>:<http_port>, loopback
     # when http_host is a wildcard).
     node_url: str = ""
-    asterisk_name: str = "main"
     lease_interval: float = 1.0
     # The sandbox instance used when no AMI setting is given.
     sandbox: str = "default"
     # Where the settings came from, for /healthz and the logs.
     source: str = "defaults"
+
+    @property
+    def asterisk_servers(self) -> tuple[AsteriskServer, ...]:
+        """Every Asterisk: the default one ("main", from the AMI and queue_log settings) first."""
+        main = AsteriskServer(
+            name=DEFAULT_ASTERISK,
+            site=self.site or DEFAULT_ASTERISK,
+            ami_host=self.ami_host,
+            ami_port=self.ami_port,
+            ami_user=self.ami_user,
+            ami_secret=self.ami_secret,
+            queue_log_path=self.queue_log_path,
+            queue_log_database_url=self.queue_log_database_url,
+            queue_log_table=self.queue_log_table,
+            cdr_database_url=self.cdr_database_url,
+            cdr_table=self.cdr_table,
+            agi_port=self.agi_port if self.ivr_enabled else 0,
+            agi_secret=self.agi_secret,
+        )
+        return (main, *self.asterisks)
 
     @property
     def effective_database_url(self) -> str:
@@ -301,7 +328,9 @@ class Settings:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if "secret" in f.name and value:
+            if f.name == "asterisks":
+                value = [a.masked() for a in value]
+            elif "secret" in f.name and value:
                 value = "***"
             elif f.name in _URLS_WITH_PASSWORDS and "@" in value:
                 scheme, _, rest = value.partition("://")
@@ -352,6 +381,7 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
     defaults = Settings()
     known = {f.name: f for f in fields(Settings) if f.name != "source"}
     values: dict[str, Any] = {}
+    declared: dict[str, dict[str, str]] = {}
     sources = []
     config = config or (Path(env["CTI_CONFIG"]) if env.get("CTI_CONFIG") else None)
     if config is not None:
@@ -361,6 +391,8 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
             raise ConfigError(f"config file {config} does not exist") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config}: {exc}") from exc
+        if "asterisks" in table:
+            declared.update(parse_asterisks(table.pop("asterisks")))
         for name, raw in _flatten(table).items():
             if name not in known:
                 raise ConfigError(f"config file {config}: unknown setting {name!r}")
@@ -370,10 +402,27 @@ def load_settings(config: Path | None = None, env: dict[str, str] | None = None)
         if not key.startswith(ENV_PREFIX) or key == "CTI_CONFIG":
             continue
         name = key[len(ENV_PREFIX) :].lower()
-        if name in known:
+        if name == "asterisks":
+            declared = parse_asterisks(raw)
+            sources.append(key)
+        elif name in known:
             values[name] = _coerce(key, raw, getattr(defaults, name))
             sources.append(key)
+    values.pop("asterisks", None)
     settings = replace(defaults, **values, source=", ".join(sources) or "defaults")
+    if DEFAULT_ASTERISK in declared:
+        raise ConfigError(
+            f"setting asterisks: {DEFAULT_ASTERISK!r} is the Asterisk of the CTI_AMI_* settings; "
+            "give the others names of their own"
+        )
+    extra = tuple(server_from(name, decl) for name, decl in declared.items())
+    ports = [settings.agi_port, *(a.agi_port for a in extra if a.agi_port)]
+    if len(set(ports)) != len(ports):
+        raise ConfigError(
+            "setting asterisks: each Asterisk needs an agi_port of its own (its IVR steps are "
+            "known to be its calls' by the port they arrive on)"
+        )
+    settings = replace(settings, asterisks=extra)
     try:
         settings.tz  # noqa: B018 - validate early
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -410,12 +459,9 @@ def _check_nodes(settings: Settings) -> None:
             "setting broker_url: several server nodes share one PostgreSQL database "
             "(set database_url to postgresql+asyncpg://…; SQLite is for one node)"
         )
-    for name in ("node_name", "asterisk_name"):
-        value = getattr(settings, name)
-        if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
-            raise ConfigError(f"setting {name}: {value!r} is not 1-64 letters, digits, . _ -")
-    if not settings.asterisk_name:
-        raise ConfigError("setting asterisk_name: empty")
+    value = settings.node_name
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", value):
+        raise ConfigError(f"setting node_name: {value!r} is not 1-64 letters, digits, . _ -")
     if not 0.1 <= settings.lease_interval <= 30:
         raise ConfigError("setting lease_interval: between 0.1 and 30 seconds")
 

@@ -22,6 +22,7 @@ from reports.coverage import queue_log_seen
 from reports.metrics import (
     CARDS,
     CallFigures,
+    IncidentFigures,
     Satisfaction,
     call_figures,
     incident_figures,
@@ -82,6 +83,10 @@ class ReportOptions:
     brief: bool = False
     lang: str = "zh"
     queue_log: Path | None = None
+    # Site -> the names of its Asterisks (cti/asterisks.py), and the site this report is of
+    # (None: every site, with each site's own figures beside the total).
+    sites: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    site: str | None = None
     targets: dict[str, float] = field(
         default_factory=lambda: {
             "service_level": 0.8,
@@ -104,6 +109,11 @@ async def build_report(
 ) -> dict[str, Any]:
     """Everything a report shows, as plain data (rendered by reports/render.py)."""
     start, end = _utc(period.start), _utc(period.end)
+    asterisks: tuple[str, ...] | None = None
+    if opts.site is not None:
+        if opts.site not in opts.sites:
+            raise ValueError(f"site: no site {opts.site!r} (sites: {', '.join(opts.sites)})")
+        asterisks = opts.sites[opts.site]
     kw: dict[str, Any] = {
         "sl_seconds": opts.sl_seconds,
         "short_abandon": opts.short_abandon,
@@ -112,7 +122,8 @@ async def build_report(
     async with sessions() as s:
         # The call figures by queue and UTC half-hour (the total, queues, volume and trend are
         # sums of these groups) and by agent, from the half-hour table (reports/slots.py).
-        figures = await period_figures(s, start, end, **kw)
+        figures = await period_figures(s, start, end, **kw, asterisks=asterisks)
+        by_site = await _by_site(s, start, end, opts, asterisks, kw)
         total, by_queue, hours, trend = _breakdowns(figures.by_slot, period)
         by_agent = figures.by_agent
         incidents = await incident_figures(s, start, end)
@@ -169,10 +180,13 @@ async def build_report(
             "queue": opts.queue,
             "brief": opts.brief,
             "lang": opts.lang,
+            "site": opts.site,
         },
         "metrics": metrics,
         "calls": total.as_dict() if total else {},
         "by_queue": {str(k): v.as_dict() for k, v in by_queue.items()},
+        # Each site's own figures (several Asterisks), or {} with one.
+        "by_site": by_site,
         "agents": agents,
         "incidents": incidents.__dict__ | {"first_line_rate": incidents.first_line_rate},
         "satisfaction": sat.__dict__ | {"share": sat.share_satisfied, "mean": sat.mean}
@@ -188,6 +202,38 @@ async def build_report(
         "coverage": coverage,
         "cards": [c.__dict__ for c in CARDS],
     }
+
+
+async def _by_site(
+    s: Any,
+    start: datetime,
+    end: datetime,
+    opts: ReportOptions,
+    asterisks: tuple[str, ...] | None,
+    kw: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """Each site's call figures and headline metrics, when there is more than one site: the
+    same computation as the total, grouped by the calls' Asterisk. Calls of an Asterisk no
+    longer configured are under its own name."""
+    if len(opts.sites) < 2:
+        return {}
+    site_of = {name: site for site, names in opts.sites.items() for name in names}
+    grouped = await call_figures(s, start, end, **kw, by=Call.asterisk, asterisks=asterisks)
+    sums: dict[str, CallFigures] = {}
+    for name, f in grouped.items():
+        sums.setdefault(site_of.get(str(name), str(name)), CallFigures()).add(f)
+    return {
+        site: {"asterisks": list(opts.sites.get(site, (site,))), "calls": f.as_dict(),
+               "metrics": {k: v for k, v in _metrics(f, _NO_INCIDENTS, None).items()
+                           if k in SITE_METRICS}}
+        for site, f in sorted(sums.items())
+    }  # fmt: skip
+
+
+# The call metrics a site's figures carry (incidents and surveys belong to the desk, not a site).
+SITE_METRICS = ("offered", "answered", "service_level", "asa", "aht", "abandon_rate",
+                "net_abandon_rate", "answer_rate")  # fmt: skip
+_NO_INCIDENTS = IncidentFigures()
 
 
 def _metrics(total: Any, incidents: Any, sat: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ Call classes (a call is in exactly one; `offered` is every call that reached a q
 Call-back legs the desk placed (`callback_of` set) are not offered again.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -172,9 +173,10 @@ async def call_figures(
     short_abandon: float = 5,
     by: Any = None,
     queue: str | None = None,
+    asterisks: Sequence[str] | None = None,
 ) -> dict[Any, CallFigures]:
     """Figures for calls that ended, having arrived in [start, end), grouped by a column or a
-    tuple of columns (None: one group "*")."""
+    tuple of columns (None: one group "*"); of these Asterisks' calls only (None: all)."""
     keys = list(by) if isinstance(by, tuple) else [by] if by is not None else []
     cols = call_columns(sl_seconds, short_abandon)
     stmt = select(*keys, *cols).where(
@@ -185,6 +187,8 @@ async def call_figures(
     )
     if queue:
         stmt = stmt.where(Call.queue == queue)
+    if asterisks is not None:
+        stmt = stmt.where(Call.asterisk.in_(list(asterisks)))
     if keys:
         stmt = stmt.group_by(*keys)
     out: dict[Any, CallFigures] = {}

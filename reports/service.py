@@ -5,11 +5,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from cti.asterisks import NAME_PATTERN, sites_of
 from cti.db import SessionMaker, create_engine, migrate, session_maker
 from cti.erlang import agents_needed, evaluate
 from cti.errors import InvalidInput
@@ -33,14 +35,28 @@ class Archive:
     retention_days: int = 400
 
     def path(
-        self, kind: str, start: date, fmt: str, lang: str, queue: str | None, brief: bool
+        self,
+        kind: str,
+        start: date,
+        fmt: str,
+        lang: str,
+        queue: str | None,
+        brief: bool,
+        asterisks: tuple[str, ...] | None = None,
     ) -> Path:
-        """Where a report goes; InvalidInput for anything that would not stay in the archive."""
+        """Where a report goes; InvalidInput for anything that would not stay in the archive.
+        A site's report is named by its Asterisks (their names are safe in a file name; a
+        site's own name may be any text)."""
         if kind not in KINDS or fmt not in FORMATS or lang not in ("zh", "en"):
             raise InvalidInput(f"no archive place for a {kind!r} report as {fmt!r} in {lang!r}")
         if queue is not None:
             queue_name("queue", queue)
+        for name in asterisks or ():
+            if not NAME_PATTERN.match(name):
+                raise InvalidInput(f"no archive place for Asterisk {name!r}")
         tags = ("_" + queue if queue else "") + ("_brief" if brief else "")
+        if asterisks:
+            tags += "_site-" + "+".join(asterisks)
         name = f"{start.isoformat()}{tags}_{lang}.{fmt}"
         return self._inside(self.root / kind / name)
 
@@ -85,9 +101,14 @@ class Archive:
         return gone
 
 
-def options_from(settings: Settings, lang: str, queue: str | None, brief: bool) -> ReportOptions:
-    """Report options with this desk's thresholds and queue_log."""
+def options_from(
+    settings: Settings, lang: str, queue: str | None, brief: bool, site: str | None = None
+) -> ReportOptions:
+    """Report options with this desk's thresholds, queue_log and sites (`site`: one site's
+    report; None: every site's, each beside the total)."""
     return ReportOptions(
+        sites=sites_of(settings.asterisk_servers),
+        site=site,
         sl_seconds=settings.report_sl_seconds,
         short_abandon=settings.report_short_abandon,
         queue=queue,
@@ -108,13 +129,17 @@ async def generate(
     queue: str | None = None,
     brief: bool = False,
     end_day: date | None = None,
+    site: str | None = None,
 ) -> list[Path]:
     """Build a report once and write each format into the archive."""
     period = period_for(kind, day, settings.tz, end_day)
-    report = await build_report(sessions, period, options_from(settings, lang, queue, brief))
+    opts = options_from(settings, lang, queue, brief, site)
+    report = await build_report(sessions, period, opts)
     paths = []
     for fmt in formats:
-        path = archive.path(kind, period.start.date(), fmt, lang, queue, brief)
+        path = archive.path(
+            kind, period.start.date(), fmt, lang, queue, brief, opts.sites.get(site or "")
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         paths.append(await asyncio.to_thread(write, report, fmt, path))
     return paths
@@ -221,8 +246,14 @@ async def report_cli(
     brief: bool,
     out: Path | None,
     end_day: date | None,
+    site: str | None = None,
 ) -> int:
-    """`cti report ...`: write the files and print their paths."""
+    """`cti report ...`: write the files and print their paths (2 for a site the settings do
+    not declare)."""
+    sites = sites_of(settings.asterisk_servers)
+    if site is not None and site not in sites:
+        print(f"cti report: site must be one of {', '.join(sites)}", file=sys.stderr)
+        return 2
     from desk.migrations import MIGRATIONS
 
     engine = create_engine(settings.effective_database_url)
@@ -240,6 +271,7 @@ async def report_cli(
             queue,
             brief,
             end_day,
+            site,
         ):
             print(path)
     finally:

@@ -6,6 +6,7 @@ import logging
 from collections import Counter
 from typing import Protocol
 
+from cti.asterisks import DEFAULT_ASTERISK
 from cti.db import SessionMaker
 from cti.errors import CtiError
 from cti.ivr.agi import AgiAccess, AgiChannel, AgiHangup, AgiServer
@@ -100,8 +101,11 @@ class IvrService:
         sessions: SessionMaker,
         callbacks: CallbackPort | None = None,
         access: AgiAccess | None = None,
+        asterisk: str = DEFAULT_ASTERISK,
     ) -> None:
         self.ctx = ctx
+        # The Asterisk whose dialplan calls this port: its calls' steps are journaled as its.
+        self.asterisk = asterisk
         self.sessions = sessions
         self.server = AgiServer(host, port, self.handle, access=access)
         self.callbacks = callbacks  # the call-back bookings (routing), if they run
@@ -160,6 +164,6 @@ class IvrService:
             return
         try:
             async with self.sessions.begin() as session:
-                session.add_all([IvrStep(**row) for row in steps.rows])
+                session.add_all([IvrStep(**row, asterisk=self.asterisk) for row in steps.rows])
         except Exception:
             logger.exception("could not journal IVR steps linkedid=%s", steps.call_uniqueid)

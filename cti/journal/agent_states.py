@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, update
 
+from cti.asterisks import DEFAULT_ASTERISK
 from cti.db import SessionMaker
 from cti.journal.models import AgentStateSpan
 from cti.live.bus import AgentStateChanged, Bus
@@ -23,8 +24,16 @@ logger = logging.getLogger(__name__)
 class StateLog:
     """Writes agent state changes to agent_states in batches."""
 
-    def __init__(self, sessions: SessionMaker, bus: Bus, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        sessions: SessionMaker,
+        bus: Bus,
+        interval: float = 1.0,
+        asterisk: str = DEFAULT_ASTERISK,
+    ) -> None:
         self.sessions = sessions
+        # The Asterisk whose phones these agents are logged in at.
+        self.asterisk = asterisk
         self.interval = interval
         self._pending: list[tuple[str, str, str, float]] = []
         self._task: asyncio.Task[None] | None = None
@@ -65,13 +74,21 @@ class StateLog:
                         when = datetime.fromtimestamp(at, UTC)
                         await session.execute(
                             update(AgentStateSpan)
-                            .where(AgentStateSpan.ext == ext, AgentStateSpan.ended_at.is_(None))
+                            .where(
+                                AgentStateSpan.asterisk == self.asterisk,
+                                AgentStateSpan.ext == ext,
+                                AgentStateSpan.ended_at.is_(None),
+                            )
                             .values(ended_at=when)
                             .execution_options(synchronize_session=False)
                         )
                         await session.execute(
                             insert(AgentStateSpan).values(
-                                ext=ext, state=state, reason=reason, started_at=when
+                                asterisk=self.asterisk,
+                                ext=ext,
+                                state=state,
+                                reason=reason,
+                                started_at=when,
                             )
                         )
             except BaseException:

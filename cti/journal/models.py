@@ -3,9 +3,11 @@
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, Float, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Dialect, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from cti.asterisks import DEFAULT_ASTERISK
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -71,12 +73,18 @@ class Base(DeclarativeBase):
 
 
 class Call(Base):
-    """One call, from arrival to hang-up, keyed by the caller channel's Uniqueid."""
+    """One call, from arrival to hang-up, keyed by its Asterisk's name and the caller channel's
+    Uniqueid (a Uniqueid is unique on one Asterisk only)."""
 
     __tablename__ = "calls"
+    __table_args__ = (UniqueConstraint("asterisk", "uniqueid", name="uq_calls_asterisk_uniqueid"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    uniqueid: Mapped[str] = mapped_column(Clipped(150), unique=True)
+    # The Asterisk the call lives on (cti/asterisks.py): "main" for the single-Asterisk settings.
+    asterisk: Mapped[str] = mapped_column(
+        String(40), default=DEFAULT_ASTERISK, server_default=DEFAULT_ASTERISK, index=True
+    )
+    uniqueid: Mapped[str] = mapped_column(Clipped(150))
     linkedid: Mapped[str] = mapped_column(Clipped(150), index=True)
     channel: Mapped[str] = mapped_column(Clipped(200), default="")
     caller_number: Mapped[str] = mapped_column(Clipped(80), default="")
@@ -131,6 +139,9 @@ class LinkOutage(Base):
     __tablename__ = "link_outages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    asterisk: Mapped[str] = mapped_column(
+        String(40), default=DEFAULT_ASTERISK, server_default=DEFAULT_ASTERISK
+    )
     started_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
     reason: Mapped[str] = mapped_column(Text, default="")
@@ -152,6 +163,9 @@ class IvrStep(Base):
     __tablename__ = "ivr_steps"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    asterisk: Mapped[str] = mapped_column(
+        String(40), default=DEFAULT_ASTERISK, server_default=DEFAULT_ASTERISK
+    )
     call_uniqueid: Mapped[str] = mapped_column(Clipped(150), index=True)
     seq: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime]
@@ -169,6 +183,10 @@ class AgentStateSpan(Base):
     __tablename__ = "agent_states"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The Asterisk whose phone the agent was logged in at.
+    asterisk: Mapped[str] = mapped_column(
+        String(40), default=DEFAULT_ASTERISK, server_default=DEFAULT_ASTERISK
+    )
     ext: Mapped[str] = mapped_column(Clipped(40), index=True)
     state: Mapped[str] = mapped_column(Clipped(20))
     reason: Mapped[str] = mapped_column(Clipped(60), default="")

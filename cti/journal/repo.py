@@ -8,79 +8,102 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cti.asterisks import DEFAULT_ASTERISK
 from cti.journal.models import Call, IvrStep, JournalMeta, LinkOutage
 
 # acw_seconds is written by the agent service when wrap-up ends, after the call may be flushed.
 _UPDATABLE = [
-    c.name for c in Call.__table__.columns if c.name not in ("id", "uniqueid", "acw_seconds")
+    c.name
+    for c in Call.__table__.columns
+    if c.name not in ("id", "asterisk", "uniqueid", "acw_seconds")
 ]
+# A call's key: its Asterisk's name and its Uniqueid there.
+_KEY = ["asterisk", "uniqueid"]
 
 
 async def upsert_calls(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or update call rows by Uniqueid (one statement, executemany)."""
+    """Insert or update call rows by (asterisk, Uniqueid) (one statement, executemany)."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         pg = postgresql.insert(Call)
         stmt: Any = pg.on_conflict_do_update(
-            index_elements=["uniqueid"], set_={c: pg.excluded[c] for c in _UPDATABLE}
+            index_elements=_KEY, set_={c: pg.excluded[c] for c in _UPDATABLE}
         )
     else:
         lite = sqlite.insert(Call)
         stmt = lite.on_conflict_do_update(
-            index_elements=["uniqueid"], set_={c: lite.excluded[c] for c in _UPDATABLE}
+            index_elements=_KEY, set_={c: lite.excluded[c] for c in _UPDATABLE}
         )
     await session.execute(stmt, list(rows))
 
 
-async def open_calls(session: AsyncSession) -> Sequence[Call]:
-    """Calls the journal still holds as live (no end time)."""
-    result = await session.scalars(select(Call).where(Call.ended_at.is_(None)))
+async def open_calls(session: AsyncSession, asterisk: str = DEFAULT_ASTERISK) -> Sequence[Call]:
+    """Calls of this Asterisk the journal still holds as live (no end time)."""
+    result = await session.scalars(
+        select(Call).where(Call.asterisk == asterisk, Call.ended_at.is_(None))
+    )
     return result.all()
 
 
-async def finished_uniqueids(session: AsyncSession, uniqueids: Iterable[str]) -> set[str]:
-    """Which of these Uniqueids already have a finished record."""
+async def finished_uniqueids(
+    session: AsyncSession, uniqueids: Iterable[str], asterisk: str = DEFAULT_ASTERISK
+) -> set[str]:
+    """Which of these Uniqueids (of this Asterisk) already have a finished record."""
     ids = list(set(uniqueids))
     found: set[str] = set()
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         result = await session.scalars(
-            select(Call.uniqueid).where(Call.uniqueid.in_(chunk), Call.ended_at.is_not(None))
+            select(Call.uniqueid).where(
+                Call.asterisk == asterisk, Call.uniqueid.in_(chunk), Call.ended_at.is_not(None)
+            )
         )
         found.update(result.all())
     return found
 
 
-async def ivr_steps_since(session: AsyncSession, since: datetime) -> Sequence[IvrStep]:
-    """The IVR steps journaled from `since` on, by call and in order."""
+async def ivr_steps_since(
+    session: AsyncSession, since: datetime, asterisk: str = DEFAULT_ASTERISK
+) -> Sequence[IvrStep]:
+    """The IVR steps (of this Asterisk's calls) journaled from `since` on, by call and in order."""
     result = await session.scalars(
-        select(IvrStep).where(IvrStep.at >= since).order_by(IvrStep.call_uniqueid, IvrStep.seq)
+        select(IvrStep)
+        .where(IvrStep.asterisk == asterisk, IvrStep.at >= since)
+        .order_by(IvrStep.call_uniqueid, IvrStep.seq)
     )
     return result.all()
 
 
-async def known_uniqueids(session: AsyncSession, uniqueids: Iterable[str]) -> set[str]:
-    """Which of these Uniqueids have a call record at all (finished or not)."""
+async def known_uniqueids(
+    session: AsyncSession, uniqueids: Iterable[str], asterisk: str = DEFAULT_ASTERISK
+) -> set[str]:
+    """Which of these Uniqueids (of this Asterisk) have a call record at all (finished or not)."""
     ids = list(set(uniqueids))
     found: set[str] = set()
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
-        result = await session.scalars(select(Call.uniqueid).where(Call.uniqueid.in_(chunk)))
+        result = await session.scalars(
+            select(Call.uniqueid).where(Call.asterisk == asterisk, Call.uniqueid.in_(chunk))
+        )
         found.update(result.all())
     return found
 
 
-async def known_calls(session: AsyncSession, ids: Iterable[str]) -> set[str]:
-    """Which of these ids are the Uniqueid or the Linkedid of a call record (finished or not)."""
+async def known_calls(
+    session: AsyncSession, ids: Iterable[str], asterisk: str = DEFAULT_ASTERISK
+) -> set[str]:
+    """Which of these ids are the Uniqueid or the Linkedid of a call record of this Asterisk
+    (finished or not)."""
     wanted = list(set(ids))
     found: set[str] = set()
     for i in range(0, len(wanted), 500):
         chunk = wanted[i : i + 500]
         result = await session.execute(
             select(Call.uniqueid, Call.linkedid).where(
-                or_(Call.uniqueid.in_(chunk), Call.linkedid.in_(chunk))
+                Call.asterisk == asterisk,
+                or_(Call.uniqueid.in_(chunk), Call.linkedid.in_(chunk)),
             )
         )
         for uniqueid, linkedid in result.all():
@@ -100,18 +123,24 @@ async def set_meta(session: AsyncSession, values: dict[str, str]) -> None:
         await session.merge(JournalMeta(key=key, value=value))
 
 
-async def start_outage(session: AsyncSession, started_at: datetime, reason: str) -> None:
-    """Record the start of a period without events (unless one is already open)."""
-    open_ = await session.scalar(select(LinkOutage.id).where(LinkOutage.ended_at.is_(None)))
+async def start_outage(
+    session: AsyncSession, started_at: datetime, reason: str, asterisk: str = DEFAULT_ASTERISK
+) -> None:
+    """Record the start of a period without this Asterisk's events (unless one is open)."""
+    open_ = await session.scalar(
+        select(LinkOutage.id).where(LinkOutage.asterisk == asterisk, LinkOutage.ended_at.is_(None))
+    )
     if open_ is None:
-        session.add(LinkOutage(started_at=started_at, reason=reason))
+        session.add(LinkOutage(asterisk=asterisk, started_at=started_at, reason=reason))
 
 
-async def end_outage(session: AsyncSession, ended_at: datetime, reconciled: int) -> None:
-    """Close the open outage, with the number of calls reconciled for it."""
+async def end_outage(
+    session: AsyncSession, ended_at: datetime, reconciled: int, asterisk: str = DEFAULT_ASTERISK
+) -> None:
+    """Close this Asterisk's open outage, with the number of calls reconciled for it."""
     await session.execute(
         update(LinkOutage)
-        .where(LinkOutage.ended_at.is_(None))
+        .where(LinkOutage.asterisk == asterisk, LinkOutage.ended_at.is_(None))
         .values(ended_at=ended_at, reconciled_calls=reconciled)
     )
 
@@ -125,8 +154,10 @@ async def list_calls(
     queue: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    asterisk: str | None = None,
 ) -> tuple[Sequence[Call], int]:
-    """Calls newest first, filtered by arrival time range, outcome and queue; and the total."""
+    """Calls newest first, filtered by arrival time range, outcome, queue and Asterisk; and the
+    total."""
     conds: list[Any] = []
     if since is not None:
         conds.append(Call.arrived_at >= since)
@@ -138,6 +169,8 @@ async def list_calls(
         conds.append(Call.outcome == outcome)
     if queue:
         conds.append(Call.queue == queue)
+    if asterisk:
+        conds.append(Call.asterisk == asterisk)
     total = await session.scalar(select(func.count()).select_from(Call).where(*conds)) or 0
     rows = await session.scalars(
         select(Call)
@@ -157,8 +190,12 @@ async def outages(session: AsyncSession, since: datetime | None = None) -> Seque
     return (await session.scalars(stmt)).all()
 
 
-async def set_acw(session: AsyncSession, uniqueid: str, seconds: float) -> None:
+async def set_acw(
+    session: AsyncSession, uniqueid: str, seconds: float, asterisk: str = DEFAULT_ASTERISK
+) -> None:
     """Record the after-call work (wrap-up) that followed an answered call."""
     await session.execute(
-        update(Call).where(Call.uniqueid == uniqueid).values(acw_seconds=round(seconds, 3))
+        update(Call)
+        .where(Call.asterisk == asterisk, Call.uniqueid == uniqueid)
+        .values(acw_seconds=round(seconds, 3))
     )

@@ -30,6 +30,7 @@ from cti.ami import actions
 from cti.ami.client import AmiClient
 from cti.ami.events import AmiEvent, LinkDown
 from cti.ami.responses import CoreShowChannel, QueueEntry
+from cti.asterisks import DEFAULT_ASTERISK
 from cti.cdr import CdrCall, CdrTable, cdr_calls
 from cti.db import SessionMaker
 from cti.errors import ConfigError
@@ -94,8 +95,16 @@ class JournalService:
         flush_interval: float = 0.2,
         call_contexts: frozenset[str] = frozenset(),
         cdr: CdrTable | None = None,
+        asterisk: str = DEFAULT_ASTERISK,
     ) -> None:
         self.sessions = sessions
+        # The Asterisk whose calls this journal writes and whose queue_log `reader` reads.
+        self.asterisk = asterisk
+        # journal_meta keys of this Asterisk (the default one keeps the keys it always had).
+        suffix = "" if asterisk == DEFAULT_ASTERISK else f":{asterisk}"
+        self.meta_last_event = META_LAST_EVENT + suffix
+        self.meta_queue_log = META_QUEUE_LOG + suffix
+        self.meta_cdr = META_CDR + suffix
         self.tracker = tracker
         self.reader = reader
         # Asterisk's CDR table, and the id up to which its rows were looked at.
@@ -154,7 +163,7 @@ class JournalService:
                 self._reject(call.uniqueid, exc)
         meta = {}
         if self.tracker.last_event_at is not None:
-            meta[META_LAST_EVENT] = repr(self.tracker.last_event_at)
+            meta[self.meta_last_event] = repr(self.tracker.last_event_at)
         try:
             try:
                 await self._write([row for _, row in rows], meta, acw)
@@ -183,7 +192,7 @@ class JournalService:
                 await repo.upsert_calls(session, rows)
             await repo.set_meta(session, meta)
             for uniqueid, seconds in acw.items():
-                await repo.set_acw(session, uniqueid, seconds)
+                await repo.set_acw(session, uniqueid, seconds, self.asterisk)
 
     async def _write_apart(self, rows: list[tuple[LiveCall, dict[str, Any]]]) -> None:
         """Each row in a transaction of its own; the refused ones are set aside. Raises (and
@@ -262,7 +271,7 @@ class JournalService:
         ):
             self.position = pos
             async with self.sessions.begin() as session:
-                await repo.set_meta(session, {META_QUEUE_LOG: pos.encode()})
+                await repo.set_meta(session, {self.meta_queue_log: pos.encode()})
 
     async def sweep_cdr(self) -> int:
         """While connected: every POSITION_LAG seconds, look at the CDRs written up to the
@@ -291,7 +300,7 @@ class JournalService:
             missing = set(calls) - set(self.tracker.calls)
             async with self.sessions() as session:
                 known = await repo.known_calls(
-                    session, missing | {c.linkedid for c in calls.values()}
+                    session, missing | {c.linkedid for c in calls.values()}, self.asterisk
                 )
             for uid in sorted(missing, key=lambda u: calls[u].started):
                 if uid in known or calls[uid].linkedid in known:
@@ -308,7 +317,7 @@ class JournalService:
     async def _save_cdr_position(self, position: int) -> None:
         self.cdr_position = position
         async with self.sessions.begin() as session:
-            await repo.set_meta(session, {META_CDR: str(position)})
+            await repo.set_meta(session, {self.meta_cdr: str(position)})
 
     async def _read_cdrs(self) -> tuple[dict[str, CdrCall], int | None]:
         """The calls in the CDRs written since we last looked, and the new position. Unreadable
@@ -332,9 +341,9 @@ class JournalService:
     async def resume(self) -> None:
         """At start-up: take back the calls a previous process left open, note the gap."""
         async with self.sessions.begin() as session:
-            open_rows = await repo.open_calls(session)
-            last = await repo.get_meta(session, META_LAST_EVENT)
-            self.position = Position.decode(await repo.get_meta(session, META_QUEUE_LOG))
+            open_rows = await repo.open_calls(session, self.asterisk)
+            last = await repo.get_meta(session, self.meta_last_event)
+            self.position = Position.decode(await repo.get_meta(session, self.meta_queue_log))
             if self.position is None and self.reader is not None:
                 # First start on this database: history before now is not ours to import, but
                 # the first resync reads a little of it for the calls live at that moment.
@@ -342,8 +351,8 @@ class JournalService:
                 self._lookback = await self.reader.tail(FIRST_START_LOOKBACK)
                 self._first_start = time.time()
                 if self.position is not None:
-                    await repo.set_meta(session, {META_QUEUE_LOG: self.position.encode()})
-            raw_cdr = await repo.get_meta(session, META_CDR)
+                    await repo.set_meta(session, {self.meta_queue_log: self.position.encode()})
+            raw_cdr = await repo.get_meta(session, self.meta_cdr)
             if raw_cdr is not None and raw_cdr.isdigit():
                 self.cdr_position = int(raw_cdr)
             elif self.cdr is not None:
@@ -356,13 +365,15 @@ class JournalService:
                 except Exception as exc:  # unreachable now: from the first resync that reads it
                     logger.warning("CDR table unreadable at start (%s)", exc)
                 if self.cdr_position is not None:
-                    await repo.set_meta(session, {META_CDR: str(self.cdr_position)})
+                    await repo.set_meta(session, {self.meta_cdr: str(self.cdr_position)})
             for row in open_rows:
                 self.tracker.adopt(LiveCall.from_row(row))
             if last is not None:
                 started = float(last)
                 self.outage_started_at = started
-                await repo.start_outage(session, to_dt(started), "CTI server was not running")
+                await repo.start_outage(
+                    session, to_dt(started), "CTI server was not running", self.asterisk
+                )
         if open_rows:
             logger.info("resumed %d calls left open by the previous run", len(open_rows))
 
@@ -373,7 +384,7 @@ class JournalService:
         if self.outage_started_at is None:
             self.outage_started_at = started
             async with self.sessions.begin() as session:
-                await repo.start_outage(session, to_dt(started), event.reason)
+                await repo.start_outage(session, to_dt(started), event.reason, self.asterisk)
 
     async def resync(self, client: AmiClient, drain: Callable[[], list[AmiEvent]]) -> int:
         """Rebuild live state from Asterisk and settle every call; returns calls reconciled.
@@ -417,7 +428,7 @@ class JournalService:
 
         unknown = [cid for cid in by_call if cid not in settled]
         async with self.sessions() as session:
-            done = await repo.finished_uniqueids(session, unknown)
+            done = await repo.finished_uniqueids(session, unknown, self.asterisk)
             ivr = await self._ivr_steps(session, outage_start) if had_outage else {}
         for cid in unknown:
             if cid in done:
@@ -461,10 +472,10 @@ class JournalService:
         await self.flush()
         async with self.sessions.begin() as session:
             if new_pos is not None:
-                await repo.set_meta(session, {META_QUEUE_LOG: new_pos.encode()})
+                await repo.set_meta(session, {self.meta_queue_log: new_pos.encode()})
             if new_cdr is not None:
-                await repo.set_meta(session, {META_CDR: str(new_cdr)})
-            await repo.end_outage(session, to_dt(snap_time), reconciled)
+                await repo.set_meta(session, {self.meta_cdr: str(new_cdr)})
+            await repo.end_outage(session, to_dt(snap_time), reconciled, self.asterisk)
         self.reconciled_total += reconciled
         logger.info(
             "resync: %d live channels, %d waiting, %d queue_log lines, %d CDR calls,"
@@ -478,10 +489,9 @@ class JournalService:
         )
         return reconciled
 
-    @staticmethod
-    async def _ivr_steps(session: AsyncSession, since: float) -> dict[str, list[IvrStepSeen]]:
+    async def _ivr_steps(self, session: AsyncSession, since: float) -> dict[str, list[IvrStepSeen]]:
         """The IVR's steps since a little before the outage began, by call."""
-        rows = await repo.ivr_steps_since(session, to_dt(since - IVR_LOOKBACK))
+        rows = await repo.ivr_steps_since(session, to_dt(since - IVR_LOOKBACK), self.asterisk)
         by_call: dict[str, list[IvrStepSeen]] = {}
         for r in rows:
             seen = IvrStepSeen(
@@ -507,7 +517,7 @@ class JournalService:
             await self.flush()  # calls that ended under our eyes are in the journal before we look
         linked = {cdrs[uid].linkedid for uid in candidates if uid in cdrs}
         async with self.sessions() as session:
-            known = await repo.known_calls(session, candidates | linked)
+            known = await repo.known_calls(session, candidates | linked, self.asterisk)
         made = 0
         for uid in sorted(candidates):
             cdr = cdrs.get(uid)

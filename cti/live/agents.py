@@ -26,6 +26,7 @@ from cti.ami import actions
 from cti.ami import events as ev
 from cti.ami.client import AmiClient
 from cti.ami.responses import QueueMember
+from cti.asterisks import DEFAULT_ASTERISK
 from cti.errors import InvalidInput
 from cti.live.bus import (
     AgentStateChanged,
@@ -109,8 +110,12 @@ class AgentService:
         bus: Bus,
         interface: Callable[[str], str],
         wrapup_seconds: float,
+        asterisk: str = DEFAULT_ASTERISK,
     ) -> None:
         self.client = client
+        # The Asterisk whose phones these agents log in at (an agent of another site is another
+        # AgentService's).
+        self.asterisk = asterisk
         self.bus = bus
         self.interface = interface
         self.wrapup_seconds = wrapup_seconds
@@ -143,6 +148,8 @@ class AgentService:
 
     def _on_call(self, event: CallEvent) -> None:
         """The end of an answered call starts the agent's wrap-up."""
+        if event.call.asterisk != self.asterisk:
+            return
         if event.kind == CallEventKind.TALK_ENDED and event.call.agent:
             agent = self.agent(event.call.agent)
             self._record_wrapup(agent)  # the previous call's, if not yet settled

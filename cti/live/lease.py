@@ -11,7 +11,7 @@ holder that vanished from the network in about KEEPALIVE_RELEASE seconds, after 
 stopped on its side.
 
 The connection's `application_name` says which lease and which node
-(`cti-lease ami:main node-a`), so `pg_stat_activity` shows the owners; `holders()` reads them.
+(`cti-lease ami node-a`), so `pg_stat_activity` shows the owners; `holders()` reads them.
 """
 
 import asyncio

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, overload
 
+from cti.asterisks import DEFAULT_ASTERISK
 from cti.types import QUEUE_STATUS_OUTCOME, CallOutcome, OfferResult, RecordSource
 
 logger = logging.getLogger(__name__)
@@ -188,6 +189,8 @@ class LiveCall:
     wait_override: float | None = None  # Asterisk's own figure when reconciled from queue_log
     talk_override: float | None = None
     seen_since_link: bool = True
+    # The Asterisk the call lives on (its Uniqueid is unique there only).
+    asterisk: str = DEFAULT_ASTERISK
     state: CallState = CallState.DIALPLAN
     # Hold (Asterisk's Hold/Unhold events on any leg of the call, while an agent talks).
     recording: str | None = None  # calls/<uniqueid>.wav, when the dialplan started MixMonitor
@@ -365,6 +368,7 @@ class LiveCall:
     def to_row(self, now: float) -> dict[str, Any]:
         """The journal row (calls table) for this call."""
         return {
+            "asterisk": self.asterisk,
             "uniqueid": self.uniqueid,
             "linkedid": self.linkedid,
             "channel": self.channel,
@@ -469,6 +473,7 @@ class LiveCall:
             recording=state.get("recording"),
             legs=list(state.get("legs", [])),
             leg_since=state.get("leg_since"),
+            asterisk=row.asterisk,
         )
         call.offers = [
             Offer(**{**o, "result": OfferResult(o["result"])}) for o in state.get("offers", [])
@@ -543,6 +548,7 @@ class CallView:
     on_hold: bool = False
     hold_seconds: float = 0.0  # on hold so far, the current hold included
     recording: str | None = None
+    asterisk: str = DEFAULT_ASTERISK
 
 
 def view_of(call: LiveCall, now: float) -> CallView:
@@ -573,6 +579,7 @@ def view_of(call: LiveCall, now: float) -> CallView:
         on_hold=call.on_hold_since is not None,
         recording=call.recording,
         hold_seconds=round(call.held(call.ended_at or now), 3),
+        asterisk=call.asterisk,
     )
 
 

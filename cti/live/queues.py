@@ -33,23 +33,30 @@ class QueueBook:
 
     def _on_call(self, event: CallEvent) -> None:
         call = event.call
+        if call.asterisk != self.tracker.asterisk:
+            return  # another Asterisk's queue of the same name is another queue
         if event.kind == CallEventKind.CALL_QUEUED and call.queue and call.callback_of is None:
             self.arrivals[call.queue].append(call.queued_at or time.time())
             self.known.add(call.queue)
 
     async def preload(self, sessions: SessionMaker) -> None:
-        """Recent arrivals and every queue the journal knows (after a restart)."""
+        """Recent arrivals and every queue the journal knows on this Asterisk (after a
+        restart)."""
         now = datetime.now(UTC)
+        mine = Call.asterisk == self.tracker.asterisk
         async with sessions() as s:
             rows = await s.execute(
                 select(Call.queue, Call.queued_at).where(
+                    mine,
                     Call.queued_at >= now - timedelta(seconds=RATE_WINDOW),
                     Call.callback_of.is_(None),
                 )
             )
             for at_ts, queue in sorted((at.timestamp(), q) for q, at in rows.all() if q and at):
                 self.arrivals[queue].append(at_ts)
-            queues = await s.scalars(select(Call.queue).where(Call.queue.is_not(None)).distinct())
+            queues = await s.scalars(
+                select(Call.queue).where(mine, Call.queue.is_not(None)).distinct()
+            )
             self.known.update(q for q in queues.all() if q)
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from cti.ami import events as ev
 from cti.ami.responses import cid
+from cti.asterisks import DEFAULT_ASTERISK
 from cti.live.bus import Bus, CallEvent, CallEventKind, QueueChanged
 from cti.live.model import (
     CallState,
@@ -41,8 +42,11 @@ class CallTracker:
         inbound_contexts: Iterable[str],
         bus: Bus | None = None,
         clock: Callable[[], float] = time.time,
+        asterisk: str = DEFAULT_ASTERISK,
     ):
         self.inbound_contexts = frozenset(inbound_contexts)
+        # The Asterisk whose events these are: every call made or adopted here is stamped with it.
+        self.asterisk = asterisk
         self.bus = bus or Bus()
         self.clock = clock
         self.calls: dict[str, LiveCall] = {}  # caller Uniqueid -> call
@@ -107,11 +111,13 @@ class CallTracker:
 
     def adopt(self, call: LiveCall) -> None:
         """Take over a live call (resumed from the journal or found in a snapshot)."""
+        call.asterisk = self.asterisk
         self.calls[call.uniqueid] = call
         self.by_linkedid.setdefault(call.linkedid, call)
 
     def end_reconciled(self, call: LiveCall) -> None:
         """A call found to have ended while we were not listening: store it and tell listeners."""
+        call.asterisk = self.asterisk
         self._dirty[call.uniqueid] = call
         self.forget(call)
         logger.info(

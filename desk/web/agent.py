@@ -1,15 +1,17 @@
 """Login, the agent's own state and screen pop (REST + WebSocket), and caller details edits."""
 
-import contextlib
+import time
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from aiohttp import web
 from sqlalchemy import String, select
 
+from cti.asterisks import NAME_PATTERN
 from cti.errors import InvalidInput, NotFound
 from cti.live.model import AgentState
 from cti.phone import normalize
+from cti.runtime import CtiCore
 from desk import audit, directory
 from desk.i18n import translations
 from desk.models import Role, Staff, User, WebSession
@@ -29,6 +31,7 @@ from desk.web.auth import (
 from desk.web.i18n import language, script_texts
 from desk.web.keys import (
     CORE,
+    CORES,
     HUB,
     LDAP_LOGIN,
     LIMITER,
@@ -46,6 +49,11 @@ from desk.web.openapi import documented, obj, string
 from desk.web.pages import HOME
 from desk.web.templating import render
 from desk.web.validation import body_of, check_text
+
+# An agent page's hello on a node without the AMI link: the owner is asked for the agent's live
+# state for up to LIVE_ASK_SECONDS, each ask waiting LIVE_ASK_EACH for its answer.
+LIVE_ASK_SECONDS = 3.0
+LIVE_ASK_EACH = 0.5
 
 # As long as the directory's columns hold (PostgreSQL refuses longer text with an error).
 USER_FIELD_LENGTHS: dict[str, int] = {
@@ -152,6 +160,23 @@ def _ext(request: web.Request) -> str:
     return staff.extension
 
 
+def agent_core(app: web.Application, ext: str, asterisk: Any = None) -> CtiCore:
+    """The core of the Asterisk whose phone the agent works at: the one named (`asterisk`, when
+    logging in), else the one the agent is logged in at, else the default one. An agent logs in
+    at one site's phone; another Asterisk's agent of the same extension is another agent."""
+    cores = app.get(CORES, {})
+    if asterisk is not None:
+        if not isinstance(asterisk, str) or not NAME_PATTERN.match(asterisk):
+            raise InvalidInput("asterisk: a name of lower-case letters, digits, - or _ is needed")
+        if asterisk not in cores:
+            raise InvalidInput(f"asterisk must be one of {', '.join(cores) or 'main'}")
+        return cores[asterisk]
+    for core in cores.values():
+        if core.agents.agents.get(ext) is not None and core.agents.agents[ext].queues:
+            return core
+    return app[CORE]
+
+
 async def _me_body(request: web.Request) -> dict[str, Any]:
     staff = current(request)
     assert staff is not None
@@ -159,18 +184,32 @@ async def _me_body(request: web.Request) -> dict[str, Any]:
     if staff.extension and CORE in request.app:
         body.update(await live_of(request.app, staff.extension))
     elif staff.extension and NODE in request.app:  # the owner of the AMI link knows
-        with contextlib.suppress(NotOwned):
-            live = await request.app[NODE].ask("agent_live", {"ext": staff.extension}, 3.0)
+        # Asked again every half second for up to 3 s: an ask published while no node holds
+        # the link (a takeover) is heard by nobody, and the new owner answers only the asks it
+        # receives once its job runs (read-only: asking twice is harmless).
+        node, deadline = request.app[NODE], time.monotonic() + LIVE_ASK_SECONDS
+        while True:
+            try:
+                live = await node.ask("agent_live", {"ext": staff.extension}, LIVE_ASK_EACH)
+            except NotOwned:
+                if time.monotonic() < deadline:
+                    continue
+                break
             if isinstance(live, dict):
-                body.update({k: live.get(k) for k in ("agent", "pop")})
+                body.update({k: live.get(k) for k in ("agent", "pop", "asterisk")})
+            break
     return body
 
 
 async def live_of(app: web.Application, ext: str) -> dict[str, Any]:
-    """Agent `ext`'s state and the pop of the call ringing or answered at their phone, from the
-    live state of the node that holds the AMI link."""
-    core = app[CORE]
-    out: dict[str, Any] = {"agent": agent_json(core.agents.agent(ext).view()), "pop": None}
+    """Agent `ext`'s state, the Asterisk they work at and the pop of the call ringing or
+    answered at their phone, from the live state of the node that holds the AMI links."""
+    core = agent_core(app, ext)
+    out: dict[str, Any] = {
+        "agent": agent_json(core.agents.agent(ext).view()),
+        "asterisk": core.server.name,
+        "pop": None,
+    }
     found = app[POP].current(core.tracker, ext)
     if found is not None:
         call, phase = found
@@ -191,13 +230,16 @@ async def me(request: web.Request) -> web.Response:
             "state": {"enum": [s.value for s in AgentState]},
             "reason": string(60),
             "seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
+            "asterisk": string(40, pattern="^[a-z0-9][a-z0-9_-]*$"),
         },
         ("state",),
     ),
 )
 @requires(Role.AGENT)
 async def set_state(request: web.Request) -> web.Response:
-    """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason}."""
+    """POST /api/agent/me/state {state: ready|paused|wrap_up|logged_out, reason, asterisk}
+    (asterisk: the Asterisk whose phone to log in at, with several; default: where the agent
+    is logged in, else the default one)."""
     body = await body_of(request)
     ext = _ext(request)
     staff = current(request)
@@ -224,8 +266,9 @@ async def set_state(request: web.Request) -> web.Response:
 async def apply_state(
     app: web.Application, ext: str, queues: list[str], body: dict[str, Any]
 ) -> dict[str, Any]:
-    """Change agent `ext`'s state as `body` asks, on the node that holds the AMI link."""
-    agents = app[CORE].agents
+    """Change agent `ext`'s state as `body` asks, on the node that holds the AMI links."""
+    core = agent_core(app, ext, body.get("asterisk"))
+    agents = core.agents
     state = body.get("state")
     if state == AgentState.READY:
         if not agents.agent(ext).queues:
@@ -245,7 +288,11 @@ async def apply_state(
         await agents.logout(ext)
     else:
         raise InvalidInput("state must be ready, paused, wrap_up or logged_out")
-    return {"requested": state, "agent": agent_json(agents.agent(ext).view())}
+    return {
+        "requested": state,
+        "agent": agent_json(agents.agent(ext).view()),
+        "asterisk": core.server.name,
+    }
 
 
 @requires(Role.AGENT)

@@ -73,6 +73,7 @@ from desk.web.hub import Hub
 from desk.web.keys import (
     ARCHIVE,
     CORE,
+    CORES,
     ENGINE,
     HOURS_SEED,
     HUB,
@@ -265,26 +266,40 @@ def _metrics(s: Settings) -> MetricSettings:
 
 
 async def core_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The AMI link, live state (calls, agents, queues), the bus and the journal; the pages are
-    told what happens (the notifier), the wallboard is pushed."""
+    """Each Asterisk's AMI link, live state (calls, agents, queues), bus and journal (one
+    CtiCore per Asterisk, the default one first); the pages are told what happens (a notifier
+    per core), the wallboard is pushed across them all."""
     s = app[SETTINGS]
-    core = CtiCore(s, app[SESSIONS])
-    notifier = Notifier(core.bus, app[HUB], app[POP])
+    cores = [CtiCore(s, app[SESSIONS], server=server) for server in s.asterisk_servers]
+    notifiers = [Notifier(core.bus, app[HUB], app[POP]) for core in cores]
     routing = app[ROUTING_CONFIG]
     board = WallboardPusher(
-        app[SESSIONS], core, app[HUB], s.tz, _metrics(s), routing.current.thresholds
+        app[SESSIONS], cores, app[HUB], s.tz, _metrics(s), routing.current.thresholds
     )
     routing.listen(lambda config: setattr(board, "thresholds", config.thresholds))
-    reaper = supervise.SpyReaper(core.bus, core.client, s.agent_device)
-    await core.start()
+    # Supervision works on the default Asterisk (desk/web/supervise.py).
+    reaper = supervise.SpyReaper(cores[0].bus, cores[0].client, s.agent_device)
+    started: list[CtiCore] = []
+    try:
+        for core in cores:
+            await core.start()
+            started.append(core)
+    except BaseException:
+        await reaper.close()
+        for core in reversed(started):
+            await core.stop()
+        raise
     board.start()
-    app[CORE], app[NOTIFIER], app[WALLBOARD] = core, notifier, board
+    app[CORE], app[NOTIFIER], app[WALLBOARD] = cores[0], notifiers[0], board
+    app[CORES] = {core.server.name: core for core in cores}
     app[supervise.REAPER] = reaper
     yield
     await board.close()
     await reaper.close()
-    await notifier.close()
-    await core.stop()
+    for notifier in notifiers:
+        await notifier.close()
+    for core in reversed(cores):
+        await core.stop()
 
 
 def make_executor(app: web.Application, core: CtiCore) -> RoutingExecutor:
@@ -363,10 +378,37 @@ async def ivr_ctx(app: web.Application) -> AsyncIterator[None]:
     callbacks = app[ROUTING].callbacks if ROUTING in app else None
     access = AgiAccess(s.effective_agi_allowed_hosts, s.agi_secret)
     service = IvrService(s.agi_host, s.agi_port, ctx, app[SESSIONS], callbacks, access)
-    await service.start()
+    # The other Asterisks' IVR: a FastAGI port each, so their steps are journaled as theirs
+    # (call-backs are booked on the default Asterisk only).
+    others = [
+        IvrService(
+            s.agi_host,
+            a.agi_port,
+            ctx,
+            app[SESSIONS],
+            None,
+            AgiAccess(
+                s.agi_allowed_hosts or (a.ami_host, "127.0.0.1", "::1"),
+                a.agi_secret or s.agi_secret,
+            ),
+            asterisk=a.name,
+        )
+        for a in s.asterisks
+        if a.agi_port
+    ]
+    started: list[IvrService] = []
+    try:
+        for ivr in (service, *others):
+            await ivr.start()
+            started.append(ivr)
+    except BaseException:
+        for ivr in started:
+            await ivr.stop()
+        raise
     app[IVR] = service
     yield
-    await service.stop()
+    for ivr in reversed(started):
+        await ivr.stop()
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -383,9 +425,10 @@ async def healthz(request: web.Request) -> web.Response:
     node = request.app.get(NODE)
     if node is not None:
         # One of several nodes: it serves while it reaches the database and the broker; the AMI
-        # link is up on the node that holds its lease (in the staff view below).
+        # links are up on the node that holds their lease (in the staff view below).
         ok = db_ok and node.broker.stats.connected
     else:
+        # The default Asterisk's link decides (another site's outage is listed, not fatal here).
         ok = db_ok and CORE in request.app and request.app[CORE].client.connected
     status = 200 if ok else 503
     if request.get(STAFF) is None:
@@ -400,6 +443,8 @@ async def healthz(request: web.Request) -> web.Response:
     }
     if CORE in request.app:
         body.update(request.app[CORE].health())
+    if CORES in request.app and len(request.app[CORES]) > 1:
+        body["asterisks"] = {name: core.health() for name, core in request.app[CORES].items()}
     if node is not None:
         body["node"] = node.health()
     if MAIL in request.app:

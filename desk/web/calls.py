@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from sqlalchemy import or_, select
 
+from cti.asterisks import NAME_PATTERN
 from cti.errors import InvalidInput, NotFound
 from cti.journal import repo
 from cti.journal.models import Call
@@ -37,6 +38,8 @@ class CallsQuery:
     queue: str | None
     limit: int
     offset: int
+    # One Asterisk's calls (cti/asterisks.py); None: every Asterisk's.
+    asterisk: str | None = None
 
 
 def _int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
@@ -68,7 +71,17 @@ def parse_calls_query(q: Mapping[str, str], tz: ZoneInfo) -> CallsQuery:
         queue=(q.get("queue") or None),
         limit=_int("limit", q.get("limit"), 50, 1, MAX_LIMIT),
         offset=_int("offset", q.get("offset"), 0, 0, 10**9),
+        asterisk=_asterisk(q.get("asterisk")),
     )
+
+
+def _asterisk(raw: str | None) -> str | None:
+    """An Asterisk's name as a filter, or InvalidInput."""
+    if not raw:
+        return None
+    if not NAME_PATTERN.match(raw):
+        raise InvalidInput("asterisk: a name of lower-case letters, digits, - or _ is needed")
+    return raw
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -78,6 +91,7 @@ def _iso(value: datetime | None) -> str | None:
 def call_json(c: Call) -> dict[str, Any]:
     """The public JSON form of a call record."""
     return {
+        "asterisk": c.asterisk,
         "uniqueid": c.uniqueid,
         "linkedid": c.linkedid,
         "channel": c.channel,
@@ -124,6 +138,7 @@ async def _query(request: web.Request) -> tuple[CallsQuery, list[Call], int]:
             until=q.until,
             outcome=q.outcome,
             queue=q.queue,
+            asterisk=q.asterisk,
             limit=q.limit,
             offset=q.offset,
         )
@@ -136,13 +151,15 @@ async def _query(request: web.Request) -> tuple[CallsQuery, list[Call], int]:
         "until": {"type": "string", "format": "date-time"},
         "outcome": {"enum": ["live", *(o.value for o in CallOutcome)]},
         "queue": string(80),
+        "asterisk": string(40, pattern="^[a-z0-9][a-z0-9_-]*$"),
         "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
         "offset": {"type": "integer", "minimum": 0},
     }
 )
 @requires(Role.AGENT)
 async def get_calls(request: web.Request) -> web.Response:
-    """GET /api/calls: newest first; filters since, until, outcome, queue; limit and offset."""
+    """GET /api/calls: newest first; filters since, until, outcome, queue, asterisk; limit and
+    offset."""
     q, rows, total = await _query(request)
     return web.json_response(
         {
@@ -154,12 +171,18 @@ async def get_calls(request: web.Request) -> web.Response:
     )
 
 
+@documented(responses=(404,), query={"asterisk": string(40, pattern="^[a-z0-9][a-z0-9_-]*$")})
 @requires(Role.AGENT)
 async def get_call(request: web.Request) -> web.Response:
-    """GET /api/calls/{uniqueid}."""
+    """GET /api/calls/{uniqueid}(?asterisk=): a Uniqueid is unique on one Asterisk only; without
+    `asterisk`, the first Asterisk's call that has it."""
     uniqueid = request.match_info["uniqueid"]
+    asterisk = _asterisk(request.query.get("asterisk"))
+    stmt = select(Call).where(Call.uniqueid == uniqueid)
+    if asterisk is not None:
+        stmt = stmt.where(Call.asterisk == asterisk)
     async with request.app[SESSIONS]() as session:
-        row = await session.scalar(select(Call).where(Call.uniqueid == uniqueid))
+        row = await session.scalar(stmt.order_by(Call.id).limit(1))
     if row is None:
         raise NotFound(f"no call with uniqueid {uniqueid!r}")
     return web.json_response(call_json(row))

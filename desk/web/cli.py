@@ -164,7 +164,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     return asyncio.run(
         report_cli(
-            settings, args.kind, day, formats, args.lang, args.queue, args.brief, args.out, end
+            settings,
+            args.kind,
+            day,
+            formats,
+            args.lang,
+            args.queue,
+            args.brief,
+            args.out,
+            end,
+            args.site,
         )
     )
 
@@ -309,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--lang", default="zh", choices=["zh", "en"])
     rp.add_argument("--queue", help="only this queue")
     rp.add_argument("--brief", action="store_true", help="the brief form")
+    rp.add_argument("--site", help="one site's figures (several Asterisks; default: every site)")
     rp.add_argument("--out", type=Path, help="folder (default: the archive, DATA_DIR/reports)")
     rp.set_defaults(func=cmd_report)
 

@@ -31,7 +31,9 @@ from reports.service import Archive, Scheduler
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", SessionMaker)
+# The default Asterisk's core ("main"), and every Asterisk's by name (cti/asterisks.py).
 CORE = web.AppKey("core", CtiCore)
+CORES = web.AppKey("cores", dict[str, CtiCore])
 MEDIA = web.AppKey("media", MediaPaths)
 # The desk's numbering plan (CTI_AREA_CODE): every caller ID and typed number goes through it.
 PLAN = web.AppKey("number_plan", NumberPlan)

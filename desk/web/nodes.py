@@ -1,16 +1,20 @@
 """Several server nodes behind one address (CTI_BROKER_URL set; docs/nodes.md).
 
 Every node serves the pages, the API and the WebSockets. Live events go through the broker
-(cti/live/broker.py): the node that owns the AMI link publishes its bus's events to every node's
-page bus, whose Notifier pops and tells the browsers connected *there*; the owner's wallboard
-pusher hands each board to every node's wallboard clients.
+(cti/live/broker.py): the node that owns the AMI links publishes its buses' events to every
+node's page bus, whose Notifier pops and tells the browsers connected *there*; the owner's
+wallboard pusher hands each board to every node's wallboard clients.
 
-Jobs that must run once per desk are held by leases in PostgreSQL (cti/live/lease.py):
-`ami:<asterisk name>` — the AMI link, live state, the journal writer, overflow and alerts (the
-routing executor) — and `scheduler` — scheduled reports and retention. When the holder dies,
-another node takes the lease within a few `lease_interval`s and starts the job the way a
-restarted server does: it takes back the open calls from the journal, logs in to Asterisk and
-resyncs as after an AMI drop (reconciling from queue_log what happened meanwhile).
+Jobs that must run once per desk are held by leases in PostgreSQL (cti/live/lease.py): `ami` —
+the AMI links of every configured Asterisk (one CtiCore each: live state, the journal writer),
+overflow and alerts (the routing executor) and the wallboard across every site — and `scheduler`
+— scheduled reports and retention. One lease for all the Asterisks, not one each: the wallboard
+and its per-site rows and totals are made from every Asterisk's live state in one process, as
+on a single node; split across owners, each board would need the others' live state over the
+broker and a merge whose parts can be of different moments. When the holder dies, another node
+takes the lease within a few `lease_interval`s and starts the job the way a restarted server
+does: for each Asterisk it takes back the open calls from the journal, logs in and resyncs as
+after an AMI drop (reconciling from that Asterisk's queue_log what happened meanwhile).
 """
 
 import asyncio
@@ -33,6 +37,7 @@ from cti.tasks import Background
 from desk.web.keys import (
     ARCHIVE,
     CORE,
+    CORES,
     HUB,
     NOTIFIER,
     POP,
@@ -46,11 +51,16 @@ from desk.web.keys import (
 from desk.web.messages import WALLBOARD as WALLBOARD_TOPIC
 from desk.web.notifier import Notifier
 from desk.web.pusher import Board, WallboardPusher
+from desk.web.supervise import REAPER, SpyReaper
 from reports.service import Scheduler
-from reports.wallboard import MetricSettings
+from reports.wallboard import MetricSettings, of_site
 
 logger = logging.getLogger(__name__)
 
+# The lease of every configured Asterisk's AMI link at once (and what needs them: live state,
+# journal, overflow, the wallboard's boards), and the lease of the report scheduler.
+AMI_LEASE = "ami"
+SCHEDULER_LEASE = "scheduler"
 HUB_CHANNEL = "hub"
 TOUCH_CHANNEL = "touch"
 # What only the owner of the AMI link can do (take a call from a take link, change an agent's
@@ -83,8 +93,9 @@ class RelayedBoard(Board):
         self.last = board
         self._arrived.set()
 
-    async def snapshot(self) -> dict[str, Any]:
-        """The owner's last board (asked for, and awaited briefly, when none came yet)."""
+    async def snapshot(self, site: str | None = None) -> dict[str, Any]:
+        """The owner's last board (asked for, and awaited briefly, when none came yet), across
+        every site or of one."""
         if self.last is None:
             self.touch()
             try:
@@ -92,7 +103,8 @@ class RelayedBoard(Board):
             except TimeoutError:
                 return {}
         assert self.last is not None
-        return {k: v for k, v in self.last.items() if k != "type"}
+        board = {k: v for k, v in self.last.items() if k != "type"}
+        return board if site is None else of_site(board, site)
 
     def touch(self) -> None:
         """Ask the owner for a fresh board."""
@@ -101,8 +113,9 @@ class RelayedBoard(Board):
 
 @dataclass
 class _AmiJob:
-    core: CtiCore
+    cores: list[CtiCore]
     board: WallboardPusher
+    reaper: SpyReaper
     executor: RoutingExecutor
     detach: Any
     on_routing: Any
@@ -130,9 +143,8 @@ class Node:
         self.answers("take", self._take)
         self.tasks = Background(logger)
         url, every = s.database_url, s.lease_interval
-        self.ami = Lease(url, f"ami:{s.asterisk_name}", self.name,
-                         self._own_ami, self._drop_ami, every)  # fmt: skip
-        self.scheduling = Lease(url, "scheduler", self.name,
+        self.ami = Lease(url, AMI_LEASE, self.name, self._own_ami, self._drop_ami, every)
+        self.scheduling = Lease(url, SCHEDULER_LEASE, self.name,
                                 self._own_scheduler, self._drop_scheduler, every)  # fmt: skip
         self._job: _AmiJob | None = None
         self._ready = asyncio.Event()  # set while the AMI job runs here
@@ -244,11 +256,16 @@ class Node:
 
     async def _own_ami(self) -> None:
         app, s = self.app, self.app[SETTINGS]
-        core = CtiCore(s, app[SESSIONS])
-        detach = self.relay.attach(core.bus)
+        cores = [CtiCore(s, app[SESSIONS], server=server) for server in s.asterisk_servers]
+        detaches = [self.relay.attach(core.bus) for core in cores]
+
+        def detach() -> None:
+            for undo in detaches:
+                undo()
+
         routing = app[ROUTING_CONFIG]
         board = WallboardPusher(
-            app[SESSIONS], core, app[HUB], s.tz, self.metrics, routing.current.thresholds,
+            app[SESSIONS], cores, app[HUB], s.tz, self.metrics, routing.current.thresholds,
             send=lambda message: self.share(WALLBOARD_TOPIC, message), always=True,
         )  # fmt: skip
 
@@ -256,21 +273,35 @@ class Node:
             board.thresholds = config.thresholds
 
         routing.listen(on_routing)
+        started: list[CtiCore] = []
         try:
-            await core.start()
+            for core in cores:
+                await core.start()
+                started.append(core)
         except BaseException:
             routing.unlisten(on_routing)
             detach()
-            await core.stop()
+            await board.close()
+            for core in reversed(cores[: len(started) + 1]):  # the one that failed too
+                await core.stop()
             raise
         board.start()
-        executor: RoutingExecutor = self.make_executor(app, core)
+        # Overflow, back-up alerts, call-backs and supervision work on the default Asterisk (as
+        # on one node).
+        executor: RoutingExecutor = self.make_executor(app, cores[0])
         await executor.start()
         routing.listen(executor.apply)
-        self._job = _AmiJob(core, board, executor, detach, on_routing)
-        app[CORE], app[ROUTING], app[WALLBOARD] = core, executor, board
+        reaper = SpyReaper(cores[0].bus, cores[0].client, s.agent_device)
+        self._job = _AmiJob(cores, board, reaper, executor, detach, on_routing)
+        app[CORE], app[ROUTING], app[WALLBOARD] = cores[0], executor, board
+        app[CORES] = {core.server.name: core for core in cores}
+        app[REAPER] = reaper
         self._ready.set()
-        logger.warning("node %s: owns the AMI link of %s", self.name, s.asterisk_name)
+        logger.warning(
+            "node %s: owns the AMI links of %s",
+            self.name,
+            ", ".join(core.server.name for core in cores),
+        )
 
     async def _drop_ami(self) -> None:
         self._ready.clear()
@@ -280,19 +311,24 @@ class Node:
         app = self.app
         app[WALLBOARD] = self.board
         app.pop(CORE, None)
+        app.pop(CORES, None)
         app.pop(ROUTING, None)
+        app.pop(REAPER, None)
         app[ROUTING_CONFIG].unlisten(job.executor.apply)
         app[ROUTING_CONFIG].unlisten(job.on_routing)
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
                 await job.executor.close()
+                await job.reaper.close()
                 await job.board.close()
                 job.detach()
-                await job.core.stop()
+                for core in reversed(job.cores):
+                    await core.stop()
         except TimeoutError:
             logger.error("node %s: the AMI job did not stop in %.0f s", self.name, STOP_TIMEOUT)
             job.detach()
-            await job.core.client.close()
+            for core in job.cores:
+                await core.client.close()
 
     # -- the report scheduler ------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ second, and every few seconds anyway."""
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -24,7 +24,7 @@ from cti.runtime import CtiCore
 from desk.web.hub import Hub
 from desk.web.messages import WALLBOARD as TOPIC
 from desk.web.messages import MessageType
-from reports.wallboard import DayChart, MetricSettings, snapshot
+from reports.wallboard import DayChart, LiveSite, MetricSettings, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ class Board:
     """What the wallboard's page and API read: the pusher on the node that owns the live state,
     the last board the owner relayed on the others (desk/web/nodes.py)."""
 
-    async def snapshot(self) -> dict[str, Any]:
-        """The board now."""
+    async def snapshot(self, site: str | None = None) -> dict[str, Any]:
+        """The board now, across every site or of one."""
         raise NotImplementedError
 
     def touch(self) -> None:
@@ -51,7 +51,7 @@ class WallboardPusher(Board):
     def __init__(
         self,
         sessions: SessionMaker,
-        core: CtiCore,
+        cores: Sequence[CtiCore],
         hub: Hub,
         tz: tzinfo,
         metrics: MetricSettings,
@@ -63,7 +63,7 @@ class WallboardPusher(Board):
         self.sessions = sessions
         self.send = send or (lambda board: hub.publish(TOPIC, board))
         self.always = always
-        self.core = core
+        self.cores = list(cores)
         self.hub = hub
         self.tz = tz
         self.metrics = metrics
@@ -73,13 +73,17 @@ class WallboardPusher(Board):
         self.pushed = 0
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        bus: Bus = core.bus
-        self._unsubscribe = [
-            bus.subscribe(kind, self._changed)
-            for kind in (CallEvent, AgentStateChanged, QueueChanged)
-        ] + [
-            bus.subscribe(BackupRaised, self._raised),
-            bus.subscribe(BackupCleared, self._cleared),
+        self._unsubscribe = []
+        for core in self.cores:
+            bus: Bus = core.bus
+            self._unsubscribe += [
+                bus.subscribe(kind, self._changed)
+                for kind in (CallEvent, AgentStateChanged, QueueChanged)
+            ]
+        # Back-up banners: the routing executor works on the default Asterisk's bus.
+        self._unsubscribe += [
+            self.cores[0].bus.subscribe(BackupRaised, self._raised),
+            self.cores[0].bus.subscribe(BackupCleared, self._cleared),
         ]
 
     def _changed(self, _event: DomainEvent) -> None:
@@ -104,18 +108,21 @@ class WallboardPusher(Board):
         """Something outside live state changed (announcements, the roster)."""
         self._dirty.set()
 
-    async def snapshot(self) -> dict[str, Any]:
-        """The board now."""
-        core = self.core
+    def live(self) -> list[LiveSite]:
+        """Each Asterisk's live queues and agents, with its site."""
+        return [LiveSite(c.server.name, c.server.site, c.queues, c.agents) for c in self.cores]
+
+    async def snapshot(self, site: str | None = None) -> dict[str, Any]:
+        """The board now, across every site or of one."""
         return await snapshot(
             self.sessions,
-            core.queues,
-            core.agents,
+            self.live(),
             self.tz,
             self.metrics,
             self.thresholds,
             self.banners,
             chart=self.chart,
+            site=site,
         )
 
     def start(self) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cti.asterisks import sites_of
 from cti.errors import InvalidInput, NotFound
 from desk.i18n import NC_, Msg
 from desk.models import Role
@@ -56,7 +57,11 @@ def _params(data: dict[str, Any]) -> dict[str, Any]:
     queue = queue_name("queue", data["queue"]) if data.get("queue") else None
     brief = data.get("brief") in (True, "1", "true", "on")
     end = _day(data["end"], "end") if data.get("end") else None
+    site = data.get("site") or None
+    if site is not None and not isinstance(site, str):
+        raise InvalidInput("site must be text")
     return {
+        "site": site,
         "kind": kind,
         "day": _day(data.get("date"), "date"),
         "formats": formats,
@@ -65,6 +70,16 @@ def _params(data: dict[str, Any]) -> dict[str, Any]:
         "brief": brief,
         "end_day": end,
     }
+
+
+def _site(request: web.Request, site: str | None) -> str | None:
+    """A site this desk has (cti/asterisks.py), or InvalidInput naming the ones it has."""
+    if site is None:
+        return None
+    sites = sites_of(request.app[SETTINGS].asterisk_servers)
+    if site not in sites:
+        raise InvalidInput(f"site must be one of {', '.join(sites)}")
+    return site
 
 
 async def _generate(request: web.Request, p: dict[str, Any]) -> list[Any]:
@@ -80,6 +95,7 @@ async def _generate(request: web.Request, p: dict[str, Any]) -> list[Any]:
             p["queue"],
             p["brief"],
             p["end_day"],
+            _site(request, p["site"]),
         )
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
@@ -103,7 +119,8 @@ async def reports_page(request: web.Request) -> web.Response:
 
 @requires(Role.LEAD)
 async def view_report(request: web.Request) -> web.StreamResponse:
-    """GET /reports/view?kind=&date=&format=&lang=&queue=&brief=&end=: made now, as a file."""
+    """GET /reports/view?kind=&date=&format=&lang=&queue=&brief=&end=&site=: made now, as a
+    file (site: one site's figures; none: every site's)."""
     p = _params(dict(request.query))
     if len(p["formats"]) != 1:
         raise InvalidInput("one format at a time")
@@ -122,6 +139,7 @@ async def view_report(request: web.Request) -> web.StreamResponse:
             "lang": {"enum": ["zh", "en"]},
             "queue": string(80, pattern="^[a-z0-9_-]+$"),
             "brief": {"type": "boolean"},
+            "site": string(80),
         },
         ("kind", "date"),
     ),

@@ -15,7 +15,7 @@ from cti.live.model import LiveCall
 from cti.live.queues import QueueBook
 from cti.live.tracker import CallTracker
 from reports.build import ReportOptions, build_report, period_for
-from reports.wallboard import MetricSettings, snapshot
+from reports.wallboard import LiveSite, MetricSettings, snapshot
 from tests.integration.test_reports import DAY, T0, TZ, seed
 
 METRICS = ("service_level", "asa", "aht", "abandon_rate", "net_abandon_rate", "answer_rate")
@@ -41,9 +41,8 @@ async def test_the_wallboard_shows_the_daily_reports_figures(tmp_path: Path, sl:
         agents = AgentService(AmiClient(AmiOptions("127.0.0.1", 1, "u", "p")), bus, lambda e: e, 30)
         metrics = MetricSettings(sl_seconds=sl, short_abandon=5)
         evening = datetime(DAY.year, DAY.month, DAY.day, 18, 0, tzinfo=TZ)
-        board = await snapshot(
-            sessions, QueueBook(tracker, agents, bus), agents, TZ, metrics, {}, {}, day=evening
-        )
+        live = [LiveSite("main", "main", QueueBook(tracker, agents, bus), agents)]
+        board = await snapshot(sessions, live, TZ, metrics, {}, {}, day=evening)
         report = await build_report(
             sessions, period_for("daily", DAY, TZ), ReportOptions(sl_seconds=sl, short_abandon=5)
         )

@@ -38,6 +38,7 @@ from cti.settings import load_settings
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 from desk.migrations import MIGRATIONS
 from desk.staff import upsert_staff
+from desk.web.nodes import AMI_LEASE
 from tests.conftest import server_settings
 from tests.integration.test_journal import _env_of, assert_journal_matches, mixed_callers, run_sim
 from tests.integration.test_overflow import FIXTURES, routing_yaml
@@ -472,12 +473,12 @@ async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
     try:
         a.start()
         await a.ready()
-        assert (await holders(url)).get("ami:main") == "a"
+        assert (await holders(url)).get(AMI_LEASE) == "a"
         b.start()
         c.start()
         await asyncio.gather(b.ready(), c.ready())
         held = await holders(url)
-        assert held.get("ami:main") == "a" and held.get("scheduler") in ("a", "b", "c"), held
+        assert held.get(AMI_LEASE) == "a" and held.get("scheduler") in ("a", "b", "c"), held
         await _add_staff(url)
         # Agents' pages on different nodes (1003's on the owner, to be killed); the wallboard
         # on a node that does not own the link.
@@ -500,8 +501,8 @@ async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
             new_owner = None
             for _ in range(600):
                 held = await holders(url)
-                if held.get("ami:main") in ("b", "c"):
-                    new_owner = held["ami:main"]
+                if held.get(AMI_LEASE) in ("b", "c"):
+                    new_owner = held[AMI_LEASE]
                     break
                 await asyncio.sleep(0.05)
             taken_at = time.time()
@@ -612,7 +613,7 @@ async def test_an_im_take_on_another_node_reaches_every_wallboard(
         b.start()
         c.start()
         await asyncio.gather(b.ready(), c.ready())
-        assert (await holders(url)).get("ami:main") == "a"
+        assert (await holders(url)).get(AMI_LEASE) == "a"
         await _add_staff(url)
         board = Page("lead1", "/ws/wallboard")
         await board.open([c])
@@ -655,7 +656,7 @@ async def test_an_im_take_on_another_node_reaches_every_wallboard(
         async with aiohttp.ClientSession() as scraper:
             text = await (await scraper.get(f"{b.url}/metrics", headers={
                 "Authorization": "Bearer " + "m" * 40})).text()  # fmt: skip
-        assert 'cti_lease_held{lease="ami:main"} 0.0' in text and "cti_broker_up 1.0" in text, text
+        assert 'cti_lease_held{lease="ami"} 0.0' in text and "cti_broker_up 1.0" in text, text
         # An agent whose page is on a node without the AMI link changes state through the
         # owner; bad input gets the owner's clear error; a stranger gets nothing.
         async with aiohttp.ClientSession(
@@ -699,7 +700,7 @@ async def test_calls_transfers_and_supervision_asked_of_another_node_reach_the_h
         await a.ready()
         b.start()
         await b.ready()
-        assert (await holders(url)).get("ami:main") == "a"
+        assert (await holders(url)).get(AMI_LEASE) == "a"
         await _add_staff(url)
         async with aiohttp.ClientSession(
             base_url=b.url, cookie_jar=aiohttp.CookieJar(unsafe=True)

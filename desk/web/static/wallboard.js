@@ -38,7 +38,7 @@
     const longest = q.waiting ? q.longest_wait + passed : 0;
     const d = q.today, a = q.agents;
     tr.append(
-      el("td", isTotal ? t("total") : q.queue),
+      el("td", isTotal ? t("total") : q.label || q.queue),
       colour(el("td", q.waiting, "num"), q.waiting, "waiting", true),
       colour(el("td", duration(longest), "num"), longest, "longest_wait", true),
       el("td", a.ready), el("td", a.on_call + a.ringing), el("td", a.wrap_up), el("td", a.paused), el("td", a.logged_out),
@@ -108,7 +108,7 @@
       if (b) b.textContent = n;
     }
     document.getElementById("queue-strip").replaceChildren(...snap.queues.map((q) => {
-      const li = el("li", `${q.queue}: ${q.waiting} · ${duration(q.waiting ? q.longest_wait + passed : 0)}`);
+      const li = el("li", `${q.label || q.queue}: ${q.waiting} · ${duration(q.waiting ? q.longest_wait + passed : 0)}`);
       li.dataset.queue = q.queue;
       return li;
     }));
@@ -142,6 +142,24 @@
       hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
     });
     document.getElementById("clock").textContent = clock.format(new Date());
+  }
+
+  // Several sites: every row names its site, and the select shows one site's rows and total.
+  const sitePick = document.getElementById("site");
+  if (sitePick) {
+    const asked = new URLSearchParams(location.search).get("site");
+    if (asked && [...sitePick.options].some((o) => o.value === asked)) sitePick.value = asked;
+    sitePick.addEventListener("change", () => { if (raw) { snap = view(raw); render(); } });
+  }
+  let raw = null;
+  function view(s) {
+    const multi = s.sites && s.sites.length > 1;
+    const label = (q) => (multi ? { ...q, label: `${q.queue} · ${q.site}` } : q);
+    const site = sitePick ? sitePick.value : "";
+    if (!site) return { ...s, queues: s.queues.map(label) };
+    const mine = (x) => x.site === site;
+    return { ...s, queues: s.queues.filter(mine).map(label), total: s.sites.find(mine) || s.total,
+      agents: s.agents.filter(mine), waiting_calls: s.waiting_calls.filter(mine) };
   }
 
   function render() {
@@ -184,8 +202,8 @@
     ws.onopen = () => { retry = 1000; document.getElementById("conn").textContent = ""; document.body.dataset.ws = "open"; window.__opens = (window.__opens || 0) + 1; };
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data);
-      if (m.type === "wallboard" && m.queues) { snap = m; receivedAt = Date.now(); window.__boards = (window.__boards || 0) + 1; render(); }
-      else if (m.type === "resync") fetch("/api/wallboard").then((r) => r.json()).then((s) => { snap = s; receivedAt = Date.now(); render(); });
+      if (m.type === "wallboard" && m.queues) { raw = m; snap = view(m); receivedAt = Date.now(); window.__boards = (window.__boards || 0) + 1; render(); }
+      else if (m.type === "resync") fetch("/api/wallboard").then((r) => r.json()).then((s) => { raw = s; snap = view(s); receivedAt = Date.now(); render(); });
     };
     ws.onclose = () => { document.body.dataset.ws = "closed"; document.getElementById("conn").textContent = t("ws_lost"); ws.onmessage = null; ws.onclose = null; setTimeout(connect, retry); retry = Math.min(retry * 2, 30000); };
   }
