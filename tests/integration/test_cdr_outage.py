@@ -108,6 +108,11 @@ async def test_every_call_asterisk_handled_has_one_row_after_ami_and_cti_outages
             # Watched live: one call through the IVR to an agent.
             seen = await _run(sim_client, [CallerSpec(40, 0, "", "13700137000", "王五",
                                                       reactions=to_agent)], agents=True)  # fmt: skip
+            # Its end seen by the server too (the simulator's own AMI client may hear the
+            # hang-up first; under load the server's events lagged and the cut below made the
+            # call a reconciled one).
+            ended = await journal.wait_finished(tmp_path, f"sim-{seen.run_id}-", 1)
+            assert [r for r in ended if r["ended_at"]], ended
             proxy.accepting = False
             proxy.cut()
             await _ami(http, False)

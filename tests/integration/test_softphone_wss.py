@@ -70,6 +70,8 @@ async def _try(st: InstanceState, ext: str, password: str) -> int:
         await ws.send_str(_register(ext, 2, call_id, _digest(challenge, ext, password)))
         while True:
             answer = await ws.receive_str(timeout=10)
+            if not answer.startswith("SIP/2.0 "):
+                continue  # a request of Asterisk's (its OPTIONS qualifying the new contact)
             code = int(answer.split(" ", 2)[1])
             if code >= 200:
                 return code
