@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cti.errors import ConfigError
-from cti.queuelog import MAX_TIME
+from cti.queuelog import MAX_TIME, rows_after
 
 # The table a site creates (README, "Operations"); the tests create it too. cdr_pgsql fills
 # every column whose name is a CDR field or a CDR variable, and leaves `id` to its default.
@@ -216,22 +216,11 @@ class CdrTable:
         records: list[CdrRecord] = []
         async with self.engine.connect() as conn:
             await self._check(conn)
-            while True:
-                rows = (
-                    await conn.execute(
-                        text(f"SELECT {cols} FROM {self.table} WHERE id > :after "
-                             "ORDER BY id LIMIT :n"),
-                        {"after": after, "n": _BATCH},
-                    )
-                ).all()  # fmt: skip
-                for row in rows:
-                    record = _record(row)
-                    if record is None:
-                        self.malformed += 1
-                    else:
-                        records.append(record)
-                if rows:
-                    after = int(rows[-1][0])
-                if len(rows) < _BATCH:
-                    break
+            rows, after = await rows_after(conn, self.table, cols, after, _BATCH)
+        for row in rows:
+            record = _record(row)
+            if record is None:
+                self.malformed += 1
+            else:
+                records.append(record)
         return records, after

@@ -319,25 +319,34 @@ class QueueLogTable:
         async with self.engine.connect() as conn:
             data = await self._data_columns(conn)
             cols = ", ".join(["id", "time", "callid", "queuename", "agent", "event", *data])
-            while True:
-                rows = (
-                    await conn.execute(
-                        text(f"SELECT {cols} FROM {self.table} WHERE id > :after "
-                             "ORDER BY id LIMIT :n"),
-                        {"after": after, "n": _BATCH},
-                    )
-                ).all()  # fmt: skip
-                for row in rows:
-                    entry = _entry(row, len(data) == 1 and data[0] == "data")
-                    if entry is None:
-                        self.malformed += 1
-                    else:
-                        entries.append(entry)
-                if rows:
-                    after = int(rows[-1][0])
-                if len(rows) < _BATCH:
-                    break
+            rows, after = await rows_after(conn, self.table, cols, after, _BATCH)
+        for row in rows:
+            entry = _entry(row, len(data) == 1 and data[0] == "data")
+            if entry is None:
+                self.malformed += 1
+            else:
+                entries.append(entry)
         return entries, Position(TABLE_INODE, after)
+
+
+async def rows_after(
+    conn: AsyncConnection, table: str, cols: str, after: int, batch: int
+) -> tuple[list[Any], int]:
+    """Every row of `table` (Asterisk's queue_log or CDR table) whose id is past `after`, in id
+    order, read `batch` at a time (`cols` starts with id), and the last id read."""
+    out: list[Any] = []
+    while True:
+        rows = (
+            await conn.execute(
+                text(f"SELECT {cols} FROM {table} WHERE id > :after ORDER BY id LIMIT :n"),
+                {"after": after, "n": batch},
+            )
+        ).all()
+        out.extend(rows)
+        if rows:
+            after = int(rows[-1][0])
+        if len(rows) < batch:
+            return out, after
 
 
 def _entry(row: Any, single: bool) -> QueueLogEntry | None:
