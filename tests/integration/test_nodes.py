@@ -452,6 +452,16 @@ async def ring_watch(
 
 
 @pytest.mark.slow
+async def new_holder(url: str, among: tuple[str, ...]) -> str | None:
+    """The node of `among` that takes the AMI lease, polled every 50 ms for 30 s (None: none)."""
+    for _ in range(600):
+        held = (await holders(url)).get(AMI_LEASE)
+        if held in among:
+            return held
+        await asyncio.sleep(0.05)
+    return None
+
+
 async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
     sim_client: AmiClient,
     sandbox_state: InstanceState,
@@ -498,13 +508,7 @@ async def test_three_nodes_and_the_ami_owner_killed_mid_traffic(
             assert rings, "agents were rung before the kill"
             killed_at = time.time()
             a.kill()
-            new_owner = None
-            for _ in range(600):
-                held = await holders(url)
-                if held.get(AMI_LEASE) in ("b", "c"):
-                    new_owner = held[AMI_LEASE]
-                    break
-                await asyncio.sleep(0.05)
+            new_owner = await new_holder(url, ("b", "c"))
             taken_at = time.time()
             assert new_owner, "nobody took the AMI link over"
             # Until the new owner has logged in to Asterisk and resynced.

@@ -40,7 +40,7 @@ from tests.conftest import _idle_queue, own_sandbox, server_settings
 from tests.integration.test_backup import cti
 from tests.integration.test_backup import env_of as backup_env
 from tests.integration.test_journal import _env_of, mixed_callers
-from tests.integration.test_nodes import NodeProc, Page, broker_server, ring_watch
+from tests.integration.test_nodes import NodeProc, Page, broker_server, new_holder, ring_watch
 from tests.support import db, journal
 from tests.support.postgres import PostgresServer
 from tests.support.redis import RedisServer
@@ -231,13 +231,7 @@ async def test_two_asterisks_three_nodes_the_owner_killed_and_a_backup_mid_traff
             assert main_rings and east_rings, "agents of both sites were rung before the kill"
             killed_at = time.time()
             a.kill()
-            new_owner = None
-            for _ in range(600):
-                held = await holders(url)
-                if held.get(AMI_LEASE) in ("b", "c"):
-                    new_owner = held[AMI_LEASE]
-                    break
-                await asyncio.sleep(0.05)
+            new_owner = await new_holder(url, ("b", "c"))
             taken_at = time.time()
             assert new_owner, "nobody took the AMI links over"
             owner = b if new_owner == "b" else c
