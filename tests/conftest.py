@@ -176,16 +176,25 @@ async def _idle_queue(client: AmiClient, queue: str = "helpdesk") -> None:
                 await client.action("QueueRemove", Queue=queue, Interface=m["Location"])
 
 
+@contextlib.asynccontextmanager
+async def idle_sim_client(st: InstanceState) -> AsyncIterator[AmiClient]:
+    """The simulator's AMI client on the sandbox `st`, with an idle, memberless help-desk
+    queue."""
+    client = AmiClient(AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret))
+    await client.start()
+    try:
+        await client.wait_connected(30)
+        await _idle_queue(client)
+        yield client
+    finally:
+        await client.close()
+
+
 @pytest.fixture
 async def sim_client(sandbox_state: InstanceState) -> AsyncIterator[AmiClient]:
     """The simulator's AMI client, with an idle, memberless help-desk queue."""
-    st = sandbox_state
-    client = AmiClient(AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret))
-    await client.start()
-    await client.wait_connected(30)
-    await _idle_queue(client)
-    yield client
-    await client.close()
+    async with idle_sim_client(sandbox_state) as client:
+        yield client
 
 
 def server_settings(

@@ -10,11 +10,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, expect
 
-from cti.ami.client import AmiClient, AmiOptions
+from cti.ami.client import AmiClient
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
 from desk.web.app import create_app
-from tests.conftest import _idle_queue, own_sandbox, server_settings
+from tests.conftest import idle_sim_client, own_sandbox, server_settings
 from tests.integration.test_multi_asterisk import EAST_SITE, MAIN_SITE, both_simulate
 from tests.support import journal
 from tests.support.staff import PASSWORD, add_staff, login
@@ -32,12 +32,8 @@ def east() -> Iterator[Instance]:
 async def east_client(east: Instance) -> AsyncIterator[AmiClient]:
     st = east.load()
     assert st is not None
-    client = AmiClient(AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret))
-    await client.start()
-    await client.wait_connected(30)
-    await _idle_queue(client)
-    yield client
-    await client.close()
+    async with idle_sim_client(st) as client:
+        yield client
 
 
 async def test_the_board_shows_each_sites_queues_and_filters_by_site(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from cti.ami.client import AmiClient, AmiOptions
+from cti.ami.client import AmiClient
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState
 from cti.settings import Settings
@@ -24,7 +24,7 @@ from desk.web.app import create_app
 from desk.web.keys import SESSIONS, SETTINGS
 from reports.build import build_report, period_for
 from reports.service import options_from
-from tests.conftest import _idle_queue, own_sandbox, server_settings
+from tests.conftest import idle_sim_client, own_sandbox, server_settings
 from tests.integration.test_journal import mixed_callers, plan
 from tests.support import journal
 from tests.support.db import query
@@ -49,12 +49,8 @@ async def east_client(east: Instance) -> AsyncIterator[AmiClient]:
         east.restart()
     st = east.load()
     assert st is not None
-    client = AmiClient(AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret))
-    await client.start()
-    await client.wait_connected(30)
-    await _idle_queue(client)
-    yield client
-    await client.close()
+    async with idle_sim_client(st) as client:
+        yield client
 
 
 def two_asterisks(main: InstanceState, east: InstanceState, tmp_path: Path) -> Settings:

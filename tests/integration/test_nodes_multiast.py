@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from cti.ami.client import AmiClient, AmiOptions
+from cti.ami.client import AmiClient
 from cti.asterisks import sites_of
 from cti.db import create_engine, migrate, session_maker
 from cti.live.lease import holders
@@ -36,7 +36,7 @@ from desk.staff import upsert_staff
 from desk.web.app import create_app
 from desk.web.nodes import AMI_LEASE
 from reports.build import ReportOptions, build_report, period_for
-from tests.conftest import _idle_queue, own_sandbox, server_settings
+from tests.conftest import idle_sim_client, own_sandbox, server_settings
 from tests.integration.test_backup import cti
 from tests.integration.test_backup import env_of as backup_env
 from tests.integration.test_journal import _env_of, mixed_callers
@@ -70,12 +70,8 @@ async def east_client(east: Instance) -> AsyncIterator[AmiClient]:
         east.restart()
     st = east.load()
     assert st is not None
-    client = AmiClient(AmiOptions(st.ami_host, st.ami_port, st.sim_user, st.sim_secret))
-    await client.start()
-    await client.wait_connected(30)
-    await _idle_queue(client)
-    yield client
-    await client.close()
+    async with idle_sim_client(st) as client:
+        yield client
 
 
 def node_env(main: InstanceState, east: InstanceState, folder: Path, broker: str) -> dict[str, str]:
