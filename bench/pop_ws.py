@@ -19,8 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.pop import PASSWORD
-from bench.server import BenchServer, bench_server, cpu_seconds
+from bench.server import PASSWORD, BenchServer, bench_server, cpu_seconds
 from bench.stats import loadavg, pct
 from cti import eventloop
 from cti.ami.client import AmiClient

@@ -13,17 +13,80 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.pop import seed
 from cti.ami.client import AmiClient, AmiOptions
+from cti.db import create_engine, migrate, session_maker
+from cti.ivr.ports import NewIncident
+from cti.phone import NumberPlan, normalize
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState, free_port
+from desk import directory, incidents
+from desk.migrations import MIGRATIONS
+from desk.staff import upsert_staff
 
 ALWAYS_OPEN = """timezone: Asia/Shanghai
 weekly: {mon: ["00:00-23:59"], tue: ["00:00-23:59"], wed: ["00:00-23:59"], thu: ["00:00-23:59"],
          fri: ["00:00-23:59"], sat: ["00:00-23:59"], sun: ["00:00-23:59"]}
 """
+
+
+PASSWORD = "bench password"
+USERS = 200
+
+
+async def seed(db_url: str, agents: int) -> list[str]:
+    """Staff 2001.., directory users with one earlier incident each; returns caller numbers."""
+    engine = create_engine(db_url)
+    numbers = []
+    try:
+        await migrate(engine, MIGRATIONS)
+        async with session_maker(engine).begin() as s:
+            now = datetime.now(UTC)
+            for i in range(agents):
+                fields = {
+                    "username": f"a{2001 + i}",
+                    "name": f"坐席{i}",
+                    "role": "agent",
+                    "extension": str(2001 + i),
+                    "queues": "helpdesk",
+                }
+                await upsert_staff(s, fields, PASSWORD)
+            for i in range(USERS):
+                mobile = f"137{i:08d}"
+                numbers.append(mobile)
+                user, _ = await directory.upsert_user(
+                    s,
+                    {
+                        "employee_no": f"B{i:05d}",
+                        "name": f"用户{i}",
+                        "department": "测试部",
+                        "location": "北京",
+                        "office_phone": "",
+                        "mobile": mobile,
+                        "email": f"u{i}@example.com",
+                    },
+                    by="bench",
+                    now=now,
+                    plan=NumberPlan(area_code="10"),
+                )
+                new = NewIncident(
+                    "fault",
+                    "打印机",
+                    "打印机卡纸",
+                    "phone",
+                    mobile,
+                    normalize(mobile, NumberPlan(area_code="10")).key,
+                    directory.requester_of(user),
+                    "",
+                    "zh",
+                    "",
+                )
+                await incidents.create(s, new, recorded_by="bench", now=now, local_day=now.date())
+    finally:
+        await engine.dispose()
+    return numbers
 
 
 def cpu_seconds(pid: int) -> float:
@@ -95,7 +158,7 @@ async def bench_server(
     db_url: str | None = None,
 ) -> AsyncIterator[BenchServer]:
     """A private sandbox named `prefix` + pid, its staff `a2001..` (`agents` of them) and directory
-    users seeded (bench.pop.seed), and `cti serve` on it with `env` on top of the common settings.
+    users seeded (`seed`), and `cti serve` on it with `env` on top of the common settings.
     `always_open` pins opening hours open all day (the IVR's menus rather than after-hours);
     `prompts="short"` plays short stand-ins of the IVR prompts; `db_url` is the database (an
     SQLite file in the work folder if not given). Everything is removed at the end
