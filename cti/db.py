@@ -1,12 +1,15 @@
 """The database engine, sessions and schema migrations (Alembic)."""
 
+import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,7 +17,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+logger = logging.getLogger(__name__)
+
 SessionMaker = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
+# How long an SQLite writer waits for the one write lock before "database is locked".
+BUSY_TIMEOUT_MS = 10000
+# How many times a transaction that ran out of that time is run (see retry_locked).
+LOCKED_ATTEMPTS = 3
 # The advisory lock key that serialises migrations on PostgreSQL ("cti-migrate").
 MIGRATE_LOCK = 0x6374692D6D696772
 
@@ -27,7 +37,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_MS)}")
     cur.close()
 
 
@@ -44,6 +54,26 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def locked(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "database is locked": the busy timeout ran out."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+async def retry_locked(work: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run `work` (one whole transaction) again when SQLite's busy timeout ran out, up to
+    LOCKED_ATTEMPTS times: on a saturated machine a write can wait its turn past the timeout
+    (seen at 200 concurrent calls at a load average of 94), and a caller's incident or IVR steps
+    are worth a second wait rather than lost. Any other error, and the last attempt's, is raised."""
+    for attempt in range(1, LOCKED_ATTEMPTS + 1):
+        try:
+            return await work()
+        except OperationalError as exc:
+            if attempt == LOCKED_ATTEMPTS or not locked(exc):
+                raise
+            logger.warning("%s: the database was locked (attempt %d); trying again", what, attempt)
+    raise AssertionError("unreachable")
 
 
 def session_maker(engine: AsyncEngine) -> SessionMaker:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from cti.db import SessionMaker
+from cti.db import SessionMaker, retry_locked
 from cti.errors import Conflict, NotFound
 from cti.ivr.hours import OpeningHours
 from cti.ivr.ports import (
@@ -63,14 +63,19 @@ class DeskService:
         """Record the request; its number. A request naming a privileged account is routed to
         the administrators' group (6.2, desk/accounts.py)."""
         now = self._now()
-        async with self.sessions.begin() as session:
-            incident = await incidents.create(
-                session, new, recorded_by="IVR", now=now, local_day=now.astimezone(self.tz).date()
-            )
-            if new.account:
-                incident.account = new.account
-                await accounts.guard(session, incident, await sla.load(session), now)
-            number, category = incident.number, incident.category
+
+        async def record() -> tuple[str, str]:
+            async with self.sessions.begin() as session:
+                incident = await incidents.create(
+                    session, new, recorded_by="IVR", now=now,
+                    local_day=now.astimezone(self.tz).date(),
+                )  # fmt: skip
+                if new.account:
+                    incident.account = new.account
+                    await accounts.guard(session, incident, await sla.load(session), now)
+                return incident.number, incident.category
+
+        number, category = await retry_locked(record, f"incident of {new.call_uniqueid}")
         if new.recording and self.on_voicemail is not None:
             self.on_voicemail(number, category)
         return number

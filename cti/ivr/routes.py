@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Protocol
 
 from cti.asterisks import DEFAULT_ASTERISK
-from cti.db import SessionMaker
+from cti.db import SessionMaker, retry_locked
 from cti.errors import CtiError
 from cti.ivr.agi import AgiAccess, AgiChannel, AgiHangup, AgiServer
 from cti.ivr.context import IvrContext, StepLog
@@ -162,8 +162,12 @@ class IvrService:
     async def _journal(self, steps: StepLog) -> None:
         if not steps.rows:
             return
-        try:
+
+        async def write() -> None:
             async with self.sessions.begin() as session:
                 session.add_all([IvrStep(**row, asterisk=self.asterisk) for row in steps.rows])
+
+        try:
+            await retry_locked(write, f"IVR steps of {steps.call_uniqueid}")
         except Exception:
             logger.exception("could not journal IVR steps linkedid=%s", steps.call_uniqueid)
