@@ -217,7 +217,9 @@ async def test_the_roster_form_names_and_marks_the_field_it_refuses(
     await expect(form.locator("[name=ends_at]")).to_have_attribute("aria-invalid", "true")
     await expect(form.locator("[name=mobile]")).not_to_have_attribute("aria-invalid", "true")
     await form.locator("[name=ends_at]").fill("2026-12-01T20:00")
-    await form.locator("button[type=submit]").click()
-    await expect(form.locator(".msg")).to_have_text("已保存")
+    # Saved, the form reloads the page 0.3 s later: going elsewhere before that reload raced it
+    # (net::ERR_ABORTED on a loaded machine), so the reload is awaited; the week shows the entry.
+    async with page.expect_navigation():
+        await form.locator("button[type=submit]").click()
     await page.goto(f"{base}/oncall?lang=zh&week=2026-12-01")
     await expect(page.locator('#week [data-date="2026-12-01"]')).to_contain_text("王工")
