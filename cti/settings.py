@@ -88,7 +88,8 @@ class Settings:
     inbound_contexts: tuple[str, ...] = ("cti-inbound", "cti-callback-queue")
     # The desk's local time zone: display, opening hours and report periods only.
     timezone: str = "Asia/Shanghai"
-    # How often the call journal flushes to the database, in seconds.
+    # How often the call journal flushes to the database, in seconds (at least: see
+    # cti.journal.service.WRITE_SHARE).
     journal_flush_interval: float = 0.2
     # An agent's phone as a queue member and Originate channel; {ext} is the agent's extension.
     # Empty: PJSIP/{ext} (the sandbox uses its simulated phones, Local/{ext}@sim-agent/n).

@@ -21,22 +21,33 @@ _UPDATABLE = [
 _KEY = ["asterisk", "uniqueid"]
 
 
+def _upsert(table: Any, key: list[str], updatable: list[str], dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of `updatable`, as a Core statement on the table:
+    an ORM-enabled bulk insert (on the mapped class) costs a statement per row on SQLite."""
+    ins: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    return ins.on_conflict_do_update(
+        index_elements=key, set_={c: ins.excluded[c] for c in updatable}
+    )
+
+
+# Built once per dialect: building the statement (its `excluded` columns) cost more than
+# executing it for a small batch.
+_UPSERT_CALLS = {d: _upsert(Call.__table__, _KEY, _UPDATABLE, d) for d in ("postgresql", "sqlite")}
+_UPSERT_META = {
+    d: _upsert(JournalMeta.__table__, ["key"], ["value"], d) for d in ("postgresql", "sqlite")
+}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+
+
 async def upsert_calls(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert or update call rows by (asterisk, Uniqueid) (one statement, executemany)."""
+    """Insert or update call rows by (asterisk, Uniqueid) (one statement, executemany). The
+    rows are `LiveCall.to_row` dicts: all with the same keys."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        pg = postgresql.insert(Call)
-        stmt: Any = pg.on_conflict_do_update(
-            index_elements=_KEY, set_={c: pg.excluded[c] for c in _UPDATABLE}
-        )
-    else:
-        lite = sqlite.insert(Call)
-        stmt = lite.on_conflict_do_update(
-            index_elements=_KEY, set_={c: lite.excluded[c] for c in _UPDATABLE}
-        )
-    await session.execute(stmt, list(rows))
+    await session.execute(_UPSERT_CALLS[_dialect(session)], list(rows))
 
 
 async def open_calls(session: AsyncSession, asterisk: str = DEFAULT_ASTERISK) -> Sequence[Call]:
@@ -118,9 +129,11 @@ async def get_meta(session: AsyncSession, key: str) -> str | None:
 
 
 async def set_meta(session: AsyncSession, values: dict[str, str]) -> None:
-    """Set journal_meta values."""
-    for key, value in values.items():
-        await session.merge(JournalMeta(key=key, value=value))
+    """Set journal_meta values (one upsert, no read first)."""
+    if values:
+        await session.execute(
+            _UPSERT_META[_dialect(session)], [{"key": k, "value": v} for k, v in values.items()]
+        )
 
 
 async def start_outage(

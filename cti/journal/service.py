@@ -66,6 +66,13 @@ IVR_LOOKBACK = 300.0
 FIRST_START_LOOKBACK = 1 << 20
 # How many refused calls /healthz lists (the count covers them all).
 REJECTED_SHOWN = 20
+# The writer's share of the time at most: after a flush that took d seconds, the next one waits
+# d * (1 / WRITE_SHARE - 1) if that is longer than the flush interval, but never past
+# MAX_FLUSH_GAP. A call's row is written once per flush however many events changed it, so when
+# events pour in (or the machine is busy and every flush slower) the batches grow instead of the
+# flushes multiplying: the writes' cost per event does not grow with the wall time a burst takes.
+WRITE_SHARE = 0.1
+MAX_FLUSH_GAP = 2.0
 
 
 def _database_unavailable(exc: BaseException) -> bool:
@@ -121,6 +128,8 @@ class JournalService:
         # Rows written so far and how long the last flush took (for /metrics).
         self.flushed_rows = 0
         self.last_flush_seconds = 0.0
+        # How long the last flush that wrote took (0 after one with nothing to write).
+        self._spacing = 0.0
         # Calls whose row the database refused: how many times, and the latest (uniqueid -> when,
         # why), for /healthz.
         self.rejected_rows = 0
@@ -153,8 +162,10 @@ class JournalService:
         calls = self.tracker.take_dirty()
         acw, self._acw = self._acw, {}
         if not calls and not acw:
+            self._spacing = 0.0
             return 0
         now = time.time()
+        began = time.perf_counter()
         rows: list[tuple[LiveCall, dict[str, Any]]] = []
         for call in calls:
             try:
@@ -174,14 +185,17 @@ class JournalService:
                                len(rows), exc)  # fmt: skip
                 await self._write_apart(rows)
                 await self._write([], meta, acw)
-        except Exception:
-            self.flush_errors += 1
+        except BaseException as exc:
+            # Cancelled too (a stop while a flush is under way): the writer's last flush, which
+            # follows, writes these calls.
+            if isinstance(exc, Exception):
+                self.flush_errors += 1
             self.tracker.mark_dirty(call for call, _ in rows)
             self._acw = {**acw, **self._acw}
             raise
         self.last_flush_at = now
         self.flushed_rows += len(rows)
-        self.last_flush_seconds = time.time() - now
+        self.last_flush_seconds = self._spacing = time.perf_counter() - began
         return len(rows)
 
     async def _write(
@@ -226,22 +240,40 @@ class JournalService:
         logger.error("journal: the database refused the call's row, set aside linkedid=%s: %s",
                      uniqueid, exc)  # fmt: skip
 
+    def next_flush_in(self) -> float:
+        """Seconds from the end of the last flush to the next: the flush interval, or longer
+        after a slow flush (see WRITE_SHARE)."""
+        spaced = self._spacing * (1 / WRITE_SHARE - 1)
+        return max(self.flush_interval, min(spaced, MAX_FLUSH_GAP))
+
     async def run_writer(self, connected: Callable[[], bool]) -> None:
-        """Flush every interval until cancelled (then flush once more)."""
+        """Flush every interval (longer after a slow flush) until cancelled, then once more.
+
+        A cancellation (a stop) lets the round under way finish first: cancelled in the middle
+        of its transaction, a flush would lose its batch, and on SQLite the transaction could
+        keep the database's write lock from the last flush."""
         try:
             while True:
-                await asyncio.sleep(self.flush_interval)
+                await asyncio.sleep(self.next_flush_in())
+                round_ = asyncio.ensure_future(self._write_round(connected))
                 try:
-                    await self.flush()
-                    if connected() and self.outage_started_at is None:
-                        await self.advance_position()
-                except Exception:
-                    logger.exception("journal flush failed; will retry")
+                    await asyncio.shield(round_)
+                except asyncio.CancelledError:
+                    await asyncio.wait([round_])
+                    raise
         finally:
             try:
                 await asyncio.shield(self.flush())
             except Exception:
                 logger.exception("final journal flush failed")
+
+    async def _write_round(self, connected: Callable[[], bool]) -> None:
+        try:
+            await self.flush()
+            if connected() and self.outage_started_at is None:
+                await self.advance_position()
+        except Exception:
+            logger.exception("journal flush failed; will retry")
 
     async def advance_position(self) -> None:
         """Move the saved queue_log position forward, lagging by POSITION_LAG seconds, so that a
