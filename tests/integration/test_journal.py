@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from cti.ami import actions
 from cti.ami.client import AmiClient
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState, free_port
@@ -235,8 +236,10 @@ async def test_a_call_answered_before_the_first_start_keeps_its_queue_history(
         SimulationPlan(
             calls=1,
             rate=1,
-            agents=[AgentSpec("1001", (1, 1), (14, 14))],
-            callers=[CallerSpec(40, 0, "", "13800138077", "先来的")],
+            # Talks until hung up below: a fixed talk time ran out before a slow start (16 s
+            # under load) had adopted the call.
+            agents=[AgentSpec("1001", (1, 1), (300, 300))],
+            callers=[CallerSpec(300, 0, "", "13800138077", "先来的")],
         ),
     )
     await sim.setup_agents()
@@ -259,6 +262,7 @@ async def test_a_call_answered_before_the_first_start_keeps_its_queue_history(
         assert adopted, "the live call was not adopted"
         server.send_signal(signal.SIGKILL)
         server.wait()
+        await actions.hangup(sim_client, sim.calls[uid].caller_channel)
         await run  # the call ends while no server runs
         server = start()
         (record,) = await journal.wait_finished(tmp_path, uid, 1)
