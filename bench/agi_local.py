@@ -14,6 +14,7 @@ a real Asterisk.
 import argparse
 import asyncio
 import multiprocessing
+import resource
 import time
 from typing import Any
 
@@ -38,8 +39,13 @@ def _asterisk(port: int, calls: int, commands: int) -> None:
     eventloop.run(main())
 
 
-async def serve(agi: Any, calls: int, commands: int) -> tuple[float, float]:
-    """CPU and wall seconds per command, serving with the module `agi`."""
+def _switches() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_nvcsw + r.ru_nivcsw
+
+
+async def serve(agi: Any, calls: int, commands: int) -> tuple[float, float, float]:
+    """CPU and wall seconds and context switches per command, serving with the module `agi`."""
     done = asyncio.Event()
     served = 0
 
@@ -57,12 +63,13 @@ async def serve(agi: Any, calls: int, commands: int) -> tuple[float, float]:
         target=_asterisk, args=(server.port, calls, commands)
     )
     client.start()
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0, switches0 = time.process_time(), time.perf_counter(), _switches()
     await asyncio.wait_for(done.wait(), 600)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    switches = _switches() - switches0
     await server.stop()
     await asyncio.to_thread(client.join)
-    return cpu / served, wall / served
+    return cpu / served, wall / served, switches / served
 
 
 def main() -> None:
@@ -78,9 +85,10 @@ def main() -> None:
     print(f"{a.calls} connections x {a.commands} commands; loadavg {loadavg()}")
     for wanted in a.loops.split(","):
         for impl in impls:
-            cpu, wall = eventloop.run(serve(modules[impl], a.calls, a.commands), wanted)
+            cpu, wall, switches = eventloop.run(serve(modules[impl], a.calls, a.commands), wanted)
             print(f"{impl:8} {eventloop.loop_name(wanted):8} server CPU {cpu * 1e6:6.1f} us/command, "
-                  f"wall {wall * 1e6:6.1f} us/command; loadavg {loadavg()}")  # fmt: skip
+                  f"wall {wall * 1e6:6.1f} us/command, {switches:.2f} context switches/command; "
+                  f"loadavg {loadavg()}")  # fmt: skip
 
 
 if __name__ == "__main__":
