@@ -3,7 +3,9 @@
 panoramisk's FastAGI `Application.handler` spins forever on a client that disconnects before
 sending its headers (a port probe), so the server here is our own: every connection gets a
 header timeout and size limits, a probe is dropped quietly, and one call's failure never touches
-another's.
+another's. A connection's bytes go through `cti.ivr.agi_stream.AgiStream`, an asyncio Protocol
+with one deadline timer per connection: with 50 calls stepping at once every command is a
+wake-up of its own, and the Python work per command is what bench.agi measures.
 
 Whoever reaches the port could otherwise open incidents and set satisfaction scores with forged
 sessions, so a session is refused, before any route runs, unless it comes from an allowed host
