@@ -3,7 +3,9 @@
 panoramisk's FastAGI `Application.handler` spins forever on a client that disconnects before
 sending its headers (a port probe), so the server here is our own: every connection gets a
 header timeout and size limits, a probe is dropped quietly, and one call's failure never touches
-another's.
+another's. A connection's bytes go through `cti.ivr.agi_stream.AgiStream`, an asyncio Protocol
+with one deadline timer per connection: with 50 calls stepping at once every command is a
+wake-up of its own, and the Python work per command is what bench.agi measures.
 
 Whoever reaches the port could otherwise open incidents and set satisfaction scores with forged
 sessions, so a session is refused, before any route runs, unless it comes from an allowed host
@@ -30,12 +32,12 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from cti.errors import IvrError, ProtocolError
+from cti.ivr.agi_stream import AgiStream
 
 logger = logging.getLogger(__name__)
 
 DTMF_KEYS = frozenset("0123456789*#ABCD")
 MAX_HEADER_LINES = 128
-MAX_LINE = 8192
 MAX_REPLY_LINES = 200  # a 520 usage text is a few dozen lines
 # Three ASCII digits, then the end of the line, a space or '-' (520- starts a usage text).
 _RESPONSE = re.compile(
@@ -73,6 +75,9 @@ class AgiResponse:
 
 def parse_response(line: str) -> AgiResponse:
     """Parse `200 result=49 (timeout) endpos=1234`."""
+    known = _COMMON.get(line)
+    if known is not None:
+        return known
     m = _RESPONSE.match(line)
     if not m:
         raise ProtocolError(f"unparseable AGI response {line[:200]!r}")
@@ -83,6 +88,15 @@ def parse_response(line: str) -> AgiResponse:
         if endpos > MAX_ENDPOS:
             raise ProtocolError(f"AGI response with an impossible endpos: {line[:200]!r}")
     return AgiResponse(int(m.group(1)), m.group(2) or "", m.group(3) or "", endpos, line)
+
+
+# The replies most commands get, parsed once (AgiResponse is immutable): SET VARIABLE's and
+# EXEC's `200 result=0`/`1`, a key's code from STREAM FILE or WAIT FOR DIGIT.
+_COMMON: dict[str, AgiResponse] = {}
+_COMMON.update(
+    (line, parse_response(line))
+    for line in (f"200 result={n}" for n in (-1, 0, 1, *(ord(k) for k in sorted(DTMF_KEYS))))
+)
 
 
 def quote(arg: str) -> str:
@@ -96,14 +110,9 @@ class AgiChannel:
     """One call's FastAGI session."""
 
     def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        env: dict[str, str],
-        command_timeout: float = 600.0,
+        self, stream: AgiStream, env: dict[str, str], command_timeout: float = 600.0
     ) -> None:
-        self.reader = reader
-        self.writer = writer
+        self.stream = stream
         self.env = env
         self.command_timeout = command_timeout
         self.hung_up = False
@@ -132,11 +141,16 @@ class AgiChannel:
         if self.hung_up:
             raise AgiHangup(f"{cmd}: the call has hung up")
         line = " ".join([cmd, *(quote(a) for a in args), *raw])
-        self.writer.write(line.encode() + b"\n")
-        await self.writer.drain()
+        if self.stream.lost:
+            self.hung_up = True
+            raise AgiHangup(f"{cmd}: AGI connection closed")
+        self.stream.write(line.encode() + b"\n")
         # One deadline and one line budget for the whole reply, however many lines it takes.
-        async with asyncio.timeout(self.command_timeout):
+        self.stream.set_deadline(self.command_timeout)
+        try:
             return await self._reply(cmd, line)
+        finally:
+            self.stream.set_deadline(None)
 
     async def _reply(self, cmd: str, line: str) -> AgiResponse:
         for _ in range(MAX_REPLY_LINES):
@@ -146,6 +160,11 @@ class AgiChannel:
                 self.hung_up = True
                 continue
             resp = parse_response(raw_line)
+            if resp.code == 200:
+                if resp.result == "-1" and cmd not in ("GET VARIABLE", "GET FULL VARIABLE"):
+                    self.hung_up = True
+                    raise AgiHangup(f"{cmd}: result=-1")
+                return resp
             if resp.code == 520 and raw_line.startswith("520-"):
                 for _ in range(MAX_REPLY_LINES):
                     if (await self._readline()).startswith("520 "):
@@ -154,24 +173,14 @@ class AgiChannel:
             if resp.code == 511:
                 self.hung_up = True
                 raise AgiHangup(f"{cmd}: channel is dead")
-            if resp.code != 200:
-                raise IvrError(f"AGI {cmd} failed: {raw_line}")
-            if resp.result == "-1" and cmd not in ("GET VARIABLE", "GET FULL VARIABLE"):
-                self.hung_up = True
-                raise AgiHangup(f"{cmd}: result=-1")
-            return resp
+            raise IvrError(f"AGI {cmd} failed: {raw_line}")
         raise ProtocolError(f"AGI {cmd}: no response in {MAX_REPLY_LINES} lines")
 
     async def _readline(self) -> str:
-        try:
-            raw = await self.reader.readline()
-        except ValueError:  # the reader's limit: StreamReader says so with a bare ValueError
-            raise ProtocolError(f"AGI response line longer than {MAX_LINE} bytes") from None
+        raw = await self.stream.readline()
         if not raw:
             self.hung_up = True
             raise AgiHangup("AGI connection closed")
-        if len(raw) > MAX_LINE:
-            raise ProtocolError("AGI response line too long")
         return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -303,11 +312,11 @@ class AgiAccess:
         return hmac.compare_digest(script_key(env).encode(), self.secret.encode())
 
 
-def no_delay(writer: asyncio.StreamWriter) -> None:
+def no_delay(stream: AgiStream) -> None:
     """TCP_NODELAY on a connection's socket: each AGI command is one small write answered by one
     small reply, and Nagle's algorithm must never hold a command back waiting for an ACK.
     asyncio's and uvloop's transports set it already on TCP; this says so, whatever the loop."""
-    sock = writer.get_extra_info("socket")
+    sock = stream.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -339,8 +348,9 @@ class AgiServer:
 
     async def start(self) -> None:
         """Listen."""
-        self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, limit=MAX_LINE
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: AgiStream(loop, self._connected), self.host, self.port
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
@@ -357,19 +367,21 @@ class AgiServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    def _connected(self, stream: AgiStream) -> None:
+        task = stream.loop.create_task(self._accept(stream))
         self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, stream: AgiStream) -> None:
         try:
-            no_delay(writer)
-            peer = writer.get_extra_info("peername")
+            no_delay(stream)
+            peer = stream.get_extra_info("peername")
             source = str(peer[0]) if peer else ""
             if not await self.access.allows_peer(source):
                 self.refused += 1
                 logger.warning("FastAGI connection from %s refused: not an allowed host", source)
                 return
-            env = await self._read_env(reader)
+            env = await self._read_env(stream)
             if env is None:
                 self.probes += 1
                 return
@@ -382,7 +394,7 @@ class AgiServer:
                 )
                 return
             self.calls += 1
-            channel = AgiChannel(reader, writer, env)
+            channel = AgiChannel(stream, env)
             try:
                 await self.handler(channel)
             except AgiHangup:
@@ -393,26 +405,27 @@ class AgiServer:
                 self.failures += 1
                 logger.exception("IVR failed linkedid=%s", channel.uniqueid)
         finally:
-            self._tasks.discard(task)
             with contextlib.suppress(Exception):
-                writer.close()
+                stream.close()
 
-    async def _read_env(self, reader: asyncio.StreamReader) -> dict[str, str] | None:
+    async def _read_env(self, stream: AgiStream) -> dict[str, str] | None:
         """The agi_* header block, or None for a probe, a timeout or garbage."""
         env: dict[str, str] = {}
+        stream.set_deadline(self.header_timeout)
         try:
-            async with asyncio.timeout(self.header_timeout):
-                for _ in range(MAX_HEADER_LINES):
-                    raw = await reader.readline()
-                    if not raw:
-                        return None
-                    line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                    if not line:
-                        return env if "agi_network_script" in env or "agi_request" in env else None
-                    key, sep, value = line.partition(":")
-                    if not sep or not key.startswith("agi_"):
-                        return None
-                    env[key.strip()] = value.strip()
-        except (TimeoutError, ValueError, asyncio.LimitOverrunError, ConnectionError):
+            for _ in range(MAX_HEADER_LINES):
+                raw = await stream.readline()
+                if not raw:
+                    return None
+                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if not line:
+                    return env if "agi_network_script" in env or "agi_request" in env else None
+                key, sep, value = line.partition(":")
+                if not sep or not key.startswith("agi_"):
+                    return None
+                env[key.strip()] = value.strip()
+        except (TimeoutError, ProtocolError):
             return None
+        finally:
+            stream.set_deadline(None)
         return None

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cti.errors import CtiError, ProtocolError
-from cti.ivr import agi
+from cti.ivr import agi, agi_stream
 from cti.ivr.agi import AgiChannel, AgiServer, parse_response
 from tests.fuzz.budget import atheris_main, budget
 
@@ -179,7 +179,7 @@ env_line = st.one_of(
     ),
     st.binary(max_size=40).map(lambda b: b + b"\n"),
     st.binary(max_size=40),  # runs into the next line
-    st.integers(agi.MAX_LINE - 4, agi.MAX_LINE + 4).map(
+    st.integers(agi_stream.MAX_LINE - 4, agi_stream.MAX_LINE + 4).map(
         lambda n: b"agi_arg_2: " + b"x" * n + b"\n"
     ),
     st.just(b"agi_arg_3: x\n" * (agi.MAX_HEADER_LINES + 1)),
@@ -245,7 +245,7 @@ reply = st.one_of(
             b"200 result=0 (\xff\xfe)\n",
         ]
     ),
-    st.integers(agi.MAX_LINE - 16, agi.MAX_LINE + 16).map(
+    st.integers(agi_stream.MAX_LINE - 16, agi_stream.MAX_LINE + 16).map(
         lambda n: b"200 result=0 (" + b"x" * n + b")\n"
     ),
     st.binary(max_size=60).map(lambda b: b + b"\n"),
@@ -341,11 +341,19 @@ def test_parse_response_reads_back_what_asterisk_writes(
 # -- atheris: the same reader without sockets --------------------------------------------------------
 
 
-class _Writer:
-    def write(self, data: bytes) -> None:
+class _Transport(asyncio.Transport):
+    """Where the channel's commands go when there is no socket: nowhere."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         pass
 
-    async def drain(self) -> None:
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -353,14 +361,15 @@ def fuzz_one(data: bytes) -> None:
     """One atheris input: the bytes Asterisk sends, env block and replies, then EOF."""
 
     async def run() -> None:
-        reader = asyncio.StreamReader(limit=agi.MAX_LINE)
-        reader.feed_data(data)
-        reader.feed_eof()
+        stream = agi_stream.AgiStream(asyncio.get_running_loop())
+        stream.connection_made(_Transport())
+        stream.data_received(data)
+        stream.eof_received()
         server = AgiServer("127.0.0.1", 0, recording_handler([]))
-        env = await server._read_env(reader)
+        env = await server._read_env(stream)
         if env is None:
             return
-        ch = AgiChannel(reader, _Writer(), env, command_timeout=1)  # type: ignore[arg-type]
+        ch = AgiChannel(stream, env, command_timeout=1)
         with contextlib.suppress(*EXPECTED):
             await _script(ch)
 
@@ -381,5 +390,5 @@ if __name__ == "__main__":
             GOOD_ENV + b"HANGUP\n200 result=-1\n511 Command Not Permitted\n",
             GOOD_ENV + b"520-Invalid command syntax.\n Usage\n520 End of proper usage.\n",
         ],
-        [agi],
+        [agi, agi_stream],
     )

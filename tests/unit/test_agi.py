@@ -18,10 +18,9 @@ def one_command(
     command: Callable[[AgiChannel], Awaitable[Any]],
     *,
     timeout: float = 5.0,
-    hold: bool = False,
 ) -> Any:
-    """What `command` returns (or raises) when Asterisk answers it with `reply` (then, with
-    `hold`, keeps the connection open and says nothing)."""
+    """What `command` returns (or raises) when Asterisk answers it with `reply`, then keeps the
+    connection open and says nothing: the server must end the call by itself."""
     outcome: list[Any] = []
 
     async def handler(ch: AgiChannel) -> None:
@@ -31,25 +30,37 @@ def one_command(
         except Exception as exc:
             outcome.append(exc)
 
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(reply)
+
+    session(handler, peer, "asyncio", wait=timeout + 5)
+    return outcome[0]
+
+
+Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def session(
+    handler: Callable[[AgiChannel], Awaitable[None]], peer: Peer, loop: str, wait: float = 5.0
+) -> None:
+    """One FastAGI session on `loop`: our server runs `handler`, `peer` plays Asterisk after the
+    env block, then the server must close the call within `wait` seconds, sending nothing more."""
+    from cti import eventloop
+
     async def run() -> None:
         server = AgiServer("127.0.0.1", 0, handler)
         await server.start()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
             writer.write(ENV)
-            await reader.readline()
-            writer.write(reply)
-            if not hold:
-                await asyncio.wait_for(reader.read(), timeout + 5)  # the server closes the call
-            else:  # say nothing more, and stay: the server must give up by itself
-                async with asyncio.timeout(timeout + 5):
-                    assert await reader.read() == b""
+            await peer(reader, writer)
+            assert await asyncio.wait_for(reader.read(), wait) == b""
             writer.close()
         finally:
             await server.stop()
 
-    asyncio.run(run())
-    return outcome[0]
+    eventloop.run(run(), loop)
 
 
 @pytest.mark.parametrize(
@@ -106,14 +117,13 @@ def test_a_usage_text_that_never_ends_times_out() -> None:
         b"520-Invalid command syntax.  Proper usage follows:\n Usage: x\n",
         lambda ch: ch.stream_file("x"),
         timeout=0.5,
-        hold=True,
     )
     assert isinstance(got, TimeoutError) and time.monotonic() - start < 5
 
 
 @pytest.mark.parametrize("reply", [b"520-" + b"x\n" * 300, b"HANGUP\n" * 300])
 def test_a_reply_of_endless_lines_is_a_protocol_error(reply: bytes) -> None:
-    got = one_command(reply, lambda ch: ch.stream_file("x"), hold=True)
+    got = one_command(reply, lambda ch: ch.stream_file("x"))
     assert isinstance(got, ProtocolError)
 
 
@@ -126,35 +136,78 @@ def test_a_usage_text_that_ends_is_an_ivr_error() -> None:
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_usage_text_larger_than_the_read_buffer_is_read_to_its_end(loop: str) -> None:
+    # 150 lines of 200 bytes: reading pauses past 2 x MAX_LINE unread bytes and resumes as the
+    # lines are consumed; the whole text ends the command with an IvrError, and the next
+    # command's reply, sent later, is still read.
+    usage = b"520-Invalid command syntax.\n" + (b" " + b"u" * 198 + b"\n") * 150 + b"520 End.\n"
+    seen: list[Any] = []
+
+    async def handler(ch: AgiChannel) -> None:
+        ch.command_timeout = 5
+        try:
+            await ch.stream_file("x")
+        except IvrError as exc:
+            seen.append(type(exc))
+        seen.append(await ch.get_variable("X"))
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(usage)
+        assert await asyncio.wait_for(reader.readline(), 5) == b'GET VARIABLE "X"\n'
+        writer.write(b"200 result=1 (42)\n")
+
+    session(handler, peer, loop)
+    assert seen == [IvrError, "42"]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_deadline_is_per_command(loop: str) -> None:
+    # One timer per connection, re-armed lazily: three commands each answered after 0.2 s with a
+    # 0.3 s budget all succeed (0.6 s in all), a fourth left unanswered times out on its own.
+    seen: list[Any] = []
+
+    async def handler(ch: AgiChannel) -> None:
+        ch.command_timeout = 0.3
+        for n in range(3):
+            seen.append(await ch.get_variable(f"X{n}"))
+        start = time.monotonic()
+        try:
+            await ch.get_variable("Y")
+        except TimeoutError:
+            seen.append(round(time.monotonic() - start, 1))
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for n in range(3):
+            assert await reader.readline() == f'GET VARIABLE "X{n}"\n'.encode()
+            await asyncio.sleep(0.2)
+            writer.write(f"200 result=1 ({n})\n".encode())
+        assert await reader.readline() == b'GET VARIABLE "Y"\n'
+
+    session(handler, peer, loop)
+    assert seen[:3] == ["0", "1", "2"]
+    assert len(seen) == 4 and 0.2 <= seen[3] <= 1.0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_a_session_runs_on_either_loop_with_nodelay(loop: str) -> None:
     # The server runs on uvloop when installed (cti/eventloop.py), asyncio's loop otherwise:
     # the same session works on both, and its socket never waits on Nagle's algorithm.
     import socket
 
-    from cti import eventloop
-
     seen: list[Any] = []
 
     async def handler(ch: AgiChannel) -> None:
-        sock = ch.writer.get_extra_info("socket")
+        sock = ch.stream.get_extra_info("socket")
         seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
         seen.append(type(asyncio.get_running_loop()).__module__)
         seen.append(await ch.get_variable("X"))
 
-    async def run() -> None:
-        server = AgiServer("127.0.0.1", 0, handler)
-        await server.start()
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(ENV)
-            assert await reader.readline() == b'GET VARIABLE "X"\n'
-            writer.write(b"200 result=1 (42)\n")
-            assert await asyncio.wait_for(reader.read(), 5) == b""
-            writer.close()
-        finally:
-            await server.stop()
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert await reader.readline() == b'GET VARIABLE "X"\n'
+        writer.write(b"200 result=1 (42)\n")
 
-    eventloop.run(run(), loop)
+    session(handler, peer, loop)
     assert seen[0] != 0
     assert seen[1].startswith(loop)
     assert seen[2] == "42"
