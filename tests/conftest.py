@@ -59,9 +59,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             return 1
         return 2
 
-    def order(item: pytest.Item) -> tuple[bool, float, int]:
+    def order(item: pytest.Item) -> tuple[bool, bool, float, int]:
         serial = item.get_closest_marker("serial") is not None
-        return serial, -recorded.get(item.nodeid, 0.0), rank(item)
+        alone = item.get_closest_marker("alone") is not None  # after the serial ones it waits for
+        return serial, alone, -recorded.get(item.nodeid, 0.0), rank(item)
 
     items.sort(key=order)  # stable: the files' own order within each rank
 
@@ -90,13 +91,16 @@ def _serial(
     """Tests marked `serial` run while no test of the parallel kind does (on any xdist worker).
     In a run of serial tests only (scripts/test's first pass) they share the machine with each
     other: they wait for calls in real time and use a fraction of a core each, where the others
-    (Chromium pages, the API fuzzers, bursts of simulated calls) keep both cores busy."""
+    (Chromium pages, the API fuzzers, bursts of simulated calls) keep both cores busy. A test
+    marked `alone` too runs with no other test at all."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         yield
         return
-    serial = request.node.get_closest_marker("serial") is not None
-    alone = serial and not all(
-        item.get_closest_marker("serial") is not None for item in request.session.items
+    marked = request.node.get_closest_marker
+    serial = marked("serial") is not None
+    alone = marked("alone") is not None or (
+        serial
+        and not all(item.get_closest_marker("serial") is not None for item in request.session.items)
     )
     shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
     with _alone_or_together(shared, alone):
