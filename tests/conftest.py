@@ -28,7 +28,7 @@ from cti.errors import AmiActionFailed
 from cti.sandbox import Instance
 from cti.sandbox.instance import InstanceState, free_port
 from cti.settings import Settings, load_settings
-from tests.support import db
+from tests.support import db, durations
 from tests.support import postgres as pg
 from tests.support.postgres import PostgresServer
 
@@ -37,10 +37,12 @@ QUEUE_TIMEOUT = 15
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """On xdist workers: long tests first, so that no worker starts a long one while the others
-    run out of work; `serial` ones last, where they hold up the fewest others."""
+    """On xdist workers: long tests first (by their recorded durations, then `slow`, Asterisk,
+    browser tests), so that no worker starts a long one while the others run out of work;
+    `serial` ones last, where they hold up the fewest others."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return
+    recorded = durations.load()
 
     def rank(item: pytest.Item) -> int:
         if item.get_closest_marker("serial") is not None:
@@ -57,7 +59,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             return 1
         return 2
 
-    items.sort(key=rank)  # stable: the files' own order within each rank
+    def order(item: pytest.Item) -> tuple[bool, bool, float, int]:
+        serial = item.get_closest_marker("serial") is not None
+        alone = item.get_closest_marker("alone") is not None  # after the serial ones it waits for
+        return serial, alone, -recorded.get(item.nodeid, 0.0), rank(item)
+
+    items.sort(key=order)  # stable: the files' own order within each rank
 
 
 @contextlib.contextmanager
@@ -81,12 +88,22 @@ def _alone_or_together(folder: Path, alone: bool) -> Iterator[None]:
 def _serial(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    """Tests marked `serial` run while no other test of this run does (on any xdist worker)."""
+    """Tests marked `serial` run while no test of the parallel kind does (on any xdist worker).
+    In a run of serial tests only (scripts/test's first pass) they share the machine with each
+    other: they wait for calls in real time and use a fraction of a core each, where the others
+    (Chromium pages, the API fuzzers, bursts of simulated calls) keep both cores busy. A test
+    marked `alone` too runs with no other test at all."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         yield
         return
+    marked = request.node.get_closest_marker
+    serial = marked("serial") is not None
+    alone = marked("alone") is not None or (
+        serial
+        and not all(item.get_closest_marker("serial") is not None for item in request.session.items)
+    )
     shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
-    with _alone_or_together(shared, request.node.get_closest_marker("serial") is not None):
+    with _alone_or_together(shared, alone):
         yield
 
 

@@ -9,10 +9,20 @@ of examples per operation, role and mode, derandomised so every run sends the sa
 CTI_FUZZ_EXAMPLES (default 8) makes it longer by hand, e.g. CTI_FUZZ_EXAMPLES=200, and
 CTI_FUZZ_DATABASE_URL runs the main pass on another database. Two shorter passes follow: on the
 tests' own PostgreSQL server, and with the core running on the Asterisk sandbox.
+
+The requests depend only on the document, the operation, the mode and the path parameters, not
+on the role or on any answer: each set is generated once per run (hypothesis, derandomised) and
+shared by the roles' tests through files in the run's folder (on every xdist worker), then sent
+as each role. Generating them was half of each role's time.
 """
 
 import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
+import pickle
 import threading
 import time
 from collections import Counter
@@ -31,6 +41,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core import NOT_SET
 from schemathesis.specs.openapi.checks import status_code_conformance
 
 from cti.journal.models import CallRecording
@@ -201,6 +212,60 @@ def _real(op: Any, records: dict[str, str]) -> dict[str, str] | None:
     return None
 
 
+# The fields of a generated case that make its request (its operation is the reader's own).
+FIELDS = ("method", "path_parameters", "cookies", "query", "media_type", "multipart_content_types")
+
+
+def _generate(
+    op: Any, mode: GenerationMode, path: dict[str, str] | None, examples: int
+) -> list[Any]:
+    """`examples` derandomised cases of the operation in this mode, as hypothesis makes them."""
+    made: list[Any] = []
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              phases=[Phase.explicit, Phase.generate],
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(case=op.as_strategy(mode, path_parameters=path))
+    def collect(case: Any) -> None:
+        made.append(case)
+
+    with contextlib.suppress(Unsatisfiable):  # nothing in this operation to make invalid
+        collect()
+    return made
+
+
+def _cases(
+    shared: Path, doc: dict[str, Any], op: Any, mode: GenerationMode,
+    path: dict[str, str] | None, examples: int,
+) -> list[Any]:  # fmt: skip
+    """The generated cases, made by the first test of the run that asks and read by the others
+    (the document's `servers`, this server's address, aside)."""
+    what = [{k: v for k, v in doc.items() if k != "servers"}, op.label, mode.value, path,
+            examples, schemathesis.__version__]  # fmt: skip
+    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
+    file = shared / f"{key}.pickle"
+    with (shared / f"{key}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one maker; the others wait for its file
+        if not file.exists():
+            made = [
+                {
+                    **{f: getattr(c, f) for f in FIELDS},
+                    "headers": dict(c.headers or {}),
+                    # NOT_SET (no body) is compared by identity: it does not survive pickling.
+                    "body": None if c.body is NOT_SET else (c.body,),
+                    "_meta": c._meta,
+                }
+                for c in _generate(op, mode, path, examples)
+            ]
+            file.with_suffix(".part").write_bytes(pickle.dumps(made))
+            file.with_suffix(".part").rename(file)
+    cases = []
+    for fields in pickle.loads(file.read_bytes()):
+        body = fields.pop("body")
+        cases.append(op.Case(**fields, body=NOT_SET if body is None else body[0]))
+    return cases
+
+
 def _fuzz(
     server: ThreadedServer,
     role: str,
@@ -208,6 +273,7 @@ def _fuzz(
     records: dict[str, str],
     tally: Tally,
     examples: int,
+    shared: Path,
 ) -> None:
     doc = http.get(f"{server.url}/api/openapi.json").json()
     schema = schemathesis.openapi.from_dict(doc, config=CONFIG)
@@ -221,12 +287,7 @@ def _fuzz(
         if real is not None:
             passes += [(mode, real) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
         for mode, path in passes:
-
-            @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
-                      phases=[Phase.explicit, Phase.generate],
-                      suppress_health_check=list(HealthCheck))  # fmt: skip
-            @given(case=op.as_strategy(mode, path_parameters=path))
-            def call(case: Any) -> None:
+            for case in _cases(shared, doc, op, mode, path, examples):
                 tally.examples += 1
                 # schemathesis makes up values for the security schemes; send the real ones.
                 if COOKIE in http.cookies:
@@ -235,29 +296,27 @@ def _fuzz(
                         **(case.headers or {}),
                         "X-CSRF-Token": http.headers["X-CSRF-Token"],
                     }
-                response = case.call(base_url=server.url, session=http, timeout=60)
-                tally.statuses[response.status_code] += 1
-                case.validate_response(
-                    response, checks=[not_a_server_error, status_code_conformance]
-                )
-
-            try:
-                call()
-            except Unsatisfiable:  # nothing in this operation to make invalid
-                pass
-            except (Exception, BaseExceptionGroup) as exc:  # every failing operation, not the first
-                where = f" on {path}" if path else ""
-                tally.failures.append(f"{role} {op.label} ({mode.value}{where}): {exc}")
+                try:
+                    response = case.call(base_url=server.url, session=http, timeout=60)
+                    tally.statuses[response.status_code] += 1
+                    case.validate_response(
+                        response, checks=[not_a_server_error, status_code_conformance]
+                    )
+                except (Exception, BaseExceptionGroup) as exc:  # every failing operation
+                    where = f" on {path}" if path else ""
+                    tally.failures.append(f"{role} {op.label} ({mode.value}{where}): {exc}\n"
+                                          f"{case.as_curl_command()}")  # fmt: skip
+                    break  # this operation's first failure, as hypothesis stopped at it
 
 
-def _run(server: ThreadedServer, examples: int, role: str) -> Tally:
+def _run(server: ThreadedServer, examples: int, role: str, shared: Path) -> Tally:
     """One role's pass (each role is a test of its own, so that the workers share them)."""
     tally = Tally()
     started = time.monotonic()
     # Everyone logs in first: the anonymous guesser at /api/login soon makes this address wait.
     sessions = {r: _session(server, r) for r in dict.fromkeys(("lead", "agent", role))}
     records = _records(server, sessions["lead"], sessions["agent"])
-    _fuzz(server, role, sessions[role], records, tally, examples)
+    _fuzz(server, role, sessions[role], records, tally, examples, shared)
     print(
         f"\nschemathesis: {len(tally.operations)} operations as {role}, "
         f"{tally.examples} examples ({examples} per operation and mode; twice for "
@@ -267,29 +326,38 @@ def _run(server: ThreadedServer, examples: int, role: str) -> Tally:
     return tally
 
 
+@pytest.fixture
+def cases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the run's generated cases (shared by the xdist workers of one run)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if "PYTEST_XDIST_WORKER" in os.environ else base) / "fuzz-cases"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.timeout(3600)
 def test_no_operation_answers_500_or_an_undocumented_status(
-    server: ThreadedServer, role: str
+    server: ThreadedServer, role: str, cases: Path
 ) -> None:
-    tally = _run(server, EXAMPLES, role)
+    tally = _run(server, EXAMPLES, role, cases)
     assert not tally.failures, "\n\n".join(tally.failures)
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.postgresql
 @pytest.mark.timeout(3600)
-def test_the_same_on_postgresql(pg_server: ThreadedServer, role: str) -> None:
+def test_the_same_on_postgresql(pg_server: ThreadedServer, role: str, cases: Path) -> None:
     """A shorter pass on PostgreSQL, which refuses what SQLite stores (NUL, over-long text)."""
-    tally = _run(pg_server, max(2, EXAMPLES // 4), role)
+    tally = _run(pg_server, max(2, EXAMPLES // 4), role, cases)
     assert not tally.failures, "\n\n".join(tally.failures)
 
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.asterisk
 @pytest.mark.timeout(3600)
-def test_the_same_with_asterisk_behind(core_server: ThreadedServer, role: str) -> None:
+def test_the_same_with_asterisk_behind(core_server: ThreadedServer, role: str, cases: Path) -> None:
     """One shorter pass with the core running on the sandbox: agent states, click-to-call and
     the wallboard answer for real there (instead of 503)."""
-    tally = _run(core_server, max(2, EXAMPLES // 4), role)
+    tally = _run(core_server, max(2, EXAMPLES // 4), role, cases)
     assert not tally.failures, "\n\n".join(tally.failures)
