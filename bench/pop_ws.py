@@ -8,8 +8,10 @@ knowledge queries), but the agents are lightweight aiohttp WebSocket clients, lo
 one per simulated phone. 40 Chromium pages load two cores so much that bench.pop measures the
 machine more than the server; this one measures the server: from the AMI event that rings an
 agent (AgentCalled, Asterisk's timestamp) to the pop leaving the server (`sent_at`) and to its
-arrival at the client, p50 / p99 / max, and the server process's CPU seconds per pop (from
-/proc). A baseline phase at 1 call/s runs first, in the same run.
+arrival at the client, p50 / p99 / max, the server process's CPU seconds per pop (from
+/proc), and per call the AMI events the server received, left unparsed and applied, and the
+domain events it published (its /healthz counters). A baseline phase at 1 call/s runs first, in
+the same run.
 """
 
 import argparse
@@ -33,9 +35,11 @@ class WsAgent:
         self.http = http
         self.ext = ext
         self.pops: list[dict[str, float]] = []
+        self.url = ""
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, url: str) -> None:
+        self.url = url
         r = await self.http.post(
             f"{url}api/login", json={"username": f"a{self.ext}", "password": PASSWORD}
         )
@@ -59,6 +63,19 @@ class WsAgent:
                 )
 
 
+async def counters(agent: WsAgent) -> dict[str, float]:
+    """The server's AMI and bus counters now (/healthz, as a logged-in agent sees it)."""
+    r = await agent.http.get(f"{agent.url}healthz")
+    body = await r.json()
+    ami, tracker = body["ami"], body["tracker"]
+    return {
+        "AMI events": ami["events"],
+        "not parsed": ami["skipped_unparsed"],
+        "applied": tracker["events_handled"],
+        "bus events": tracker["bus_published"],
+    }
+
+
 async def phase(
     sim_client: AmiClient,
     agents: list[AgentSpec],
@@ -70,15 +87,19 @@ async def phase(
 ) -> dict[str, Any]:
     for a in ws_agents:
         a.pops.clear()
+    health0 = await counters(ws_agents[0])
     cpu0 = cpu_seconds(server_pid)
     callers = [CallerSpec(90, 0, "", numbers[i % len(numbers)], "") for i in range(count)]
     sim = Simulator(sim_client, SimulationPlan(rate=rate, agents=agents, callers=callers))
     await sim.run(timeout=300)
     await asyncio.sleep(1)
     cpu = cpu_seconds(server_pid) - cpu0
+    health = await counters(ws_agents[0])
     pops = [p for a in ws_agents for p in a.pops]
+    calls = max(len(sim.calls), 1)
     return {
         "calls": len(sim.calls),
+        "per_call": {k: (health[k] - health0[k]) / calls for k in health},
         "pops": len(pops),
         "server": [p["sent"] - p["event"] for p in pops],
         "total": [p["got"] - p["event"] for p in pops],
@@ -138,6 +159,9 @@ async def measure(
             f"{max(sv, default=0) * 1000:8.1f}{pct(tot, 0.5):11.1f}{pct(tot, 0.99):8.1f}"
             f"{r['cpu_per_pop_ms']:8.1f}ms   ({r['calls']} calls)"
         )
+    print("per call, from the server's /healthz counters:")
+    for name, r in results.items():
+        print(f"  {name:22}" + ", ".join(f"{k} {v:.1f}" for k, v in r["per_call"].items()))
     print(f"loadavg {loadavg()}")
 
 
