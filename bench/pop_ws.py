@@ -73,6 +73,7 @@ async def counters(agent: WsAgent) -> dict[str, float]:
         "not parsed": ami["skipped_unparsed"],
         "applied": tracker["events_handled"],
         "bus events": tracker["bus_published"],
+        "read-backs": tracker.get("agent_readbacks", 0),
     }
 
 
