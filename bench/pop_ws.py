@@ -74,6 +74,7 @@ async def counters(agent: WsAgent) -> dict[str, float]:
         "applied": tracker["events_handled"],
         "bus events": tracker["bus_published"],
         "read-backs": tracker.get("agent_readbacks", 0),
+        "dropped": ami["dropped"],
         "queued": ami["queue_depth"],
     }
 
