@@ -1,9 +1,11 @@
 """Agent state spans written in batches: a batch with several changes of one agent leaves the
-table as one change after another would (each span closed by the next, only the last open)."""
+table as one change after another would (each span closed by the next, only the last open), on
+SQLite and on PostgreSQL (its executemany goes another way)."""
 
 import itertools
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from cti.db import create_engine, migrate, session_maker
@@ -14,8 +16,18 @@ from cti.live.model import AgentState, AgentView
 from desk.migrations import MIGRATIONS
 
 
-async def test_a_batch_with_several_changes_of_an_agent_chains_its_spans(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}")
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+async def test_a_batch_with_several_changes_of_an_agent_chains_its_spans(
+    tmp_path: Path, request: pytest.FixtureRequest, database: str
+) -> None:
+    url = (
+        request.getfixturevalue("pg_url")
+        if database == "postgresql"
+        else f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"
+    )
+    engine = create_engine(url)
     await migrate(engine, MIGRATIONS)
     sessions = session_maker(engine)
     bus = Bus()
