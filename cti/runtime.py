@@ -320,6 +320,8 @@ class CtiCore:
                 "unexpected_state_moves": StateCounter.unexpected,
                 "bus_published": self.bus.published,
                 "bus_subscriber_failures": self.bus.failures,
+                # Memberships read back from Asterisk after a change (QueueStatus per agent).
+                "agent_readbacks": self.agents.readbacks,
             },
             "journal": {
                 "last_flush_at": self.journal.last_flush_at,

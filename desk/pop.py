@@ -75,15 +75,21 @@ class PopBuilder:
         """The whole pop for a call."""
         key = normalize(call.caller_number, self.plan).key
         async with self.sessions() as s:
-            incident = None
-            if call.incident_number:
-                incident = await s.scalar(
-                    select(Incident).where(Incident.number == call.incident_number)
-                )
+            incident: Incident | None = None
             user: User | None = None
-            if incident is not None and incident.requester_id is not None:
-                user = await s.get(User, incident.requester_id)
-            elif key:
+            if call.incident_number:
+                # The incident and its requester in one statement (each is a round trip to the
+                # database's thread, and the pop waits for them all).
+                row = (
+                    await s.execute(
+                        select(Incident, User)
+                        .outerjoin(User, User.id == Incident.requester_id)
+                        .where(Incident.number == call.incident_number)
+                    )
+                ).first()
+                if row is not None:
+                    incident, user = row.tuple()
+            if (incident is None or incident.requester_id is None) and key:
                 users = await directory.find_by_key(s, key)
                 user = users[0] if len(users) == 1 else None
             conds = []

@@ -4,14 +4,17 @@ Every change of an agent's state closes the agent's open span and opens a new on
 buffered and written in their order once a second in one transaction: at ten calls a second an
 agent desk changes state about forty times a second, and a transaction each (issued from
 concurrent tasks, so possibly committed out of order) cost the screen pop its database time.
+The batch is two executemany statements (close the open spans, insert the new ones), not two
+statements per change: at 30 calls a second those were some 250 round trips a second.
 """
 
 import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, bindparam, insert, update
 
 from cti.asterisks import DEFAULT_ASTERISK
 from cti.db import SessionMaker
@@ -19,6 +22,7 @@ from cti.journal.models import AgentStateSpan
 from cti.live.bus import AgentStateChanged, Bus
 
 logger = logging.getLogger(__name__)
+SPANS = cast(Table, AgentStateSpan.__table__)
 
 
 class StateLog:
@@ -68,29 +72,24 @@ class StateLog:
             pending, self._pending = self._pending, []
             if not pending:
                 return
+            closes, spans = _rows(pending)
+            table = SPANS
             try:
                 async with self.sessions.begin() as session:
-                    for ext, state, reason, at in pending:
-                        when = datetime.fromtimestamp(at, UTC)
-                        await session.execute(
-                            update(AgentStateSpan)
-                            .where(
-                                AgentStateSpan.asterisk == self.asterisk,
-                                AgentStateSpan.ext == ext,
-                                AgentStateSpan.ended_at.is_(None),
-                            )
-                            .values(ended_at=when)
-                            .execution_options(synchronize_session=False)
+                    # Two statements for the whole batch (executemany), not two per change.
+                    await session.execute(
+                        update(table)
+                        .where(
+                            table.c.asterisk == self.asterisk,
+                            table.c.ext == bindparam("b_ext"),
+                            table.c.ended_at.is_(None),
                         )
-                        await session.execute(
-                            insert(AgentStateSpan).values(
-                                asterisk=self.asterisk,
-                                ext=ext,
-                                state=state,
-                                reason=reason,
-                                started_at=when,
-                            )
-                        )
+                        .values(ended_at=bindparam("b_at")),
+                        closes,
+                    )
+                    await session.execute(
+                        insert(table), [{**span, "asterisk": self.asterisk} for span in spans]
+                    )
             except BaseException:
                 self._pending[:0] = pending
                 raise
@@ -103,3 +102,25 @@ class StateLog:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+
+
+def _rows(
+    pending: list[tuple[str, str, str, float]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A batch of changes, in their order, as what one change after another would have left:
+    each agent's span open in the table closes at its first change, every change opens a span,
+    and a span the batch opens closes at the agent's next change in the batch."""
+    closes: dict[str, dict[str, Any]] = {}
+    spans: list[dict[str, Any]] = []
+    open_of: dict[str, dict[str, Any]] = {}
+    for ext, state, reason, at in pending:
+        when = datetime.fromtimestamp(at, UTC)
+        before = open_of.get(ext)
+        if before is None:
+            closes.setdefault(ext, {"b_ext": ext, "b_at": when})
+        else:
+            before["ended_at"] = when
+        span = {"ext": ext, "state": state, "reason": reason, "started_at": when, "ended_at": None}
+        spans.append(span)
+        open_of[ext] = span
+    return list(closes.values()), spans

@@ -67,7 +67,14 @@ from desk.web import (
     transfer,
     wallboard,
 )
-from desk.web.auth import COOKIE, STAFF, WEB_SESSION, check_csrf, security_headers
+from desk.web.auth import (
+    COOKIE,
+    STAFF,
+    WEB_SESSION,
+    check_csrf,
+    security_headers,
+    session_check,
+)
 from desk.web.forward import owner_middleware
 from desk.web.hub import Hub
 from desk.web.keys import (
@@ -164,6 +171,12 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS] = session_maker(engine)
     yield
     await engine.dispose()
+
+
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The hub's recheck of login sessions stops before the database does."""
+    yield
+    await app[HUB].close()
 
 
 def _synthesizer(settings: Settings) -> Synthesizer | None:
@@ -463,7 +476,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
     )
     app[SETTINGS] = settings
     app[PLAN] = NumberPlan(area_code=settings.area_code)
-    app[HUB] = Hub()
+    app[HUB] = Hub(session_check(app))
     app[LIMITER] = Limiter()
     app[PORTAL_LIMITER] = Limiter()
     app[ARCHIVE] = Archive(settings.data_dir / "reports", settings.report_retention_days)
@@ -477,6 +490,7 @@ def create_app(settings: Settings, *, with_core: bool = True) -> web.Application
         load_routing(config_dir), path.read_text(encoding="utf-8"), str(path)
     )
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(hub_ctx)
     app.cleanup_ctx.append(passwords_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(console_ctx)

@@ -2,14 +2,15 @@
 roles checked on every route and WebSocket, who the client is, and the security headers."""
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from functools import wraps
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
 from desk.models import Role, Staff, WebSession
-from desk.staff import RANKS, SESSION_HOURS, load_session
+from desk.staff import RANKS, SESSION_HOURS, live_sessions
+from desk.web.hub import SessionCheck
 from desk.web.keys import HUB, SESSIONS, SETTINGS
 from desk.web.limits import client_address
 
@@ -139,15 +140,17 @@ async def open_socket(
     the login session it was opened with lasts."""
     check_origin(request)
     ws_session: WebSession = request[WEB_SESSION]
-    sessions = request.app[SESSIONS]
+    return await request.app[HUB].serve(request, topics, dict(hello), session_id=ws_session.id)
 
-    async def still_valid() -> bool:
-        async with sessions() as s:
-            return await load_session(s, ws_session.id) is not None
 
-    return await request.app[HUB].serve(
-        request, topics, dict(hello), session_id=ws_session.id, still_valid=still_valid
-    )
+def session_check(app: web.Application) -> SessionCheck:
+    """The hub's recheck of its sockets' login sessions: those that still hold."""
+
+    async def live(sids: Collection[str]) -> set[str]:
+        async with app[SESSIONS]() as s:
+            return await live_sessions(s, sids)
+
+    return live
 
 
 def security_headers(response: web.StreamResponse) -> None:

@@ -5,13 +5,16 @@ login, WebSockets from other sites and after logout, and what /healthz tells str
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
+from sqlalchemy import select, update
 
 from cti.errors import ConfigError
 from cti.sandbox.instance import free_port
+from desk.models import Staff, WebSession
 from desk.staff import upsert_staff
 from desk.web.app import create_app
 from desk.web.keys import HUB, SESSIONS
@@ -169,6 +172,45 @@ async def test_a_password_change_closes_the_websockets(tmp_path: Path) -> None:
                           "extension": "1001", "queues": "helpdesk"}  # fmt: skip
                 await upsert_staff(s, fields, "a brand new password")
             assert await _closed(ws)
+
+
+async def test_one_recheck_closes_the_sockets_of_ended_sessions_and_no_other(
+    tmp_path: Path,
+) -> None:
+    """The hub asks about every open socket's session at once: a member made inactive and a
+    session past its expiry lose their sockets; a third member's socket stays open."""
+    app = create_app(desk_settings(tmp_path), with_core=False)
+    app[HUB].recheck_seconds = 0.2
+    async with (
+        desk_server(tmp_path, app) as server,
+        from_address(server, "127.0.0.2") as b1,
+        from_address(server, "127.0.0.3") as b2,
+        from_address(server, "127.0.0.4") as b3,
+    ):
+        for i, browser in enumerate((b1, b2, b3), 1):
+            await add_staff(server.app, f"agent{i}", "agent", f"100{i}")
+            await login(browser, f"agent{i}")
+        async with (
+            b1.ws_connect("/ws/agent") as ws1,
+            b2.ws_connect("/ws/agent") as ws2,
+            b3.ws_connect("/ws/agent") as ws3,
+        ):
+            for ws in (ws1, ws2, ws3):
+                assert (await ws.receive_json(timeout=10))["type"] == "hello"
+            async with server.app[SESSIONS].begin() as s:
+                await s.execute(
+                    update(Staff).where(Staff.username == "agent1").values(active=False)
+                )
+                staff2 = await s.scalar(select(Staff.id).where(Staff.username == "agent2"))
+                past = datetime.now(UTC) - timedelta(minutes=1)
+                await s.execute(
+                    update(WebSession).where(WebSession.staff_id == staff2).values(expires_at=past)
+                )
+            assert await _closed(ws1) and await _closed(ws2)
+            await asyncio.sleep(1)  # five more rechecks
+            assert not ws3.closed
+            server.app[HUB].publish("agent:1003", {"type": "probe"})
+            assert (await ws3.receive_json(timeout=10))["type"] == "probe"
 
 
 async def test_healthz_tells_strangers_only_whether_it_is_up(tmp_path: Path) -> None:
