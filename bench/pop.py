@@ -1,7 +1,7 @@
 """Benchmark: the browser's part of the screen pop, from the AMI event that rings an agent
 (AgentCalled, stamped by Asterisk) to the agent page's DOM update in a real headless Chromium.
 
-    python -m bench.pop [--agents 5] [--rate 10] [--seconds 30]
+    python -m bench.pop [--agents 5] [--rate 1.5] [--seconds 30]
 
 bench.pop_ws measures the server's part with 200 lightweight WebSocket agents; this one keeps a
 few real agent pages, since 40 Chromium pages load two cores so much that they measure the
@@ -163,7 +163,7 @@ async def run(n_agents: int, rate: float, seconds: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--agents", type=int, default=5)
-    p.add_argument("--rate", type=float, default=10)
+    p.add_argument("--rate", type=float, default=1.5)
     p.add_argument("--seconds", type=int, default=30)
     a = p.parse_args()
     asyncio.run(run(a.agents, a.rate, a.seconds))
