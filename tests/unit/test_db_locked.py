@@ -4,6 +4,7 @@ lock held by another connection, as the journal's or the agents' writes hold it 
 
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -36,58 +37,54 @@ def _hold_lock(path: Path) -> sqlite3.Connection:
     return blocker
 
 
-async def test_a_write_that_ran_out_of_time_is_run_again(
-    tmp_path: Path, short_busy: None, caplog: pytest.LogCaptureFixture
-) -> None:
-    path = tmp_path / "cti.sqlite3"
-    engine = await _engine(path)
-    sessions = db.session_maker(engine)
-    blocker = _hold_lock(path)
-    attempts = 0
+class Locked:
+    """A migrated database file whose write lock another connection holds, and a write of one
+    counter row that counts its attempts (and can end the lock when one starts)."""
 
-    async def write() -> str:
-        nonlocal attempts
-        attempts += 1
-        if attempts == 2:  # the lock holder is done once the first attempt has given up
-            blocker.rollback()
-        async with sessions.begin() as s:
+    def __init__(self, engine: db.AsyncEngine, blocker: sqlite3.Connection) -> None:
+        self.engine = engine
+        self.sessions = db.session_maker(engine)
+        self.blocker = blocker
+        self.attempts = 0
+        self.release_at: int | None = None
+
+    async def write(self) -> str:
+        self.attempts += 1
+        if self.attempts == self.release_at:
+            self.blocker.rollback()
+        async with self.sessions.begin() as s:
             await s.execute(text("INSERT INTO incident_counters (day, last) VALUES ('x', 7)"))
         return "written"
 
-    try:
-        with caplog.at_level(logging.WARNING, "cti.db"):
-            assert await db.retry_locked(write, "test write") == "written"
-        assert attempts == 2
-        assert "the database was locked (attempt 1)" in caplog.text
-        async with sessions() as s:
-            assert (await s.execute(text("SELECT last FROM incident_counters"))).scalar() == 7
-    finally:
-        blocker.close()
-        await engine.dispose()
 
-
-async def test_a_lock_that_never_ends_is_an_error_after_the_last_attempt(
-    tmp_path: Path, short_busy: None
-) -> None:
+@pytest.fixture
+async def locked(tmp_path: Path, short_busy: None) -> AsyncIterator[Locked]:
     path = tmp_path / "cti.sqlite3"
     engine = await _engine(path)
-    sessions = db.session_maker(engine)
     blocker = _hold_lock(path)
-    attempts = 0
-
-    async def write() -> None:
-        nonlocal attempts
-        attempts += 1
-        async with sessions.begin() as s:
-            await s.execute(text("INSERT INTO incident_counters (day, last) VALUES ('x', 7)"))
-
     try:
-        with pytest.raises(OperationalError, match="database is locked"):
-            await db.retry_locked(write, "test write")
-        assert attempts == db.LOCKED_ATTEMPTS
+        yield Locked(engine, blocker)
     finally:
         blocker.close()
         await engine.dispose()
+
+
+async def test_a_write_that_ran_out_of_time_is_run_again(
+    locked: Locked, caplog: pytest.LogCaptureFixture
+) -> None:
+    locked.release_at = 2  # the lock holder is done once the first attempt has given up
+    with caplog.at_level(logging.WARNING, "cti.db"):
+        assert await db.retry_locked(locked.write, "test write") == "written"
+    assert locked.attempts == 2
+    assert "the database was locked (attempt 1)" in caplog.text
+    async with locked.sessions() as s:
+        assert (await s.execute(text("SELECT last FROM incident_counters"))).scalar() == 7
+
+
+async def test_a_lock_that_never_ends_is_an_error_after_the_last_attempt(locked: Locked) -> None:
+    with pytest.raises(OperationalError, match="database is locked"):
+        await db.retry_locked(locked.write, "test write")
+    assert locked.attempts == db.LOCKED_ATTEMPTS
 
 
 async def test_other_errors_are_not_retried(tmp_path: Path) -> None:
