@@ -63,8 +63,14 @@ async def test_a_carrier_call_reaches_an_agent_on_a_sip_phone(
                 r = await lead.post("/api/supervise", json={"agent": "1001", "mode": "listen"})
                 assert r.status == 202, await r.text()
                 await phone["1002"].wait_for("CALL_ESTABLISHED", timeout=30)
-                spying = [c for c in await actions.core_show_channels(sim_client)
-                          if c.channel.startswith("PJSIP/1002-")]  # fmt: skip
+                # Answered, the lead's channel goes from the originate's dial (AppDial2) on to
+                # ChanSpy, a moment later on a loaded machine.
+                for _ in range(100):
+                    spying = [c for c in await actions.core_show_channels(sim_client)
+                              if c.channel.startswith("PJSIP/1002-")]  # fmt: skip
+                    if [c.application for c in spying] == ["ChanSpy"]:
+                        break
+                    await asyncio.sleep(0.1)
                 assert [c.application for c in spying] == ["ChanSpy"], spying
                 # The agent hangs up: the lead's spy leg ends with the agent's part of the call
                 # (the server hangs it up: ChanSpy's E waits for a frame from the lead's phone,
