@@ -88,7 +88,7 @@ class PopBuilder:
                     )
                 ).first()
                 if row is not None:
-                    incident, user = row.tuple()
+                    incident, user = row
             if (incident is None or incident.requester_id is None) and key:
                 users = await directory.find_by_key(s, key)
                 user = users[0] if len(users) == 1 else None

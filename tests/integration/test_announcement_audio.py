@@ -130,8 +130,10 @@ async def _post(http: aiohttp.ClientSession, timeout: float = 30, **texts: str) 
 
 
 def _audio(st: InstanceState, ann: dict[str, Any], lang: str) -> Path:
-    (path,) = (Path(st.media_dir) / "announcements").glob(f"ann-{ann['id']}-{lang}-*.wav")
-    return path
+    """The announcement's audio: the newest file of its id, since the worker's sandbox keeps the
+    files of earlier tests, whose databases numbered their announcements from 1 as well."""
+    paths = (Path(st.media_dir) / "announcements").glob(f"ann-{ann['id']}-{lang}-*.wav")
+    return max(paths, key=lambda p: p.stat().st_mtime_ns)
 
 
 def _seconds(path: Path) -> float:
