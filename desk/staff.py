@@ -78,17 +78,23 @@ async def start_session(session: AsyncSession, staff: Staff, now: datetime) -> W
     return ws
 
 
+def _holds(now: datetime) -> tuple[Any, ...]:
+    """What a login session needs to hold: not expired, its staff member active."""
+    return WebSession.expires_at >= now, Staff.active.is_(True)
+
+
 async def load_session(session: AsyncSession, sid: str | None) -> tuple[Staff, WebSession] | None:
     """The staff member and session behind a cookie, if valid and not expired."""
     if not sid or len(sid) > 64:
         return None
-    ws = await session.get(WebSession, sid)
-    if ws is None or ws.expires_at < datetime.now(UTC):
-        return None
-    staff = await session.get(Staff, ws.staff_id)
-    if staff is None or not staff.active:
-        return None
-    return staff, ws
+    row = (
+        await session.execute(
+            select(Staff, WebSession)
+            .join(WebSession, WebSession.staff_id == Staff.id)
+            .where(WebSession.id == sid, *_holds(datetime.now(UTC)))
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 async def live_sessions(session: AsyncSession, sids: Collection[str]) -> set[str]:
@@ -100,11 +106,7 @@ async def live_sessions(session: AsyncSession, sids: Collection[str]) -> set[str
             await session.scalars(
                 select(WebSession.id)
                 .join(Staff, Staff.id == WebSession.staff_id)
-                .where(
-                    WebSession.id.in_(ids[i : i + 500]),
-                    WebSession.expires_at >= now,
-                    Staff.active.is_(True),
-                )
+                .where(WebSession.id.in_(ids[i : i + 500]), *_holds(now))
             )
         )
     return live
