@@ -54,6 +54,14 @@ def _http_ok(port: int) -> bool:
         return False
 
 
+def _sdp_lines(log: Path) -> str:
+    """The SDP connection and media lines SIPp sent and received: where RTP was to go."""
+    if not log.exists():
+        return "(no SIPp message log)"
+    lines = log.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if line.startswith(("c=", "m=", "a=rtcp")))
+
+
 def keepalive_scenario(number: str, name: str, pcap: Path, hold_s: int) -> str:
     """tests.support.sip's caller scenario, with an in-dialog OPTIONS every 10 s while the
     caller waits for the desk's BYE, as a carrier behind NAT keeps its binding open: podman
@@ -223,7 +231,12 @@ def test_the_compose_stack_answers_a_sip_call_and_keeps_its_state_across_down_an
         # The IVR spoke: Asterisk opened the Mandarin prompts and read the digits.
         assert "Playing 'cti/welcome" in played and "(language 'zh')" in played, played[-3000:]
         assert "Playing 'cti/voicemail_intro" in played, played[-3000:]
-        assert "Playing 'digits/" in played, played[-3000:]
+        # The number read back: the voicemail was recorded (the caller's RTP reached Asterisk).
+        assert "Playing 'digits/" in played, (
+            f"{played[-3000:]}\nrecordings: "
+            f"{stack.exec('cti', 'ls', '-l', '/var/lib/cti/media/recordings', check=False)}\n"
+            f"{_sdp_lines(tmp_path / 'sipp-messages.log')}"
+        )
 
         # The journal row in the composed PostgreSQL, and the incident with its recording.
         deadline = time.monotonic() + 60
