@@ -64,3 +64,8 @@ if command -v npm >/dev/null 2>&1 && [[ ! -e "$_npm_stamp" ]]; then
     touch "$_npm_stamp"
 fi
 export PATH="$CTI_ROOT/.venv/bin:$PATH"
+# Compiled bytecode is kept, outside the tree: a machine that sets PYTHONDONTWRITEBYTECODE (this
+# kind does) otherwise compiles every module in every process, and pytest rewrites the asserts of
+# every test module in every worker of every pass again (half of a collection's 10 CPU s).
+unset PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX="${CTI_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cti}/pycache"
