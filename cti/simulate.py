@@ -397,7 +397,8 @@ class Simulator:
                 n += 1
                 # Poisson arrivals: exponential gaps with the planned mean rate.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), rng.expovariate(self.plan.rate))
+                    async with asyncio.timeout(rng.expovariate(self.plan.rate)):
+                        await stop.wait()
             await self.wait_all_ended(None)
         finally:
             watcher.cancel()

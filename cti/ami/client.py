@@ -162,9 +162,8 @@ class AmiClient:
     async def _session(self, first: asyncio.Future[None]) -> None:
         opts = self.options
         loop = asyncio.get_running_loop()
-        _, protocol = await asyncio.wait_for(
-            loop.create_connection(CtiAmiProtocol, opts.host, opts.port), opts.connect_timeout
-        )
+        async with asyncio.timeout(opts.connect_timeout):
+            _, protocol = await loop.create_connection(CtiAmiProtocol, opts.host, opts.port)
         protocol.factory = self
         protocol.encoding = "utf-8"
         self._protocol = protocol
@@ -186,7 +185,8 @@ class AmiClient:
             # FullyBooted follows the login once Asterisk is up (read=system); only then is
             # QueueStatus complete after an Asterisk restart.
             try:
-                await asyncio.wait_for(self._booted.wait(), 60)
+                async with asyncio.timeout(60):
+                    await self._booted.wait()
             except TimeoutError:
                 logger.warning("AMI: no FullyBooted within 60s after login; going on")
             self.stats.connected = True
@@ -352,7 +352,8 @@ class AmiClient:
         act = CtiAction(headers, as_list=as_list)
         future = protocol.send(act, as_list=as_list)
         try:
-            result: Message | list[Message] = await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                result: Message | list[Message] = await future
         except TimeoutError:
             protocol.responses.pop(act.id, None)
             raise AmiTimeout(

@@ -100,7 +100,8 @@ class Broker:
         """Send what is queued (briefly), stop, disconnect."""
         if self._tasks and not self._out.empty():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._out.join(), timeout=2)
+                async with asyncio.timeout(2):
+                    await self._out.join()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -178,7 +178,8 @@ class Lease:
         if con is not None and not con.is_closed():
             # Closing the session releases its advisory locks; a dead link: terminate.
             try:
-                await asyncio.wait_for(con.close(), timeout=self.interval * MISSES)
+                async with asyncio.timeout(self.interval * MISSES):
+                    await con.close()
             except Exception:
                 con.terminate()
 

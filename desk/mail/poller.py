@@ -141,5 +141,6 @@ class MailPoller:
                 next_publish = now + self.publish_seconds
                 self._publish_now = False
                 await self._step("publish", self.publish)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.outbox_seconds)
+            with contextlib.suppress(TimeoutError):  # timeout(): a cancel is never lost
+                async with asyncio.timeout(self.outbox_seconds):
+                    await self._kick.wait()

@@ -99,7 +99,8 @@ class RelayedBoard(Board):
         if self.last is None:
             self.touch()
             try:
-                await asyncio.wait_for(self._arrived.wait(), timeout=3.0)
+                async with asyncio.timeout(3.0):
+                    await self._arrived.wait()
             except TimeoutError:
                 return {}
         assert self.last is not None
@@ -196,7 +197,8 @@ class Node:
         handler's error otherwise."""
         if self.ami.held:  # taken here: answer once the job runs
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
             except TimeoutError:
                 raise NotOwned("the link to Asterisk is being taken over") from None
             return await self._answers[kind](payload)
@@ -205,7 +207,8 @@ class Node:
         self._asks[ask] = answer
         try:
             self.broker.publish(ASK_CHANNEL, {"id": ask, "kind": kind, "payload": payload})
-            reply = await asyncio.wait_for(answer, timeout)
+            async with asyncio.timeout(timeout):
+                reply = await answer
         except TimeoutError:
             raise NotOwned("no node holds the link to Asterisk now") from None
         finally:
@@ -226,7 +229,8 @@ class Node:
         async def answer() -> None:
             reply: dict[str, Any]
             try:
-                await asyncio.wait_for(self._ready.wait(), ASK_TIMEOUT)
+                async with asyncio.timeout(ASK_TIMEOUT):
+                    await self._ready.wait()
                 reply = {"result": await handler(payload)}
             except TimeoutError:
                 return  # the asker gives up as well

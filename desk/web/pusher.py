@@ -140,8 +140,12 @@ class WallboardPusher(Board):
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result when the
+            # cancel of close() meets an event just set, and this loop then never ends (seen:
+            # a test's server close waited forever on this task).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._dirty.wait(), timeout=5.0)
+                async with asyncio.timeout(5.0):
+                    await self._dirty.wait()
             self._dirty.clear()
             if not self.always and not self.hub.clients(TOPIC):
                 continue  # nobody watches: no database work (a page gets one on connecting)
