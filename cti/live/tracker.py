@@ -191,10 +191,16 @@ class CallTracker:
             return
         call.hangup_cause = e.cause
         was_waiting = call.waiting
+        # Still talking: the caller's Hangup came before app_queue's AgentComplete, which then
+        # finds no call. The talk ends here, and the agent's wrap-up starts from it (seen in a
+        # test: the agent went from the call straight back to ready).
+        talk_ends = call.talking and bool(call.agent)
         call.finish(e.timestamp)
         self._touch(call)
         self.forget(call)
         logger.debug("call ended linkedid=%s outcome=%s", call.linkedid, call.outcome)
+        if talk_ends:
+            self._publish(CallEventKind.TALK_ENDED, call)
         self._publish(CallEventKind.CALL_ENDED, call)
         if was_waiting:
             self._queue_changed(call.queue)
