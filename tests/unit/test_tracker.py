@@ -167,6 +167,22 @@ def test_a_ring_found_in_a_snapshot_pops_once_and_ends_as_usual() -> None:
     assert not tr.ring_seen(uid, "1002", "PJSIP/1002", "a2", T0 + 70)
 
 
+def talk_then_end(uid: str, hangup_first: bool) -> list[ev.AmiEvent]:
+    """A queued call that agent 1201 answers, then its Hangup and AgentComplete in either order."""
+    ch, member = f"PJSIP/carrier-{uid}", "Local/1201@sim-agent/n"
+    end = [
+        ev.Hangup(T0 + 8.2, ch, uid, uid, 16, "Normal Clearing"),
+        ev.AgentComplete(T0 + 8.3, ch, uid, uid, "helpdesk", "1201", member, 2, 3, "agent"),
+    ]
+    return [
+        *inbound(uid, T0),
+        join(uid, T0 + 3.1),
+        ev.AgentCalled(T0 + 3.2, ch, uid, uid, "helpdesk", "1201", member, "a1", "Local/1201-1"),
+        ev.AgentConnect(T0 + 5.2, ch, uid, uid, "helpdesk", "1201", member, 2, 2, "a1"),
+        *(end if hangup_first else end[::-1]),
+    ]
+
+
 def test_a_hangup_before_agent_complete_still_ends_the_talk() -> None:
     """Asterisk may report the caller's Hangup before app_queue's AgentComplete: the talk ends
     at the hangup, once (the agent's wrap-up hangs on TALK_ENDED), and the late AgentComplete
@@ -175,21 +191,14 @@ def test_a_hangup_before_agent_complete_still_ends_the_talk() -> None:
     tr = CallTracker(["cti-inbound"], bus)
     heard: list[tuple[CallEventKind, str | None]] = []
     bus.subscribe(CallEvent, lambda e: heard.append((e.kind, e.call.agent)))
-    uid, ch = "1800000000.50", "PJSIP/carrier-1800000000.50"
-    feed(tr, inbound(uid, T0))
-    feed(tr, [
-        join(uid, T0 + 3.1),
-        ev.AgentCalled(T0 + 3.2, ch, uid, uid, "helpdesk", "1201", "Local/1201@sim-agent/n", "a1", "Local/1201-1"),
-        ev.AgentConnect(T0 + 5.2, ch, uid, uid, "helpdesk", "1201", "Local/1201@sim-agent/n", 2, 2, "a1"),
-        ev.Hangup(T0 + 8.2, ch, uid, uid, 16, "Normal Clearing"),
-        ev.AgentComplete(T0 + 8.3, ch, uid, uid, "helpdesk", "1201", "Local/1201@sim-agent/n", 2, 3, "agent"),
-    ])  # fmt: skip
+    feed(tr, talk_then_end("1800000000.50", hangup_first=True))
     kinds = [k for k, _ in heard]
     assert kinds[-2:] == [CallEventKind.TALK_ENDED, CallEventKind.CALL_ENDED], kinds
     assert kinds.count(CallEventKind.TALK_ENDED) == 1
     assert heard[-2][1] == "1201"
     (call,) = tr.take_dirty()
-    assert call.outcome == CallOutcome.ANSWERED and abs(call.talk_seconds - 3.0) < 1e-6  # type: ignore[operator]
+    assert call.outcome == CallOutcome.ANSWERED
+    assert abs(call.talk_seconds - 3.0) < 1e-6  # type: ignore[operator]
 
 
 def test_agent_complete_then_hangup_ends_the_talk_once() -> None:
@@ -197,13 +206,5 @@ def test_agent_complete_then_hangup_ends_the_talk_once() -> None:
     tr = CallTracker(["cti-inbound"], bus)
     heard: list[CallEventKind] = []
     bus.subscribe(CallEvent, lambda e: heard.append(e.kind))
-    uid, ch = "1800000000.51", "PJSIP/carrier-1800000000.51"
-    feed(tr, inbound(uid, T0))
-    feed(tr, [
-        join(uid, T0 + 3.1),
-        ev.AgentCalled(T0 + 3.2, ch, uid, uid, "helpdesk", "1201", "Local/1201@sim-agent/n", "a1", "Local/1201-1"),
-        ev.AgentConnect(T0 + 5.2, ch, uid, uid, "helpdesk", "1201", "Local/1201@sim-agent/n", 2, 2, "a1"),
-        ev.AgentComplete(T0 + 8.2, ch, uid, uid, "helpdesk", "1201", "Local/1201@sim-agent/n", 2, 3, "agent"),
-        ev.Hangup(T0 + 8.3, ch, uid, uid, 16, "Normal Clearing"),
-    ])  # fmt: skip
+    feed(tr, talk_then_end("1800000000.51", hangup_first=False))
     assert heard.count(CallEventKind.TALK_ENDED) == 1 and heard[-1] == CallEventKind.CALL_ENDED
