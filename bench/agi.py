@@ -175,6 +175,7 @@ async def run(calls: int, steps: int, rounds: int, loops: list[str], impls: list
     )  # fmt: skip
     mp = multiprocessing.get_context("spawn")
     seen: dict[str, list[tuple[float, float, float]]] = defaultdict(list)  # p50, p99, CPU/cmd
+    pooled: dict[str, list[float]] = defaultdict(list)  # every round's step gaps, seconds
     print(f"{calls} FastAGI calls + {calls} dialplan calls at once, {steps} steps each; our server "
           f"and the measuring AMI client each in a process of their own; baseline = cti/ivr/agi.py "
           f"at {baseline}; loadavg {loadavg()}")  # fmt: skip
@@ -203,6 +204,7 @@ async def run(calls: int, steps: int, rounds: int, loops: list[str], impls: list
                 per = max(commands, 1)
                 cpu = (user + system) / per * 1e6
                 seen[name].append((pct(agi, 0.5), pct(agi, 0.99), cpu))
+                pooled[name] += agi
                 for label, v, tail in (
                     (name, agi, f"{cpu:11.0f}{user / per * 1e6:6.0f}{system / per * 1e6:5.0f}"
                                 f"{switches / per:11.2f}"),
@@ -215,12 +217,19 @@ async def run(calls: int, steps: int, rounds: int, loops: list[str], impls: list
                       f"{added * 1000:.3f} ms, {elapsed:.1f}s; loadavg {loadavg()}")  # fmt: skip
     finally:
         await asyncio.to_thread(inst.purge)
-    print(f"summary of {rounds} rounds (median of the rounds; worst p99); loadavg {loadavg()}")
-    print(f"{'':38}{'p50 ms':>8}{'p99 ms':>8}{'worst p99':>10}{'CPU us/cmd':>11}")
+    # In lockstep one stall of the machine delays the 50 calls' steps together: 5 % of a round's
+    # samples, so a round's p99 is about its longest stall. The pooled p99 is that of every
+    # command of every round; "< 5 ms" counts the rounds whose own p99 is under the issue's aim.
+    print(f"summary of {rounds} rounds (median of the rounds; worst p99; p99 of all rounds' "
+          f"commands pooled); loadavg {loadavg()}")  # fmt: skip
+    print(f"{'':38}{'p50 ms':>8}{'p99 ms':>8}{'worst p99':>10}{'pooled p99':>11}"
+          f"{'< 5 ms':>8}{'CPU us/cmd':>11}")  # fmt: skip
     for name, figures in seen.items():
         p50s, p99s, cpus = zip(*figures, strict=True)
+        under = sum(1 for v in p99s if v < 5.0)
         print(f"{name:38}{statistics.median(p50s):8.3f}{statistics.median(p99s):8.3f}"
-              f"{max(p99s):10.3f}{statistics.median(cpus):11.0f}")  # fmt: skip
+              f"{max(p99s):10.3f}{pct(pooled[name], 0.99):11.3f}{f'{under}/{len(p99s)}':>8}"
+              f"{statistics.median(cpus):11.0f}")  # fmt: skip
 
 
 def main() -> None:
