@@ -29,6 +29,9 @@ from cti import eventloop
 from cti.ami.client import AmiClient
 from cti.simulate import AgentSpec, CallerSpec, SimulationPlan, Simulator
 
+# Seconds the server is watched idle, the agents logged in, before the phases.
+IDLE_SECONDS = 10
+
 
 class WsAgent:
     """One agent's WebSocket, recording the pops it receives."""
@@ -191,9 +194,6 @@ async def measure(
     for name, r in results.items():
         print(f"  {name:22}" + ", ".join(f"{k} {v:.1f}" for k, v in r["per_call"].items()))
     print(f"loadavg {loadavg()}")
-
-
-IDLE_SECONDS = 10
 
 
 def main() -> None:

@@ -51,8 +51,7 @@ class AgiStream(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
         if not self._paused and len(self._buffer) > 2 * MAX_LINE and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()

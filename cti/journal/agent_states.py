@@ -73,22 +73,21 @@ class StateLog:
             if not pending:
                 return
             closes, spans = _rows(pending)
-            table = SPANS
             try:
                 async with self.sessions.begin() as session:
                     # Two statements for the whole batch (executemany), not two per change.
                     await session.execute(
-                        update(table)
+                        update(SPANS)
                         .where(
-                            table.c.asterisk == self.asterisk,
-                            table.c.ext == bindparam("b_ext"),
-                            table.c.ended_at.is_(None),
+                            SPANS.c.asterisk == self.asterisk,
+                            SPANS.c.ext == bindparam("b_ext"),
+                            SPANS.c.ended_at.is_(None),
                         )
                         .values(ended_at=bindparam("b_at")),
                         closes,
                     )
                     await session.execute(
-                        insert(table), [{**span, "asterisk": self.asterisk} for span in spans]
+                        insert(SPANS), [{**span, "asterisk": self.asterisk} for span in spans]
                     )
             except BaseException:
                 self._pending[:0] = pending
