@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import loadavg, pct
-from bench.wire import Capture, Segment
+from bench.wire import Capture, Segment, agi_steps
 from cti import eventloop
 from cti.ami import actions
 from cti.ami import events as ev
@@ -149,26 +149,8 @@ def gaps(series: Series) -> list[float]:
 
 
 def wire_gaps(segments: list[Segment], port: int) -> tuple[list[float], list[float]]:
-    """From the packets of our FastAGI port: per call, the seconds between consecutive SET
-    VARIABLE commands reaching Asterisk (a whole step, Asterisk's part and ours), and the seconds
-    from Asterisk's result leaving to our next command leaving (our server's part alone)."""
-    calls: dict[int, list[Segment]] = defaultdict(list)
-    for seg in segments:
-        calls[seg.dport if seg.sport == port else seg.sport].append(seg)  # Asterisk's port
-    steps: list[float] = []
-    ours: list[float] = []
-    for segs in calls.values():
-        last_command = last_result = None
-        for seg in segs:
-            if seg.sport == port and seg.payload.startswith(WIRE_STEP_COMMANDS):
-                if last_command is not None:
-                    steps.append(seg.at - last_command)
-                if last_result is not None:
-                    ours.append(seg.at - last_result)
-                last_command, last_result = seg.at, None
-            elif seg.dport == port and seg.payload.startswith(b"200 result="):
-                last_result = seg.at if last_command is not None else None
-    return steps, ours
+    """bench.wire.agi_steps for this benchmark's step commands."""
+    return agi_steps(segments, port, WIRE_STEP_COMMANDS)
 
 
 def _usage() -> tuple[float, float, int]:

@@ -20,8 +20,11 @@ succeeded; exactly one journal row per call SIPp placed (by caller number), answ
 an incident; queue_log agrees (one ENTERQUEUE and a CONNECT to the journal's agent per call, no
 queue_log call without a row); incidents the IVR opened = calls that keyed. Per step it prints
 the CTI server's CPU per call and peak RSS, Asterisk's and SIPp's CPU, the load average, SIP
-setup time (INVITE to 200 OK, SIPp's own), the IVR's time and the FastAGI turnaround (from an
-AGI command's end to the next command's start on the channel, Asterisk's timestamps). The first
+setup time (INVITE to 200 OK, SIPp's own), the IVR's time and the FastAGI turnaround: from an
+AGI command's end to the next command's start on the channel by Asterisk's AMI timestamps
+("AGI"; they are taken when Asterisk's manager thread formats the event, late under load), and
+on the wire ("wire", bench.wire: from Asterisk's reply leaving to the server's next command
+leaving, kernel timestamps of the FastAGI port's packets; left out without CAP_NET_RAW). The first
 step (10 calls by default) is the baseline of the same run: saturation shows as failed calls or
 as setup time, AGI turnaround and time to agent rising well above it.
 """
@@ -47,6 +50,7 @@ from sqlalchemy import text
 from bench.pop_ws import WsAgent
 from bench.server import BenchServer, bench_server, cpu_seconds, rss_mb
 from bench.stats import pct
+from bench.wire import Capture, agi_steps
 from cti.ami import events as ev
 from cti.ami.client import AmiClient
 from cti.db import create_engine
@@ -88,6 +92,7 @@ class StepResult:
     ivr: list[float] = field(default_factory=list)
     to_agent: list[float] = field(default_factory=list)
     agi: list[float] = field(default_factory=list)
+    agi_wire: list[float] = field(default_factory=list)
     incidents: int = 0
     keyed: int = 0
     lost: int = 0  # calls SIPp placed with no journal row, or more than one
@@ -95,12 +100,21 @@ class StepResult:
 
 class AgiWatch:
     """FastAGI turnaround per command from the sim user's AMI events: AGIExecEnd of one command
-    to AGIExecStart of the next on the same channel (the server's reply, plus the network)."""
+    to AGIExecStart of the next on the same channel (the server's reply, plus the network, plus
+    the lag of Asterisk's AMI stamps under load); and on the wire (bench.wire, where the packet
+    capture can run): from Asterisk's reply leaving to the server's next command leaving."""
 
-    def __init__(self, client: AmiClient) -> None:
+    def __init__(self, client: AmiClient, agi_port: int) -> None:
         self.client = client
         self.last_end: dict[str, float] = {}
         self.gaps: list[float] = []
+        self.port = agi_port
+        self.capture: Capture | None = Capture(agi_port)
+        try:
+            self.capture.open()
+        except OSError as e:
+            print(f"no packet capture ({e}): no AGI figures on the wire", flush=True)
+            self.capture = None
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -120,8 +134,16 @@ class AgiWatch:
         gaps, self.gaps = self.gaps, []
         return gaps
 
+    def take_wire(self) -> list[float]:
+        """The turnarounds on the wire since the last call (none without the capture)."""
+        if self.capture is None:
+            return []
+        return agi_steps(self.capture.drain(), self.port)[1]
+
     async def close(self) -> None:
         self.task.cancel()
+        if self.capture is not None:
+            self.capture.close()
 
 
 async def prime(client: AmiClient, n_agents: int, talk: int) -> None:
@@ -302,6 +324,7 @@ async def step(
     await asyncio.to_thread(write_sipp_files, folder, numbers, 20 + talk + 10)
     st = srv.st
     watch.take()
+    watch.take_wire()
     loads = [os.getloadavg()[0]]
     ast_pid = st.pid or 0
     cpu0 = (cpu_seconds(srv.pid), cpu_seconds(ast_pid))
@@ -385,6 +408,7 @@ async def step(
         if a is not None and ans is not None:
             res.to_agent.append(ans - a)
     res.agi = watch.take()
+    res.agi_wire = watch.take_wire()
     # Let the agents' wrap-up end before the next step.
     await asyncio.sleep(3)
     return res
@@ -395,7 +419,7 @@ def report(results: list[StepResult]) -> None:
     print(
         f"{'step':10}{'calls':>6}{'peak':>5}{'fail':>5}{'lost':>5}{'srv CPU/call':>13}"
         f"{'RSS MB':>7}{'srv CPU':>8}{'ast CPU':>8}{'sipp':>6}{'setup ms p50/p99':>17}"
-        f"{'AGI ms p50/p99':>16}{'to queue s p50/p99':>19}{'to agent s p50/p99':>19}{'load':>11}"
+        f"{'AGI ms p50/p99':>16}{'wire p50/p99':>14}{'to queue s p50/p99':>19}{'to agent s p50/p99':>19}{'load':>11}"
     )
     for r in results:
         print(
@@ -406,6 +430,7 @@ def report(results: list[StepResult]) -> None:
             f"{r.sipp_cpu / r.seconds * 100:5.0f}%"
             f"{pct(r.setup, 0.5):9.1f}/{pct(r.setup, 0.99):<7.1f}"
             f"{pct(r.agi, 0.5):8.1f}/{pct(r.agi, 0.99):<7.1f}"
+            f"{pct(r.agi_wire, 0.5):6.2f}/{pct(r.agi_wire, 0.99):<7.2f}"
             f"{pct(r.ivr, 0.5) / 1000:11.1f}/{pct(r.ivr, 0.99) / 1000:<7.1f}"
             f"{pct(r.to_agent, 0.5) / 1000:11.1f}/{pct(r.to_agent, 0.99) / 1000:<7.1f}"
             f"{r.load[0]:5.1f}-{r.load[1]:<5.1f}"
@@ -465,7 +490,7 @@ async def drive(srv: BenchServer, steps: list[Step], rate: float) -> list[StepRe
     try:
         await client.start()
         await client.wait_connected(30)
-        watch = AgiWatch(client)
+        watch = AgiWatch(client, srv.st.agi_port)
         await prime(client, n_agents, 10)
         gate = asyncio.Semaphore(8)  # logins eight at a time (each hashes a password)
 

@@ -13,6 +13,7 @@ PermissionError without it).
 import ctypes
 import socket
 import struct
+from collections import defaultdict
 from dataclasses import dataclass
 
 ETH_P_ALL = 0x0003
@@ -119,3 +120,41 @@ class Capture:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def can_capture() -> bool:
+    """Whether a Capture can run here (CAP_NET_RAW, a Linux packet socket)."""
+    capture = Capture(0)
+    try:
+        capture.open()
+    except OSError:
+        return False
+    capture.close()
+    return True
+
+
+def agi_steps(
+    segments: list[Segment], port: int, commands: tuple[bytes, ...] = (b"",)
+) -> tuple[list[float], list[float]]:
+    """From the packets of a FastAGI server's `port`: per call (per Asterisk-side port), the
+    seconds between consecutive commands leaving the server (a whole step, Asterisk's part and
+    the server's), and the seconds from Asterisk's last reply to the next command (the server's
+    part alone). Only commands starting with one of `commands` count (all by default); what
+    Asterisk sends before the first one is the session's environment, not a reply."""
+    calls: dict[int, list[Segment]] = defaultdict(list)
+    for seg in segments:
+        calls[seg.dport if seg.sport == port else seg.sport].append(seg)
+    steps: list[float] = []
+    turnarounds: list[float] = []
+    for segs in calls.values():
+        last_command = last_reply = None
+        for seg in segs:
+            if seg.sport == port and seg.payload.startswith(commands):
+                if last_command is not None:
+                    steps.append(seg.at - last_command)
+                if last_reply is not None:
+                    turnarounds.append(seg.at - last_reply)
+                last_command, last_reply = seg.at, None
+            elif seg.dport == port and last_command is not None:
+                last_reply = seg.at
+    return steps, turnarounds

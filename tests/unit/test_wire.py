@@ -6,7 +6,7 @@ import time
 import pytest
 
 from bench.agi import wire_gaps
-from bench.wire import Capture, Segment, parse
+from bench.wire import Capture, Segment, agi_steps, parse
 
 
 def _pair(listener: socket.socket) -> tuple[socket.socket, socket.socket]:
@@ -87,3 +87,26 @@ def test_parse_refuses_what_is_not_ipv4_tcp() -> None:
     frame = bytearray(b"\x00" * 12 + b"\x08\x00" + b"\x45" + b"\x00" * 60)
     frame[23] = 17  # UDP
     assert parse(bytes(frame)) is None
+
+
+def test_agi_steps_counts_every_command_and_the_last_reply() -> None:
+    port = 4573
+
+    def seg(at: float, to_asterisk: bool, payload: bytes) -> Segment:
+        return Segment(at, *((port, 40000) if to_asterisk else (40000, port)), payload)
+
+    segments = [
+        seg(0.0, False, b"agi_request: agi://127.0.0.1/ivr\n"),  # the environment: no reply
+        seg(0.5, True, b'STREAM FILE "welcome" "12"\n'),
+        seg(2.5, False, b"200 result=0 endpos=16000\n"),
+        seg(2.6, True, b'GET DATA "menu" 5000 1\n'),
+        seg(4.0, False, b"HANGUP\n"),  # unsolicited, then the reply
+        seg(4.1, False, b"200 result=-1\n"),
+        seg(4.3, True, b"HANGUP\n"),
+    ]
+    steps, turnarounds = agi_steps(segments, port)
+    assert [round(s, 3) for s in steps] == [2.1, 1.7]
+    assert [round(t, 3) for t in turnarounds] == [0.1, 0.2]
+    # Only the commands asked for: the steps run from one of them to the next.
+    steps, turnarounds = agi_steps(segments, port, (b"STREAM FILE", b"HANGUP"))
+    assert [round(s, 3) for s in steps] == [3.8] and [round(t, 3) for t in turnarounds] == [0.2]
