@@ -55,13 +55,18 @@ def render_webrtc(
         text = set_option(text, "webrtc-endpoint", option, value)
     conf.write_text(text)
     # Asterisk's ICE host candidates are this host's interface addresses (never loopback), even
-    # with RTP bound to 127.0.0.1; rtp.conf maps each to 127.0.0.1, and its ICE access list lets
-    # nothing else through, so the browser is offered loopback candidates only.
+    # with RTP bound to 127.0.0.1; rtp.conf maps each to 127.0.0.1. An interface that comes up
+    # after this (podman's bridge, when the compose test starts beside the others) would be
+    # offered as it is, so the ICE access list denies every address but loopback and the ones
+    # mapped here (Asterisk's ACL: the last matching rule wins).
     rtp = etc / "rtp.conf"
     text = rtp.read_text() if rtp.exists() else "[general]\n"
-    for address in interface_addresses():
-        if not address.startswith("127."):
-            text = set_option(text, "ice_host_candidates", address, "127.0.0.1")
+    mapped = [a for a in interface_addresses() if not a.startswith("127.")]
+    for address in mapped:
+        text = set_option(text, "ice_host_candidates", address, "127.0.0.1")
+    rules = ["ice_deny = 0.0.0.0/0", "ice_permit = 127.0.0.0/8"]
+    rules += [f"ice_permit = {address}/32" for address in mapped]
+    text = text.replace("[general]\n", "[general]\n" + "\n".join(rules) + "\n", 1)
     rtp.write_text(text)
     softphone.write_passwords(etc, key)
     return files.ca_cert
