@@ -5,6 +5,7 @@ The call goes back to the dialplan with channel variables: CTI_NEXT (queue, onca
 CTI_QUEUE, __CTI_INCIDENT (inherited by the agent's leg), CTI_LANGUAGE, CTI_ONCALL_NUMBER.
 """
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -12,7 +13,7 @@ import time
 from cti.ivr.agi import AgiChannel, AgiHangup
 from cti.ivr.context import IvrContext, StepLog
 from cti.ivr.menu import Action, Menu, Option
-from cti.ivr.ports import NewIncident, Requester
+from cti.ivr.ports import AnnouncementPrompt, NewIncident, Requester
 from cti.ivr.prompts import SUBDIR
 from cti.journal.models import clip
 from cti.journal.recordings import recorded
@@ -97,26 +98,39 @@ class CallFlow:
         # AMI link is down is recorded from these steps alone (cti/reconcile.py, call_from_ivr).
         who = self.requester.employee_no if self.requester else "unknown"
         self.steps.add("", "lookup", self.caller.raw[:40], who, started)
-        self.pending = await self.play("welcome", ALL_KEYS)
-        now = self.ctx.now()
-        # The lead's hours (the database) win over hours.yaml; read on every call, so an edit
-        # applies to the next caller.
-        desk_hours = await self.ctx.desk.opening_hours()
-        hours = desk_hours.hours if desk_hours is not None else self.ctx.hours
-        if not hours.is_open(now):
-            self.pending = None  # meant for the daytime menu; the caller must hear the hours
-            started = time.time()
-            stated = desk_hours.prompts.get(self.lang) if desk_hours is not None else None
-            if stated:  # says the hours from the same data
-                await self.agi.stream_file(stated, "")
-            else:
-                await self.play("after_hours")
-            self.steps.add(
-                "", "after_hours", "", "holiday" if hours.holiday(now) else "closed", started
-            )
-            await self.menu_loop("after_hours")
-        elif not await self.announcements():
-            await self.menu_loop(self.ctx.menu.start)
+        # The lead's hours (the database wins over hours.yaml) and the announcements in force are
+        # read while the welcome plays, so a caller's key finds them ready; still on every call,
+        # so an edit applies to the next caller.
+        reads = (
+            asyncio.ensure_future(self.ctx.desk.opening_hours()),
+            asyncio.ensure_future(self.ctx.desk.active_announcements(self.ctx.now())),
+        )
+        try:
+            self.pending = await self.play("welcome", ALL_KEYS)
+            desk_hours = await reads[0]
+            now = self.ctx.now()
+            hours = desk_hours.hours if desk_hours is not None else self.ctx.hours
+            if not hours.is_open(now):
+                self.pending = None  # meant for the daytime menu; the caller must hear the hours
+                started = time.time()
+                stated = desk_hours.prompts.get(self.lang) if desk_hours is not None else None
+                if stated:  # says the hours from the same data
+                    await self.agi.stream_file(stated, "")
+                else:
+                    await self.play("after_hours")
+                self.steps.add(
+                    "", "after_hours", "", "holiday" if hours.holiday(now) else "closed", started
+                )
+                await self.menu_loop("after_hours")
+            elif not await self.announcements(await reads[1]):
+                await self.menu_loop(self.ctx.menu.start)
+        finally:
+            for read in reads:
+                if not read.done():
+                    read.cancel()  # the caller hung up in the welcome, or it is after hours
+                elif not read.cancelled() and read.exception() is not None:
+                    # Raised above already, or (the announcements, after hours) not needed.
+                    logger.debug("IVR read failed: %r", read.exception())
         if not self.agi.hung_up:
             await self.finish()
 
@@ -383,9 +397,9 @@ class CallFlow:
 
     # -- announcements (6.4) -------------------------------------------------------------------
 
-    async def announcements(self) -> bool:
-        """Play active announcements; True if the caller, affected by an outage, is done."""
-        for ann in await self.ctx.desk.active_announcements(self.ctx.now()):
+    async def announcements(self, active: list[AnnouncementPrompt]) -> bool:
+        """Play the announcements in force; True if the caller, affected by an outage, is done."""
+        for ann in active:
             prompt = ann.prompts.get(self.lang) or next(iter(ann.prompts.values()), None)
             if prompt is None:
                 continue
