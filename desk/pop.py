@@ -77,18 +77,25 @@ class PopBuilder:
         async with self.sessions() as s:
             incident: Incident | None = None
             user: User | None = None
-            if call.incident_number:
-                # The incident and its requester in one statement (each is a round trip to the
-                # database's thread, and the pop waits for them all).
-                row = (
-                    await s.execute(
-                        select(Incident, User)
-                        .outerjoin(User, User.id == Incident.requester_id)
-                        .where(Incident.number == call.incident_number)
+            # The IVR's incident: by the number its CtiIncident event gave the call, else by the
+            # call's id, which the IVR records on the incident (the event is lost when the AMI
+            # link drops just then). With its requester, in one statement (each is a round trip
+            # to the database's thread, and the pop waits for them all).
+            row = (
+                await s.execute(
+                    select(Incident, User)
+                    .outerjoin(User, User.id == Incident.requester_id)
+                    .where(
+                        Incident.number == call.incident_number
+                        if call.incident_number
+                        else Incident.call_uniqueid == call.uniqueid
                     )
-                ).first()
-                if row is not None:
-                    incident, user = row
+                    .order_by(Incident.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            if row is not None:
+                incident, user = row
             if (incident is None or incident.requester_id is None) and key:
                 users = await directory.find_by_key(s, key)
                 user = users[0] if len(users) == 1 else None
