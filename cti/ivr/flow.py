@@ -146,6 +146,8 @@ class CallFlow:
     async def finish(self) -> None:
         """Tell the journal which way the caller went through the menus."""
         fields = {"Path": self.path_text() or "-", "Lang": self.lang}
+        if self.incident:  # again: a CtiIncident lost with the AMI link is found here
+            fields["Incident"] = self.incident
         if self.voicemail:
             fields["Voicemail"] = "1"
         await self.user_event("CtiIvr", **fields)

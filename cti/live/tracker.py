@@ -225,6 +225,7 @@ class CallTracker:
         elif e.name == "CtiIncident":
             call.incident_number = f.get("Number") or call.incident_number
         elif e.name == "CtiIvr":
+            call.incident_number = f.get("Incident") or call.incident_number
             call.ivr_path = f.get("Path") or call.ivr_path
             call.language = f.get("Lang") or call.language
             if f.get("Voicemail") == "1":

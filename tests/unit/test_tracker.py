@@ -208,3 +208,20 @@ def test_agent_complete_then_hangup_ends_the_talk_once() -> None:
     bus.subscribe(CallEvent, lambda e: heard.append(e.kind))
     feed(tr, talk_then_end("1800000000.51", hangup_first=False))
     assert heard.count(CallEventKind.TALK_ENDED) == 1 and heard[-1] == CallEventKind.CALL_ENDED
+
+
+def test_the_ivrs_last_event_repeats_the_incident_number() -> None:
+    """CtiIvr, sent as the caller leaves the IVR, names the incident again: a CtiIncident lost
+    with the AMI link (the link back before the caller leaves) does not leave the call without
+    its number; a CtiIvr without one keeps what CtiIncident gave."""
+    tr = CallTracker(["cti-inbound"])
+    lost, heard = "1800000000.31", "1800000000.32"
+    for uid in (lost, heard):
+        feed(tr, inbound(uid, T0))
+    tr.handle(ev.UserEvent(T0 + 2.0, "CtiIncident", heard, heard, {"Number": "261130002"}))
+    tr.handle(ev.UserEvent(T0 + 2.9, "CtiIvr", lost, lost,
+                           {"Path": "main:1", "Lang": "zh", "Incident": "261130001"}))  # fmt: skip
+    tr.handle(ev.UserEvent(T0 + 2.9, "CtiIvr", heard, heard, {"Path": "main:1", "Lang": "zh"}))
+    assert tr.calls[lost].incident_number == "261130001"
+    assert tr.calls[heard].incident_number == "261130002"
+    assert tr.calls[lost].ivr_path == "main:1"
