@@ -1,6 +1,8 @@
 """The call tracker's state machine on hand-built event sequences (the shapes come from the
 captured sessions; the captured sessions themselves are replayed in test_replay)."""
 
+import pytest
+
 from cti.ami import events as ev
 from cti.live.bus import Bus, CallEvent, CallEventKind
 from cti.live.tracker import CallTracker
@@ -225,3 +227,44 @@ def test_the_ivrs_last_event_repeats_the_incident_number() -> None:
     assert tr.calls[lost].incident_number == "261130001"
     assert tr.calls[heard].incident_number == "261130002"
     assert tr.calls[lost].ivr_path == "main:1"
+
+
+def blind_transfer(uid: str, complete_late: bool) -> list[ev.AmiEvent]:
+    """Agent 1201 answers, blind-transfers the caller to 1202 from the page, 1202 answers; app_queue's
+    AgentComplete for 1201 comes before 1202's answer or, under load, after it."""
+    ch, member = f"PJSIP/carrier-{uid}", "PJSIP/1201"
+    complete = ev.AgentComplete(
+        T0 + 9.0, ch, uid, uid, "helpdesk", "1201", member, 2, 3, "transfer"
+    )
+    answered = ev.UserEvent(T0 + 11.0, "CtiTransferAnswered", "1800000099.1", uid, {"Call": uid})
+    return [
+        *inbound(uid, T0),
+        join(uid, T0 + 3.1),
+        ev.AgentCalled(T0 + 3.2, ch, uid, uid, "helpdesk", "1201", member, "a1", "PJSIP/1201-1"),
+        ev.AgentConnect(T0 + 5.2, ch, uid, uid, "helpdesk", "1201", member, 2, 2, "a1"),
+        ev.UserEvent(T0 + 8.9, "CtiTransferTo", uid, uid, {"Kind": "agent", "To": "1202"}),
+        *((answered, complete) if complete_late else (complete, answered)),
+        ev.Hangup(T0 + 30.0, ch, uid, uid, 16, "Normal Clearing"),
+    ]
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_blind_transfer_ends_the_agents_part_once_whenever_agent_complete_comes(
+    late: bool,
+) -> None:
+    """The transferring agent's part ends at the transfer: their page gets "ended" and their
+    wrap-up starts (both hang on TALK_ENDED naming them) once, whether app_queue's AgentComplete
+    comes before the colleague answers or after (seen under load: 1201's page never heard)."""
+    bus = Bus()
+    tr = CallTracker(["cti-inbound"], bus)
+    heard: list[tuple[CallEventKind, str | None]] = []
+    bus.subscribe(CallEvent, lambda e: heard.append((e.kind, e.call.agent)))
+    feed(tr, blind_transfer(f"1800000000.{60 + late}", complete_late=late))
+    ended = [agent for kind, agent in heard if kind == CallEventKind.TALK_ENDED]
+    assert ended == ["1201", "1202"], heard
+    (call,) = tr.take_dirty()
+    assert call.outcome == CallOutcome.ANSWERED and call.agent == "1202"
+    assert [(leg["agent"], leg["to"]) for leg in call.legs] == [
+        ("1201", T0 + 8.9),
+        ("1202", T0 + 30.0),
+    ], call.legs
