@@ -305,12 +305,18 @@ class CallTracker:
         # an attended one ([cti-atxfer]: the agent keeps the caller until it completes).
         kind, to = f.get("Kind", ""), f.get("To", "")
         call.transferred_to = f"{kind}:{to}" if kind else to or "?"
+        ends_part = False
         if f.get("Mode") == "attended":
             call.consulting = to or None
         else:
+            # The agent's part ends at the transfer, as in an attended one: not at app_queue's
+            # AgentComplete, which under load comes after the colleague has answered.
+            ends_part = call.leg_since is not None and bool(call.agent)
             call.end_leg(ts)
         self._touch(call)
         self._publish(CallEventKind.CALL_CHANGED, call)
+        if ends_part:
+            self._publish(CallEventKind.TALK_ENDED, call)
         if kind == "agent" and to:
             # The colleague's phone rings: an offer, so their page pops with the incident.
             offer = Offer(to, TRANSFER, ts)
@@ -477,6 +483,8 @@ class CallTracker:
             # the call's talk goes on; only that agent's part was over (already recorded).
             self._touch(call)
             return
+        # A blind transfer ended this agent's part (and said so) already.
+        told = call.agent == e.member_name and call.leg_since is None and bool(call.transferred_to)
         call.talk_ended_at = e.timestamp
         call.unhold(e.timestamp)
         if call.agent == e.member_name:
@@ -489,7 +497,8 @@ class CallTracker:
         if call.state == CallState.TALKING:
             call.move(CallState.DIALPLAN)
         self._touch(call)
-        self._publish(CallEventKind.TALK_ENDED, call)
+        if not told:
+            self._publish(CallEventKind.TALK_ENDED, call)
 
 
 def mark_unseen(tracker: CallTracker) -> None:

@@ -151,7 +151,10 @@ async def lead_sets_up_and_the_phones_follow(
                             "office_phone": "010-62345604", "password": "zhaoliu pass 1"}.items():  # fmt: skip
             await form.locator(f"[name={name}]").fill(value)
         await form.locator("button[type=submit]").click()
-        await expect(lead.locator('#staff tr[data-username="zhaoliu"]')).to_contain_text(AGENT_EXT)
+        # The password's hash (argon2) and the page's reload: more than expect's 5 s under load.
+        await expect(lead.locator('#staff tr[data-username="zhaoliu"]')).to_contain_text(
+            AGENT_EXT, timeout=20000
+        )
 
         # 2. On call: the engineer, by name from the staff list; the roster takes their mobile
         # from Table A.2 (the page's mobile field left empty).

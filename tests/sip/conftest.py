@@ -38,7 +38,12 @@ KEEP_PRESSING_1 = [(1.0 + 1.5 * i, "1") for i in range(10)]
 
 async def sip_server(st: InstanceState, tmp_path: Path, **extra: str) -> TestClient:
     """A CTI server whose agents answer on PJSIP phones."""
-    settings = server_settings(st, tmp_path, CTI_AGENT_INTERFACE="PJSIP/{ext}", **extra)
+    # The product's AMI ping (5 s / 5 s), not the suite's 1 s / 2 s: these calls run in real
+    # time beside the compose build, and a link dropped for a slow Pong loses the call's events.
+    pings = {"CTI_AMI_PING_INTERVAL": "5", "CTI_AMI_PING_TIMEOUT": "5"}
+    settings = server_settings(
+        st, tmp_path, CTI_AGENT_INTERFACE="PJSIP/{ext}", **{**pings, **extra}
+    )
     http = TestClient(TestServer(create_app(settings)))
     await http.start_server()
     await db.import_users(tmp_path, FIXTURES / "users.csv")
