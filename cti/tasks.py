@@ -34,3 +34,13 @@ class Background:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when this task has been asked to stop but is still running: something
+    it awaited swallowed the cancel (on Python 3.11 a library's `asyncio.wait_for` does when its
+    wait ends in the iteration the cancel lands in; a broad `except`). A loop that calls this
+    every round ends all the same, and whoever awaits it after cancelling is not left waiting."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

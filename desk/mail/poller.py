@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cti.db import SessionMaker
 from cti.errors import CtiError
+from cti.tasks import stop_if_cancelled
 from desk.mail import intake, outbox
 from desk.mail.imap import ImapError, ImapSettings, open_mailbox
 from desk.mail.parse import parse
@@ -141,6 +142,7 @@ class MailPoller:
                 next_publish = now + self.publish_seconds
                 self._publish_now = False
                 await self._step("publish", self.publish)
+            stop_if_cancelled()  # a step swallowed our cancel (a test's close waited forever so)
             with contextlib.suppress(TimeoutError):  # timeout(): a cancel is never lost
                 async with asyncio.timeout(self.outbox_seconds):
                     await self._kick.wait()

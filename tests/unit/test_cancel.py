@@ -14,6 +14,8 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from cti.live.bus import Bus
+from desk.mail.outbox import Sent
+from desk.mail.poller import MailPoller
 from desk.web.hub import Hub
 from desk.web.pusher import WallboardPusher
 from reports.wallboard import MetricSettings
@@ -49,3 +51,27 @@ def test_the_servers_code_does_not_use_wait_for() -> None:
         if re.search(r"\bwait_for\(", line)
     ]
     assert not found, f"asyncio.wait_for can lose a cancel on Python 3.11: {found}"
+
+
+async def test_the_mail_poller_stops_when_a_step_swallows_its_cancel() -> None:
+    """A step whose library swallows the cancel (3.11's wait_for, a broad except) no longer keeps
+    the poller going: its close waited forever so at a test's teardown in a fresh-clone run."""
+    swallowed = asyncio.Event()
+
+    class Swallowing(MailPoller):
+        async def deliver(self) -> Sent:
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                swallowed.set()  # as such a library does: the cancel is gone
+            return Sent(0, 0, 0)
+
+    poller = Swallowing(cast(Any, None), cast(Any, None), None, UTC, own=set(),
+                        poll_seconds=60, outbox_seconds=60)  # fmt: skip
+    poller.start()
+    for _ in range(3):
+        await asyncio.sleep(0)  # the poller is in its outbox step now
+    closing = asyncio.create_task(poller.close())
+    done, _ = await asyncio.wait([closing], timeout=5)
+    assert swallowed.is_set()
+    assert closing in done, "the poller went on after its cancel"
