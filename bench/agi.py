@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import loadavg, pct
-from bench.wire import Capture, Segment, agi_steps
+from bench.wire import Segment, agi_steps, open_capture
 from cti import eventloop
 from cti.ami import actions
 from cti.ami import events as ev
@@ -195,17 +195,6 @@ def _serve_process(
     conn.close()
 
 
-def _open_capture(port: int) -> Capture | None:
-    """A capture of the FastAGI port's packets, or None (with a word why) where it cannot run."""
-    capture = Capture(port)
-    try:
-        capture.open()
-    except (PermissionError, OSError) as e:
-        print(f"no packet capture ({e}): the figures on the wire are left out")
-        return None
-    return capture
-
-
 async def run(calls: int, steps: int, rounds: int, loops: list[str], impls: list[str],
               baseline: str, watch_nice: int = 19, think_ms: int = 0) -> None:  # fmt: skip
     sources = {impl: baseline_source(baseline) if impl == "baseline" else None for impl in impls}
@@ -215,16 +204,15 @@ async def run(calls: int, steps: int, rounds: int, loops: list[str], impls: list
         inst.up, ami_port=free_port(), sip_port=free_port(), agi_port=free_port(),
         globals_={"BENCH_AGI_PORT": str(agi_port)},
     )  # fmt: skip
-    capture = _open_capture(agi_port)
+    capture = open_capture(agi_port)
     mp = multiprocessing.get_context("spawn")
     seen: dict[str, list[tuple[float, float]]] = defaultdict(list)  # each round's p50, p99
     pooled: dict[str, list[float]] = defaultdict(list)  # every round's gaps, seconds
     cpus: dict[str, list[float]] = defaultdict(list)  # CPU seconds per command, each round
     kind = f"EXEC Wait {think_ms} ms" if think_ms else "SET VARIABLE, lockstep"
     print(f"{calls} FastAGI calls + {calls} dialplan calls at once, {steps} steps each ({kind}); "
-          f"our server "
-          f"and the measuring AMI client each in a process of their own; baseline = cti/ivr/agi.py "
-          f"at {baseline}; loadavg {loadavg()}")  # fmt: skip
+          f"our server and the measuring AMI client each in a process of their own; baseline = "
+          f"cti/ivr/agi.py at {baseline}; loadavg {loadavg()}")  # fmt: skip
     head = f"{'':8}{'':56}{'p50 ms':>8}{'p90 ms':>8}{'p99 ms':>8}{'max ms':>8}{'steps':>6}"
     print(f"{head}{'CPU us/cmd':>11}{'user':>6}{'sys':>5}{'switch/cmd':>11}")
     try:

@@ -50,7 +50,7 @@ from sqlalchemy import text
 from bench.pop_ws import WsAgent
 from bench.server import BenchServer, bench_server, cpu_seconds, rss_mb
 from bench.stats import pct
-from bench.wire import Capture, agi_steps
+from bench.wire import agi_steps, open_capture
 from cti.ami import events as ev
 from cti.ami.client import AmiClient
 from cti.db import create_engine
@@ -109,12 +109,7 @@ class AgiWatch:
         self.last_end: dict[str, float] = {}
         self.gaps: list[float] = []
         self.port = agi_port
-        self.capture: Capture | None = Capture(agi_port)
-        try:
-            self.capture.open()
-        except OSError as e:
-            print(f"no packet capture ({e}): no AGI figures on the wire", flush=True)
-            self.capture = None
+        self.capture = open_capture(agi_port)
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:

@@ -122,12 +122,23 @@ class Capture:
             self._sock = None
 
 
-def can_capture() -> bool:
-    """Whether a Capture can run here (CAP_NET_RAW, a Linux packet socket)."""
-    capture = Capture(0)
+def open_capture(port: int, *, quiet: bool = False) -> Capture | None:
+    """A running capture of `port`, or None where none can run (no CAP_NET_RAW, not Linux),
+    saying why unless `quiet`: the benchmarks then leave their figures on the wire out."""
+    capture = Capture(port)
     try:
         capture.open()
-    except OSError:
+    except OSError as e:
+        if not quiet:
+            print(f"no packet capture ({e}): the figures on the wire are left out", flush=True)
+        return None
+    return capture
+
+
+def can_capture() -> bool:
+    """Whether a Capture can run here (CAP_NET_RAW, a Linux packet socket)."""
+    capture = open_capture(0, quiet=True)
+    if capture is None:
         return False
     capture.close()
     return True
