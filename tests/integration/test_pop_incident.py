@@ -5,6 +5,8 @@ server's ping went unanswered under load and the agent's pop came without the in
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from cti.db import create_engine, migrate, session_maker
 from cti.ivr.ports import NewIncident
 from cti.live.model import LiveCall, view_of
@@ -22,8 +24,16 @@ def _new(uniqueid: str, symptom: str) -> NewIncident:
     )  # fmt: skip
 
 
-async def test_the_pop_finds_the_ivrs_incident_without_its_event(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'cti.sqlite3'}")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_the_pop_finds_the_ivrs_incident_without_its_event(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        request.getfixturevalue("pg_url")
+        if backend == "postgresql"
+        else f"sqlite+aiosqlite:///{tmp_path / 'cti.sqlite3'}"
+    )
+    engine = create_engine(url)
     await migrate(engine, MIGRATIONS)
     sessions = session_maker(engine)
     plan = NumberPlan(area_code="10")
